@@ -1,0 +1,308 @@
+//! Writing and reading whole chunks as erasure-coded stripes over a set of [`ShardStore`]s.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use tracing::warn;
+
+use crate::shard_format::{self, ShardHeader};
+use crate::{ChunkHash, Codec, Error, Layout, Result, ShardKey, ShardStore};
+
+#[derive(Debug)]
+pub struct ChunkStore {
+    layout: Layout,
+    codec: Codec,
+    disks: Vec<Arc<dyn ShardStore>>,
+}
+
+/// What a chunk write achieved: the shard positions that could not be written are the ones a
+/// heal must fill in later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutChunkReport {
+    pub written: usize,
+    pub failed_positions: Vec<usize>,
+}
+
+impl ChunkStore {
+    pub fn new(layout: Layout, disks: Vec<Arc<dyn ShardStore>>) -> Result<Self> {
+        if disks.len() != layout.disks {
+            return Err(Error::Layout(format!(
+                "layout wants {} disks, {} given",
+                layout.disks,
+                disks.len()
+            )));
+        }
+        let codec = Codec::new(layout.data(), layout.parity)?;
+        Ok(ChunkStore { layout, codec, disks })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn disks(&self) -> &[Arc<dyn ShardStore>] {
+        &self.disks
+    }
+
+    /// Encodes and stores a chunk. Succeeds once the write quorum of shards is durable.
+    pub async fn put_chunk(&self, hash: ChunkHash, data: Bytes) -> Result<PutChunkReport> {
+        let codec = self.codec;
+        let files = tokio::task::spawn_blocking(move || -> Result<Vec<Bytes>> {
+            let shards = codec.encode(&data)?;
+            Ok(shards
+                .iter()
+                .enumerate()
+                .map(|(i, payload)| {
+                    let header = ShardHeader {
+                        index: i as u8,
+                        data_shards: codec.data_shards() as u8,
+                        parity_shards: codec.parity_shards() as u8,
+                        chunk: hash,
+                        chunk_len: data.len() as u64,
+                        payload_len: payload.len() as u32,
+                    };
+                    shard_format::encode(&header, payload)
+                })
+                .collect())
+        })
+        .await??;
+
+        let placement = self.layout.placement(&hash);
+        let writes = files.into_iter().enumerate().map(|(i, file)| {
+            let disk = &self.disks[placement[i]];
+            let key = ShardKey {
+                chunk: hash,
+                index: i as u8,
+            };
+            async move { disk.put(key, file).await }
+        });
+        let results = join_all(writes).await;
+        let mut failed_positions = Vec::new();
+        let mut errors = Vec::new();
+        for (i, r) in results.into_iter().enumerate() {
+            if let Err(e) = r {
+                warn!(chunk = %hash, position = i, disk = %self.disks[placement[i]].name(), error = %e, "shard write failed");
+                errors.push(format!("{}: {e}", self.disks[placement[i]].name()));
+                failed_positions.push(i);
+            }
+        }
+        let written = self.codec.total_shards() - failed_positions.len();
+        if written < self.layout.write_quorum() {
+            return Err(Error::WriteQuorum {
+                written,
+                needed: self.layout.write_quorum(),
+                detail: errors.join("; "),
+            });
+        }
+        Ok(PutChunkReport {
+            written,
+            failed_positions,
+        })
+    }
+
+    /// Reads a chunk of `len` bytes: data shards first, parity only when some are missing or
+    /// fail their checksum.
+    pub async fn get_chunk(&self, hash: ChunkHash, len: u64) -> Result<Bytes> {
+        let k = self.codec.data_shards();
+        let n = self.codec.total_shards();
+        let placement = self.layout.placement(&hash);
+        let mut slots: Vec<Option<Bytes>> = vec![None; n];
+        let mut problems = Vec::new();
+
+        let data = join_all((0..k).map(|i| self.read_shard(hash, i, placement[i], len))).await;
+        for (i, r) in data.into_iter().enumerate() {
+            match r {
+                Ok(p) => slots[i] = Some(p),
+                Err(e) => problems.push((i, e)),
+            }
+        }
+        if problems.is_empty() {
+            return self.codec.decode(&slots, len as usize);
+        }
+        let parity = join_all((k..n).map(|i| self.read_shard(hash, i, placement[i], len))).await;
+        for (j, r) in parity.into_iter().enumerate() {
+            match r {
+                Ok(p) => slots[k + j] = Some(p),
+                Err(e) => problems.push((k + j, e)),
+            }
+        }
+        for (i, e) in &problems {
+            warn!(chunk = %hash, position = i, disk = %self.disks[placement[*i]].name(), error = %e, "shard unreadable, reconstructing");
+        }
+        let available = slots.iter().filter(|s| s.is_some()).count();
+        if available < k {
+            return Err(Error::ReadQuorum {
+                available,
+                needed: k,
+                detail: problems
+                    .iter()
+                    .map(|(i, e)| format!("{}: {e}", self.disks[placement[*i]].name()))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        }
+        let codec = self.codec;
+        tokio::task::spawn_blocking(move || codec.decode(&slots, len as usize)).await?
+    }
+
+    async fn read_shard(&self, hash: ChunkHash, index: usize, disk: usize, len: u64) -> Result<Bytes> {
+        let key = ShardKey {
+            chunk: hash,
+            index: index as u8,
+        };
+        let file = self.disks[disk].get(key).await?;
+        let (header, payload) = shard_format::decode(&file)?;
+        if header.chunk != hash || header.index as usize != index || header.chunk_len != len {
+            return Err(Error::Corrupt(format!(
+                "shard header names {:?} position {} length {}",
+                header.chunk, header.index, header.chunk_len
+            )));
+        }
+        Ok(payload)
+    }
+
+    /// Removes every shard of a chunk. Missing shards are fine; failing disks are reported.
+    pub async fn delete_chunk(&self, hash: ChunkHash) -> Result<()> {
+        let placement = self.layout.placement(&hash);
+        let deletes = placement.iter().enumerate().map(|(i, &disk)| {
+            self.disks[disk].delete(ShardKey {
+                chunk: hash,
+                index: i as u8,
+            })
+        });
+        let errors: Vec<_> = join_all(deletes).await.into_iter().filter_map(|r| r.err()).collect();
+        match errors.into_iter().next() {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryShardStore;
+    use proptest::prelude::*;
+
+    fn stores(n: usize) -> (Vec<Arc<MemoryShardStore>>, Vec<Arc<dyn ShardStore>>) {
+        let mem: Vec<_> = (0..n).map(|i| Arc::new(MemoryShardStore::new(format!("d{i}")))).collect();
+        let dyns = mem.iter().map(|m| m.clone() as Arc<dyn ShardStore>).collect();
+        (mem, dyns)
+    }
+
+    fn data(len: usize, seed: u64) -> Bytes {
+        let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    #[tokio::test]
+    async fn writes_one_shard_per_disk_and_reads_back() {
+        let (mem, dyns) = stores(4);
+        let cs = ChunkStore::new(Layout::new(4, None).unwrap(), dyns).unwrap();
+        let chunk = data(1 << 20, 1);
+        let h = ChunkHash::of(&chunk);
+        let report = cs.put_chunk(h, chunk.clone()).await.unwrap();
+        assert_eq!(report.written, 4);
+        for m in &mem {
+            assert_eq!(m.list().await.unwrap().len(), 1);
+        }
+        assert_eq!(cs.get_chunk(h, chunk.len() as u64).await.unwrap(), chunk);
+    }
+
+    #[tokio::test]
+    async fn corrupt_shard_is_reconstructed_from_parity() {
+        let (mem, dyns) = stores(4);
+        let layout = Layout::new(4, None).unwrap();
+        let cs = ChunkStore::new(layout, dyns).unwrap();
+        let chunk = data(300_000, 2);
+        let h = ChunkHash::of(&chunk);
+        cs.put_chunk(h, chunk.clone()).await.unwrap();
+        let disk = layout.placement(&h)[0];
+        let key = ShardKey { chunk: h, index: 0 };
+        let mut file = mem[disk].get(key).await.unwrap().to_vec();
+        let last = file.len() - 1;
+        file[last] ^= 1;
+        mem[disk].put(key, file.into()).await.unwrap();
+        assert_eq!(cs.get_chunk(h, chunk.len() as u64).await.unwrap(), chunk);
+    }
+
+    #[tokio::test]
+    async fn losing_more_than_parity_fails_cleanly() {
+        let (mem, dyns) = stores(4);
+        let layout = Layout::new(4, None).unwrap();
+        let cs = ChunkStore::new(layout, dyns).unwrap();
+        let chunk = data(5000, 3);
+        let h = ChunkHash::of(&chunk);
+        cs.put_chunk(h, chunk.clone()).await.unwrap();
+        let placement = layout.placement(&h);
+        for i in 0..3 {
+            mem[placement[i]].delete(ShardKey { chunk: h, index: i as u8 }).await.unwrap();
+        }
+        assert!(matches!(
+            cs.get_chunk(h, chunk.len() as u64).await,
+            Err(Error::ReadQuorum { available: 1, needed: 2, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn delete_removes_every_shard() {
+        let (mem, dyns) = stores(6);
+        let cs = ChunkStore::new(Layout::new(6, None).unwrap(), dyns).unwrap();
+        let chunk = data(70_000, 4);
+        let h = ChunkHash::of(&chunk);
+        cs.put_chunk(h, chunk).await.unwrap();
+        cs.delete_chunk(h).await.unwrap();
+        for m in &mem {
+            assert!(m.list().await.unwrap().is_empty());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Any combination of up to m lost or corrupted shards gives back the exact chunk.
+        #[test]
+        fn up_to_m_damaged_shards_read_back_exact(
+            disks in 1usize..9,
+            len in 1usize..200_000,
+            seed in any::<u64>(),
+            damage in proptest::collection::vec((any::<u8>(), any::<bool>()), 0..5),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (mem, dyns) = stores(disks);
+                let layout = Layout::new(disks, None).unwrap();
+                let cs = ChunkStore::new(layout, dyns).unwrap();
+                let chunk = data(len, seed);
+                let h = ChunkHash::of(&chunk);
+                cs.put_chunk(h, chunk.clone()).await.unwrap();
+                let placement = layout.placement(&h);
+                let mut damaged = std::collections::HashSet::new();
+                for (pos, corrupt) in damage {
+                    if damaged.len() == layout.parity { break; }
+                    let pos = pos as usize % placement.len();
+                    if !damaged.insert(pos) { continue; }
+                    let key = ShardKey { chunk: h, index: pos as u8 };
+                    let store = &mem[placement[pos]];
+                    if corrupt {
+                        let mut f = store.get(key).await.unwrap().to_vec();
+                        let at = (seed as usize) % f.len();
+                        f[at] ^= 0x5a;
+                        store.put(key, f.into()).await.unwrap();
+                    } else {
+                        store.delete(key).await.unwrap();
+                    }
+                }
+                assert_eq!(cs.get_chunk(h, len as u64).await.unwrap(), chunk);
+            });
+        }
+    }
+}

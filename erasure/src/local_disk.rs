@@ -1,0 +1,188 @@
+//! A [`ShardStore`] on one local directory ("disk").
+//!
+//! Shards live at `<root>/shards/<h0h1>/<h2h3>/<chunk hex>.<index>`: names come from content
+//! hashes only, so no object key ever becomes a path. Writes go to `<root>/.tessera/tmp`, are
+//! fsynced, renamed into place and the directory is fsynced, so a crash leaves either the old
+//! state or the complete new shard. All file I/O runs on the blocking pool.
+
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{ChunkHash, Error, Result, ShardKey, ShardStore};
+
+pub const SHARDS_DIR: &str = "shards";
+pub const TMP_DIR: &str = ".tessera/tmp";
+
+#[derive(Debug, Clone)]
+pub struct LocalDiskStore {
+    root: Arc<PathBuf>,
+}
+
+impl LocalDiskStore {
+    /// Opens the store, creating its directories if needed.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for dir in [SHARDS_DIR, TMP_DIR] {
+            let p = root.join(dir);
+            fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(LocalDiskStore { root: Arc::new(root) })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn shard_path(&self, key: &ShardKey) -> PathBuf {
+        let hex = key.chunk.to_hex();
+        self.root
+            .join(SHARDS_DIR)
+            .join(&hex[0..2])
+            .join(&hex[2..4])
+            .join(format!("{hex}.{}", key.index))
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&LocalDiskStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(&me)).await?
+    }
+
+    fn put_sync(&self, key: &ShardKey, file: &[u8]) -> Result<()> {
+        let dest = self.shard_path(key);
+        let dir = dest.parent().expect("shard path has a parent");
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            // Make the new directory entries themselves durable.
+            sync_dir(dir.parent().expect("fan-out dir has a parent"))?;
+            sync_dir(&self.root.join(SHARDS_DIR))?;
+        }
+        let tmp = self.root.join(TMP_DIR).join(format!("{}.{}", uuid::Uuid::new_v4(), key.index));
+        let result = (|| {
+            let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            f.write_all(file).map_err(|e| Error::io(&tmp, e))?;
+            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+            sync_dir(dir)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+fn parse_shard_name(name: &str) -> Option<ShardKey> {
+    let (hex, index) = name.split_once('.')?;
+    Some(ShardKey {
+        chunk: ChunkHash::from_hex(hex)?,
+        index: index.parse().ok()?,
+    })
+}
+
+#[async_trait]
+impl ShardStore for LocalDiskStore {
+    fn name(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn put(&self, key: ShardKey, file: Bytes) -> Result<()> {
+        self.blocking(move |me| me.put_sync(&key, &file)).await
+    }
+
+    async fn get(&self, key: ShardKey) -> Result<Bytes> {
+        self.blocking(move |me| {
+            let path = me.shard_path(&key);
+            match fs::read(&path) {
+                Ok(data) => Ok(Bytes::from(data)),
+                Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::NotFound),
+                Err(e) => Err(Error::io(path, e)),
+            }
+        })
+        .await
+    }
+
+    async fn delete(&self, key: ShardKey) -> Result<()> {
+        self.blocking(move |me| {
+            let path = me.shard_path(&key);
+            match fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::io(path, e)),
+            }
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<ShardKey>> {
+        self.blocking(|me| {
+            let mut out = Vec::new();
+            let top = me.root.join(SHARDS_DIR);
+            let read = |p: &Path| fs::read_dir(p).map_err(|e| Error::io(p, e));
+            for a in read(&top)? {
+                let a = a.map_err(|e| Error::io(&top, e))?.path();
+                if !a.is_dir() {
+                    continue;
+                }
+                for b in read(&a)? {
+                    let b = b.map_err(|e| Error::io(&a, e))?.path();
+                    if !b.is_dir() {
+                        continue;
+                    }
+                    for f in read(&b)? {
+                        let f = f.map_err(|e| Error::io(&b, e))?;
+                        if let Some(key) = f.file_name().to_str().and_then(parse_shard_name) {
+                            out.push(key);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.blocking(|me| {
+            let probe = me.root.join(TMP_DIR).join(format!("health-{}", uuid::Uuid::new_v4()));
+            fs::write(&probe, b"ok").map_err(|e| Error::io(&probe, e))?;
+            fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_the_shard_store_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDiskStore::open(dir.path()).unwrap();
+        crate::store_suite::run(&store).await;
+        // Nothing is left behind in the temp area.
+        assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn missing_root_fails_health() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDiskStore::open(dir.path().join("d")).unwrap();
+        fs::remove_dir_all(dir.path().join("d")).unwrap();
+        assert!(store.health().await.is_err());
+    }
+}

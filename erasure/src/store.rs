@@ -1,0 +1,41 @@
+//! The `ShardStore` boundary: where shard files live.
+//!
+//! Contract for every implementation:
+//! - `put` is atomic and durable when it returns: a reader sees the old state or the whole new
+//!   shard, never a torn one, and the shard survives a crash or power loss afterwards;
+//! - `get` returns exactly the bytes put, or [`Error::NotFound`]; it does not verify contents
+//!   (the caller checks the shard's own checksum, so every store is verified the same way);
+//! - `delete` is idempotent: deleting a missing shard succeeds;
+//! - `list` returns every stored shard key, in no particular order;
+//! - `health` fails when the store cannot currently serve reads and writes.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{ChunkHash, Result};
+
+/// One shard of one chunk: the chunk's address and the shard's position in its stripe.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShardKey {
+    pub chunk: ChunkHash,
+    pub index: u8,
+}
+
+impl fmt::Debug for ShardKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", &self.chunk.to_hex()[..16], self.index)
+    }
+}
+
+#[async_trait]
+pub trait ShardStore: Send + Sync + fmt::Debug + 'static {
+    /// A human-readable name (a path or a URL) for logs and errors.
+    fn name(&self) -> String;
+    async fn put(&self, key: ShardKey, file: Bytes) -> Result<()>;
+    async fn get(&self, key: ShardKey) -> Result<Bytes>;
+    async fn delete(&self, key: ShardKey) -> Result<()>;
+    async fn list(&self) -> Result<Vec<ShardKey>>;
+    async fn health(&self) -> Result<()>;
+}

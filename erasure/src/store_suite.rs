@@ -1,0 +1,44 @@
+//! The one test suite every [`ShardStore`] implementation must pass.
+
+use bytes::Bytes;
+
+use crate::{ChunkHash, ShardKey, ShardStore};
+
+pub async fn run(store: &dyn ShardStore) {
+    store.health().await.expect("healthy store");
+    let a = ShardKey {
+        chunk: ChunkHash::of(b"a"),
+        index: 0,
+    };
+    let a1 = ShardKey { index: 1, ..a };
+    let b = ShardKey {
+        chunk: ChunkHash::of(b"b"),
+        index: 5,
+    };
+
+    assert!(store.get(a).await.unwrap_err().is_not_found());
+    assert!(store.list().await.unwrap().is_empty());
+
+    store.put(a, Bytes::from_static(b"first")).await.unwrap();
+    store.put(a1, Bytes::from_static(b"other index")).await.unwrap();
+    store.put(b, Bytes::new()).await.unwrap();
+    assert_eq!(store.get(a).await.unwrap(), Bytes::from_static(b"first"));
+    assert_eq!(store.get(a1).await.unwrap(), Bytes::from_static(b"other index"));
+    assert_eq!(store.get(b).await.unwrap(), Bytes::new());
+
+    // Overwrite replaces the whole shard.
+    store.put(a, Bytes::from(vec![9u8; 300_000])).await.unwrap();
+    assert_eq!(store.get(a).await.unwrap(), Bytes::from(vec![9u8; 300_000]));
+
+    let mut listed = store.list().await.unwrap();
+    listed.sort();
+    let mut expected = vec![a, a1, b];
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    store.delete(a).await.unwrap();
+    store.delete(a).await.expect("delete is idempotent");
+    assert!(store.get(a).await.unwrap_err().is_not_found());
+    assert_eq!(store.get(a1).await.unwrap(), Bytes::from_static(b"other index"));
+    assert_eq!(store.list().await.unwrap().len(), 2);
+}

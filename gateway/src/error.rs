@@ -1,0 +1,37 @@
+//! The gateway's one error type. Its mapping to S3 error codes lives in `s3::errors`.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Meta(#[from] metastore::Error),
+    #[error(transparent)]
+    Storage(#[from] erasure::Error),
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("the request body could not be read: {0}")]
+    Body(String),
+    #[error("the request body ended after {got} of {expected} bytes")]
+    IncompleteBody { got: u64, expected: u64 },
+    #[error("the object exceeds the maximum size of {max} bytes")]
+    EntityTooLarge { max: u64 },
+    #[error("the Content-MD5 does not match the body")]
+    BadDigest,
+    #[error("part {0} is smaller than the 5 MiB minimum and is not the last part")]
+    EntityTooSmall(u32),
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("the parts must be listed in ascending order")]
+    InvalidPartOrder,
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Error::Internal(format!("background task failed: {e}"))
+    }
+}

@@ -1,0 +1,9 @@
+//! The tessera gateway: the `tessera` command line, the S3 front end (the only place that
+//! knows s3s), and the object service that turns S3 operations into metastore commits and
+//! erasure-coded chunk I/O.
+
+pub mod config;
+pub mod error;
+pub mod s3;
+pub mod server;
+pub mod storage;

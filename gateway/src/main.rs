@@ -1,0 +1,87 @@
+//! The `tessera` command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use gateway::config::{Credentials, ServeConfig, expand_ellipsis};
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "S3-compatible object storage on erasure-coded, deduplicated chunks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve S3 from one or more directories (disks). `DIR` accepts ranges: /data{1...4}.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:9000")]
+    address: SocketAddr,
+    /// Parity shards per erasure set (default by set size: 1 disk 0, 2-3 1, 4-5 2, 6-7 3, 8+ 4).
+    #[arg(long)]
+    parity: Option<usize>,
+    /// Seconds an unreferenced chunk is kept before its shards are deleted.
+    #[arg(long, default_value_t = 600)]
+    gc_grace_secs: u64,
+    /// Region reported to clients.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Data directories, one per disk.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<String>,
+}
+
+fn serve_config(args: ServeArgs) -> Result<ServeConfig, String> {
+    let mut disks = Vec::new();
+    for d in &args.dirs {
+        disks.extend(expand_ellipsis(d)?.into_iter().map(PathBuf::from));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for d in &disks {
+        if !seen.insert(d) {
+            return Err(format!("{} is given more than once", d.display()));
+        }
+    }
+    let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let credentials = Credentials::from_env_values(env("TESSERA_ROOT_USER"), env("TESSERA_ROOT_PASSWORD"))?;
+    Ok(ServeConfig {
+        address: args.address,
+        disks,
+        parity: args.parity,
+        credentials,
+        gc_grace: Duration::from_secs(args.gc_grace_secs),
+        region: args.region,
+    })
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve_config(args).and_then(|cfg| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(gateway::server::serve(cfg))
+        }),
+    };
+    if let Err(e) = result {
+        eprintln!("tessera: error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,57 @@
+//! Bucket operations.
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+
+use super::convert::timestamp;
+use super::{TesseraS3, owner};
+
+pub async fn list_buckets(s: &TesseraS3, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    let buckets = s
+        .service
+        .list_buckets()
+        .await?
+        .into_iter()
+        .map(|(name, r)| Bucket {
+            name: Some(name),
+            creation_date: Some(timestamp(r.created_ms)),
+            bucket_region: Some(s.region.clone()),
+        })
+        .collect();
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(owner()),
+        ..Default::default()
+    }))
+}
+
+pub async fn create_bucket(s: &TesseraS3, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+    s.service.create_bucket(&req.input.bucket).await?;
+    Ok(S3Response::new(CreateBucketOutput {
+        location: Some(format!("/{}", req.input.bucket)),
+        ..Default::default()
+    }))
+}
+
+pub async fn head_bucket(s: &TesseraS3, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    s.service.bucket(&req.input.bucket).await?;
+    Ok(S3Response::new(HeadBucketOutput {
+        bucket_region: Some(s.region.clone()),
+        ..Default::default()
+    }))
+}
+
+pub async fn delete_bucket(s: &TesseraS3, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+    s.service.delete_bucket(&req.input.bucket).await?;
+    Ok(S3Response::new(DeleteBucketOutput {}))
+}
+
+pub async fn get_bucket_location(
+    s: &TesseraS3,
+    req: S3Request<GetBucketLocationInput>,
+) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    s.service.bucket(&req.input.bucket).await?;
+    // S3 reports us-east-1 as an empty location constraint.
+    let location_constraint = (s.region != "us-east-1").then(|| BucketLocationConstraint::from(s.region.clone()));
+    Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+}

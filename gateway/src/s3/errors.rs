@@ -1,0 +1,61 @@
+//! The one place where tessera errors become S3 error codes.
+
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::error::Error;
+
+impl From<Error> for S3Error {
+    fn from(e: Error) -> Self {
+        use S3ErrorCode as C;
+        let (code, message) = match &e {
+            Error::Meta(m) => match m {
+                metastore::Error::NoSuchBucket => (C::NoSuchBucket, "The specified bucket does not exist".to_string()),
+                metastore::Error::BucketExists => (
+                    C::BucketAlreadyOwnedByYou,
+                    "Your previous request to create the named bucket succeeded and you already own it".to_string(),
+                ),
+                metastore::Error::BucketNotEmpty => {
+                    (C::BucketNotEmpty, "The bucket you tried to delete is not empty".to_string())
+                }
+                metastore::Error::NoSuchUpload => (
+                    C::NoSuchUpload,
+                    "The specified multipart upload does not exist".to_string(),
+                ),
+                metastore::Error::PartChanged(n) => (C::InvalidPart, format!("Part {n} was replaced during completion")),
+                other => return internal(other),
+            },
+            Error::Storage(s) => match s {
+                erasure::Error::WriteQuorum { .. } | erasure::Error::ReadQuorum { .. } => {
+                    tracing::error!(error = %s, "storage quorum lost");
+                    (C::ServiceUnavailable, "Not enough disks are available; please retry later".to_string())
+                }
+                other => return internal(other),
+            },
+            Error::NoSuchKey => (C::NoSuchKey, "The specified key does not exist.".to_string()),
+            Error::Body(m) => (C::IncompleteBody, format!("The request body could not be read: {m}")),
+            Error::IncompleteBody { .. } => (C::IncompleteBody, e.to_string()),
+            Error::EntityTooLarge { .. } => (C::EntityTooLarge, e.to_string()),
+            Error::BadDigest => (
+                C::BadDigest,
+                "The Content-MD5 you specified did not match what we received.".to_string(),
+            ),
+            Error::EntityTooSmall(_) => (C::EntityTooSmall, e.to_string()),
+            Error::InvalidPart(m) => (C::InvalidPart, m.clone()),
+            Error::InvalidPartOrder => (
+                C::InvalidPartOrder,
+                "The list of parts was not in ascending order.".to_string(),
+            ),
+            Error::InvalidArgument(m) => (C::InvalidArgument, m.clone()),
+            Error::Internal(_) => return internal(&e),
+        };
+        S3Error::with_message(code, message)
+    }
+}
+
+fn internal(e: &dyn std::fmt::Display) -> S3Error {
+    tracing::error!(error = %e, "internal error");
+    S3Error::with_message(
+        S3ErrorCode::InternalError,
+        "We encountered an internal error. Please try again.",
+    )
+}

@@ -1,0 +1,128 @@
+//! Multipart upload operations.
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::convert::{self, ContentInput, check_key, etag, object_meta, timestamp};
+use super::{TesseraS3, owner};
+use crate::storage::CompletedPart;
+
+pub async fn create(
+    s: &TesseraS3,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let i = req.input;
+    check_key(&i.key)?;
+    let meta = object_meta(ContentInput {
+        content_type: i.content_type,
+        content_encoding: i.content_encoding,
+        content_disposition: i.content_disposition,
+        content_language: i.content_language,
+        cache_control: i.cache_control,
+        expires: i.expires,
+        metadata: i.metadata,
+        storage_class: i.storage_class.map(|c| c.as_str().to_owned()),
+    });
+    let upload_id = s.service.create_upload(&i.bucket, &i.key, meta).await?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        upload_id: Some(upload_id),
+        ..Default::default()
+    }))
+}
+
+fn part_number(n: i32) -> S3Result<u32> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"))
+}
+
+pub async fn upload_part(s: &TesseraS3, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    let i = req.input;
+    check_key(&i.key)?;
+    let number = part_number(i.part_number)?;
+    let md5 = convert::content_md5(i.content_md5.as_deref())?;
+    let expected = i.content_length.and_then(|l| u64::try_from(l).ok());
+    let body = i
+        .body
+        .unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
+    let tag = s
+        .service
+        .upload_part(&i.bucket, &i.key, &i.upload_id, number, body, expected, md5)
+        .await?;
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(etag(&tag)),
+        ..Default::default()
+    }))
+}
+
+pub async fn complete(
+    s: &TesseraS3,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let i = req.input;
+    check_key(&i.key)?;
+    let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    let mut parts = Vec::with_capacity(listed.len());
+    for p in listed {
+        let number = part_number(p.part_number.ok_or_else(|| s3_error!(MalformedXML, "A part has no PartNumber"))?)?;
+        let tag = p.e_tag.ok_or_else(|| s3_error!(MalformedXML, "A part has no ETag"))?;
+        parts.push(CompletedPart {
+            number,
+            etag: tag.value().to_owned(),
+        });
+    }
+    let record = s.service.complete_upload(&i.bucket, &i.key, &i.upload_id, &parts).await?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(i.bucket.clone()),
+        key: Some(i.key.clone()),
+        e_tag: Some(etag(&record.etag)),
+        location: Some(format!("/{}/{}", i.bucket, i.key)),
+        ..Default::default()
+    }))
+}
+
+pub async fn abort(
+    s: &TesseraS3,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let i = req.input;
+    s.service.abort_upload(&i.bucket, &i.key, &i.upload_id).await?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub async fn list_parts(s: &TesseraS3, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+    let i = req.input;
+    let max = i.max_parts.unwrap_or(1000).clamp(0, 1000);
+    let marker = i.part_number_marker.unwrap_or(0);
+    let all = s.service.list_parts(&i.bucket, &i.key, &i.upload_id).await?;
+    let mut after: Vec<_> = all.into_iter().filter(|(n, _)| *n as i64 > marker as i64).collect();
+    let truncated = after.len() > max as usize;
+    after.truncate(max as usize);
+    let next = after.last().map(|(n, _)| *n as i32);
+    let parts = after
+        .into_iter()
+        .map(|(n, p)| Part {
+            part_number: Some(n as i32),
+            e_tag: Some(etag(&p.etag)),
+            size: Some(p.size as i64),
+            last_modified: Some(timestamp(p.modified_ms)),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        upload_id: Some(i.upload_id),
+        max_parts: Some(max),
+        part_number_marker: i.part_number_marker,
+        next_part_number_marker: next,
+        is_truncated: Some(truncated),
+        parts: Some(parts),
+        owner: Some(owner()),
+        storage_class: Some(StorageClass::from("STANDARD".to_owned())),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,184 @@
+//! Start-up and the HTTP server: format or verify the disks, open the metastore mirror and the
+//! shard stores, print the banner, then serve S3 until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use erasure::disk_format::{self, Deployment};
+use erasure::{ChunkStore, LocalDiskStore, ShardStore};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use metastore::{KvStore, MetaStore, MirroredKv, RocksKv};
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::config::{CHUNK_SIZE, CredentialSource, INLINE_MAX, ServeConfig};
+use crate::s3::TesseraS3;
+use crate::storage::ObjectService;
+
+/// Paths under this prefix are answered by the server itself, never by the S3 layer; no
+/// bucket can be named `.tessera`, so they cannot shadow S3 requests.
+pub const HEALTH_PATH: &str = "/.tessera/health/live";
+
+pub const META_DIR: &str = ".tessera/meta";
+
+/// Everything a running server is made of, opened and checked.
+pub struct Opened {
+    pub deployment: Deployment,
+    pub service: Arc<ObjectService>,
+    pub meta_replicas: Vec<PathBuf>,
+}
+
+/// Formats or verifies the disks and opens the stores. Blocking: run it before serving.
+pub fn open(cfg: &ServeConfig) -> Result<Opened, String> {
+    let deployment = disk_format::prepare_disks(&cfg.disks, cfg.parity, CHUNK_SIZE).map_err(|e| e.to_string())?;
+    let mut stores: Vec<Arc<dyn ShardStore>> = Vec::new();
+    for d in &cfg.disks {
+        stores.push(Arc::new(LocalDiskStore::open(d).map_err(|e| e.to_string())?));
+    }
+    // The metadata must survive the loss of any `parity` disks, like the data: keep a replica on
+    // parity + 1 disks.
+    let replica_count = (deployment.layout.parity + 1).min(cfg.disks.len());
+    let meta_replicas: Vec<PathBuf> = cfg.disks[..replica_count].iter().map(|d| d.join(META_DIR)).collect();
+    let mut replicas: Vec<(String, Box<dyn KvStore>)> = Vec::new();
+    for p in &meta_replicas {
+        let kv = RocksKv::open(p).map_err(|e| e.to_string())?;
+        replicas.push((p.display().to_string(), Box::new(kv)));
+    }
+    let kv = MirroredKv::new(replicas).map_err(|e| e.to_string())?;
+    let meta = MetaStore::new(kv, cfg.gc_grace);
+    let chunks = ChunkStore::new(deployment.layout, stores).map_err(|e| e.to_string())?;
+    let service = Arc::new(ObjectService::new(meta, Arc::new(chunks), CHUNK_SIZE, INLINE_MAX));
+    Ok(Opened {
+        deployment,
+        service,
+        meta_replicas,
+    })
+}
+
+fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
+    let d = &opened.deployment;
+    println!("tessera {} - S3-compatible object storage", env!("CARGO_PKG_VERSION"));
+    println!("  endpoint:    http://{bound}");
+    println!("  region:      {}", cfg.region);
+    println!(
+        "  disks:       {}{}",
+        cfg.disks.len(),
+        if d.freshly_formatted { " (formatted now)" } else { "" }
+    );
+    for (i, disk) in cfg.disks.iter().enumerate() {
+        println!("    {:>3}. {}", i + 1, disk.display());
+    }
+    println!("  erasure:     {}", d.layout);
+    println!("  deployment:  {}", d.deployment_id);
+    println!(
+        "  metadata:    {} mirrored replica(s): {}",
+        opened.meta_replicas.len(),
+        opened
+            .meta_replicas
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    match cfg.credentials.source {
+        CredentialSource::Environment => {
+            println!("  credentials: access key {:?} from TESSERA_ROOT_USER / TESSERA_ROOT_PASSWORD", cfg.credentials.access_key)
+        }
+        CredentialSource::Development => {
+            println!("  credentials: DEVELOPMENT DEFAULTS access key {:?} secret key {:?}", cfg.credentials.access_key, cfg.credentials.secret_key);
+            println!("  WARNING: anyone who knows these defaults can read and write every bucket.");
+            println!("  WARNING: set TESSERA_ROOT_USER and TESSERA_ROOT_PASSWORD before exposing this server.");
+        }
+    }
+}
+
+pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
+    let opened = {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || open(&cfg))
+            .await
+            .map_err(|e| e.to_string())??
+    };
+    let gc_interval = (cfg.gc_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
+    let _gc = opened.service.spawn_gc(gc_interval);
+
+    let mut builder = S3ServiceBuilder::new(TesseraS3::new(opened.service.clone(), cfg.region.clone()));
+    builder.set_auth(SimpleAuth::from_single(
+        cfg.credentials.access_key.clone(),
+        cfg.credentials.secret_key.clone(),
+    ));
+    let s3 = builder.build();
+
+    let listener = TcpListener::bind(cfg.address)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.address))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    banner(&cfg, &opened, bound);
+
+    let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (socket, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                let s3 = s3.clone();
+                let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let s3 = s3.clone();
+                    async move {
+                        if req.uri().path() == HEALTH_PATH {
+                            return Ok(hyper::Response::new(s3s::Body::from("ok\n".to_string())));
+                        }
+                        hyper::service::Service::call(&s3, req).await
+                    }
+                });
+                let conn = http.serve_connection_with_upgrades(TokioIo::new(socket), svc).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    info!("shutting down: no new connections, waiting up to 10 s for requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => warn!("requests still in flight after 10 s; stopping anyway"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

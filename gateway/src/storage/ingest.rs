@@ -1,0 +1,204 @@
+//! The streaming write path: body -> MD5 (on its own thread) + fixed-size chunks -> SHA-256 ->
+//! dedup check -> erasure-coded write, with a few chunks in flight so memory stays bounded
+//! whatever the object size.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use erasure::ChunkHash;
+use futures::stream::FuturesOrdered;
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use metastore::{ChunkRef, ObjectData};
+
+use super::chunk_locks::Pin;
+use super::{MAX_OBJECT_SIZE, ObjectService};
+use crate::error::{Error, Result};
+
+/// Chunks being hashed, encoded and written at once per request.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+pub(crate) struct Ingested {
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub data: ObjectData,
+    /// Keeps GC off the chunks until the caller's commit is done.
+    pub _pins: Vec<Pin>,
+    /// Chunks this request stored itself (not dedup hits): to discard if it does not commit.
+    pub written: Vec<[u8; 32]>,
+}
+
+struct StoredChunk {
+    chunk: ChunkRef,
+    pin: Pin,
+    written: bool,
+}
+
+#[derive(Default)]
+struct Progress {
+    chunks: Vec<ChunkRef>,
+    pins: Vec<Pin>,
+    written: Vec<[u8; 32]>,
+}
+
+impl Progress {
+    fn take(&mut self, r: Result<StoredChunk>) -> Result<()> {
+        let s = r?;
+        self.chunks.push(s.chunk);
+        self.pins.push(s.pin);
+        if s.written {
+            self.written.push(s.chunk.hash);
+        }
+        Ok(())
+    }
+}
+
+impl ObjectService {
+    pub(crate) async fn ingest<S, E>(&self, body: S, expected_len: Option<u64>, allow_inline: bool) -> Result<Ingested>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let (md5_tx, mut md5_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let md5_task = tokio::task::spawn_blocking(move || {
+            let mut h = Md5::new();
+            while let Some(b) = md5_rx.blocking_recv() {
+                h.update(&b);
+            }
+            <[u8; 16]>::from(h.finalize())
+        });
+        let mut progress = Progress::default();
+        let outcome = self
+            .chunk_body(body, expected_len, allow_inline, md5_tx, &mut progress)
+            .await;
+        let md5 = md5_task.await?;
+        match outcome {
+            Ok((size, inline)) => Ok(Ingested {
+                size,
+                md5,
+                data: match inline {
+                    Some(bytes) => ObjectData::Inline(bytes),
+                    None => ObjectData::Chunks(progress.chunks),
+                },
+                _pins: progress.pins,
+                written: progress.written,
+            }),
+            Err(e) => {
+                self.discard(Ingested {
+                    size: 0,
+                    md5,
+                    data: ObjectData::Chunks(Vec::new()),
+                    _pins: progress.pins,
+                    written: progress.written,
+                })
+                .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Returns the size and, for small objects, the bytes to store inline.
+    async fn chunk_body<S, E>(
+        &self,
+        mut body: S,
+        expected_len: Option<u64>,
+        allow_inline: bool,
+        md5_tx: tokio::sync::mpsc::Sender<Bytes>,
+        progress: &mut Progress,
+    ) -> Result<(u64, Option<Vec<u8>>)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let seen = Arc::new(Mutex::new(HashSet::new()));
+        let mut in_flight = FuturesOrdered::new();
+        let mut buf = BytesMut::new();
+        let mut size: u64 = 0;
+        let mut failure = None;
+        while let Some(frame) = body.next().await {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    failure = Some(Error::Body(e.to_string()));
+                    break;
+                }
+            };
+            size += frame.len() as u64;
+            if size > MAX_OBJECT_SIZE {
+                failure = Some(Error::EntityTooLarge { max: MAX_OBJECT_SIZE });
+                break;
+            }
+            if expected_len.is_some_and(|n| size > n) {
+                failure = Some(Error::InvalidArgument(format!(
+                    "the body is longer than the declared {} bytes",
+                    expected_len.unwrap_or_default()
+                )));
+                break;
+            }
+            if md5_tx.send(frame.clone()).await.is_err() {
+                failure = Some(Error::Internal("MD5 worker stopped".into()));
+                break;
+            }
+            buf.extend_from_slice(&frame);
+            while buf.len() >= self.chunk_size {
+                let chunk = buf.split_to(self.chunk_size).freeze();
+                in_flight.push_back(self.store_chunk(chunk, seen.clone()));
+                while in_flight.len() >= CHUNKS_IN_FLIGHT {
+                    let done = in_flight.next().await.expect("non-empty");
+                    if let Err(e) = progress.take(done) {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+                if failure.is_some() {
+                    break;
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+        }
+        drop(md5_tx);
+        if failure.is_none()
+            && let Some(n) = expected_len
+            && size < n
+        {
+            failure = Some(Error::IncompleteBody { got: size, expected: n });
+        }
+        let inline = failure.is_none() && allow_inline && size <= self.inline_max as u64;
+        if failure.is_none() && !inline && !buf.is_empty() {
+            in_flight.push_back(self.store_chunk(std::mem::take(&mut buf).freeze(), seen.clone()));
+        }
+        // Always drain: shard writes already under way finish, so a cleanup sees them.
+        while let Some(done) = in_flight.next().await {
+            if let Err(e) = progress.take(done) {
+                failure.get_or_insert(e);
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None if inline => Ok((size, Some(buf.to_vec()))),
+            None => Ok((size, None)),
+        }
+    }
+
+    async fn store_chunk(&self, chunk: Bytes, seen: Arc<Mutex<HashSet<[u8; 32]>>>) -> Result<StoredChunk> {
+        let (hash, chunk) = tokio::task::spawn_blocking(move || (ChunkHash::of(&chunk), chunk)).await?;
+        let pin = self.locks.pin(hash.0).await;
+        let len = chunk.len() as u32;
+        let already_here = seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&hash.0);
+        let written = if already_here || self.meta.chunk_known(hash.0).await? {
+            false
+        } else {
+            self.chunks.put_chunk(hash, chunk).await?;
+            seen.lock().unwrap_or_else(|p| p.into_inner()).insert(hash.0);
+            true
+        };
+        Ok(StoredChunk {
+            chunk: ChunkRef { hash: hash.0, len },
+            pin,
+            written,
+        })
+    }
+}

@@ -1,0 +1,212 @@
+//! The object service: S3-independent operations on buckets and objects, built from metastore
+//! commits and erasure-coded chunks. The S3 layer (`crate::s3`) translates to and from it.
+
+mod chunk_locks;
+mod gc;
+mod ingest;
+mod multipart;
+mod read;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use erasure::{ChunkHash, ChunkStore};
+use metastore::{BucketRecord, ContentHeaders, ListPage, ListQuery, MetaStore, ObjectRecord};
+
+pub use chunk_locks::ChunkLocks;
+pub use multipart::CompletedPart;
+pub use read::ObjectStream;
+
+use crate::error::{Error, Result};
+
+/// The largest object S3 accepts (5 TiB).
+pub const MAX_OBJECT_SIZE: u64 = 5 << 40;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// What a client says about a new object besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectMeta {
+    pub content: ContentHeaders,
+    pub user_metadata: BTreeMap<String, String>,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ObjectService {
+    meta: MetaStore,
+    chunks: Arc<ChunkStore>,
+    locks: Arc<ChunkLocks>,
+    chunk_size: usize,
+    inline_max: usize,
+}
+
+impl ObjectService {
+    pub fn new(meta: MetaStore, chunks: Arc<ChunkStore>, chunk_size: usize, inline_max: usize) -> Self {
+        assert!(inline_max < chunk_size, "inline objects must fit in one chunk");
+        ObjectService {
+            meta,
+            chunks,
+            locks: Arc::default(),
+            chunk_size,
+            inline_max,
+        }
+    }
+
+    pub fn chunk_store(&self) -> &ChunkStore {
+        &self.chunks
+    }
+
+    // ---- buckets ----
+
+    pub async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        Ok(self
+            .meta
+            .create_bucket(bucket, BucketRecord { created_ms: now_ms() })
+            .await?)
+    }
+
+    pub async fn bucket(&self, bucket: &str) -> Result<BucketRecord> {
+        self.meta
+            .get_bucket(bucket)
+            .await?
+            .ok_or(Error::Meta(metastore::Error::NoSuchBucket))
+    }
+
+    pub async fn list_buckets(&self) -> Result<Vec<(String, BucketRecord)>> {
+        Ok(self.meta.list_buckets().await?)
+    }
+
+    pub async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        Ok(self.meta.delete_bucket(bucket).await?)
+    }
+
+    // ---- objects ----
+
+    /// Streams `body` into chunks and commits the object. Nothing is visible until the data
+    /// and the metadata are both durable.
+    pub async fn put_object<S, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: S,
+        expected_len: Option<u64>,
+        content_md5: Option<[u8; 16]>,
+        meta: ObjectMeta,
+    ) -> Result<ObjectRecord>
+    where
+        S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        self.bucket(bucket).await?;
+        let ingested = self.ingest(body, expected_len, true).await?;
+        if content_md5.is_some_and(|m| m != ingested.md5) {
+            self.discard(ingested).await;
+            return Err(Error::BadDigest);
+        }
+        let record = ObjectRecord {
+            version_id: None,
+            size: ingested.size,
+            etag: hex::encode(ingested.md5),
+            modified_ms: now_ms(),
+            content: meta.content,
+            user_metadata: meta.user_metadata,
+            checksums: BTreeMap::new(),
+            tags: Vec::new(),
+            storage_class: meta.storage_class,
+            delete_marker: false,
+            data: ingested.data.clone(),
+            parts: Vec::new(),
+        };
+        match self.meta.put_object(bucket, key, record.clone()).await {
+            Ok(_) => Ok(record),
+            Err(e) => {
+                self.discard(ingested).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord> {
+        match self.meta.get_object(bucket, key).await? {
+            Some(r) if !r.delete_marker => Ok(r),
+            _ => {
+                self.bucket(bucket).await?;
+                Err(Error::NoSuchKey)
+            }
+        }
+    }
+
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+        self.meta.delete_object(bucket, key).await?;
+        Ok(())
+    }
+
+    /// Makes `dst` reference the same chunks as `src`: no data is read or written.
+    /// `meta: None` copies the source's metadata (S3's COPY directive).
+    pub async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        meta: Option<ObjectMeta>,
+    ) -> Result<ObjectRecord> {
+        self.bucket(dst_bucket).await?;
+        // Pin the source's chunks, then check the source still names them: while it does their
+        // refcount is positive, and from now on GC cannot claim them.
+        let mut source = self.head_object(src_bucket, src_key).await?;
+        let mut pins = Vec::new();
+        for _attempt in 0..3 {
+            pins.clear();
+            for c in source.data.chunks() {
+                pins.push(self.locks.pin(c.hash).await);
+            }
+            let again = self.head_object(src_bucket, src_key).await?;
+            if again.data == source.data {
+                break;
+            }
+            source = again;
+        }
+        let mut record = source.clone();
+        record.modified_ms = now_ms();
+        if let Some(m) = meta {
+            record.content = m.content;
+            record.user_metadata = m.user_metadata;
+            record.storage_class = m.storage_class;
+        }
+        self.meta.put_object(dst_bucket, dst_key, record.clone()).await?;
+        drop(pins);
+        Ok(record)
+    }
+
+    pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage> {
+        Ok(self.meta.list_objects(bucket, query).await?)
+    }
+
+    /// Deletes chunks written by a request that did not commit, unless something else now
+    /// references or is writing them.
+    async fn discard(&self, ingested: ingest::Ingested) {
+        let written = ingested.written.clone();
+        drop(ingested);
+        for hash in written {
+            let Some(_claim) = self.locks.try_claim_delete(hash) else {
+                continue;
+            };
+            match self.meta.chunk_known(hash).await {
+                Ok(false) => {
+                    if let Err(e) = self.chunks.delete_chunk(ChunkHash(hash)).await {
+                        tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove shards of an uncommitted chunk");
+                    }
+                }
+                Ok(true) => {}
+                Err(e) => tracing::warn!(error = %e, "could not check an uncommitted chunk"),
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! The metastore's one error type.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("bucket already exists")]
+    BucketExists,
+    #[error("bucket is not empty")]
+    BucketNotEmpty,
+    #[error("no such multipart upload")]
+    NoSuchUpload,
+    #[error("part {0} changed while the upload was being completed")]
+    PartChanged(u32),
+    #[error("metadata backend error: {0}")]
+    Backend(String),
+    #[error("undecodable metadata record: {0}")]
+    Decode(String),
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Error::Task(e.to_string())
+    }
+}
+
+impl From<rocksdb::Error> for Error {
+    fn from(e: rocksdb::Error) -> Self {
+        Error::Backend(e.into_string())
+    }
+}

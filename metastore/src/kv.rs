@@ -1,0 +1,96 @@
+//! The `KvStore` boundary: a few ordered trees with atomic, durable write batches.
+//!
+//! Contract for every implementation:
+//! - `get` returns the last committed value;
+//! - `scan` returns entries with `start <= key < end` in ascending byte order, at most `limit`;
+//! - `write` applies all operations of a batch or none, and they are durable (survive a crash
+//!   or power loss) when it returns. Implementations are blocking: callers run them on the
+//!   blocking pool, never on async worker threads.
+
+use crate::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tree {
+    /// Store-wide values: schema version, commit sequence.
+    Meta,
+    Buckets,
+    Objects,
+    Uploads,
+    Parts,
+    Refcounts,
+    Gc,
+}
+
+impl Tree {
+    pub const ALL: [Tree; 7] = [
+        Tree::Meta,
+        Tree::Buckets,
+        Tree::Objects,
+        Tree::Uploads,
+        Tree::Parts,
+        Tree::Refcounts,
+        Tree::Gc,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Meta => "meta",
+            Tree::Buckets => "buckets",
+            Tree::Objects => "objects",
+            Tree::Uploads => "uploads",
+            Tree::Parts => "parts",
+            Tree::Refcounts => "refcounts",
+            Tree::Gc => "gc",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put(Tree, Vec<u8>, Vec<u8>),
+    Delete(Tree, Vec<u8>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub ops: Vec<Op>,
+}
+
+impl Batch {
+    pub fn put(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Put(tree, key.into(), value.into()));
+    }
+
+    pub fn delete(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Delete(tree, key.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+pub trait KvStore: Send + Sync + 'static {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>>;
+    fn write(&self, batch: Batch) -> Result<()>;
+}
+
+/// Every entry of a tree, page by page (used to copy a replica).
+pub(crate) fn scan_all(kv: &dyn KvStore, tree: Tree, mut visit: impl FnMut(Entry) -> Result<()>) -> Result<()> {
+    let mut start = Vec::new();
+    loop {
+        let page = kv.scan(tree, &start, None, 1024)?;
+        let done = page.len() < 1024;
+        for (k, v) in page {
+            start = k.clone();
+            start.push(0);
+            visit((k, v))?;
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}

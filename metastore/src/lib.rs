@@ -1,0 +1,36 @@
+//! Tessera's metadata: buckets, objects, multipart uploads, chunk reference counts and the
+//! chunk garbage-collection queue.
+//!
+//! Two layers:
+//! - [`KvStore`], the narrow storage boundary: ordered trees with atomic, durable batches.
+//!   Implementations: [`RocksKv`] (RocksDB, one column family per tree), [`MemoryKv`], and
+//!   [`MirroredKv`], which keeps identical replicas on several disks.
+//! - [`MetaStore`], the domain API on top, written once for every backend. Every change of an
+//!   object's manifest and the reference counts of the chunks it names happen in ONE batch.
+//!
+//! Records carry a version byte ([`records`]); keys are encoded so that byte order is S3
+//! listing order ([`keys`]). The crate knows nothing of S3 wire types.
+
+mod error;
+pub mod keys;
+mod kv;
+mod listing;
+mod memory;
+mod mirror;
+pub mod records;
+mod rocks;
+mod store;
+
+#[cfg(test)]
+mod suite;
+
+pub use error::{Error, Result};
+pub use kv::{Batch, KvStore, Tree};
+pub use listing::{ListEntry, ListPage, ListQuery};
+pub use memory::MemoryKv;
+pub use mirror::MirroredKv;
+pub use records::{
+    BucketRecord, ChunkRef, ContentHeaders, ObjectData, ObjectRecord, PartInfo, PartRecord, UploadRecord,
+};
+pub use rocks::RocksKv;
+pub use store::{GcItem, MetaStore};

@@ -1,0 +1,215 @@
+//! [`MirroredKv`]: identical replicas of the metadata on several disks.
+//!
+//! Every batch goes to every healthy replica, together with an increasing commit sequence
+//! number, so that replicas can be compared. A replica whose write or read fails is taken out
+//! of service (and logged) while at least one other replica remains; the write still counts
+//! because the surviving replicas hold it. At open, replicas that are behind the most recent
+//! one (a disk that missed writes, or a new empty replica) are rebuilt from it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tracing::{error, info, warn};
+
+use crate::kv::{Batch, Entry, KvStore, Tree, scan_all};
+use crate::{Error, Result};
+
+const SEQ_KEY: &[u8] = b"commit_seq";
+
+struct Replica {
+    name: String,
+    kv: Box<dyn KvStore>,
+    healthy: AtomicBool,
+}
+
+pub struct MirroredKv {
+    replicas: Vec<Replica>,
+    seq: std::sync::Mutex<u64>,
+}
+
+impl std::fmt::Debug for MirroredKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.replicas.iter().map(|r| &r.name).collect();
+        f.debug_struct("MirroredKv").field("replicas", &names).finish()
+    }
+}
+
+fn read_seq(kv: &dyn KvStore) -> Result<u64> {
+    Ok(match kv.get(Tree::Meta, SEQ_KEY)? {
+        Some(v) if v.len() == 8 => u64::from_be_bytes(v.try_into().expect("8 bytes")),
+        Some(_) => return Err(Error::Decode("commit sequence is not 8 bytes".into())),
+        None => 0,
+    })
+}
+
+/// Makes `to` an exact copy of `from`.
+fn copy_replica(from: &dyn KvStore, to: &dyn KvStore) -> Result<()> {
+    for tree in Tree::ALL {
+        let mut stale = Batch::default();
+        scan_all(to, tree, |(k, _)| {
+            stale.delete(tree, k);
+            Ok(())
+        })?;
+        to.write(stale)?;
+        let mut batch = Batch::default();
+        scan_all(from, tree, |(k, v)| {
+            batch.put(tree, k, v);
+            if batch.ops.len() >= 1024 {
+                to.write(std::mem::take(&mut batch))?;
+            }
+            Ok(())
+        })?;
+        to.write(batch)?;
+    }
+    Ok(())
+}
+
+impl MirroredKv {
+    /// Opens the mirror over named replicas, bringing lagging replicas up to date.
+    pub fn new(replicas: Vec<(String, Box<dyn KvStore>)>) -> Result<Self> {
+        if replicas.is_empty() {
+            return Err(Error::Backend("a mirror needs at least one replica".into()));
+        }
+        let seqs = replicas
+            .iter()
+            .map(|(_, kv)| read_seq(kv.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let (best, &best_seq) = seqs
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, s)| **s)
+            .expect("non-empty");
+        for (i, &s) in seqs.iter().enumerate() {
+            if s < best_seq {
+                info!(
+                    replica = %replicas[i].0,
+                    behind = best_seq - s,
+                    source = %replicas[best].0,
+                    "metadata replica is behind; rebuilding it"
+                );
+                copy_replica(replicas[best].1.as_ref(), replicas[i].1.as_ref())?;
+            }
+        }
+        Ok(MirroredKv {
+            replicas: replicas
+                .into_iter()
+                .map(|(name, kv)| Replica {
+                    name,
+                    kv,
+                    healthy: AtomicBool::new(true),
+                })
+                .collect(),
+            seq: std::sync::Mutex::new(best_seq),
+        })
+    }
+
+    pub fn healthy_replicas(&self) -> usize {
+        self.replicas
+            .iter()
+            .filter(|r| r.healthy.load(Ordering::Relaxed))
+            .count()
+    }
+
+    fn fail(&self, r: &Replica, e: &Error) {
+        if r.healthy.swap(false, Ordering::Relaxed) {
+            error!(replica = %r.name, error = %e, "metadata replica failed; continuing on the others");
+        }
+    }
+
+    fn read<T>(&self, f: impl Fn(&dyn KvStore) -> Result<T>) -> Result<T> {
+        let mut last = None;
+        for r in self.replicas.iter().filter(|r| r.healthy.load(Ordering::Relaxed)) {
+            match f(r.kv.as_ref()) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    self.fail(r, &e);
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Backend("no healthy metadata replica left".into())))
+    }
+}
+
+impl KvStore for MirroredKv {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.read(|kv| kv.get(tree, key))
+    }
+
+    fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>> {
+        self.read(|kv| kv.scan(tree, start, end, limit))
+    }
+
+    fn write(&self, mut batch: Batch) -> Result<()> {
+        // The sequence lock orders batches identically on every replica.
+        let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        let next = *seq + 1;
+        batch.put(Tree::Meta, SEQ_KEY, next.to_be_bytes());
+        let mut ok = 0;
+        let mut last = None;
+        for r in self.replicas.iter().filter(|r| r.healthy.load(Ordering::Relaxed)) {
+            match r.kv.write(batch.clone()) {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    self.fail(r, &e);
+                    last = Some(e);
+                }
+            }
+        }
+        if ok == 0 {
+            return Err(last.unwrap_or_else(|| Error::Backend("no healthy metadata replica left".into())));
+        }
+        if ok < self.replicas.len() {
+            warn!(healthy = ok, total = self.replicas.len(), "metadata written to fewer replicas than configured");
+        }
+        *seq = next;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryKv;
+    use std::sync::Arc;
+
+    struct Shared(Arc<MemoryKv>);
+    impl KvStore for Shared {
+        fn get(&self, t: Tree, k: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.0.get(t, k)
+        }
+        fn scan(&self, t: Tree, s: &[u8], e: Option<&[u8]>, l: usize) -> Result<Vec<Entry>> {
+            self.0.scan(t, s, e, l)
+        }
+        fn write(&self, b: Batch) -> Result<()> {
+            self.0.write(b)
+        }
+    }
+
+    #[test]
+    fn lagging_replica_is_rebuilt_at_open() {
+        let a = Arc::new(MemoryKv::new());
+        let b = Arc::new(MemoryKv::new());
+        {
+            let m = MirroredKv::new(vec![("a".into(), Box::new(Shared(a.clone())))]).unwrap();
+            let mut batch = Batch::default();
+            batch.put(Tree::Buckets, b"x".to_vec(), b"1".to_vec());
+            m.write(batch).unwrap();
+        }
+        // b holds a stale key that must disappear.
+        let mut stale = Batch::default();
+        stale.put(Tree::Buckets, b"stale".to_vec(), b"0".to_vec());
+        b.write(stale).unwrap();
+        let m = MirroredKv::new(vec![
+            ("b".into(), Box::new(Shared(b.clone()))),
+            ("a".into(), Box::new(Shared(a.clone()))),
+        ])
+        .unwrap();
+        assert_eq!(b.get(Tree::Buckets, b"x").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(b.get(Tree::Buckets, b"stale").unwrap(), None);
+        let mut batch = Batch::default();
+        batch.put(Tree::Buckets, b"y".to_vec(), b"2".to_vec());
+        m.write(batch).unwrap();
+        assert_eq!(read_seq(a.as_ref()).unwrap(), 2);
+        assert_eq!(read_seq(b.as_ref()).unwrap(), 2);
+    }
+}

@@ -1,0 +1,81 @@
+//! The RocksDB [`KvStore`]: one column family per tree, every batch written with sync=true.
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+
+use crate::kv::{Batch, Entry, KvStore, Op, Tree};
+use crate::{Error, Result};
+
+pub struct RocksKv {
+    db: DB,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for RocksKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksKv").field("path", &self.path).finish()
+    }
+}
+
+impl RocksKv {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_keep_log_file_num(4);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let names: Vec<&str> = Tree::ALL.iter().map(|t| t.name()).collect();
+        let db = DB::open_cf(&opts, &path, names)
+            .map_err(|e| Error::Backend(format!("opening RocksDB at {}: {}", path.display(), e.into_string())))?;
+        Ok(RocksKv { db, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, tree: Tree) -> &ColumnFamily {
+        self.db
+            .cf_handle(tree.name())
+            .expect("every tree's column family is created at open")
+    }
+}
+
+impl KvStore for RocksKv {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(tree), key)?)
+    }
+
+    fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(tree), IteratorMode::From(start, Direction::Forward))
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            if end.is_some_and(|e| &k[..] >= e) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    fn write(&self, batch: Batch) -> Result<()> {
+        let mut wb = WriteBatch::default();
+        for op in &batch.ops {
+            match op {
+                Op::Put(t, k, v) => wb.put_cf(self.cf(*t), k, v),
+                Op::Delete(t, k) => wb.delete_cf(self.cf(*t), k),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        Ok(self.db.write_opt(wb, &wo)?)
+    }
+}

@@ -1,0 +1,433 @@
+//! [`MetaStore`]: the domain API over any [`KvStore`].
+//!
+//! Reads and writes run on the blocking pool. Writes that read before they write (refcounts,
+//! existence checks) hold one store-wide lock, so each is a serialisable transaction; they are
+//! short (a few point reads and one batch), which keeps the lock cheap.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::kv::{Batch, KvStore, Tree};
+use crate::listing::{self, ListPage, ListQuery};
+use crate::records::{
+    BucketRecord, ChunkRef, ObjectRecord, PartRecord, RefRecord, UploadRecord, decode, encode,
+};
+use crate::{Error, MemoryKv, Result, keys};
+
+#[derive(Clone)]
+pub struct MetaStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MetaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaStore").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    kv: Box<dyn KvStore>,
+    write_lock: Mutex<()>,
+    gc_grace_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Accumulates reference-count changes of one transaction.
+#[derive(Default)]
+struct RefDelta(HashMap<[u8; 32], (i64, u32)>);
+
+impl RefDelta {
+    fn add(&mut self, chunks: &[ChunkRef], by: i64) {
+        for c in chunks {
+            let e = self.0.entry(c.hash).or_insert((0, c.len));
+            e.0 += by;
+        }
+    }
+}
+
+impl Inner {
+    fn get<T: serde::de::DeserializeOwned>(&self, tree: Tree, key: &[u8]) -> Result<Option<T>> {
+        self.kv.get(tree, key)?.map(|v| decode(&v)).transpose()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn require_bucket(&self, bucket: &str) -> Result<()> {
+        match self.kv.get(Tree::Buckets, bucket.as_bytes())? {
+            Some(_) => Ok(()),
+            None => Err(Error::NoSuchBucket),
+        }
+    }
+
+    /// Adds the refcount changes to `batch`; chunks that drop to zero are queued for GC.
+    fn apply_refs(&self, batch: &mut Batch, delta: RefDelta) -> Result<()> {
+        let due = now_ms() + self.gc_grace_ms;
+        for (hash, (change, len)) in delta.0 {
+            if change == 0 {
+                continue;
+            }
+            let current: Option<RefRecord> = self.get(Tree::Refcounts, &hash)?;
+            let before = current.map_or(0, |r| r.count) as i64;
+            let after = before + change;
+            if after < 0 {
+                tracing::error!(chunk = ?hash, before, change, "refcount would go negative; clamping to 0");
+            }
+            let after = after.max(0) as u64;
+            batch.put(Tree::Refcounts, hash.to_vec(), encode(&RefRecord { count: after, len }));
+            if after == 0 {
+                batch.put(Tree::Gc, keys::gc(due, &hash), Vec::new());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MetaStore {
+    pub fn new(kv: impl KvStore, gc_grace: std::time::Duration) -> Self {
+        Self::from_boxed(Box::new(kv), gc_grace)
+    }
+
+    pub fn from_boxed(kv: Box<dyn KvStore>, gc_grace: std::time::Duration) -> Self {
+        MetaStore {
+            inner: Arc::new(Inner {
+                kv,
+                write_lock: Mutex::new(()),
+                gc_grace_ms: gc_grace.as_millis() as u64,
+            }),
+        }
+    }
+
+    /// An in-memory store with no GC grace period, for tests.
+    pub fn memory() -> Self {
+        Self::new(MemoryKv::new(), std::time::Duration::ZERO)
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce(&Inner) -> Result<T> + Send + 'static) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner)).await?
+    }
+
+    // ---- buckets ----
+
+    pub async fn create_bucket(&self, name: &str, record: BucketRecord) -> Result<()> {
+        let name = name.to_owned();
+        self.run(move |s| {
+            let _g = s.lock();
+            if s.kv.get(Tree::Buckets, name.as_bytes())?.is_some() {
+                return Err(Error::BucketExists);
+            }
+            let mut b = Batch::default();
+            b.put(Tree::Buckets, name.into_bytes(), encode(&record));
+            s.kv.write(b)
+        })
+        .await
+    }
+
+    pub async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>> {
+        let name = name.to_owned();
+        self.run(move |s| s.get(Tree::Buckets, name.as_bytes())).await
+    }
+
+    pub async fn list_buckets(&self) -> Result<Vec<(String, BucketRecord)>> {
+        self.run(|s| {
+            let mut out = Vec::new();
+            crate::kv::scan_all(s.kv.as_ref(), Tree::Buckets, |(k, v)| {
+                out.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
+                Ok(())
+            })?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Deletes an empty bucket; its unfinished multipart uploads are aborted with it.
+    pub async fn delete_bucket(&self, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.run(move |s| {
+            let _g = s.lock();
+            s.require_bucket(&name)?;
+            let prefix = keys::bucket_prefix(&name);
+            let end = keys::prefix_end(&prefix);
+            if !s.kv.scan(Tree::Objects, &prefix, end.as_deref(), 1)?.is_empty() {
+                return Err(Error::BucketNotEmpty);
+            }
+            let mut b = Batch::default();
+            let mut delta = RefDelta::default();
+            for (uk, _) in s.kv.scan(Tree::Uploads, &prefix, end.as_deref(), usize::MAX)? {
+                let upload_id = uk[prefix.len()..].split(|&c| c == 0).next().unwrap_or_default();
+                let upload_id = String::from_utf8_lossy(upload_id).into_owned();
+                for (pk, pv) in scan_parts(s, &upload_id)? {
+                    let part: PartRecord = decode(&pv)?;
+                    delta.add(&part.chunks, -1);
+                    b.delete(Tree::Parts, pk);
+                }
+                b.delete(Tree::Uploads, uk);
+            }
+            s.apply_refs(&mut b, delta)?;
+            b.delete(Tree::Buckets, name.into_bytes());
+            s.kv.write(b)
+        })
+        .await
+    }
+
+    // ---- objects ----
+
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        let k = keys::object(bucket, key);
+        self.run(move |s| s.get(Tree::Objects, &k)).await
+    }
+
+    /// Stores `record` as the current object, releasing the chunks of the one it replaces,
+    /// which is returned.
+    pub async fn put_object(&self, bucket: &str, key: &str, record: ObjectRecord) -> Result<Option<ObjectRecord>> {
+        let bucket = bucket.to_owned();
+        let k = keys::object(&bucket, key);
+        self.run(move |s| {
+            let _g = s.lock();
+            s.require_bucket(&bucket)?;
+            let old: Option<ObjectRecord> = s.get(Tree::Objects, &k)?;
+            let mut delta = RefDelta::default();
+            delta.add(record.data.chunks(), 1);
+            if let Some(o) = &old {
+                delta.add(o.data.chunks(), -1);
+            }
+            let mut b = Batch::default();
+            s.apply_refs(&mut b, delta)?;
+            b.put(Tree::Objects, k, encode(&record));
+            s.kv.write(b)?;
+            Ok(old)
+        })
+        .await
+    }
+
+    /// Removes the object (if any) and releases its chunks; returns what was removed.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        let bucket = bucket.to_owned();
+        let k = keys::object(&bucket, key);
+        self.run(move |s| {
+            let _g = s.lock();
+            s.require_bucket(&bucket)?;
+            let Some(old) = s.get::<ObjectRecord>(Tree::Objects, &k)? else {
+                return Ok(None);
+            };
+            let mut delta = RefDelta::default();
+            delta.add(old.data.chunks(), -1);
+            let mut b = Batch::default();
+            s.apply_refs(&mut b, delta)?;
+            b.delete(Tree::Objects, k);
+            s.kv.write(b)?;
+            Ok(Some(old))
+        })
+        .await
+    }
+
+    pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage> {
+        let bucket = bucket.to_owned();
+        self.run(move |s| {
+            s.require_bucket(&bucket)?;
+            listing::list(s.kv.as_ref(), &bucket, &query)
+        })
+        .await
+    }
+
+    // ---- multipart uploads ----
+
+    pub async fn create_upload(&self, bucket: &str, key: &str, upload_id: &str, record: UploadRecord) -> Result<()> {
+        let bucket = bucket.to_owned();
+        let k = keys::upload(&bucket, upload_id, key);
+        self.run(move |s| {
+            let _g = s.lock();
+            s.require_bucket(&bucket)?;
+            let mut b = Batch::default();
+            b.put(Tree::Uploads, k, encode(&record));
+            s.kv.write(b)
+        })
+        .await
+    }
+
+    pub async fn get_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Option<UploadRecord>> {
+        let k = keys::upload(bucket, upload_id, key);
+        self.run(move |s| s.get(Tree::Uploads, &k)).await
+    }
+
+    /// Records a part, replacing (and releasing) an earlier part with the same number.
+    pub async fn put_part(&self, bucket: &str, key: &str, upload_id: &str, number: u32, part: PartRecord) -> Result<()> {
+        let uk = keys::upload(bucket, upload_id, key);
+        let pk = keys::part(upload_id, number);
+        self.run(move |s| {
+            let _g = s.lock();
+            if s.kv.get(Tree::Uploads, &uk)?.is_none() {
+                return Err(Error::NoSuchUpload);
+            }
+            let mut delta = RefDelta::default();
+            delta.add(&part.chunks, 1);
+            if let Some(old) = s.get::<PartRecord>(Tree::Parts, &pk)? {
+                delta.add(&old.chunks, -1);
+            }
+            let mut b = Batch::default();
+            s.apply_refs(&mut b, delta)?;
+            b.put(Tree::Parts, pk, encode(&part));
+            s.kv.write(b)
+        })
+        .await
+    }
+
+    pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Vec<(u32, PartRecord)>> {
+        let uk = keys::upload(bucket, upload_id, key);
+        let upload_id = upload_id.to_owned();
+        self.run(move |s| {
+            if s.kv.get(Tree::Uploads, &uk)?.is_none() {
+                return Err(Error::NoSuchUpload);
+            }
+            scan_parts(s, &upload_id)?
+                .into_iter()
+                .map(|(k, v)| {
+                    let n = u32::from_be_bytes(k[k.len() - 4..].try_into().expect("4 bytes"));
+                    Ok((n, decode(&v)?))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Turns an upload into the current object in one batch: the object references the parts'
+    /// chunks (no data moves), every part record goes, and chunks of unused parts are released.
+    /// `parts_used` (number, ETag) must still match the stored parts, else [`Error::PartChanged`].
+    pub async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        record: ObjectRecord,
+        parts_used: Vec<(u32, String)>,
+    ) -> Result<Option<ObjectRecord>> {
+        let bucket = bucket.to_owned();
+        let uk = keys::upload(&bucket, upload_id, key);
+        let ok = keys::object(&bucket, key);
+        let upload_id = upload_id.to_owned();
+        self.run(move |s| {
+            let _g = s.lock();
+            s.require_bucket(&bucket)?;
+            if s.kv.get(Tree::Uploads, &uk)?.is_none() {
+                return Err(Error::NoSuchUpload);
+            }
+            // The manifest was built from these parts; a part replaced since then would leave it
+            // naming chunks this commit does not hold references for.
+            for (number, etag) in &parts_used {
+                match s.get::<PartRecord>(Tree::Parts, &keys::part(&upload_id, *number))? {
+                    Some(p) if &p.etag == etag => {}
+                    _ => return Err(Error::PartChanged(*number)),
+                }
+            }
+            let mut b = Batch::default();
+            let mut delta = RefDelta::default();
+            delta.add(record.data.chunks(), 1);
+            for (pk, pv) in scan_parts(s, &upload_id)? {
+                delta.add(&decode::<PartRecord>(&pv)?.chunks, -1);
+                b.delete(Tree::Parts, pk);
+            }
+            let old: Option<ObjectRecord> = s.get(Tree::Objects, &ok)?;
+            if let Some(o) = &old {
+                delta.add(o.data.chunks(), -1);
+            }
+            s.apply_refs(&mut b, delta)?;
+            b.delete(Tree::Uploads, uk);
+            b.put(Tree::Objects, ok, encode(&record));
+            s.kv.write(b)?;
+            Ok(old)
+        })
+        .await
+    }
+
+    pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        let uk = keys::upload(bucket, upload_id, key);
+        let upload_id = upload_id.to_owned();
+        self.run(move |s| {
+            let _g = s.lock();
+            if s.kv.get(Tree::Uploads, &uk)?.is_none() {
+                return Err(Error::NoSuchUpload);
+            }
+            let mut b = Batch::default();
+            let mut delta = RefDelta::default();
+            for (pk, pv) in scan_parts(s, &upload_id)? {
+                delta.add(&decode::<PartRecord>(&pv)?.chunks, -1);
+                b.delete(Tree::Parts, pk);
+            }
+            s.apply_refs(&mut b, delta)?;
+            b.delete(Tree::Uploads, uk);
+            s.kv.write(b)
+        })
+        .await
+    }
+
+    // ---- chunks and garbage collection ----
+
+    /// True when the chunk is stored: referenced, or unreferenced but not yet collected.
+    pub async fn chunk_known(&self, hash: [u8; 32]) -> Result<bool> {
+        self.run(move |s| Ok(s.kv.get(Tree::Refcounts, &hash)?.is_some())).await
+    }
+
+    /// The current reference count of a chunk (`None`: not stored).
+    pub async fn chunk_refcount(&self, hash: [u8; 32]) -> Result<Option<u64>> {
+        self.run(move |s| Ok(s.get::<RefRecord>(Tree::Refcounts, &hash)?.map(|r| r.count)))
+            .await
+    }
+
+    /// Chunks whose grace period has passed, oldest first.
+    pub async fn gc_due(&self, limit: usize) -> Result<Vec<GcItem>> {
+        let end = keys::gc(now_ms() + 1, &[0; 32]);
+        self.run(move |s| {
+            Ok(s.kv
+                .scan(Tree::Gc, &[], Some(&end), limit)?
+                .into_iter()
+                .filter_map(|(key, _)| {
+                    let hash = key.get(8..40)?.try_into().ok()?;
+                    Some(GcItem { key, hash })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Settles a due GC entry. Returns true when the chunk is unreferenced: its refcount record
+    /// is gone and the caller must now delete its shards. False when it is referenced again
+    /// (or was already collected through another entry).
+    pub async fn gc_collect(&self, item: GcItem) -> Result<bool> {
+        self.run(move |s| {
+            let _g = s.lock();
+            let mut b = Batch::default();
+            b.delete(Tree::Gc, item.key);
+            let unreferenced = matches!(
+                s.get::<RefRecord>(Tree::Refcounts, &item.hash)?,
+                Some(RefRecord { count: 0, .. })
+            );
+            if unreferenced {
+                b.delete(Tree::Refcounts, item.hash.to_vec());
+            }
+            s.kv.write(b)?;
+            Ok(unreferenced)
+        })
+        .await
+    }
+}
+
+/// One entry of the garbage-collection queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcItem {
+    key: Vec<u8>,
+    pub hash: [u8; 32],
+}
+
+fn scan_parts(s: &Inner, upload_id: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let prefix = keys::part_prefix(upload_id);
+    let end = keys::prefix_end(&prefix);
+    s.kv.scan(Tree::Parts, &prefix, end.as_deref(), usize::MAX)
+}

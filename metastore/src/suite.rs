@@ -1,0 +1,249 @@
+//! The one test suite every metastore backend passes: memory, RocksDB, and a RocksDB mirror.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::records::*;
+use crate::*;
+
+fn chunk(n: u8) -> ChunkRef {
+    ChunkRef { hash: [n; 32], len: 100 }
+}
+
+fn object(chunks: Vec<ChunkRef>) -> ObjectRecord {
+    ObjectRecord {
+        version_id: None,
+        size: chunks.iter().map(|c| c.len as u64).sum(),
+        etag: "e".into(),
+        modified_ms: 1,
+        content: ContentHeaders::default(),
+        user_metadata: BTreeMap::from([("k".into(), "v".into())]),
+        checksums: BTreeMap::new(),
+        tags: vec![],
+        storage_class: None,
+        delete_marker: false,
+        data: ObjectData::Chunks(chunks),
+        parts: vec![],
+    }
+}
+
+fn inline(bytes: &[u8]) -> ObjectRecord {
+    ObjectRecord {
+        data: ObjectData::Inline(bytes.to_vec()),
+        size: bytes.len() as u64,
+        ..object(vec![])
+    }
+}
+
+async fn names(store: &MetaStore, bucket: &str, q: ListQuery) -> (Vec<String>, bool) {
+    let page = store.list_objects(bucket, q).await.unwrap();
+    (page.entries.iter().map(|e| e.name().to_string()).collect(), page.truncated)
+}
+
+pub async fn run(store: MetaStore) {
+    buckets(&store).await;
+    objects_and_refcounts(&store).await;
+    listing(&store).await;
+    multipart(&store).await;
+}
+
+async fn buckets(store: &MetaStore) {
+    store.create_bucket("b1", BucketRecord { created_ms: 1 }).await.unwrap();
+    store.create_bucket("b2", BucketRecord { created_ms: 2 }).await.unwrap();
+    assert!(matches!(
+        store.create_bucket("b1", BucketRecord { created_ms: 3 }).await,
+        Err(Error::BucketExists)
+    ));
+    assert_eq!(store.get_bucket("b1").await.unwrap(), Some(BucketRecord { created_ms: 1 }));
+    assert_eq!(store.get_bucket("nope").await.unwrap(), None);
+    let all: Vec<_> = store.list_buckets().await.unwrap().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(all, ["b1", "b2"]);
+    store.put_object("b2", "k", inline(b"x")).await.unwrap();
+    assert!(matches!(store.delete_bucket("b2").await, Err(Error::BucketNotEmpty)));
+    store.delete_object("b2", "k").await.unwrap();
+    store.delete_bucket("b2").await.unwrap();
+    assert!(matches!(store.delete_bucket("b2").await, Err(Error::NoSuchBucket)));
+    assert!(matches!(
+        store.put_object("b2", "k", inline(b"x")).await,
+        Err(Error::NoSuchBucket)
+    ));
+}
+
+async fn objects_and_refcounts(store: &MetaStore) {
+    store.create_bucket("rc", BucketRecord { created_ms: 1 }).await.unwrap();
+    let (a, b, c) = (chunk(1), chunk(2), chunk(3));
+    assert!(!store.chunk_known(a.hash).await.unwrap());
+
+    // The same chunk twice in one object counts twice.
+    store.put_object("rc", "one", object(vec![a, a, b])).await.unwrap();
+    store.put_object("rc", "two", object(vec![b])).await.unwrap();
+    assert_eq!(store.chunk_refcount(a.hash).await.unwrap(), Some(2));
+    assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(2));
+    assert_eq!(store.get_object("rc", "one").await.unwrap().unwrap().data.chunks().len(), 3);
+
+    // Overwrite releases the old manifest's chunks in the same commit.
+    let old = store.put_object("rc", "one", object(vec![c])).await.unwrap().unwrap();
+    assert_eq!(old.data.chunks(), &[a, a, b]);
+    assert_eq!(store.chunk_refcount(a.hash).await.unwrap(), Some(0));
+    assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(1));
+    assert!(store.chunk_known(a.hash).await.unwrap(), "unreferenced chunks stay until GC");
+
+    // GC: a is due (grace 0) and gets collected; b is referenced and is not.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let due = store.gc_due(100).await.unwrap();
+    assert_eq!(due.iter().map(|g| g.hash).collect::<Vec<_>>(), vec![a.hash]);
+    assert!(store.gc_collect(due[0].clone()).await.unwrap());
+    assert!(!store.chunk_known(a.hash).await.unwrap());
+    assert!(store.gc_due(100).await.unwrap().is_empty());
+
+    // A chunk referenced again before collection survives the GC pass.
+    store.delete_object("rc", "two").await.unwrap();
+    assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(0));
+    store.put_object("rc", "three", object(vec![b])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    for item in store.gc_due(100).await.unwrap() {
+        assert!(!store.gc_collect(item).await.unwrap());
+    }
+    assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(1));
+
+    assert_eq!(store.delete_object("rc", "missing").await.unwrap(), None);
+    assert!(store.delete_object("rc", "three").await.unwrap().is_some());
+    assert_eq!(store.get_object("rc", "three").await.unwrap(), None);
+}
+
+async fn listing(store: &MetaStore) {
+    store.create_bucket("ls", BucketRecord { created_ms: 1 }).await.unwrap();
+    store.create_bucket("ls-other", BucketRecord { created_ms: 1 }).await.unwrap();
+    let keys = ["a", "a/1", "a/2", "a/b/3", "b", "c/x", "c/y", "d", "z z", "\u{e9}t\u{e9}"];
+    for k in keys {
+        store.put_object("ls", k, inline(k.as_bytes())).await.unwrap();
+    }
+    store.put_object("ls-other", "a", inline(b"x")).await.unwrap();
+
+    let all = |max| ListQuery { max, ..Default::default() };
+    let (got, truncated) = names(store, "ls", all(1000)).await;
+    assert_eq!(got, keys);
+    assert!(!truncated);
+
+    // Pagination: every key exactly once, in order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_objects("ls", ListQuery { after: after.clone(), max: 3, ..Default::default() })
+            .await
+            .unwrap();
+        seen.extend(page.entries.iter().map(|e| e.name().to_string()));
+        after = page.entries.last().map(|e| e.name().to_string());
+        if !page.truncated {
+            break;
+        }
+    }
+    assert_eq!(seen, keys);
+
+    let slash = |prefix: &str, after: Option<&str>, max| ListQuery {
+        prefix: prefix.into(),
+        delimiter: Some("/".into()),
+        after: after.map(Into::into),
+        max,
+    };
+    let (got, _) = names(store, "ls", slash("", None, 1000)).await;
+    assert_eq!(got, ["a", "a/", "b", "c/", "d", "z z", "\u{e9}t\u{e9}"]);
+    let (got, _) = names(store, "ls", slash("a/", None, 1000)).await;
+    assert_eq!(got, ["a/1", "a/2", "a/b/"]);
+    // Resuming after a common prefix does not repeat it.
+    let (got, truncated) = names(store, "ls", slash("", None, 2)).await;
+    assert_eq!((got, truncated), (vec!["a".to_string(), "a/".to_string()], true));
+    let (got, _) = names(store, "ls", slash("", Some("a/"), 2)).await;
+    assert_eq!(got, ["b", "c/"]);
+    // Other delimiters.
+    let q = ListQuery { delimiter: Some("1".into()), prefix: "a".into(), max: 10, ..Default::default() };
+    assert_eq!(names(store, "ls", q).await.0, ["a", "a/1", "a/2", "a/b/3"]);
+    let (got, _) = names(store, "ls", ListQuery { prefix: "c".into(), max: 10, ..Default::default() }).await;
+    assert_eq!(got, ["c/x", "c/y"]);
+    assert!(matches!(
+        store.list_objects("nope", all(10)).await,
+        Err(Error::NoSuchBucket)
+    ));
+}
+
+async fn multipart(store: &MetaStore) {
+    store.create_bucket("mp", BucketRecord { created_ms: 1 }).await.unwrap();
+    let template = object(vec![]);
+    let rec = UploadRecord { initiated_ms: 1, template: template.clone() };
+    store.create_upload("mp", "big", "u1", rec.clone()).await.unwrap();
+    assert_eq!(store.get_upload("mp", "big", "u1").await.unwrap(), Some(rec));
+    assert_eq!(store.get_upload("mp", "other", "u1").await.unwrap(), None);
+    let part = |chunks: Vec<ChunkRef>| PartRecord { size: 100, etag: "p".into(), modified_ms: 1, chunks };
+    store.put_part("mp", "big", "u1", 1, part(vec![chunk(10)])).await.unwrap();
+    store.put_part("mp", "big", "u1", 2, part(vec![chunk(11)])).await.unwrap();
+    store.put_part("mp", "big", "u1", 2, part(vec![chunk(12)])).await.unwrap();
+    store.put_part("mp", "big", "u1", 3, part(vec![chunk(13)])).await.unwrap();
+    assert_eq!(store.chunk_refcount([11; 32]).await.unwrap(), Some(0), "replaced part released");
+    let parts = store.list_parts("mp", "big", "u1").await.unwrap();
+    assert_eq!(parts.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(matches!(
+        store.put_part("mp", "big", "nope", 1, part(vec![])).await,
+        Err(Error::NoSuchUpload)
+    ));
+
+    // Complete with parts 1 and 2 only: part 3's chunk is released, the others move over.
+    store
+        .complete_upload("mp", "big", "u1", object(vec![chunk(10), chunk(12)]), vec![(2, "stale".into())])
+        .await
+        .unwrap_err();
+    store
+        .complete_upload("mp", "big", "u1", object(vec![chunk(10), chunk(12)]), vec![(1, "p".into()), (2, "p".into())])
+        .await
+        .unwrap();
+    assert_eq!(store.chunk_refcount([10; 32]).await.unwrap(), Some(1));
+    assert_eq!(store.chunk_refcount([12; 32]).await.unwrap(), Some(1));
+    assert_eq!(store.chunk_refcount([13; 32]).await.unwrap(), Some(0));
+    assert_eq!(store.get_upload("mp", "big", "u1").await.unwrap(), None);
+    assert!(matches!(store.list_parts("mp", "big", "u1").await, Err(Error::NoSuchUpload)));
+    assert_eq!(store.get_object("mp", "big").await.unwrap().unwrap().data.chunks().len(), 2);
+
+    // Abort releases everything; deleting a bucket aborts its uploads.
+    store.create_upload("mp", "x", "u2", UploadRecord { initiated_ms: 1, template: template.clone() }).await.unwrap();
+    store.put_part("mp", "x", "u2", 1, part(vec![chunk(20)])).await.unwrap();
+    store.abort_upload("mp", "x", "u2").await.unwrap();
+    assert_eq!(store.chunk_refcount([20; 32]).await.unwrap(), Some(0));
+    assert!(matches!(store.abort_upload("mp", "x", "u2").await, Err(Error::NoSuchUpload)));
+
+    store.create_bucket("mp2", BucketRecord { created_ms: 1 }).await.unwrap();
+    store.create_upload("mp2", "y", "u3", UploadRecord { initiated_ms: 1, template }).await.unwrap();
+    store.put_part("mp2", "y", "u3", 1, part(vec![chunk(30)])).await.unwrap();
+    store.delete_bucket("mp2").await.unwrap();
+    assert_eq!(store.chunk_refcount([30; 32]).await.unwrap(), Some(0));
+}
+
+#[tokio::test]
+async fn memory_backend() {
+    run(MetaStore::memory()).await;
+}
+
+#[tokio::test]
+async fn rocksdb_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    run(MetaStore::new(RocksKv::open(dir.path()).unwrap(), Duration::ZERO)).await;
+}
+
+#[tokio::test]
+async fn mirrored_rocksdb_backend_keeps_replicas_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (dir.path().join("r1"), dir.path().join("r2"));
+    {
+        let mirror = MirroredKv::new(vec![
+            ("r1".into(), Box::new(RocksKv::open(&p1).unwrap())),
+            ("r2".into(), Box::new(RocksKv::open(&p2).unwrap())),
+        ])
+        .unwrap();
+        run(MetaStore::new(mirror, Duration::ZERO)).await;
+    }
+    // Each replica alone holds everything.
+    for p in [&p1, &p2] {
+        let alone = MetaStore::new(RocksKv::open(p).unwrap(), Duration::ZERO);
+        assert!(alone.get_object("mp", "big").await.unwrap().is_some());
+        assert_eq!(alone.list_buckets().await.unwrap().len(), 5);
+    }
+}

@@ -1,0 +1,37 @@
+# Shared set-up for scripts/serve and scripts/test. Sourced, not run.
+# Installs what a fresh Debian machine with a Rust toolchain lacks, idempotently.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Outside the clone, so later runs and fresh clones on the same machine reuse the build
+# (the RocksDB C++ build alone takes 10-17 minutes on 2 cores).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
+TESSERA_BIN="$CARGO_TARGET_DIR/release/tessera"
+export TESSERA_BIN
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_build_deps() {
+  # librocksdb-sys generates its bindings with bindgen, which needs libclang.
+  if ! dpkg -s libclang-dev >/dev/null 2>&1; then
+    echo "==> installing libclang-dev (needed to build RocksDB bindings)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+  fi
+}
+
+ensure_test_deps() {
+  if ! python3 -c 'import boto3, pytest, pytest_timeout' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
+    echo "==> installing the test clients (pytest, boto3, aws-cli)"
+    python3 -m pip install -q -r "$REPO_ROOT/compat-tests/requirements.txt"
+    hash -r
+  fi
+}
+
+build_release() {
+  echo "==> cargo build --release (target dir: $CARGO_TARGET_DIR)"
+  (cd "$REPO_ROOT" && cargo build --release --locked "$@")
+}
