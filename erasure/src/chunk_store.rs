@@ -34,7 +34,11 @@ impl ChunkStore {
             )));
         }
         let codec = Codec::new(layout.data(), layout.parity)?;
-        Ok(ChunkStore { layout, codec, disks })
+        Ok(ChunkStore {
+            layout,
+            codec,
+            disks,
+        })
     }
 
     pub fn layout(&self) -> &Layout {
@@ -146,7 +150,13 @@ impl ChunkStore {
         tokio::task::spawn_blocking(move || codec.decode(&slots, len as usize)).await?
     }
 
-    async fn read_shard(&self, hash: ChunkHash, index: usize, disk: usize, len: u64) -> Result<Bytes> {
+    async fn read_shard(
+        &self,
+        hash: ChunkHash,
+        index: usize,
+        disk: usize,
+        len: u64,
+    ) -> Result<Bytes> {
         let key = ShardKey {
             chunk: hash,
             index: index as u8,
@@ -171,7 +181,11 @@ impl ChunkStore {
                 index: i as u8,
             })
         });
-        let errors: Vec<_> = join_all(deletes).await.into_iter().filter_map(|r| r.err()).collect();
+        let errors: Vec<_> = join_all(deletes)
+            .await
+            .into_iter()
+            .filter_map(|r| r.err())
+            .collect();
         match errors.into_iter().next() {
             None => Ok(()),
             Some(e) => Err(e),
@@ -186,8 +200,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn stores(n: usize) -> (Vec<Arc<MemoryShardStore>>, Vec<Arc<dyn ShardStore>>) {
-        let mem: Vec<_> = (0..n).map(|i| Arc::new(MemoryShardStore::new(format!("d{i}")))).collect();
-        let dyns = mem.iter().map(|m| m.clone() as Arc<dyn ShardStore>).collect();
+        let mem: Vec<_> = (0..n)
+            .map(|i| Arc::new(MemoryShardStore::new(format!("d{i}"))))
+            .collect();
+        let dyns = mem
+            .iter()
+            .map(|m| m.clone() as Arc<dyn ShardStore>)
+            .collect();
         (mem, dyns)
     }
 
@@ -245,11 +264,21 @@ mod tests {
         cs.put_chunk(h, chunk.clone()).await.unwrap();
         let placement = layout.placement(&h);
         for i in 0..3 {
-            mem[placement[i]].delete(ShardKey { chunk: h, index: i as u8 }).await.unwrap();
+            mem[placement[i]]
+                .delete(ShardKey {
+                    chunk: h,
+                    index: i as u8,
+                })
+                .await
+                .unwrap();
         }
         assert!(matches!(
             cs.get_chunk(h, chunk.len() as u64).await,
-            Err(Error::ReadQuorum { available: 1, needed: 2, .. })
+            Err(Error::ReadQuorum {
+                available: 1,
+                needed: 2,
+                ..
+            })
         ));
     }
 

@@ -76,7 +76,10 @@ impl Codec {
             )));
         }
         let shard_len = self.shard_len(chunk_len);
-        if let Some(Some(bad)) = shards.iter().find(|s| s.as_ref().is_some_and(|s| s.len() != shard_len)) {
+        if let Some(Some(bad)) = shards
+            .iter()
+            .find(|s| s.as_ref().is_some_and(|s| s.len() != shard_len))
+        {
             return Err(Error::Codec(format!(
                 "shard of {} bytes where {shard_len} expected",
                 bad.len()
@@ -142,7 +145,11 @@ mod tests {
                 let shards = codec.encode(&c).unwrap();
                 assert_eq!(shards.len(), k + m);
                 let slots: Vec<_> = shards.into_iter().map(Some).collect();
-                assert_eq!(codec.decode(&slots, len).unwrap(), c, "k={k} m={m} len={len}");
+                assert_eq!(
+                    codec.decode(&slots, len).unwrap(),
+                    c,
+                    "k={k} m={m} len={len}"
+                );
             }
         }
     }
@@ -157,7 +164,11 @@ mod tests {
         slots[3] = None;
         assert!(matches!(
             codec.decode(&slots, c.len()),
-            Err(Error::ReadQuorum { available: 1, needed: 2, .. })
+            Err(Error::ReadQuorum {
+                available: 1,
+                needed: 2,
+                ..
+            })
         ));
     }
 

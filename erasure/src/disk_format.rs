@@ -36,6 +36,9 @@ pub struct Deployment {
     pub chunk_size: usize,
     /// True when this start formatted the disks.
     pub freshly_formatted: bool,
+    /// Disks that are missing or unformatted: index and reason. The deployment runs degraded
+    /// without them (reads need k shards, writes k+1 per stripe).
+    pub offline: Vec<(usize, String)>,
 }
 
 fn format_path(disk: &Path) -> PathBuf {
@@ -47,7 +50,10 @@ fn read_format(disk: &Path) -> Result<Option<DiskFormat>> {
     match fs::read(&path) {
         Ok(bytes) => {
             let f: DiskFormat = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::DiskFormat(format!("{} is not a valid tessera format file: {e}", path.display()))
+                Error::DiskFormat(format!(
+                    "{} is not a valid tessera format file: {e}",
+                    path.display()
+                ))
             })?;
             if f.format_version != FORMAT_VERSION {
                 return Err(Error::DiskFormat(format!(
@@ -79,19 +85,26 @@ fn write_format(disk: &Path, f: &DiskFormat) -> Result<()> {
 }
 
 /// Formats fresh disks or verifies that `disks` are exactly the deployment's disks, in order.
-pub fn prepare_disks(disks: &[PathBuf], parity: Option<usize>, chunk_size: usize) -> Result<Deployment> {
+pub fn prepare_disks(
+    disks: &[PathBuf],
+    parity: Option<usize>,
+    chunk_size: usize,
+) -> Result<Deployment> {
     let mut formats = Vec::with_capacity(disks.len());
     for d in disks {
-        if !d.exists() {
-            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-        }
-        formats.push(read_format(d)?);
+        formats.push(if d.exists() { read_format(d)? } else { None });
     }
 
     if formats.iter().all(Option::is_none) {
+        for d in disks {
+            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
         let layout = Layout::new(disks.len(), parity)?;
         let deployment_id = uuid::Uuid::new_v4().to_string();
-        let ids: Vec<String> = disks.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        let ids: Vec<String> = disks
+            .iter()
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
         for (i, d) in disks.iter().enumerate() {
             write_format(
                 d,
@@ -111,6 +124,7 @@ pub fn prepare_disks(disks: &[PathBuf], parity: Option<usize>, chunk_size: usize
             layout,
             chunk_size,
             freshly_formatted: true,
+            offline: Vec::new(),
         });
     }
 
@@ -121,16 +135,16 @@ pub fn prepare_disks(disks: &[PathBuf], parity: Option<usize>, chunk_size: usize
         .expect("at least one disk is formatted");
     let name = |i: usize| disks[i].display().to_string();
 
+    let mut offline = Vec::new();
     for (i, f) in formats.iter().enumerate() {
         match f {
             None => {
-                return Err(Error::DiskFormat(format!(
-                    "{} is not formatted, but {} belongs to deployment {}. Replacing a disk is not \
-                     supported yet: give the original disk, or start over with empty directories.",
-                    name(i),
-                    name(first_idx),
-                    reference.deployment_id
-                )));
+                let why = if disks[i].exists() {
+                    "has no tessera format (empty or replaced disk)"
+                } else {
+                    "does not exist"
+                };
+                offline.push((i, format!("{} {why}", name(i))));
             }
             Some(f) if f.deployment_id != reference.deployment_id => {
                 return Err(Error::DiskFormat(format!(
@@ -155,7 +169,7 @@ pub fn prepare_disks(disks: &[PathBuf], parity: Option<usize>, chunk_size: usize
         )));
     }
     for (i, f) in formats.iter().enumerate() {
-        let f = f.as_ref().expect("checked above");
+        let Some(f) = f else { continue };
         if f.disk_index != i || reference.disks.get(i) != Some(&f.disk_id) {
             return Err(Error::DiskFormat(format!(
                 "{} is disk #{} of deployment {} but was given as disk #{}: give the disks in their \
@@ -175,11 +189,29 @@ pub fn prepare_disks(disks: &[PathBuf], parity: Option<usize>, chunk_size: usize
             reference.deployment_id, reference.layout.parity
         )));
     }
+    // Every erasure set must keep at least k disks, or some chunks cannot be read at all.
+    let layout = reference.layout;
+    for set in 0..layout.sets() {
+        let lost = offline
+            .iter()
+            .filter(|(i, _)| i / layout.set_size == set)
+            .count();
+        if lost > layout.parity {
+            let names: Vec<_> = offline.iter().map(|(_, why)| why.as_str()).collect();
+            return Err(Error::DiskFormat(format!(
+                "{lost} disks of erasure set {} are unavailable but it survives at most {}: {}",
+                set + 1,
+                layout.parity,
+                names.join("; ")
+            )));
+        }
+    }
     Ok(Deployment {
         deployment_id: reference.deployment_id,
-        layout: reference.layout,
+        layout,
         chunk_size: reference.chunk_size,
         freshly_formatted: false,
+        offline,
     })
 }
 
@@ -211,22 +243,56 @@ mod tests {
 
         let mut swapped = d.clone();
         swapped.swap(0, 1);
-        let e = prepare_disks(&swapped, None, 1 << 20).unwrap_err().to_string();
+        let e = prepare_disks(&swapped, None, 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("original order"), "{e}");
 
-        let e = prepare_disks(&d[..3], None, 1 << 20).unwrap_err().to_string();
+        let e = prepare_disks(&d[..3], None, 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("formatted with 4 disks but 3"), "{e}");
 
         let other = dirs(&t.path().join("other"), 2);
         prepare_disks(&other, None, 1 << 20).unwrap();
         let mixed = vec![d[0].clone(), other[1].clone()];
-        let e = prepare_disks(&mixed, None, 1 << 20).unwrap_err().to_string();
+        let e = prepare_disks(&mixed, None, 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("different tessera deployments"), "{e}");
 
+        let e = prepare_disks(&d, Some(1), 1 << 20).unwrap_err().to_string();
+        assert!(e.contains("cannot change"), "{e}");
+    }
+
+    #[test]
+    fn missing_disks_within_parity_run_degraded() {
+        let t = tempfile::tempdir().unwrap();
+        let d = dirs(t.path(), 4);
+        prepare_disks(&d, None, 1 << 20).unwrap();
+        std::fs::remove_dir_all(&d[1]).unwrap();
         let mut with_empty = d.clone();
-        with_empty[2] = t.path().join("empty");
-        let e = prepare_disks(&with_empty, None, 1 << 20).unwrap_err().to_string();
-        assert!(e.contains("is not formatted"), "{e}");
+        with_empty[3] = t.path().join("empty");
+        std::fs::create_dir(&with_empty[3]).unwrap();
+        let dep = prepare_disks(&with_empty, None, 1 << 20).unwrap();
+        assert_eq!(
+            dep.offline.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [1, 3]
+        );
+        assert!(!d[1].exists(), "a missing disk is not created");
+        assert!(
+            !with_empty[3].join(FORMAT_FILE).exists(),
+            "an empty disk is not formatted"
+        );
+
+        std::fs::remove_dir_all(&d[2]).unwrap();
+        let e = prepare_disks(&with_empty, None, 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("3 disks of erasure set 1 are unavailable"),
+            "{e}"
+        );
 
         let e = prepare_disks(&d, Some(1), 1 << 20).unwrap_err().to_string();
         assert!(e.contains("cannot change"), "{e}");

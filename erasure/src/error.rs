@@ -8,6 +8,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("shard not found")]
     NotFound,
+    #[error("disk offline: {0}")]
+    Offline(String),
     #[error("corrupt shard: {0}")]
     Corrupt(String),
     #[error("I/O error on {path}: {source}")]

@@ -35,11 +35,14 @@ impl Layout {
         let set_size = if disks <= 16 {
             disks
         } else {
-            (4..=16).rev().find(|s| disks % s == 0).ok_or_else(|| {
-                Error::Layout(format!(
-                    "{disks} disks cannot be split into equal erasure sets of 4 to 16 disks"
-                ))
-            })?
+            (4..=16)
+                .rev()
+                .find(|s| disks.is_multiple_of(*s))
+                .ok_or_else(|| {
+                    Error::Layout(format!(
+                        "{disks} disks cannot be split into equal erasure sets of 4 to 16 disks"
+                    ))
+                })?
         };
         let parity = parity.unwrap_or_else(|| default_parity(set_size));
         if parity > set_size / 2 {
@@ -67,7 +70,11 @@ impl Layout {
     /// Shards that must be acknowledged before a chunk write counts: k + 1 when there is
     /// parity (one disk may fail right after without the chunk becoming unreadable), else k.
     pub fn write_quorum(&self) -> usize {
-        if self.parity == 0 { self.data() } else { self.data() + 1 }
+        if self.parity == 0 {
+            self.data()
+        } else {
+            self.data() + 1
+        }
     }
 
     /// Disk index of each shard position (0..k+m) of a chunk.
@@ -103,7 +110,10 @@ mod tests {
     #[test]
     fn minio_defaults() {
         let p = |n| Layout::new(n, None).unwrap().parity;
-        assert_eq!([p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(16)], [0, 1, 1, 2, 2, 3, 3, 4, 4]);
+        assert_eq!(
+            [p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(16)],
+            [0, 1, 1, 2, 2, 3, 3, 4, 4]
+        );
         assert_eq!(Layout::new(32, None).unwrap().set_size, 16);
         assert_eq!(Layout::new(18, None).unwrap().set_size, 9);
         assert!(Layout::new(17, None).is_err());
@@ -124,7 +134,10 @@ mod tests {
             }
         }
         // 4000 chunks * 2 parity shards / 8 disks = 1000 each on average.
-        assert!(parity_hits.iter().all(|&h| (800..1200).contains(&h)), "{parity_hits:?}");
+        assert!(
+            parity_hits.iter().all(|&h| (800..1200).contains(&h)),
+            "{parity_hits:?}"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod hash;
 mod layout;
 mod local_disk;
 mod memory;
+mod offline;
 pub mod shard_format;
 mod store;
 
@@ -31,4 +32,5 @@ pub use hash::ChunkHash;
 pub use layout::{Layout, default_parity};
 pub use local_disk::LocalDiskStore;
 pub use memory::MemoryShardStore;
+pub use offline::OfflineStore;
 pub use store::{ShardKey, ShardStore};

@@ -31,7 +31,9 @@ impl LocalDiskStore {
             let p = root.join(dir);
             fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         }
-        Ok(LocalDiskStore { root: Arc::new(root) })
+        Ok(LocalDiskStore {
+            root: Arc::new(root),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -64,7 +66,10 @@ impl LocalDiskStore {
             sync_dir(dir.parent().expect("fan-out dir has a parent"))?;
             sync_dir(&self.root.join(SHARDS_DIR))?;
         }
-        let tmp = self.root.join(TMP_DIR).join(format!("{}.{}", uuid::Uuid::new_v4(), key.index));
+        let tmp = self
+            .root
+            .join(TMP_DIR)
+            .join(format!("{}.{}", uuid::Uuid::new_v4(), key.index));
         let result = (|| {
             let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
             f.write_all(file).map_err(|e| Error::io(&tmp, e))?;
@@ -157,7 +162,10 @@ impl ShardStore for LocalDiskStore {
 
     async fn health(&self) -> Result<()> {
         self.blocking(|me| {
-            let probe = me.root.join(TMP_DIR).join(format!("health-{}", uuid::Uuid::new_v4()));
+            let probe = me
+                .root
+                .join(TMP_DIR)
+                .join(format!("health-{}", uuid::Uuid::new_v4()));
             fs::write(&probe, b"ok").map_err(|e| Error::io(&probe, e))?;
             fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
         })

@@ -61,13 +61,19 @@ pub fn encode(header: &ShardHeader, payload: &[u8]) -> Bytes {
 /// Parses and verifies a shard file; returns its header and payload (a zero-copy slice).
 pub fn decode(file: &Bytes) -> Result<(ShardHeader, Bytes)> {
     if file.len() < HEADER_LEN {
-        return Err(Error::Corrupt(format!("shard of {} bytes is shorter than its header", file.len())));
+        return Err(Error::Corrupt(format!(
+            "shard of {} bytes is shorter than its header",
+            file.len()
+        )));
     }
     if &file[0..4] != MAGIC {
         return Err(Error::Corrupt("bad magic".into()));
     }
     if file[4] != FORMAT_VERSION {
-        return Err(Error::Corrupt(format!("unknown shard format version {}", file[4])));
+        return Err(Error::Corrupt(format!(
+            "unknown shard format version {}",
+            file[4]
+        )));
     }
     let header_check = u64::from_le_bytes(file[68..76].try_into().expect("8 bytes"));
     if xxh3_64(&file[..68]) != header_check {
@@ -131,7 +137,10 @@ mod tests {
         for pos in (0..file.len()).step_by(7) {
             let mut bad = file.clone();
             bad[pos] ^= 0x40;
-            assert!(decode(&Bytes::from(bad)).is_err(), "flip at {pos} went unnoticed");
+            assert!(
+                decode(&Bytes::from(bad)).is_err(),
+                "flip at {pos} went unnoticed"
+            );
         }
     }
 

@@ -20,10 +20,16 @@ pub async fn run(store: &dyn ShardStore) {
     assert!(store.list().await.unwrap().is_empty());
 
     store.put(a, Bytes::from_static(b"first")).await.unwrap();
-    store.put(a1, Bytes::from_static(b"other index")).await.unwrap();
+    store
+        .put(a1, Bytes::from_static(b"other index"))
+        .await
+        .unwrap();
     store.put(b, Bytes::new()).await.unwrap();
     assert_eq!(store.get(a).await.unwrap(), Bytes::from_static(b"first"));
-    assert_eq!(store.get(a1).await.unwrap(), Bytes::from_static(b"other index"));
+    assert_eq!(
+        store.get(a1).await.unwrap(),
+        Bytes::from_static(b"other index")
+    );
     assert_eq!(store.get(b).await.unwrap(), Bytes::new());
 
     // Overwrite replaces the whole shard.
@@ -39,6 +45,9 @@ pub async fn run(store: &dyn ShardStore) {
     store.delete(a).await.unwrap();
     store.delete(a).await.expect("delete is idempotent");
     assert!(store.get(a).await.unwrap_err().is_not_found());
-    assert_eq!(store.get(a1).await.unwrap(), Bytes::from_static(b"other index"));
+    assert_eq!(
+        store.get(a1).await.unwrap(),
+        Bytes::from_static(b"other index")
+    );
     assert_eq!(store.list().await.unwrap().len(), 2);
 }

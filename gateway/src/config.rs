@@ -96,7 +96,11 @@ pub fn expand_ellipsis(arg: &str) -> Result<Vec<String>, String> {
     if b - a >= 4096 {
         return Err(format!("range {{{inner}}} in {arg:?} is too large"));
     }
-    let width = if from.len() > 1 && from.starts_with('0') { from.len() } else { 0 };
+    let width = if from.len() > 1 && from.starts_with('0') {
+        from.len()
+    } else {
+        0
+    };
     let mut out = Vec::new();
     for n in a..=b {
         let head = format!("{}{:0width$}", &arg[..open], n, width = width);
@@ -115,7 +119,10 @@ mod tests {
     fn ellipsis() {
         assert_eq!(expand_ellipsis("/data").unwrap(), ["/data"]);
         assert_eq!(expand_ellipsis("/d{1...3}").unwrap(), ["/d1", "/d2", "/d3"]);
-        assert_eq!(expand_ellipsis("/d{08...10}").unwrap(), ["/d08", "/d09", "/d10"]);
+        assert_eq!(
+            expand_ellipsis("/d{08...10}").unwrap(),
+            ["/d08", "/d09", "/d10"]
+        );
         assert_eq!(
             expand_ellipsis("/m{1...2}/d{1...2}").unwrap(),
             ["/m1/d1", "/m1/d2", "/m2/d1", "/m2/d2"]
@@ -130,7 +137,8 @@ mod tests {
     fn credentials() {
         let dev = Credentials::from_env_values(None, None).unwrap();
         assert_eq!(dev.source, CredentialSource::Development);
-        let env = Credentials::from_env_values(Some("admin".into()), Some("secret-key".into())).unwrap();
+        let env =
+            Credentials::from_env_values(Some("admin".into()), Some("secret-key".into())).unwrap();
         assert_eq!(env.source, CredentialSource::Environment);
         assert!(Credentials::from_env_values(Some("admin".into()), None).is_err());
         assert!(Credentials::from_env_values(Some("admin".into()), Some("short".into())).is_err());

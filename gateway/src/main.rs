@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use gateway::config::{Credentials, ServeConfig, expand_ellipsis};
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "S3-compatible object storage on erasure-coded, deduplicated chunks")]
+#[command(
+    name = "tessera",
+    version,
+    about = "S3-compatible object storage on erasure-coded, deduplicated chunks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +55,8 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, String> {
         }
     }
     let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-    let credentials = Credentials::from_env_values(env("TESSERA_ROOT_USER"), env("TESSERA_ROOT_PASSWORD"))?;
+    let credentials =
+        Credentials::from_env_values(env("TESSERA_ROOT_USER"), env("TESSERA_ROOT_PASSWORD"))?;
     Ok(ServeConfig {
         address: args.address,
         disks,

@@ -6,17 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use erasure::disk_format::{self, Deployment};
-use erasure::{ChunkStore, LocalDiskStore, ShardStore};
+use erasure::{ChunkStore, LocalDiskStore, OfflineStore, ShardStore};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use metastore::{KvStore, MetaStore, MirroredKv, RocksKv};
-use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::config::{CHUNK_SIZE, CredentialSource, INLINE_MAX, ServeConfig};
-use crate::s3::TesseraS3;
+use crate::s3::{RootAuth, TesseraS3};
 use crate::storage::ObjectService;
 
 /// Paths under this prefix are answered by the server itself, never by the S3 layer; no
@@ -34,15 +33,34 @@ pub struct Opened {
 
 /// Formats or verifies the disks and opens the stores. Blocking: run it before serving.
 pub fn open(cfg: &ServeConfig) -> Result<Opened, String> {
-    let deployment = disk_format::prepare_disks(&cfg.disks, cfg.parity, CHUNK_SIZE).map_err(|e| e.to_string())?;
+    let deployment = disk_format::prepare_disks(&cfg.disks, cfg.parity, CHUNK_SIZE)
+        .map_err(|e| e.to_string())?;
+    let offline = |i: usize| {
+        deployment
+            .offline
+            .iter()
+            .find(|(o, _)| *o == i)
+            .map(|(_, why)| why.clone())
+    };
     let mut stores: Vec<Arc<dyn ShardStore>> = Vec::new();
-    for d in &cfg.disks {
-        stores.push(Arc::new(LocalDiskStore::open(d).map_err(|e| e.to_string())?));
+    for (i, d) in cfg.disks.iter().enumerate() {
+        match offline(i) {
+            Some(why) => {
+                warn!(disk = %d.display(), "DISK OFFLINE: {why}; running degraded (reads rebuild its shards from parity, writes need the others)");
+                stores.push(Arc::new(OfflineStore::new(d.display().to_string(), why)));
+            }
+            None => stores.push(Arc::new(
+                LocalDiskStore::open(d).map_err(|e| e.to_string())?,
+            )),
+        }
     }
     // The metadata must survive the loss of any `parity` disks, like the data: keep a replica on
-    // parity + 1 disks.
+    // the first parity + 1 disks (those of them that are online now).
     let replica_count = (deployment.layout.parity + 1).min(cfg.disks.len());
-    let meta_replicas: Vec<PathBuf> = cfg.disks[..replica_count].iter().map(|d| d.join(META_DIR)).collect();
+    let meta_replicas: Vec<PathBuf> = (0..replica_count)
+        .filter(|&i| offline(i).is_none())
+        .map(|i| cfg.disks[i].join(META_DIR))
+        .collect();
     let mut replicas: Vec<(String, Box<dyn KvStore>)> = Vec::new();
     for p in &meta_replicas {
         let kv = RocksKv::open(p).map_err(|e| e.to_string())?;
@@ -51,7 +69,12 @@ pub fn open(cfg: &ServeConfig) -> Result<Opened, String> {
     let kv = MirroredKv::new(replicas).map_err(|e| e.to_string())?;
     let meta = MetaStore::new(kv, cfg.gc_grace);
     let chunks = ChunkStore::new(deployment.layout, stores).map_err(|e| e.to_string())?;
-    let service = Arc::new(ObjectService::new(meta, Arc::new(chunks), CHUNK_SIZE, INLINE_MAX));
+    let service = Arc::new(ObjectService::new(
+        meta,
+        Arc::new(chunks),
+        CHUNK_SIZE,
+        INLINE_MAX,
+    ));
     Ok(Opened {
         deployment,
         service,
@@ -61,18 +84,28 @@ pub fn open(cfg: &ServeConfig) -> Result<Opened, String> {
 
 fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
     let d = &opened.deployment;
-    println!("tessera {} - S3-compatible object storage", env!("CARGO_PKG_VERSION"));
+    println!(
+        "tessera {} - S3-compatible object storage",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("  endpoint:    http://{bound}");
     println!("  region:      {}", cfg.region);
     println!(
         "  disks:       {}{}",
         cfg.disks.len(),
-        if d.freshly_formatted { " (formatted now)" } else { "" }
+        if d.freshly_formatted {
+            " (formatted now)"
+        } else {
+            ""
+        }
     );
     for (i, disk) in cfg.disks.iter().enumerate() {
         println!("    {:>3}. {}", i + 1, disk.display());
     }
     println!("  erasure:     {}", d.layout);
+    for (_, why) in &d.offline {
+        println!("  WARNING: disk offline, running degraded: {why}");
+    }
     println!("  deployment:  {}", d.deployment_id);
     println!(
         "  metadata:    {} mirrored replica(s): {}",
@@ -86,12 +119,20 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
     );
     match cfg.credentials.source {
         CredentialSource::Environment => {
-            println!("  credentials: access key {:?} from TESSERA_ROOT_USER / TESSERA_ROOT_PASSWORD", cfg.credentials.access_key)
+            println!(
+                "  credentials: access key {:?} from TESSERA_ROOT_USER / TESSERA_ROOT_PASSWORD",
+                cfg.credentials.access_key
+            )
         }
         CredentialSource::Development => {
-            println!("  credentials: DEVELOPMENT DEFAULTS access key {:?} secret key {:?}", cfg.credentials.access_key, cfg.credentials.secret_key);
+            println!(
+                "  credentials: DEVELOPMENT DEFAULTS access key {:?} secret key {:?}",
+                cfg.credentials.access_key, cfg.credentials.secret_key
+            );
             println!("  WARNING: anyone who knows these defaults can read and write every bucket.");
-            println!("  WARNING: set TESSERA_ROOT_USER and TESSERA_ROOT_PASSWORD before exposing this server.");
+            println!(
+                "  WARNING: set TESSERA_ROOT_USER and TESSERA_ROOT_PASSWORD before exposing this server."
+            );
         }
     }
 }
@@ -106,8 +147,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let gc_interval = (cfg.gc_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
     let _gc = opened.service.spawn_gc(gc_interval);
 
-    let mut builder = S3ServiceBuilder::new(TesseraS3::new(opened.service.clone(), cfg.region.clone()));
-    builder.set_auth(SimpleAuth::from_single(
+    let mut builder =
+        S3ServiceBuilder::new(TesseraS3::new(opened.service.clone(), cfg.region.clone()));
+    builder.set_auth(RootAuth::new(
         cfg.credentials.access_key.clone(),
         cfg.credentials.secret_key.clone(),
     ));
@@ -167,13 +209,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

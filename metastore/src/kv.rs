@@ -74,12 +74,22 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 
 pub trait KvStore: Send + Sync + 'static {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>>;
-    fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>>;
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>>;
     fn write(&self, batch: Batch) -> Result<()>;
 }
 
 /// Every entry of a tree, page by page (used to copy a replica).
-pub(crate) fn scan_all(kv: &dyn KvStore, tree: Tree, mut visit: impl FnMut(Entry) -> Result<()>) -> Result<()> {
+pub(crate) fn scan_all(
+    kv: &dyn KvStore,
+    tree: Tree,
+    mut visit: impl FnMut(Entry) -> Result<()>,
+) -> Result<()> {
     let mut start = Vec::new();
     loop {
         let page = kv.scan(tree, &start, None, 1024)?;

@@ -30,7 +30,8 @@ pub use listing::{ListEntry, ListPage, ListQuery};
 pub use memory::MemoryKv;
 pub use mirror::MirroredKv;
 pub use records::{
-    BucketRecord, ChunkRef, ContentHeaders, ObjectData, ObjectRecord, PartInfo, PartRecord, UploadRecord,
+    BucketRecord, ChunkRef, ContentHeaders, ObjectData, ObjectRecord, PartInfo, PartRecord,
+    UploadRecord,
 };
 pub use rocks::RocksKv;
 pub use store::{GcItem, MetaStore};

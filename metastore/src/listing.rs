@@ -18,7 +18,7 @@ pub struct ListQuery {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListEntry {
-    Object(String, ObjectRecord),
+    Object(String, Box<ObjectRecord>),
     CommonPrefix(String),
 }
 
@@ -83,7 +83,8 @@ pub(crate) fn list(kv: &dyn KvStore, bucket: &str, q: &ListQuery) -> Result<List
                 page.truncated = true;
                 return Ok(page);
             }
-            page.entries.push(ListEntry::Object(key, decode(&v)?));
+            page.entries
+                .push(ListEntry::Object(key, Box::new(decode(&v)?)));
             start = k;
             start.push(0);
         }

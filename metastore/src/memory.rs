@@ -4,12 +4,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::RwLock;
 
-use crate::kv::{Batch, Entry, KvStore, Op, Tree};
 use crate::Result;
+use crate::kv::{Batch, Entry, KvStore, Op, Tree};
+
+type Trees = HashMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 #[derive(Debug, Default)]
 pub struct MemoryKv {
-    trees: RwLock<HashMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    trees: RwLock<Trees>,
 }
 
 impl MemoryKv {
@@ -24,7 +26,13 @@ impl KvStore for MemoryKv {
         Ok(trees.get(&tree).and_then(|t| t.get(key).cloned()))
     }
 
-    fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>> {
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
         let trees = self.trees.read().unwrap_or_else(|p| p.into_inner());
         let Some(t) = trees.get(&tree) else {
             return Ok(Vec::new());

@@ -29,7 +29,9 @@ pub struct MirroredKv {
 impl std::fmt::Debug for MirroredKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<_> = self.replicas.iter().map(|r| &r.name).collect();
-        f.debug_struct("MirroredKv").field("replicas", &names).finish()
+        f.debug_struct("MirroredKv")
+            .field("replicas", &names)
+            .finish()
     }
 }
 
@@ -117,7 +119,11 @@ impl MirroredKv {
 
     fn read<T>(&self, f: impl Fn(&dyn KvStore) -> Result<T>) -> Result<T> {
         let mut last = None;
-        for r in self.replicas.iter().filter(|r| r.healthy.load(Ordering::Relaxed)) {
+        for r in self
+            .replicas
+            .iter()
+            .filter(|r| r.healthy.load(Ordering::Relaxed))
+        {
             match f(r.kv.as_ref()) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
@@ -135,7 +141,13 @@ impl KvStore for MirroredKv {
         self.read(|kv| kv.get(tree, key))
     }
 
-    fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>> {
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
         self.read(|kv| kv.scan(tree, start, end, limit))
     }
 
@@ -146,7 +158,11 @@ impl KvStore for MirroredKv {
         batch.put(Tree::Meta, SEQ_KEY, next.to_be_bytes());
         let mut ok = 0;
         let mut last = None;
-        for r in self.replicas.iter().filter(|r| r.healthy.load(Ordering::Relaxed)) {
+        for r in self
+            .replicas
+            .iter()
+            .filter(|r| r.healthy.load(Ordering::Relaxed))
+        {
             match r.kv.write(batch.clone()) {
                 Ok(()) => ok += 1,
                 Err(e) => {
@@ -156,10 +172,16 @@ impl KvStore for MirroredKv {
             }
         }
         if ok == 0 {
-            return Err(last.unwrap_or_else(|| Error::Backend("no healthy metadata replica left".into())));
+            return Err(
+                last.unwrap_or_else(|| Error::Backend("no healthy metadata replica left".into()))
+            );
         }
         if ok < self.replicas.len() {
-            warn!(healthy = ok, total = self.replicas.len(), "metadata written to fewer replicas than configured");
+            warn!(
+                healthy = ok,
+                total = self.replicas.len(),
+                "metadata written to fewer replicas than configured"
+            );
         }
         *seq = next;
         Ok(())

@@ -21,7 +21,9 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
-        Some((&RECORD_VERSION, rest)) => rmp_serde::from_slice(rest).map_err(|e| Error::Decode(e.to_string())),
+        Some((&RECORD_VERSION, rest)) => {
+            rmp_serde::from_slice(rest).map_err(|e| Error::Decode(e.to_string()))
+        }
         Some((v, _)) => Err(Error::Decode(format!("unknown record version {v}"))),
         None => Err(Error::Decode("empty record".into())),
     }

@@ -27,8 +27,13 @@ impl RocksKv {
         opts.set_keep_log_file_num(4);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let names: Vec<&str> = Tree::ALL.iter().map(|t| t.name()).collect();
-        let db = DB::open_cf(&opts, &path, names)
-            .map_err(|e| Error::Backend(format!("opening RocksDB at {}: {}", path.display(), e.into_string())))?;
+        let db = DB::open_cf(&opts, &path, names).map_err(|e| {
+            Error::Backend(format!(
+                "opening RocksDB at {}: {}",
+                path.display(),
+                e.into_string()
+            ))
+        })?;
         Ok(RocksKv { db, path })
     }
 
@@ -48,7 +53,13 @@ impl KvStore for RocksKv {
         Ok(self.db.get_cf(self.cf(tree), key)?)
     }
 
-    fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>> {
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         for item in self
             .db

@@ -81,7 +81,11 @@ impl Inner {
                 tracing::error!(chunk = ?hash, before, change, "refcount would go negative; clamping to 0");
             }
             let after = after.max(0) as u64;
-            batch.put(Tree::Refcounts, hash.to_vec(), encode(&RefRecord { count: after, len }));
+            batch.put(
+                Tree::Refcounts,
+                hash.to_vec(),
+                encode(&RefRecord { count: after, len }),
+            );
             if after == 0 {
                 batch.put(Tree::Gc, keys::gc(due, &hash), Vec::new());
             }
@@ -110,7 +114,10 @@ impl MetaStore {
         Self::new(MemoryKv::new(), std::time::Duration::ZERO)
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce(&Inner) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&inner)).await?
     }
@@ -133,7 +140,8 @@ impl MetaStore {
 
     pub async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>> {
         let name = name.to_owned();
-        self.run(move |s| s.get(Tree::Buckets, name.as_bytes())).await
+        self.run(move |s| s.get(Tree::Buckets, name.as_bytes()))
+            .await
     }
 
     pub async fn list_buckets(&self) -> Result<Vec<(String, BucketRecord)>> {
@@ -156,13 +164,22 @@ impl MetaStore {
             s.require_bucket(&name)?;
             let prefix = keys::bucket_prefix(&name);
             let end = keys::prefix_end(&prefix);
-            if !s.kv.scan(Tree::Objects, &prefix, end.as_deref(), 1)?.is_empty() {
+            if !s
+                .kv
+                .scan(Tree::Objects, &prefix, end.as_deref(), 1)?
+                .is_empty()
+            {
                 return Err(Error::BucketNotEmpty);
             }
             let mut b = Batch::default();
             let mut delta = RefDelta::default();
-            for (uk, _) in s.kv.scan(Tree::Uploads, &prefix, end.as_deref(), usize::MAX)? {
-                let upload_id = uk[prefix.len()..].split(|&c| c == 0).next().unwrap_or_default();
+            for (uk, _) in
+                s.kv.scan(Tree::Uploads, &prefix, end.as_deref(), usize::MAX)?
+            {
+                let upload_id = uk[prefix.len()..]
+                    .split(|&c| c == 0)
+                    .next()
+                    .unwrap_or_default();
                 let upload_id = String::from_utf8_lossy(upload_id).into_owned();
                 for (pk, pv) in scan_parts(s, &upload_id)? {
                     let part: PartRecord = decode(&pv)?;
@@ -187,7 +204,12 @@ impl MetaStore {
 
     /// Stores `record` as the current object, releasing the chunks of the one it replaces,
     /// which is returned.
-    pub async fn put_object(&self, bucket: &str, key: &str, record: ObjectRecord) -> Result<Option<ObjectRecord>> {
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: ObjectRecord,
+    ) -> Result<Option<ObjectRecord>> {
         let bucket = bucket.to_owned();
         let k = keys::object(&bucket, key);
         self.run(move |s| {
@@ -240,7 +262,13 @@ impl MetaStore {
 
     // ---- multipart uploads ----
 
-    pub async fn create_upload(&self, bucket: &str, key: &str, upload_id: &str, record: UploadRecord) -> Result<()> {
+    pub async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        record: UploadRecord,
+    ) -> Result<()> {
         let bucket = bucket.to_owned();
         let k = keys::upload(&bucket, upload_id, key);
         self.run(move |s| {
@@ -253,13 +281,25 @@ impl MetaStore {
         .await
     }
 
-    pub async fn get_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Option<UploadRecord>> {
+    pub async fn get_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<UploadRecord>> {
         let k = keys::upload(bucket, upload_id, key);
         self.run(move |s| s.get(Tree::Uploads, &k)).await
     }
 
     /// Records a part, replacing (and releasing) an earlier part with the same number.
-    pub async fn put_part(&self, bucket: &str, key: &str, upload_id: &str, number: u32, part: PartRecord) -> Result<()> {
+    pub async fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        part: PartRecord,
+    ) -> Result<()> {
         let uk = keys::upload(bucket, upload_id, key);
         let pk = keys::part(upload_id, number);
         self.run(move |s| {
@@ -280,7 +320,12 @@ impl MetaStore {
         .await
     }
 
-    pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Vec<(u32, PartRecord)>> {
+    pub async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<(u32, PartRecord)>> {
         let uk = keys::upload(bucket, upload_id, key);
         let upload_id = upload_id.to_owned();
         self.run(move |s| {
@@ -372,7 +417,8 @@ impl MetaStore {
 
     /// True when the chunk is stored: referenced, or unreferenced but not yet collected.
     pub async fn chunk_known(&self, hash: [u8; 32]) -> Result<bool> {
-        self.run(move |s| Ok(s.kv.get(Tree::Refcounts, &hash)?.is_some())).await
+        self.run(move |s| Ok(s.kv.get(Tree::Refcounts, &hash)?.is_some()))
+            .await
     }
 
     /// The current reference count of a chunk (`None`: not stored).

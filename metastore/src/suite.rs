@@ -7,7 +7,10 @@ use crate::records::*;
 use crate::*;
 
 fn chunk(n: u8) -> ChunkRef {
-    ChunkRef { hash: [n; 32], len: 100 }
+    ChunkRef {
+        hash: [n; 32],
+        len: 100,
+    }
 }
 
 fn object(chunks: Vec<ChunkRef>) -> ObjectRecord {
@@ -37,7 +40,10 @@ fn inline(bytes: &[u8]) -> ObjectRecord {
 
 async fn names(store: &MetaStore, bucket: &str, q: ListQuery) -> (Vec<String>, bool) {
     let page = store.list_objects(bucket, q).await.unwrap();
-    (page.entries.iter().map(|e| e.name().to_string()).collect(), page.truncated)
+    (
+        page.entries.iter().map(|e| e.name().to_string()).collect(),
+        page.truncated,
+    )
 }
 
 pub async fn run(store: MetaStore) {
@@ -48,21 +54,44 @@ pub async fn run(store: MetaStore) {
 }
 
 async fn buckets(store: &MetaStore) {
-    store.create_bucket("b1", BucketRecord { created_ms: 1 }).await.unwrap();
-    store.create_bucket("b2", BucketRecord { created_ms: 2 }).await.unwrap();
+    store
+        .create_bucket("b1", BucketRecord { created_ms: 1 })
+        .await
+        .unwrap();
+    store
+        .create_bucket("b2", BucketRecord { created_ms: 2 })
+        .await
+        .unwrap();
     assert!(matches!(
-        store.create_bucket("b1", BucketRecord { created_ms: 3 }).await,
+        store
+            .create_bucket("b1", BucketRecord { created_ms: 3 })
+            .await,
         Err(Error::BucketExists)
     ));
-    assert_eq!(store.get_bucket("b1").await.unwrap(), Some(BucketRecord { created_ms: 1 }));
+    assert_eq!(
+        store.get_bucket("b1").await.unwrap(),
+        Some(BucketRecord { created_ms: 1 })
+    );
     assert_eq!(store.get_bucket("nope").await.unwrap(), None);
-    let all: Vec<_> = store.list_buckets().await.unwrap().into_iter().map(|(n, _)| n).collect();
+    let all: Vec<_> = store
+        .list_buckets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(all, ["b1", "b2"]);
     store.put_object("b2", "k", inline(b"x")).await.unwrap();
-    assert!(matches!(store.delete_bucket("b2").await, Err(Error::BucketNotEmpty)));
+    assert!(matches!(
+        store.delete_bucket("b2").await,
+        Err(Error::BucketNotEmpty)
+    ));
     store.delete_object("b2", "k").await.unwrap();
     store.delete_bucket("b2").await.unwrap();
-    assert!(matches!(store.delete_bucket("b2").await, Err(Error::NoSuchBucket)));
+    assert!(matches!(
+        store.delete_bucket("b2").await,
+        Err(Error::NoSuchBucket)
+    ));
     assert!(matches!(
         store.put_object("b2", "k", inline(b"x")).await,
         Err(Error::NoSuchBucket)
@@ -70,23 +99,49 @@ async fn buckets(store: &MetaStore) {
 }
 
 async fn objects_and_refcounts(store: &MetaStore) {
-    store.create_bucket("rc", BucketRecord { created_ms: 1 }).await.unwrap();
+    store
+        .create_bucket("rc", BucketRecord { created_ms: 1 })
+        .await
+        .unwrap();
     let (a, b, c) = (chunk(1), chunk(2), chunk(3));
     assert!(!store.chunk_known(a.hash).await.unwrap());
 
     // The same chunk twice in one object counts twice.
-    store.put_object("rc", "one", object(vec![a, a, b])).await.unwrap();
-    store.put_object("rc", "two", object(vec![b])).await.unwrap();
+    store
+        .put_object("rc", "one", object(vec![a, a, b]))
+        .await
+        .unwrap();
+    store
+        .put_object("rc", "two", object(vec![b]))
+        .await
+        .unwrap();
     assert_eq!(store.chunk_refcount(a.hash).await.unwrap(), Some(2));
     assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(2));
-    assert_eq!(store.get_object("rc", "one").await.unwrap().unwrap().data.chunks().len(), 3);
+    assert_eq!(
+        store
+            .get_object("rc", "one")
+            .await
+            .unwrap()
+            .unwrap()
+            .data
+            .chunks()
+            .len(),
+        3
+    );
 
     // Overwrite releases the old manifest's chunks in the same commit.
-    let old = store.put_object("rc", "one", object(vec![c])).await.unwrap().unwrap();
+    let old = store
+        .put_object("rc", "one", object(vec![c]))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(old.data.chunks(), &[a, a, b]);
     assert_eq!(store.chunk_refcount(a.hash).await.unwrap(), Some(0));
     assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(1));
-    assert!(store.chunk_known(a.hash).await.unwrap(), "unreferenced chunks stay until GC");
+    assert!(
+        store.chunk_known(a.hash).await.unwrap(),
+        "unreferenced chunks stay until GC"
+    );
 
     // GC: a is due (grace 0) and gets collected; b is referenced and is not.
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -99,7 +154,10 @@ async fn objects_and_refcounts(store: &MetaStore) {
     // A chunk referenced again before collection survives the GC pass.
     store.delete_object("rc", "two").await.unwrap();
     assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(0));
-    store.put_object("rc", "three", object(vec![b])).await.unwrap();
+    store
+        .put_object("rc", "three", object(vec![b]))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     for item in store.gc_due(100).await.unwrap() {
         assert!(!store.gc_collect(item).await.unwrap());
@@ -112,15 +170,41 @@ async fn objects_and_refcounts(store: &MetaStore) {
 }
 
 async fn listing(store: &MetaStore) {
-    store.create_bucket("ls", BucketRecord { created_ms: 1 }).await.unwrap();
-    store.create_bucket("ls-other", BucketRecord { created_ms: 1 }).await.unwrap();
-    let keys = ["a", "a/1", "a/2", "a/b/3", "b", "c/x", "c/y", "d", "z z", "\u{e9}t\u{e9}"];
+    store
+        .create_bucket("ls", BucketRecord { created_ms: 1 })
+        .await
+        .unwrap();
+    store
+        .create_bucket("ls-other", BucketRecord { created_ms: 1 })
+        .await
+        .unwrap();
+    let keys = [
+        "a",
+        "a/1",
+        "a/2",
+        "a/b/3",
+        "b",
+        "c/x",
+        "c/y",
+        "d",
+        "z z",
+        "\u{e9}t\u{e9}",
+    ];
     for k in keys {
-        store.put_object("ls", k, inline(k.as_bytes())).await.unwrap();
+        store
+            .put_object("ls", k, inline(k.as_bytes()))
+            .await
+            .unwrap();
     }
-    store.put_object("ls-other", "a", inline(b"x")).await.unwrap();
+    store
+        .put_object("ls-other", "a", inline(b"x"))
+        .await
+        .unwrap();
 
-    let all = |max| ListQuery { max, ..Default::default() };
+    let all = |max| ListQuery {
+        max,
+        ..Default::default()
+    };
     let (got, truncated) = names(store, "ls", all(1000)).await;
     assert_eq!(got, keys);
     assert!(!truncated);
@@ -130,7 +214,14 @@ async fn listing(store: &MetaStore) {
     let mut after = None;
     loop {
         let page = store
-            .list_objects("ls", ListQuery { after: after.clone(), max: 3, ..Default::default() })
+            .list_objects(
+                "ls",
+                ListQuery {
+                    after: after.clone(),
+                    max: 3,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         seen.extend(page.entries.iter().map(|e| e.name().to_string()));
@@ -153,13 +244,30 @@ async fn listing(store: &MetaStore) {
     assert_eq!(got, ["a/1", "a/2", "a/b/"]);
     // Resuming after a common prefix does not repeat it.
     let (got, truncated) = names(store, "ls", slash("", None, 2)).await;
-    assert_eq!((got, truncated), (vec!["a".to_string(), "a/".to_string()], true));
+    assert_eq!(
+        (got, truncated),
+        (vec!["a".to_string(), "a/".to_string()], true)
+    );
     let (got, _) = names(store, "ls", slash("", Some("a/"), 2)).await;
     assert_eq!(got, ["b", "c/"]);
     // Other delimiters.
-    let q = ListQuery { delimiter: Some("1".into()), prefix: "a".into(), max: 10, ..Default::default() };
+    let q = ListQuery {
+        delimiter: Some("1".into()),
+        prefix: "a".into(),
+        max: 10,
+        ..Default::default()
+    };
     assert_eq!(names(store, "ls", q).await.0, ["a", "a/1", "a/2", "a/b/3"]);
-    let (got, _) = names(store, "ls", ListQuery { prefix: "c".into(), max: 10, ..Default::default() }).await;
+    let (got, _) = names(
+        store,
+        "ls",
+        ListQuery {
+            prefix: "c".into(),
+            max: 10,
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(got, ["c/x", "c/y"]);
     assert!(matches!(
         store.list_objects("nope", all(10)).await,
@@ -168,18 +276,51 @@ async fn listing(store: &MetaStore) {
 }
 
 async fn multipart(store: &MetaStore) {
-    store.create_bucket("mp", BucketRecord { created_ms: 1 }).await.unwrap();
+    store
+        .create_bucket("mp", BucketRecord { created_ms: 1 })
+        .await
+        .unwrap();
     let template = object(vec![]);
-    let rec = UploadRecord { initiated_ms: 1, template: template.clone() };
-    store.create_upload("mp", "big", "u1", rec.clone()).await.unwrap();
-    assert_eq!(store.get_upload("mp", "big", "u1").await.unwrap(), Some(rec));
+    let rec = UploadRecord {
+        initiated_ms: 1,
+        template: template.clone(),
+    };
+    store
+        .create_upload("mp", "big", "u1", rec.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_upload("mp", "big", "u1").await.unwrap(),
+        Some(rec)
+    );
     assert_eq!(store.get_upload("mp", "other", "u1").await.unwrap(), None);
-    let part = |chunks: Vec<ChunkRef>| PartRecord { size: 100, etag: "p".into(), modified_ms: 1, chunks };
-    store.put_part("mp", "big", "u1", 1, part(vec![chunk(10)])).await.unwrap();
-    store.put_part("mp", "big", "u1", 2, part(vec![chunk(11)])).await.unwrap();
-    store.put_part("mp", "big", "u1", 2, part(vec![chunk(12)])).await.unwrap();
-    store.put_part("mp", "big", "u1", 3, part(vec![chunk(13)])).await.unwrap();
-    assert_eq!(store.chunk_refcount([11; 32]).await.unwrap(), Some(0), "replaced part released");
+    let part = |chunks: Vec<ChunkRef>| PartRecord {
+        size: 100,
+        etag: "p".into(),
+        modified_ms: 1,
+        chunks,
+    };
+    store
+        .put_part("mp", "big", "u1", 1, part(vec![chunk(10)]))
+        .await
+        .unwrap();
+    store
+        .put_part("mp", "big", "u1", 2, part(vec![chunk(11)]))
+        .await
+        .unwrap();
+    store
+        .put_part("mp", "big", "u1", 2, part(vec![chunk(12)]))
+        .await
+        .unwrap();
+    store
+        .put_part("mp", "big", "u1", 3, part(vec![chunk(13)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.chunk_refcount([11; 32]).await.unwrap(),
+        Some(0),
+        "replaced part released"
+    );
     let parts = store.list_parts("mp", "big", "u1").await.unwrap();
     assert_eq!(parts.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [1, 2, 3]);
     assert!(matches!(
@@ -189,30 +330,89 @@ async fn multipart(store: &MetaStore) {
 
     // Complete with parts 1 and 2 only: part 3's chunk is released, the others move over.
     store
-        .complete_upload("mp", "big", "u1", object(vec![chunk(10), chunk(12)]), vec![(2, "stale".into())])
+        .complete_upload(
+            "mp",
+            "big",
+            "u1",
+            object(vec![chunk(10), chunk(12)]),
+            vec![(2, "stale".into())],
+        )
         .await
         .unwrap_err();
     store
-        .complete_upload("mp", "big", "u1", object(vec![chunk(10), chunk(12)]), vec![(1, "p".into()), (2, "p".into())])
+        .complete_upload(
+            "mp",
+            "big",
+            "u1",
+            object(vec![chunk(10), chunk(12)]),
+            vec![(1, "p".into()), (2, "p".into())],
+        )
         .await
         .unwrap();
     assert_eq!(store.chunk_refcount([10; 32]).await.unwrap(), Some(1));
     assert_eq!(store.chunk_refcount([12; 32]).await.unwrap(), Some(1));
     assert_eq!(store.chunk_refcount([13; 32]).await.unwrap(), Some(0));
     assert_eq!(store.get_upload("mp", "big", "u1").await.unwrap(), None);
-    assert!(matches!(store.list_parts("mp", "big", "u1").await, Err(Error::NoSuchUpload)));
-    assert_eq!(store.get_object("mp", "big").await.unwrap().unwrap().data.chunks().len(), 2);
+    assert!(matches!(
+        store.list_parts("mp", "big", "u1").await,
+        Err(Error::NoSuchUpload)
+    ));
+    assert_eq!(
+        store
+            .get_object("mp", "big")
+            .await
+            .unwrap()
+            .unwrap()
+            .data
+            .chunks()
+            .len(),
+        2
+    );
 
     // Abort releases everything; deleting a bucket aborts its uploads.
-    store.create_upload("mp", "x", "u2", UploadRecord { initiated_ms: 1, template: template.clone() }).await.unwrap();
-    store.put_part("mp", "x", "u2", 1, part(vec![chunk(20)])).await.unwrap();
+    store
+        .create_upload(
+            "mp",
+            "x",
+            "u2",
+            UploadRecord {
+                initiated_ms: 1,
+                template: template.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .put_part("mp", "x", "u2", 1, part(vec![chunk(20)]))
+        .await
+        .unwrap();
     store.abort_upload("mp", "x", "u2").await.unwrap();
     assert_eq!(store.chunk_refcount([20; 32]).await.unwrap(), Some(0));
-    assert!(matches!(store.abort_upload("mp", "x", "u2").await, Err(Error::NoSuchUpload)));
+    assert!(matches!(
+        store.abort_upload("mp", "x", "u2").await,
+        Err(Error::NoSuchUpload)
+    ));
 
-    store.create_bucket("mp2", BucketRecord { created_ms: 1 }).await.unwrap();
-    store.create_upload("mp2", "y", "u3", UploadRecord { initiated_ms: 1, template }).await.unwrap();
-    store.put_part("mp2", "y", "u3", 1, part(vec![chunk(30)])).await.unwrap();
+    store
+        .create_bucket("mp2", BucketRecord { created_ms: 1 })
+        .await
+        .unwrap();
+    store
+        .create_upload(
+            "mp2",
+            "y",
+            "u3",
+            UploadRecord {
+                initiated_ms: 1,
+                template,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .put_part("mp2", "y", "u3", 1, part(vec![chunk(30)]))
+        .await
+        .unwrap();
     store.delete_bucket("mp2").await.unwrap();
     assert_eq!(store.chunk_refcount([30; 32]).await.unwrap(), Some(0));
 }
@@ -225,7 +425,11 @@ async fn memory_backend() {
 #[tokio::test]
 async fn rocksdb_backend() {
     let dir = tempfile::tempdir().unwrap();
-    run(MetaStore::new(RocksKv::open(dir.path()).unwrap(), Duration::ZERO)).await;
+    run(MetaStore::new(
+        RocksKv::open(dir.path()).unwrap(),
+        Duration::ZERO,
+    ))
+    .await;
 }
 
 #[tokio::test]

@@ -6,7 +6,10 @@ use s3s::{S3Request, S3Response, S3Result};
 use super::convert::timestamp;
 use super::{TesseraS3, owner};
 
-pub async fn list_buckets(s: &TesseraS3, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+pub async fn list_buckets(
+    s: &TesseraS3,
+    _req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
     let buckets = s
         .service
         .list_buckets()
@@ -25,15 +28,20 @@ pub async fn list_buckets(s: &TesseraS3, _req: S3Request<ListBucketsInput>) -> S
     }))
 }
 
-pub async fn create_bucket(s: &TesseraS3, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+pub async fn create_bucket(
+    s: &TesseraS3,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
     s.service.create_bucket(&req.input.bucket).await?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", req.input.bucket)),
-        ..Default::default()
     }))
 }
 
-pub async fn head_bucket(s: &TesseraS3, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+pub async fn head_bucket(
+    s: &TesseraS3,
+    req: S3Request<HeadBucketInput>,
+) -> S3Result<S3Response<HeadBucketOutput>> {
     s.service.bucket(&req.input.bucket).await?;
     Ok(S3Response::new(HeadBucketOutput {
         bucket_region: Some(s.region.clone()),
@@ -41,7 +49,10 @@ pub async fn head_bucket(s: &TesseraS3, req: S3Request<HeadBucketInput>) -> S3Re
     }))
 }
 
-pub async fn delete_bucket(s: &TesseraS3, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+pub async fn delete_bucket(
+    s: &TesseraS3,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
     s.service.delete_bucket(&req.input.bucket).await?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
@@ -52,6 +63,9 @@ pub async fn get_bucket_location(
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
     s.service.bucket(&req.input.bucket).await?;
     // S3 reports us-east-1 as an empty location constraint.
-    let location_constraint = (s.region != "us-east-1").then(|| BucketLocationConstraint::from(s.region.clone()));
-    Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+    let location_constraint =
+        (s.region != "us-east-1").then(|| BucketLocationConstraint::from(s.region.clone()));
+    Ok(S3Response::new(GetBucketLocationOutput {
+        location_constraint,
+    }))
 }

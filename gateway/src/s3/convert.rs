@@ -19,7 +19,10 @@ pub fn check_key(key: &str) -> S3Result<()> {
         ));
     }
     if key.contains('\0') {
-        return Err(s3_error!(InvalidArgument, "Object keys may not contain NUL characters"));
+        return Err(s3_error!(
+            InvalidArgument,
+            "Object keys may not contain NUL characters"
+        ));
     }
     Ok(())
 }
@@ -47,7 +50,9 @@ pub fn parse_http_date(s: &str) -> Option<Timestamp> {
 pub fn content_md5(header: Option<&str>) -> S3Result<Option<[u8; 16]>> {
     let Some(h) = header else { return Ok(None) };
     let invalid = || s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid.");
-    let bytes = base64_simd::STANDARD.decode_to_vec(h.trim()).map_err(|_| invalid())?;
+    let bytes = base64_simd::STANDARD
+        .decode_to_vec(h.trim())
+        .map_err(|_| invalid())?;
     Ok(Some(bytes.try_into().map_err(|_| invalid())?))
 }
 
@@ -65,14 +70,20 @@ pub struct ContentInput {
 pub fn object_meta(c: ContentInput) -> ObjectMeta {
     ObjectMeta {
         content: ContentHeaders {
-            content_type: c.content_type,
+            // What S3 records when the client sends no Content-Type.
+            content_type: c
+                .content_type
+                .or_else(|| Some("binary/octet-stream".to_owned())),
             content_encoding: c.content_encoding,
             content_disposition: c.content_disposition,
             content_language: c.content_language,
             cache_control: c.cache_control,
             expires: c.expires.as_ref().and_then(http_date),
         },
-        user_metadata: c.metadata.map(|m| m.into_iter().collect::<BTreeMap<_, _>>()).unwrap_or_default(),
+        user_metadata: c
+            .metadata
+            .map(|m| m.into_iter().collect::<BTreeMap<_, _>>())
+            .unwrap_or_default(),
         storage_class: c.storage_class.filter(|s| s != "STANDARD"),
     }
 }
@@ -83,10 +94,19 @@ pub fn user_metadata(r: &ObjectRecord) -> Option<s3s::dto::Metadata> {
 
 /// What S3 does for `encoding-type=url`: percent-encode everything but unreserved characters
 /// and '/'.
-const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 pub fn maybe_url_encode(s: String, encode: bool) -> String {
-    if encode { utf8_percent_encode(&s, KEY_ENCODE).to_string() } else { s }
+    if encode {
+        utf8_percent_encode(&s, KEY_ENCODE).to_string()
+    } else {
+        s
+    }
 }
 
 const TOKEN_PREFIX: &str = "t1:";
@@ -97,10 +117,19 @@ pub fn encode_token(after: &str) -> String {
 }
 
 pub fn decode_token(token: &str) -> S3Result<String> {
-    let invalid = || s3_error!(InvalidArgument, "The continuation token provided is incorrect");
-    let raw = base64_simd::URL_SAFE_NO_PAD.decode_to_vec(token).map_err(|_| invalid())?;
+    let invalid = || {
+        s3_error!(
+            InvalidArgument,
+            "The continuation token provided is incorrect"
+        )
+    };
+    let raw = base64_simd::URL_SAFE_NO_PAD
+        .decode_to_vec(token)
+        .map_err(|_| invalid())?;
     let s = String::from_utf8(raw).map_err(|_| invalid())?;
-    s.strip_prefix(TOKEN_PREFIX).map(str::to_owned).ok_or_else(invalid)
+    s.strip_prefix(TOKEN_PREFIX)
+        .map(str::to_owned)
+        .ok_or_else(invalid)
 }
 
 #[cfg(test)]
@@ -118,21 +147,32 @@ mod tests {
 
     #[test]
     fn url_encoding_matches_s3() {
-        assert_eq!(maybe_url_encode("a b+c%/d~é".into(), true), "a%20b%2Bc%25/d~%C3%A9");
+        assert_eq!(
+            maybe_url_encode("a b+c%/d~é".into(), true),
+            "a%20b%2Bc%25/d~%C3%A9"
+        );
         assert_eq!(maybe_url_encode("a b".into(), false), "a b");
     }
 
     #[test]
     fn key_rules() {
         assert!(check_key(&"k".repeat(1024)).is_ok());
-        assert_eq!(check_key(&"k".repeat(1025)).unwrap_err().code(), &S3ErrorCode::KeyTooLongError);
+        assert_eq!(
+            check_key(&"k".repeat(1025)).unwrap_err().code(),
+            &S3ErrorCode::KeyTooLongError
+        );
         assert!(check_key("../../etc/passwd").is_ok());
         assert!(check_key("a\0b").is_err());
     }
 
     #[test]
     fn content_md5_parsing() {
-        assert_eq!(content_md5(Some("1B2M2Y8AsgTpgAmY7PhCfg==")).unwrap().unwrap()[0], 0xd4);
+        assert_eq!(
+            content_md5(Some("1B2M2Y8AsgTpgAmY7PhCfg=="))
+                .unwrap()
+                .unwrap()[0],
+            0xd4
+        );
         assert!(content_md5(Some("nope")).is_err());
         assert!(content_md5(Some("AAAA")).is_err());
         assert_eq!(content_md5(None).unwrap(), None);

@@ -21,7 +21,10 @@ fn wants_url(e: &Option<EncodingType>) -> S3Result<bool> {
     match e {
         None => Ok(false),
         Some(e) if e.as_str() == EncodingType::URL => Ok(true),
-        Some(_) => Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request")),
+        Some(_) => Err(s3_error!(
+            InvalidArgument,
+            "Invalid Encoding Method specified in Request"
+        )),
     }
 }
 
@@ -59,7 +62,14 @@ fn convert(page: &ListPage, url: bool, with_owner: bool) -> Converted {
     }
 }
 
-async fn page(s: &TesseraS3, bucket: &str, prefix: &Option<String>, delimiter: &Option<String>, after: Option<String>, max: i32) -> S3Result<ListPage> {
+async fn page(
+    s: &TesseraS3,
+    bucket: &str,
+    prefix: &Option<String>,
+    delimiter: &Option<String>,
+    after: Option<String>,
+    max: i32,
+) -> S3Result<ListPage> {
     let query = ListQuery {
         prefix: prefix.clone().unwrap_or_default(),
         delimiter: delimiter.clone(),
@@ -74,7 +84,10 @@ async fn page(s: &TesseraS3, bucket: &str, prefix: &Option<String>, delimiter: &
     Ok(s.service.list_objects(bucket, query).await?)
 }
 
-pub async fn list_objects_v2(s: &TesseraS3, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+pub async fn list_objects_v2(
+    s: &TesseraS3,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
     let i = req.input;
     let url = wants_url(&i.encoding_type)?;
     let max = max_keys(i.max_keys)?;
@@ -106,7 +119,10 @@ pub async fn list_objects_v2(s: &TesseraS3, req: S3Request<ListObjectsV2Input>) 
     }))
 }
 
-pub async fn list_objects(s: &TesseraS3, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+pub async fn list_objects(
+    s: &TesseraS3,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
     let i = req.input;
     let url = wants_url(&i.encoding_type)?;
     let max = max_keys(i.max_keys)?;
@@ -114,7 +130,11 @@ pub async fn list_objects(s: &TesseraS3, req: S3Request<ListObjectsInput>) -> S3
     let page = page(s, &i.bucket, &i.prefix, &i.delimiter, after, max).await?;
     let next_marker = page
         .truncated
-        .then(|| page.entries.last().map(|e| maybe_url_encode(e.name().to_owned(), url)))
+        .then(|| {
+            page.entries
+                .last()
+                .map(|e| maybe_url_encode(e.name().to_owned(), url))
+        })
         .flatten();
     let c = convert(&page, url, true);
     let enc = |s: Option<String>| s.map(|s| maybe_url_encode(s, url));

@@ -5,7 +5,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::convert::{self, ContentInput, check_key, etag, object_meta, timestamp};
 use super::{TesseraS3, owner};
-use crate::storage::CompletedPart;
+use crate::storage::{CompletedPart, UploadBody};
 
 pub async fn create(
     s: &TesseraS3,
@@ -36,21 +36,34 @@ fn part_number(n: i32) -> S3Result<u32> {
     u32::try_from(n)
         .ok()
         .filter(|n| (1..=10_000).contains(n))
-        .ok_or_else(|| s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"))
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive"
+            )
+        })
 }
 
-pub async fn upload_part(s: &TesseraS3, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+pub async fn upload_part(
+    s: &TesseraS3,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
     let i = req.input;
     check_key(&i.key)?;
     let number = part_number(i.part_number)?;
     let md5 = convert::content_md5(i.content_md5.as_deref())?;
     let expected = i.content_length.and_then(|l| u64::try_from(l).ok());
-    let body = i
-        .body
-        .unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
+    let body = i.body.unwrap_or_else(|| {
+        StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
+    });
+    let body = UploadBody {
+        stream: body,
+        expected_len: expected,
+        content_md5: md5,
+    };
     let tag = s
         .service
-        .upload_part(&i.bucket, &i.key, &i.upload_id, number, body, expected, md5)
+        .upload_part(&i.bucket, &i.key, &i.upload_id, number, body)
         .await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(etag(&tag)),
@@ -67,14 +80,22 @@ pub async fn complete(
     let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     let mut parts = Vec::with_capacity(listed.len());
     for p in listed {
-        let number = part_number(p.part_number.ok_or_else(|| s3_error!(MalformedXML, "A part has no PartNumber"))?)?;
-        let tag = p.e_tag.ok_or_else(|| s3_error!(MalformedXML, "A part has no ETag"))?;
+        let number = part_number(
+            p.part_number
+                .ok_or_else(|| s3_error!(MalformedXML, "A part has no PartNumber"))?,
+        )?;
+        let tag = p
+            .e_tag
+            .ok_or_else(|| s3_error!(MalformedXML, "A part has no ETag"))?;
         parts.push(CompletedPart {
             number,
             etag: tag.value().to_owned(),
         });
     }
-    let record = s.service.complete_upload(&i.bucket, &i.key, &i.upload_id, &parts).await?;
+    let record = s
+        .service
+        .complete_upload(&i.bucket, &i.key, &i.upload_id, &parts)
+        .await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
@@ -89,16 +110,27 @@ pub async fn abort(
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let i = req.input;
-    s.service.abort_upload(&i.bucket, &i.key, &i.upload_id).await?;
+    s.service
+        .abort_upload(&i.bucket, &i.key, &i.upload_id)
+        .await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
-pub async fn list_parts(s: &TesseraS3, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+pub async fn list_parts(
+    s: &TesseraS3,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
     let i = req.input;
     let max = i.max_parts.unwrap_or(1000).clamp(0, 1000);
     let marker = i.part_number_marker.unwrap_or(0);
-    let all = s.service.list_parts(&i.bucket, &i.key, &i.upload_id).await?;
-    let mut after: Vec<_> = all.into_iter().filter(|(n, _)| *n as i64 > marker as i64).collect();
+    let all = s
+        .service
+        .list_parts(&i.bucket, &i.key, &i.upload_id)
+        .await?;
+    let mut after: Vec<_> = all
+        .into_iter()
+        .filter(|(n, _)| *n as i64 > marker as i64)
+        .collect();
     let truncated = after.len() > max as usize;
     after.truncate(max as usize);
     let next = after.last().map(|(n, _)| *n as i32);

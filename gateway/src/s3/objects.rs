@@ -9,6 +9,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::TesseraS3;
 use super::convert::{self, ContentInput, check_key, etag, object_meta, timestamp, user_metadata};
+use crate::storage::UploadBody;
 
 type Body = s3s::dto::StreamingBlob;
 
@@ -16,7 +17,10 @@ fn empty_body() -> Body {
     Body::wrap(stream::empty::<Result<bytes::Bytes, std::io::Error>>())
 }
 
-pub async fn put_object(s: &TesseraS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+pub async fn put_object(
+    s: &TesseraS3,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
     let input = req.input;
     check_key(&input.key)?;
     let md5 = convert::content_md5(input.content_md5.as_deref())?;
@@ -32,9 +36,14 @@ pub async fn put_object(s: &TesseraS3, req: S3Request<PutObjectInput>) -> S3Resu
     });
     let expected = input.content_length.and_then(|l| u64::try_from(l).ok());
     let body = input.body.unwrap_or_else(empty_body);
+    let body = UploadBody {
+        stream: body,
+        expected_len: expected,
+        content_md5: md5,
+    };
     let record = s
         .service
-        .put_object(&input.bucket, &input.key, body, expected, md5, meta)
+        .put_object(&input.bucket, &input.key, body, meta)
         .await?;
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&record.etag)),
@@ -66,12 +75,15 @@ fn check_range(range: Option<s3s::dto::Range>, size: u64) -> S3Result<Option<Ran
         .transpose()
 }
 
-pub async fn get_object(s: &TesseraS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+pub async fn get_object(
+    s: &TesseraS3,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
     check_key(&input.key)?;
     let record = s.service.head_object(&input.bucket, &input.key).await?;
     let (range, content_range) = resolve_range(check_range(input.range, record.size)?, record.size);
-    let body = s.service.read_object(&record, range.clone());
+    let body = s.service.read_object(&record, range.clone()).await?;
     let c = &record.content;
     Ok(S3Response::new(GetObjectOutput {
         body: Some(Body::wrap(body)),
@@ -93,7 +105,10 @@ pub async fn get_object(s: &TesseraS3, req: S3Request<GetObjectInput>) -> S3Resu
     }))
 }
 
-pub async fn head_object(s: &TesseraS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+pub async fn head_object(
+    s: &TesseraS3,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
     check_key(&input.key)?;
     let record = s.service.head_object(&input.bucket, &input.key).await?;
@@ -122,19 +137,30 @@ pub async fn head_object(s: &TesseraS3, req: S3Request<HeadObjectInput>) -> S3Re
     Ok(resp)
 }
 
-pub async fn delete_object(s: &TesseraS3, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+pub async fn delete_object(
+    s: &TesseraS3,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
     check_key(&req.input.key)?;
-    s.service.delete_object(&req.input.bucket, &req.input.key).await?;
+    s.service
+        .delete_object(&req.input.bucket, &req.input.key)
+        .await?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
 /// S3 accepts at most this many keys per DeleteObjects request.
 const MAX_DELETE_KEYS: usize = 1000;
 
-pub async fn delete_objects(s: &TesseraS3, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+pub async fn delete_objects(
+    s: &TesseraS3,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let input = req.input;
     if input.delete.objects.len() > MAX_DELETE_KEYS {
-        return Err(s3_error!(MalformedXML, "You may delete at most 1000 objects per request"));
+        return Err(s3_error!(
+            MalformedXML,
+            "You may delete at most 1000 objects per request"
+        ));
     }
     s.service.bucket(&input.bucket).await?;
     let quiet = input.delete.quiet.unwrap_or(false);
@@ -173,7 +199,10 @@ pub async fn delete_objects(s: &TesseraS3, req: S3Request<DeleteObjectsInput>) -
     }))
 }
 
-pub async fn copy_object(s: &TesseraS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+pub async fn copy_object(
+    s: &TesseraS3,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
     let input = req.input;
     check_key(&input.key)?;
     let CopySource::Bucket {
@@ -182,10 +211,16 @@ pub async fn copy_object(s: &TesseraS3, req: S3Request<CopyObjectInput>) -> S3Re
         version_id,
     } = &input.copy_source
     else {
-        return Err(s3_error!(NotImplemented, "Only bucket copy sources are supported"));
+        return Err(s3_error!(
+            NotImplemented,
+            "Only bucket copy sources are supported"
+        ));
     };
     if version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3_error!(NoSuchVersion, "The specified version does not exist"));
+        return Err(s3_error!(
+            NoSuchVersion,
+            "The specified version does not exist"
+        ));
     }
     check_key(src_key)?;
     let replace = input

@@ -130,7 +130,9 @@ mod tests {
         drop(p1);
         assert!(locks.try_claim_delete([1; 32]).is_none());
         drop(p2);
-        let claim = locks.try_claim_delete([1; 32]).expect("unpinned chunk can be claimed");
+        let claim = locks
+            .try_claim_delete([1; 32])
+            .expect("unpinned chunk can be claimed");
         assert!(locks.try_claim_delete([1; 32]).is_none());
 
         let waiter = tokio::spawn({
@@ -138,9 +140,15 @@ mod tests {
             async move { locks.pin([1; 32]).await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "a pin waits while the chunk is being deleted");
+        assert!(
+            !waiter.is_finished(),
+            "a pin waits while the chunk is being deleted"
+        );
         drop(claim);
-        let pin = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        let pin = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
         drop(pin);
         assert!(locks.is_idle());
     }

@@ -43,10 +43,14 @@ impl ObjectService {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;
-                let Some(service) = weak.upgrade() else { return };
+                let Some(service) = weak.upgrade() else {
+                    return;
+                };
                 match service.gc_pass().await {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(chunks = n, "garbage collection removed unreferenced chunks"),
+                    Ok(n) => {
+                        tracing::info!(chunks = n, "garbage collection removed unreferenced chunks")
+                    }
                     Err(e) => tracing::warn!(error = %e, "garbage collection pass failed"),
                 }
             }

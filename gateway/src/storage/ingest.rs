@@ -55,7 +55,12 @@ impl Progress {
 }
 
 impl ObjectService {
-    pub(crate) async fn ingest<S, E>(&self, body: S, expected_len: Option<u64>, allow_inline: bool) -> Result<Ingested>
+    pub(crate) async fn ingest<S, E>(
+        &self,
+        body: S,
+        expected_len: Option<u64>,
+        allow_inline: bool,
+    ) -> Result<Ingested>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
@@ -126,7 +131,9 @@ impl ObjectService {
             };
             size += frame.len() as u64;
             if size > MAX_OBJECT_SIZE {
-                failure = Some(Error::EntityTooLarge { max: MAX_OBJECT_SIZE });
+                failure = Some(Error::EntityTooLarge {
+                    max: MAX_OBJECT_SIZE,
+                });
                 break;
             }
             if expected_len.is_some_and(|n| size > n) {
@@ -164,7 +171,10 @@ impl ObjectService {
             && let Some(n) = expected_len
             && size < n
         {
-            failure = Some(Error::IncompleteBody { got: size, expected: n });
+            failure = Some(Error::IncompleteBody {
+                got: size,
+                expected: n,
+            });
         }
         let inline = failure.is_none() && allow_inline && size <= self.inline_max as u64;
         if failure.is_none() && !inline && !buf.is_empty() {
@@ -183,16 +193,26 @@ impl ObjectService {
         }
     }
 
-    async fn store_chunk(&self, chunk: Bytes, seen: Arc<Mutex<HashSet<[u8; 32]>>>) -> Result<StoredChunk> {
-        let (hash, chunk) = tokio::task::spawn_blocking(move || (ChunkHash::of(&chunk), chunk)).await?;
+    async fn store_chunk(
+        &self,
+        chunk: Bytes,
+        seen: Arc<Mutex<HashSet<[u8; 32]>>>,
+    ) -> Result<StoredChunk> {
+        let (hash, chunk) =
+            tokio::task::spawn_blocking(move || (ChunkHash::of(&chunk), chunk)).await?;
         let pin = self.locks.pin(hash.0).await;
         let len = chunk.len() as u32;
-        let already_here = seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&hash.0);
+        let already_here = seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&hash.0);
         let written = if already_here || self.meta.chunk_known(hash.0).await? {
             false
         } else {
             self.chunks.put_chunk(hash, chunk).await?;
-            seen.lock().unwrap_or_else(|p| p.into_inner()).insert(hash.0);
+            seen.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(hash.0);
             true
         };
         Ok(StoredChunk {

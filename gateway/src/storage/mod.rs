@@ -29,6 +29,16 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// An upload's bytes and what the client declared about them.
+#[derive(Debug)]
+pub struct UploadBody<S> {
+    pub stream: S,
+    /// The declared length: a body that ends early or runs long is refused.
+    pub expected_len: Option<u64>,
+    /// The Content-MD5 the body must match.
+    pub content_md5: Option<[u8; 16]>,
+}
+
 /// What a client says about a new object besides its bytes.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectMeta {
@@ -47,8 +57,16 @@ pub struct ObjectService {
 }
 
 impl ObjectService {
-    pub fn new(meta: MetaStore, chunks: Arc<ChunkStore>, chunk_size: usize, inline_max: usize) -> Self {
-        assert!(inline_max < chunk_size, "inline objects must fit in one chunk");
+    pub fn new(
+        meta: MetaStore,
+        chunks: Arc<ChunkStore>,
+        chunk_size: usize,
+        inline_max: usize,
+    ) -> Self {
+        assert!(
+            inline_max < chunk_size,
+            "inline objects must fit in one chunk"
+        );
         ObjectService {
             meta,
             chunks,
@@ -67,7 +85,12 @@ impl ObjectService {
     pub async fn create_bucket(&self, bucket: &str) -> Result<()> {
         Ok(self
             .meta
-            .create_bucket(bucket, BucketRecord { created_ms: now_ms() })
+            .create_bucket(
+                bucket,
+                BucketRecord {
+                    created_ms: now_ms(),
+                },
+            )
             .await?)
     }
 
@@ -94,9 +117,7 @@ impl ObjectService {
         &self,
         bucket: &str,
         key: &str,
-        body: S,
-        expected_len: Option<u64>,
-        content_md5: Option<[u8; 16]>,
+        body: UploadBody<S>,
         meta: ObjectMeta,
     ) -> Result<ObjectRecord>
     where
@@ -104,8 +125,8 @@ impl ObjectService {
         E: std::fmt::Display,
     {
         self.bucket(bucket).await?;
-        let ingested = self.ingest(body, expected_len, true).await?;
-        if content_md5.is_some_and(|m| m != ingested.md5) {
+        let ingested = self.ingest(body.stream, body.expected_len, true).await?;
+        if body.content_md5.is_some_and(|m| m != ingested.md5) {
             self.discard(ingested).await;
             return Err(Error::BadDigest);
         }
@@ -180,7 +201,9 @@ impl ObjectService {
             record.user_metadata = m.user_metadata;
             record.storage_class = m.storage_class;
         }
-        self.meta.put_object(dst_bucket, dst_key, record.clone()).await?;
+        self.meta
+            .put_object(dst_bucket, dst_key, record.clone())
+            .await?;
         drop(pins);
         Ok(record)
     }

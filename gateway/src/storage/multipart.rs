@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use md5::{Digest, Md5};
 use metastore::{ObjectData, ObjectRecord, PartInfo, PartRecord, UploadRecord};
 
-use super::{ObjectMeta, ObjectService, now_ms};
+use super::{ObjectMeta, ObjectService, UploadBody, now_ms};
 use crate::error::{Error, Result};
 
 /// S3's minimum size of every part but the last.
@@ -42,7 +42,9 @@ impl ObjectService {
             initiated_ms: now_ms(),
             template,
         };
-        self.meta.create_upload(bucket, key, &upload_id, record).await?;
+        self.meta
+            .create_upload(bucket, key, &upload_id, record)
+            .await?;
         Ok(upload_id)
     }
 
@@ -52,9 +54,7 @@ impl ObjectService {
         key: &str,
         upload_id: &str,
         number: u32,
-        body: S,
-        expected_len: Option<u64>,
-        content_md5: Option<[u8; 16]>,
+        body: UploadBody<S>,
     ) -> Result<String>
     where
         S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin + Send,
@@ -65,11 +65,16 @@ impl ObjectService {
                 "part number must be an integer between 1 and {MAX_PART_NUMBER}"
             )));
         }
-        if self.meta.get_upload(bucket, key, upload_id).await?.is_none() {
+        if self
+            .meta
+            .get_upload(bucket, key, upload_id)
+            .await?
+            .is_none()
+        {
             return Err(metastore::Error::NoSuchUpload.into());
         }
-        let ingested = self.ingest(body, expected_len, false).await?;
-        if content_md5.is_some_and(|m| m != ingested.md5) {
+        let ingested = self.ingest(body.stream, body.expected_len, false).await?;
+        if body.content_md5.is_some_and(|m| m != ingested.md5) {
             self.discard(ingested).await;
             return Err(Error::BadDigest);
         }
@@ -80,7 +85,11 @@ impl ObjectService {
             modified_ms: now_ms(),
             chunks: ingested.data.chunks().to_vec(),
         };
-        match self.meta.put_part(bucket, key, upload_id, number, part).await {
+        match self
+            .meta
+            .put_part(bucket, key, upload_id, number, part)
+            .await
+        {
             Ok(()) => Ok(etag),
             Err(e) => {
                 self.discard(ingested).await;
@@ -89,7 +98,12 @@ impl ObjectService {
         }
     }
 
-    pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Vec<(u32, PartRecord)>> {
+    pub async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<(u32, PartRecord)>> {
         Ok(self.meta.list_parts(bucket, key, upload_id).await?)
     }
 
@@ -117,7 +131,12 @@ impl ObjectService {
         if parts.windows(2).any(|w| w[0].number >= w[1].number) {
             return Err(Error::InvalidPartOrder);
         }
-        let stored: HashMap<u32, PartRecord> = self.meta.list_parts(bucket, key, upload_id).await?.into_iter().collect();
+        let stored: HashMap<u32, PartRecord> = self
+            .meta
+            .list_parts(bucket, key, upload_id)
+            .await?
+            .into_iter()
+            .collect();
         let mut chunks = Vec::new();
         let mut infos = Vec::new();
         let mut md5_of_md5s = Md5::new();
@@ -135,7 +154,8 @@ impl ObjectService {
             if i + 1 < parts.len() && part.size < MIN_PART_SIZE {
                 return Err(Error::EntityTooSmall(p.number));
             }
-            let digest = hex::decode(&part.etag).map_err(|_| Error::Internal("stored part ETag is not hex".into()))?;
+            let digest = hex::decode(&part.etag)
+                .map_err(|_| Error::Internal("stored part ETag is not hex".into()))?;
             md5_of_md5s.update(&digest);
             size += part.size;
             chunks.extend_from_slice(&part.chunks);
@@ -152,7 +172,11 @@ impl ObjectService {
         record.modified_ms = now_ms();
         record.data = ObjectData::Chunks(chunks);
         record.parts = infos;
-        let used = parts.iter().zip(&record.parts).map(|(p, i)| (p.number, i.etag.clone())).collect();
+        let used = parts
+            .iter()
+            .zip(&record.parts)
+            .map(|(p, i)| (p.number, i.etag.clone()))
+            .collect();
         self.meta
             .complete_upload(bucket, key, upload_id, record.clone(), used)
             .await?;

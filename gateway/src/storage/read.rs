@@ -12,7 +12,7 @@ use futures::{SinkExt, Stream, StreamExt};
 use metastore::{ObjectData, ObjectRecord};
 
 use super::ObjectService;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Chunks fetched ahead of the one being sent.
 const READ_AHEAD: usize = 3;
@@ -20,7 +20,10 @@ const READ_AHEAD: usize = 3;
 pub type ObjectStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + Sync>>;
 
 /// The part of each chunk that falls inside `range`: (chunk, start, end) within the chunk.
-fn covering(chunks: &[metastore::ChunkRef], range: &Range<u64>) -> Vec<(metastore::ChunkRef, usize, usize)> {
+fn covering(
+    chunks: &[metastore::ChunkRef],
+    range: &Range<u64>,
+) -> Vec<(metastore::ChunkRef, usize, usize)> {
     let mut out = Vec::new();
     let mut offset = 0u64;
     for c in chunks {
@@ -41,41 +44,60 @@ fn covering(chunks: &[metastore::ChunkRef], range: &Range<u64>) -> Vec<(metastor
 
 impl ObjectService {
     /// Streams `range` (already validated against the object's size) of an object.
-    pub fn read_object(&self, record: &ObjectRecord, range: Range<u64>) -> ObjectStream {
-        match &record.data {
+    ///
+    /// The first chunk is read before this returns, so an object that cannot be read at all
+    /// fails with an error status instead of a 200 whose body breaks off.
+    pub async fn read_object(
+        &self,
+        record: &ObjectRecord,
+        range: Range<u64>,
+    ) -> Result<ObjectStream> {
+        let chunks = match &record.data {
             ObjectData::Inline(bytes) => {
-                let slice = Bytes::copy_from_slice(&bytes[range.start as usize..range.end as usize]);
-                Box::pin(futures::stream::once(async move { Ok(slice) }))
+                let slice =
+                    Bytes::copy_from_slice(&bytes[range.start as usize..range.end as usize]);
+                return Ok(Box::pin(futures::stream::once(async move { Ok(slice) })));
             }
-            ObjectData::Chunks(chunks) => {
-                let pieces = covering(chunks, &range);
-                let store: Arc<ChunkStore> = self.chunks.clone();
-                let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes>>(1);
-                tokio::spawn(async move {
-                    let mut fetched = futures::stream::iter(pieces)
-                        .map(|(c, from, to)| {
-                            let store = store.clone();
-                            async move {
-                                let bytes = store.get_chunk(ChunkHash(c.hash), c.len as u64).await?;
-                                Ok::<_, Error>(bytes.slice(from..to))
-                            }
-                        })
-                        .buffered(READ_AHEAD);
-                    while let Some(item) = fetched.next().await {
-                        let failed = item.is_err();
-                        if let Err(e) = &item {
-                            tracing::error!(error = %e, "object read failed mid-stream");
-                        }
-                        // A send error means the client went away: stop reading.
-                        if tx.send(item).await.is_err() || failed {
-                            break;
-                        }
-                    }
-                });
-                Box::pin(rx)
+            ObjectData::Chunks(chunks) => chunks,
+        };
+        let mut pieces = covering(chunks, &range).into_iter();
+        let Some(first) = pieces.next() else {
+            return Ok(Box::pin(futures::stream::empty()));
+        };
+        let store: Arc<ChunkStore> = self.chunks.clone();
+        let first = fetch(&store, first).await?;
+        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes>>(1);
+        tokio::spawn(async move {
+            if tx.send(Ok(first)).await.is_err() {
+                return;
             }
-        }
+            let mut fetched = futures::stream::iter(pieces)
+                .map(|piece| {
+                    let store = store.clone();
+                    async move { fetch(&store, piece).await }
+                })
+                .buffered(READ_AHEAD);
+            while let Some(item) = fetched.next().await {
+                let failed = item.is_err();
+                if let Err(e) = &item {
+                    tracing::error!(error = %e, "object read failed mid-stream");
+                }
+                // A send error means the client went away: stop reading.
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Box::pin(rx))
     }
+}
+
+async fn fetch(
+    store: &ChunkStore,
+    (c, from, to): (metastore::ChunkRef, usize, usize),
+) -> Result<Bytes> {
+    let bytes = store.get_chunk(ChunkHash(c.hash), c.len as u64).await?;
+    Ok(bytes.slice(from..to))
 }
 
 #[cfg(test)]
@@ -87,9 +109,15 @@ mod tests {
     fn covering_picks_the_right_slices() {
         let c = |n: u8, len| ChunkRef { hash: [n; 32], len };
         let chunks = [c(1, 10), c(2, 10), c(3, 5)];
-        let got: Vec<_> = covering(&chunks, &(5..22)).into_iter().map(|(c, a, b)| (c.hash[0], a, b)).collect();
+        let got: Vec<_> = covering(&chunks, &(5..22))
+            .into_iter()
+            .map(|(c, a, b)| (c.hash[0], a, b))
+            .collect();
         assert_eq!(got, [(1, 5, 10), (2, 0, 10), (3, 0, 2)]);
-        let got: Vec<_> = covering(&chunks, &(10..20)).into_iter().map(|(c, a, b)| (c.hash[0], a, b)).collect();
+        let got: Vec<_> = covering(&chunks, &(10..20))
+            .into_iter()
+            .map(|(c, a, b)| (c.hash[0], a, b))
+            .collect();
         assert_eq!(got, [(2, 0, 10)]);
         assert!(covering(&chunks, &(0..0)).is_empty());
     }
