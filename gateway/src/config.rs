@@ -69,6 +69,8 @@ pub struct ServeConfig {
     /// How long an unreferenced chunk is kept before its shards are deleted.
     pub gc_grace: Duration,
     pub region: String,
+    /// Domains under which `bucket.<domain>` addresses a bucket (virtual-host style).
+    pub domains: Vec<String>,
 }
 
 /// Expands every `{a...b}` range in `arg` (numbers, optionally zero-padded) into the list of

@@ -18,6 +18,10 @@ pub enum Error {
     EntityTooLarge { max: u64 },
     #[error("the Content-MD5 does not match the body")]
     BadDigest,
+    #[error("{0}")]
+    BadChecksum(String),
+    #[error("invalid tag: {0}")]
+    InvalidTag(String),
     #[error("part {0} is smaller than the 5 MiB minimum and is not the last part")]
     EntityTooSmall(u32),
     #[error("invalid part: {0}")]

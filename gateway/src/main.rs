@@ -38,6 +38,10 @@ struct ServeArgs {
     /// Region reported to clients.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// Serve virtual-host-style requests for `BUCKET.DOMAIN` (repeatable); path-style requests
+    /// keep working.
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    domains: Vec<String>,
     /// Data directories, one per disk.
     #[arg(required = true, value_name = "DIR")]
     dirs: Vec<String>,
@@ -64,6 +68,7 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, String> {
         credentials,
         gc_grace: Duration::from_secs(args.gc_grace_secs),
         region: args.region,
+        domains: args.domains,
     })
 }
 

@@ -90,6 +90,12 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
     );
     println!("  endpoint:    http://{bound}");
     println!("  region:      {}", cfg.region);
+    if !cfg.domains.is_empty() {
+        println!(
+            "  domains:     {} (virtual-host style: BUCKET.DOMAIN)",
+            cfg.domains.join(", ")
+        );
+    }
     println!(
         "  disks:       {}{}",
         cfg.disks.len(),
@@ -153,6 +159,11 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         cfg.credentials.access_key.clone(),
         cfg.credentials.secret_key.clone(),
     ));
+    if !cfg.domains.is_empty() {
+        let host = s3s::host::MultiDomain::new(&cfg.domains)
+            .map_err(|e| format!("invalid --domain: {e}"))?;
+        builder.set_host(host);
+    }
     let s3 = builder.build();
 
     let listener = TcpListener::bind(cfg.address)

@@ -10,6 +10,10 @@ pub enum Error {
     BucketExists,
     #[error("bucket is not empty")]
     BucketNotEmpty,
+    #[error("no such object")]
+    NoSuchObject,
+    #[error("the object's current state does not satisfy the write condition")]
+    PreconditionFailed,
     #[error("no such multipart upload")]
     NoSuchUpload,
     #[error("part {0} changed while the upload was being completed")]

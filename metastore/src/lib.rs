@@ -34,4 +34,4 @@ pub use records::{
     UploadRecord,
 };
 pub use rocks::RocksKv;
-pub use store::{GcItem, MetaStore};
+pub use store::{Expect, GcItem, MetaStore};

@@ -38,6 +38,27 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A condition on the current object that a write must satisfy, checked in the same
+/// transaction as the write (S3 conditional writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// No current object may exist (`If-None-Match: *`).
+    Absent,
+    /// The current object must exist and have this ETag (`If-Match`).
+    ETag(String),
+}
+
+fn check_expect(current: Option<&ObjectRecord>, expect: Option<&Expect>) -> Result<()> {
+    let current = current.filter(|r| !r.delete_marker);
+    match (expect, current) {
+        (None, _) | (Some(Expect::Absent), None) => Ok(()),
+        (Some(Expect::Absent), Some(_)) => Err(Error::PreconditionFailed),
+        (Some(Expect::ETag(_)), None) => Err(Error::NoSuchObject),
+        (Some(Expect::ETag(e)), Some(r)) if *e == r.etag => Ok(()),
+        (Some(Expect::ETag(_)), Some(_)) => Err(Error::PreconditionFailed),
+    }
+}
+
 /// Accumulates reference-count changes of one transaction.
 #[derive(Default)]
 struct RefDelta(HashMap<[u8; 32], (i64, u32)>);
@@ -209,6 +230,7 @@ impl MetaStore {
         bucket: &str,
         key: &str,
         record: ObjectRecord,
+        expect: Option<Expect>,
     ) -> Result<Option<ObjectRecord>> {
         let bucket = bucket.to_owned();
         let k = keys::object(&bucket, key);
@@ -216,6 +238,7 @@ impl MetaStore {
             let _g = s.lock();
             s.require_bucket(&bucket)?;
             let old: Option<ObjectRecord> = s.get(Tree::Objects, &k)?;
+            check_expect(old.as_ref(), expect.as_ref())?;
             let mut delta = RefDelta::default();
             delta.add(record.data.chunks(), 1);
             if let Some(o) = &old {
@@ -247,6 +270,38 @@ impl MetaStore {
             b.delete(Tree::Objects, k);
             s.kv.write(b)?;
             Ok(Some(old))
+        })
+        .await
+    }
+
+    /// Changes an object's metadata in place (tags, for instance). `change` must not touch the
+    /// data: the refcounts stay as they are. Returns the updated record.
+    pub async fn update_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: impl FnOnce(&mut ObjectRecord) + Send + 'static,
+    ) -> Result<ObjectRecord> {
+        let bucket = bucket.to_owned();
+        let k = keys::object(&bucket, key);
+        self.run(move |s| {
+            let _g = s.lock();
+            s.require_bucket(&bucket)?;
+            let mut record: ObjectRecord = match s.get::<ObjectRecord>(Tree::Objects, &k)? {
+                Some(r) if !r.delete_marker => r,
+                _ => return Err(Error::NoSuchObject),
+            };
+            let data = record.data.clone();
+            change(&mut record);
+            if record.data != data {
+                return Err(Error::Backend(
+                    "update_object may not change an object's data".into(),
+                ));
+            }
+            let mut b = Batch::default();
+            b.put(Tree::Objects, k, encode(&record));
+            s.kv.write(b)?;
+            Ok(record)
         })
         .await
     }
@@ -353,6 +408,7 @@ impl MetaStore {
         upload_id: &str,
         record: ObjectRecord,
         parts_used: Vec<(u32, String)>,
+        expect: Option<Expect>,
     ) -> Result<Option<ObjectRecord>> {
         let bucket = bucket.to_owned();
         let uk = keys::upload(&bucket, upload_id, key);
@@ -380,6 +436,7 @@ impl MetaStore {
                 b.delete(Tree::Parts, pk);
             }
             let old: Option<ObjectRecord> = s.get(Tree::Objects, &ok)?;
+            check_expect(old.as_ref(), expect.as_ref())?;
             if let Some(o) = &old {
                 delta.add(o.data.chunks(), -1);
             }

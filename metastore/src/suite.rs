@@ -51,6 +51,7 @@ pub async fn run(store: MetaStore) {
     objects_and_refcounts(&store).await;
     listing(&store).await;
     multipart(&store).await;
+    conditions_and_updates(&store).await;
 }
 
 async fn buckets(store: &MetaStore) {
@@ -81,7 +82,10 @@ async fn buckets(store: &MetaStore) {
         .map(|(n, _)| n)
         .collect();
     assert_eq!(all, ["b1", "b2"]);
-    store.put_object("b2", "k", inline(b"x")).await.unwrap();
+    store
+        .put_object("b2", "k", inline(b"x"), None)
+        .await
+        .unwrap();
     assert!(matches!(
         store.delete_bucket("b2").await,
         Err(Error::BucketNotEmpty)
@@ -93,7 +97,7 @@ async fn buckets(store: &MetaStore) {
         Err(Error::NoSuchBucket)
     ));
     assert!(matches!(
-        store.put_object("b2", "k", inline(b"x")).await,
+        store.put_object("b2", "k", inline(b"x"), None).await,
         Err(Error::NoSuchBucket)
     ));
 }
@@ -108,11 +112,11 @@ async fn objects_and_refcounts(store: &MetaStore) {
 
     // The same chunk twice in one object counts twice.
     store
-        .put_object("rc", "one", object(vec![a, a, b]))
+        .put_object("rc", "one", object(vec![a, a, b]), None)
         .await
         .unwrap();
     store
-        .put_object("rc", "two", object(vec![b]))
+        .put_object("rc", "two", object(vec![b]), None)
         .await
         .unwrap();
     assert_eq!(store.chunk_refcount(a.hash).await.unwrap(), Some(2));
@@ -131,7 +135,7 @@ async fn objects_and_refcounts(store: &MetaStore) {
 
     // Overwrite releases the old manifest's chunks in the same commit.
     let old = store
-        .put_object("rc", "one", object(vec![c]))
+        .put_object("rc", "one", object(vec![c]), None)
         .await
         .unwrap()
         .unwrap();
@@ -155,7 +159,7 @@ async fn objects_and_refcounts(store: &MetaStore) {
     store.delete_object("rc", "two").await.unwrap();
     assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(0));
     store
-        .put_object("rc", "three", object(vec![b]))
+        .put_object("rc", "three", object(vec![b]), None)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -167,6 +171,53 @@ async fn objects_and_refcounts(store: &MetaStore) {
     assert_eq!(store.delete_object("rc", "missing").await.unwrap(), None);
     assert!(store.delete_object("rc", "three").await.unwrap().is_some());
     assert_eq!(store.get_object("rc", "three").await.unwrap(), None);
+}
+
+async fn conditions_and_updates(store: &MetaStore) {
+    store
+        .create_bucket("cond", BucketRecord { created_ms: 1 })
+        .await
+        .unwrap();
+    let put = |expect| store.put_object("cond", "k", inline(b"one"), expect);
+    assert!(matches!(
+        put(Some(Expect::ETag("e".into()))).await,
+        Err(Error::NoSuchObject)
+    ));
+    put(Some(Expect::Absent)).await.unwrap();
+    assert!(matches!(
+        put(Some(Expect::Absent)).await,
+        Err(Error::PreconditionFailed)
+    ));
+    assert!(matches!(
+        put(Some(Expect::ETag("other".into()))).await,
+        Err(Error::PreconditionFailed)
+    ));
+    put(Some(Expect::ETag("e".into()))).await.unwrap();
+
+    let updated = store
+        .update_object("cond", "k", |r| r.tags = vec![("t".into(), "v".into())])
+        .await
+        .unwrap();
+    assert_eq!(updated.tags, vec![("t".to_string(), "v".to_string())]);
+    assert_eq!(
+        store.get_object("cond", "k").await.unwrap().unwrap().tags,
+        updated.tags
+    );
+    assert!(matches!(
+        store.update_object("cond", "nope", |_| {}).await,
+        Err(Error::NoSuchObject)
+    ));
+    assert!(
+        store
+            .update_object("cond", "k", |r| r.data =
+                ObjectData::Inline(b"sneaky".to_vec()))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.get_object("cond", "k").await.unwrap().unwrap().data,
+        ObjectData::Inline(b"one".to_vec())
+    );
 }
 
 async fn listing(store: &MetaStore) {
@@ -192,12 +243,12 @@ async fn listing(store: &MetaStore) {
     ];
     for k in keys {
         store
-            .put_object("ls", k, inline(k.as_bytes()))
+            .put_object("ls", k, inline(k.as_bytes()), None)
             .await
             .unwrap();
     }
     store
-        .put_object("ls-other", "a", inline(b"x"))
+        .put_object("ls-other", "a", inline(b"x"), None)
         .await
         .unwrap();
 
@@ -336,6 +387,7 @@ async fn multipart(store: &MetaStore) {
             "u1",
             object(vec![chunk(10), chunk(12)]),
             vec![(2, "stale".into())],
+            None,
         )
         .await
         .unwrap_err();
@@ -346,6 +398,7 @@ async fn multipart(store: &MetaStore) {
             "u1",
             object(vec![chunk(10), chunk(12)]),
             vec![(1, "p".into()), (2, "p".into())],
+            None,
         )
         .await
         .unwrap();
@@ -448,6 +501,6 @@ async fn mirrored_rocksdb_backend_keeps_replicas_identical() {
     for p in [&p1, &p2] {
         let alone = MetaStore::new(RocksKv::open(p).unwrap(), Duration::ZERO);
         assert!(alone.get_object("mp", "big").await.unwrap().is_some());
-        assert_eq!(alone.list_buckets().await.unwrap().len(), 5);
+        assert_eq!(alone.list_buckets().await.unwrap().len(), 6);
     }
 }

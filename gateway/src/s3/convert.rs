@@ -85,6 +85,7 @@ pub fn object_meta(c: ContentInput) -> ObjectMeta {
             .map(|m| m.into_iter().collect::<BTreeMap<_, _>>())
             .unwrap_or_default(),
         storage_class: c.storage_class.filter(|s| s != "STANDARD"),
+        tags: Vec::new(),
     }
 }
 

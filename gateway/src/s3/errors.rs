@@ -21,6 +21,11 @@ impl From<Error> for S3Error {
                     C::NoSuchUpload,
                     "The specified multipart upload does not exist".to_string(),
                 ),
+                metastore::Error::NoSuchObject => (C::NoSuchKey, "The specified key does not exist.".to_string()),
+                metastore::Error::PreconditionFailed => (
+                    C::PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold".to_string(),
+                ),
                 metastore::Error::PartChanged(n) => (C::InvalidPart, format!("Part {n} was replaced during completion")),
                 other => return internal(other),
             },
@@ -39,6 +44,8 @@ impl From<Error> for S3Error {
                 C::BadDigest,
                 "The Content-MD5 you specified did not match what we received.".to_string(),
             ),
+            Error::BadChecksum(m) => (C::BadDigest, m.clone()),
+            Error::InvalidTag(m) => (C::InvalidTag, m.clone()),
             Error::EntityTooSmall(_) => (C::EntityTooSmall, e.to_string()),
             Error::InvalidPart(m) => (C::InvalidPart, m.clone()),
             Error::InvalidPartOrder => (

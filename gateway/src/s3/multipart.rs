@@ -3,7 +3,11 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::checksums::verify_body;
+use super::conditions::write_expect;
 use super::convert::{self, ContentInput, check_key, etag, object_meta, timestamp};
+use super::put::empty_body;
+use super::tagging;
 use super::{TesseraS3, owner};
 use crate::storage::{CompletedPart, UploadBody};
 
@@ -13,7 +17,7 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let i = req.input;
     check_key(&i.key)?;
-    let meta = object_meta(ContentInput {
+    let mut meta = object_meta(ContentInput {
         content_type: i.content_type,
         content_encoding: i.content_encoding,
         content_disposition: i.content_disposition,
@@ -23,6 +27,7 @@ pub async fn create(
         metadata: i.metadata,
         storage_class: i.storage_class.map(|c| c.as_str().to_owned()),
     });
+    meta.tags = tagging::parse_header(i.tagging.as_deref())?;
     let upload_id = s.service.create_upload(&i.bucket, &i.key, meta).await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
@@ -53,13 +58,16 @@ pub async fn upload_part(
     let number = part_number(i.part_number)?;
     let md5 = convert::content_md5(i.content_md5.as_deref())?;
     let expected = i.content_length.and_then(|l| u64::try_from(l).ok());
-    let body = i.body.unwrap_or_else(|| {
-        StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
-    });
+    let (stream, check) = verify_body(
+        i.body.unwrap_or_else(empty_body),
+        &req.headers,
+        req.trailing_headers,
+    )?;
     let body = UploadBody {
-        stream: body,
+        stream,
         expected_len: expected,
         content_md5: md5,
+        check: Some(check),
     };
     let tag = s
         .service
@@ -92,9 +100,10 @@ pub async fn complete(
             etag: tag.value().to_owned(),
         });
     }
+    let expect = write_expect(i.if_match.as_ref(), i.if_none_match.as_ref())?;
     let record = s
         .service
-        .complete_upload(&i.bucket, &i.key, &i.upload_id, &parts)
+        .complete_upload(&i.bucket, &i.key, &i.upload_id, &parts, expect)
         .await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),

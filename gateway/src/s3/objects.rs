@@ -1,55 +1,18 @@
-//! Object operations: PUT, GET, HEAD, DELETE, multi-delete and copy.
+//! Object operations: GET, HEAD, GetObjectAttributes, DELETE, multi-delete and copy.
 
 use std::ops::Range;
 
-use futures::stream;
 use metastore::ObjectRecord;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::TesseraS3;
+use super::checksums;
+use super::conditions::{self, Conditions};
 use super::convert::{self, ContentInput, check_key, etag, object_meta, timestamp, user_metadata};
-use crate::storage::UploadBody;
+use super::tagging;
 
 type Body = s3s::dto::StreamingBlob;
-
-fn empty_body() -> Body {
-    Body::wrap(stream::empty::<Result<bytes::Bytes, std::io::Error>>())
-}
-
-pub async fn put_object(
-    s: &TesseraS3,
-    req: S3Request<PutObjectInput>,
-) -> S3Result<S3Response<PutObjectOutput>> {
-    let input = req.input;
-    check_key(&input.key)?;
-    let md5 = convert::content_md5(input.content_md5.as_deref())?;
-    let meta = object_meta(ContentInput {
-        content_type: input.content_type,
-        content_encoding: input.content_encoding,
-        content_disposition: input.content_disposition,
-        content_language: input.content_language,
-        cache_control: input.cache_control,
-        expires: input.expires,
-        metadata: input.metadata,
-        storage_class: input.storage_class.map(|c| c.as_str().to_owned()),
-    });
-    let expected = input.content_length.and_then(|l| u64::try_from(l).ok());
-    let body = input.body.unwrap_or_else(empty_body);
-    let body = UploadBody {
-        stream: body,
-        expected_len: expected,
-        content_md5: md5,
-    };
-    let record = s
-        .service
-        .put_object(&input.bucket, &input.key, body, meta)
-        .await?;
-    Ok(S3Response::new(PutObjectOutput {
-        e_tag: Some(etag(&record.etag)),
-        ..Default::default()
-    }))
-}
 
 /// The byte range to serve and, for partial responses, its Content-Range header.
 fn resolve_range(range: Option<Range<u64>>, size: u64) -> (Range<u64>, Option<String>) {
@@ -75,14 +38,42 @@ fn check_range(range: Option<s3s::dto::Range>, size: u64) -> S3Result<Option<Ran
         .transpose()
 }
 
+fn checksum_mode(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+}
+
+/// Checksums are returned for whole-object reads when asked for (S3 does not return them for
+/// ranges).
+fn checksums_for(record: &ObjectRecord, enabled: bool, ranged: bool) -> Checksum {
+    if enabled && !ranged {
+        checksums::stored(record)
+    } else {
+        Checksum::default()
+    }
+}
+
 pub async fn get_object(
     s: &TesseraS3,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
-    let input = req.input;
-    check_key(&input.key)?;
-    let record = s.service.head_object(&input.bucket, &input.key).await?;
-    let (range, content_range) = resolve_range(check_range(input.range, record.size)?, record.size);
+    let i = req.input;
+    check_key(&i.key)?;
+    let record = s.service.head_object(&i.bucket, &i.key).await?;
+    conditions::check_read(
+        &Conditions {
+            if_match: i.if_match.as_ref(),
+            if_none_match: i.if_none_match.as_ref(),
+            if_modified_since: i.if_modified_since.as_ref(),
+            if_unmodified_since: i.if_unmodified_since.as_ref(),
+        },
+        &record,
+    )?;
+    let (range, content_range) = resolve_range(check_range(i.range, record.size)?, record.size);
+    let sums = checksums_for(
+        &record,
+        checksum_mode(i.checksum_mode.as_ref()),
+        content_range.is_some(),
+    );
     let body = s.service.read_object(&record, range.clone()).await?;
     let c = &record.content;
     Ok(S3Response::new(GetObjectOutput {
@@ -101,6 +92,13 @@ pub async fn get_object(
         metadata: user_metadata(&record),
         storage_class: record.storage_class.clone().map(StorageClass::from),
         parts_count: (!record.parts.is_empty()).then_some(record.parts.len() as i32),
+        tag_count: (!record.tags.is_empty()).then_some(record.tags.len() as i32),
+        checksum_crc32: sums.checksum_crc32,
+        checksum_crc32c: sums.checksum_crc32c,
+        checksum_crc64nvme: sums.checksum_crc64nvme,
+        checksum_sha1: sums.checksum_sha1,
+        checksum_sha256: sums.checksum_sha256,
+        checksum_type: sums.checksum_type,
         ..Default::default()
     }))
 }
@@ -109,10 +107,24 @@ pub async fn head_object(
     s: &TesseraS3,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
-    let input = req.input;
-    check_key(&input.key)?;
-    let record = s.service.head_object(&input.bucket, &input.key).await?;
-    let (range, content_range) = resolve_range(check_range(input.range, record.size)?, record.size);
+    let i = req.input;
+    check_key(&i.key)?;
+    let record = s.service.head_object(&i.bucket, &i.key).await?;
+    conditions::check_read(
+        &Conditions {
+            if_match: i.if_match.as_ref(),
+            if_none_match: i.if_none_match.as_ref(),
+            if_modified_since: i.if_modified_since.as_ref(),
+            if_unmodified_since: i.if_unmodified_since.as_ref(),
+        },
+        &record,
+    )?;
+    let (range, content_range) = resolve_range(check_range(i.range, record.size)?, record.size);
+    let sums = checksums_for(
+        &record,
+        checksum_mode(i.checksum_mode.as_ref()),
+        content_range.is_some(),
+    );
     let c = &record.content;
     let mut resp = S3Response::new(HeadObjectOutput {
         content_length: Some((range.end - range.start) as i64),
@@ -129,12 +141,52 @@ pub async fn head_object(
         metadata: user_metadata(&record),
         storage_class: record.storage_class.clone().map(StorageClass::from),
         parts_count: (!record.parts.is_empty()).then_some(record.parts.len() as i32),
+        checksum_crc32: sums.checksum_crc32,
+        checksum_crc32c: sums.checksum_crc32c,
+        checksum_crc64nvme: sums.checksum_crc64nvme,
+        checksum_sha1: sums.checksum_sha1,
+        checksum_sha256: sums.checksum_sha256,
+        checksum_type: sums.checksum_type,
         ..Default::default()
     });
     if content_range.is_some() {
         resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
     }
     Ok(resp)
+}
+
+pub async fn get_object_attributes(
+    s: &TesseraS3,
+    req: S3Request<GetObjectAttributesInput>,
+) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+    let i = req.input;
+    check_key(&i.key)?;
+    let record = s.service.head_object(&i.bucket, &i.key).await?;
+    let wants = |name: &str| i.object_attributes.iter().any(|a| a.as_str() == name);
+    let parts = (wants(ObjectAttributes::OBJECT_PARTS) && !record.parts.is_empty()).then(|| {
+        GetObjectAttributesParts {
+            total_parts_count: Some(record.parts.len() as i32),
+            ..Default::default()
+        }
+    });
+    Ok(S3Response::new(GetObjectAttributesOutput {
+        // S3 returns this ETag without quotes.
+        e_tag: wants(ObjectAttributes::ETAG).then(|| etag(&record.etag)),
+        object_size: wants(ObjectAttributes::OBJECT_SIZE).then_some(record.size as i64),
+        storage_class: wants(ObjectAttributes::STORAGE_CLASS).then(|| {
+            StorageClass::from(
+                record
+                    .storage_class
+                    .clone()
+                    .unwrap_or_else(|| "STANDARD".into()),
+            )
+        }),
+        checksum: (wants(ObjectAttributes::CHECKSUM) && !record.checksums.is_empty())
+            .then(|| checksums::stored(&record)),
+        object_parts: parts,
+        last_modified: Some(timestamp(record.modified_ms)),
+        ..Default::default()
+    }))
 }
 
 pub async fn delete_object(
@@ -234,6 +286,25 @@ pub async fn copy_object(
              changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
+    let source = s.service.head_object(src_bucket, src_key).await?;
+    conditions::check_copy_source(
+        &Conditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        },
+        &source,
+    )?;
+    let replace_tags = input
+        .tagging_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+    let tags = if replace_tags {
+        Some(tagging::parse_header(input.tagging.as_deref())?)
+    } else {
+        None
+    };
     let meta = replace.then(|| {
         object_meta(ContentInput {
             content_type: input.content_type,
@@ -248,7 +319,7 @@ pub async fn copy_object(
     });
     let record: ObjectRecord = s
         .service
-        .copy_object(src_bucket, src_key, &input.bucket, &input.key, meta)
+        .copy_object(src_bucket, src_key, &input.bucket, &input.key, meta, tags)
         .await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {

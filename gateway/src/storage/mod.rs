@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use erasure::{ChunkHash, ChunkStore};
-use metastore::{BucketRecord, ContentHeaders, ListPage, ListQuery, MetaStore, ObjectRecord};
+use metastore::{
+    BucketRecord, ContentHeaders, Expect, ListPage, ListQuery, MetaStore, ObjectRecord,
+};
 
 pub use chunk_locks::ChunkLocks;
 pub use multipart::CompletedPart;
@@ -29,14 +31,32 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Runs once the whole body has been read, before anything is committed: verifies what the
+/// client declared about the bytes (checksums computed while they streamed by) and returns the
+/// checksums to store, by algorithm name. An error refuses the upload.
+pub type BodyCheck = Box<dyn FnOnce() -> Result<BTreeMap<String, String>> + Send>;
+
 /// An upload's bytes and what the client declared about them.
-#[derive(Debug)]
 pub struct UploadBody<S> {
     pub stream: S,
     /// The declared length: a body that ends early or runs long is refused.
     pub expected_len: Option<u64>,
     /// The Content-MD5 the body must match.
     pub content_md5: Option<[u8; 16]>,
+    pub check: Option<BodyCheck>,
+}
+
+impl<S> UploadBody<S> {
+    /// Verifies the ingested body: Content-MD5, then the caller's check.
+    fn verify(&mut self, md5: &[u8; 16]) -> Result<BTreeMap<String, String>> {
+        if self.content_md5.is_some_and(|m| m != *md5) {
+            return Err(Error::BadDigest);
+        }
+        match self.check.take() {
+            Some(check) => check(),
+            None => Ok(BTreeMap::new()),
+        }
+    }
 }
 
 /// What a client says about a new object besides its bytes.
@@ -45,6 +65,7 @@ pub struct ObjectMeta {
     pub content: ContentHeaders,
     pub user_metadata: BTreeMap<String, String>,
     pub storage_class: Option<String>,
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -117,19 +138,29 @@ impl ObjectService {
         &self,
         bucket: &str,
         key: &str,
-        body: UploadBody<S>,
+        mut body: UploadBody<S>,
         meta: ObjectMeta,
+        expect: Option<Expect>,
     ) -> Result<ObjectRecord>
     where
         S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
         self.bucket(bucket).await?;
-        let ingested = self.ingest(body.stream, body.expected_len, true).await?;
-        if body.content_md5.is_some_and(|m| m != ingested.md5) {
-            self.discard(ingested).await;
-            return Err(Error::BadDigest);
+        // Refuse early when the condition already fails; the commit checks it again atomically.
+        if let Some(e) = &expect {
+            self.check_expect(bucket, key, e).await?;
         }
+        let ingested = self
+            .ingest(&mut body.stream, body.expected_len, true)
+            .await?;
+        let checksums = match body.verify(&ingested.md5) {
+            Ok(c) => c,
+            Err(e) => {
+                self.discard(ingested).await;
+                return Err(e);
+            }
+        };
         let record = ObjectRecord {
             version_id: None,
             size: ingested.size,
@@ -137,20 +168,53 @@ impl ObjectService {
             modified_ms: now_ms(),
             content: meta.content,
             user_metadata: meta.user_metadata,
-            checksums: BTreeMap::new(),
-            tags: Vec::new(),
+            checksums,
+            tags: meta.tags,
             storage_class: meta.storage_class,
             delete_marker: false,
             data: ingested.data.clone(),
             parts: Vec::new(),
         };
-        match self.meta.put_object(bucket, key, record.clone()).await {
+        match self
+            .meta
+            .put_object(bucket, key, record.clone(), expect)
+            .await
+        {
             Ok(_) => Ok(record),
             Err(e) => {
                 self.discard(ingested).await;
                 Err(e.into())
             }
         }
+    }
+
+    async fn check_expect(&self, bucket: &str, key: &str, expect: &Expect) -> Result<()> {
+        let current = self
+            .meta
+            .get_object(bucket, key)
+            .await?
+            .filter(|r| !r.delete_marker);
+        match (expect, current) {
+            (Expect::Absent, Some(_)) => Err(metastore::Error::PreconditionFailed.into()),
+            (Expect::ETag(_), None) => Err(Error::NoSuchKey),
+            (Expect::ETag(e), Some(r)) if *e != r.etag => {
+                Err(metastore::Error::PreconditionFailed.into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Replaces an object's tags.
+    pub async fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: Vec<(String, String)>,
+    ) -> Result<ObjectRecord> {
+        Ok(self
+            .meta
+            .update_object(bucket, key, move |r| r.tags = tags)
+            .await?)
     }
 
     pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord> {
@@ -177,6 +241,7 @@ impl ObjectService {
         dst_bucket: &str,
         dst_key: &str,
         meta: Option<ObjectMeta>,
+        tags: Option<Vec<(String, String)>>,
     ) -> Result<ObjectRecord> {
         self.bucket(dst_bucket).await?;
         // Pin the source's chunks, then check the source still names them: while it does their
@@ -201,8 +266,11 @@ impl ObjectService {
             record.user_metadata = m.user_metadata;
             record.storage_class = m.storage_class;
         }
+        if let Some(t) = tags {
+            record.tags = t;
+        }
         self.meta
-            .put_object(dst_bucket, dst_key, record.clone())
+            .put_object(dst_bucket, dst_key, record.clone(), None)
             .await?;
         drop(pins);
         Ok(record)

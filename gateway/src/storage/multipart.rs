@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use md5::{Digest, Md5};
-use metastore::{ObjectData, ObjectRecord, PartInfo, PartRecord, UploadRecord};
+use metastore::{Expect, ObjectData, ObjectRecord, PartInfo, PartRecord, UploadRecord};
 
 use super::{ObjectMeta, ObjectService, UploadBody, now_ms};
 use crate::error::{Error, Result};
@@ -32,7 +32,7 @@ impl ObjectService {
             content: meta.content,
             user_metadata: meta.user_metadata,
             checksums: Default::default(),
-            tags: Vec::new(),
+            tags: meta.tags,
             storage_class: meta.storage_class,
             delete_marker: false,
             data: ObjectData::Chunks(Vec::new()),
@@ -54,7 +54,7 @@ impl ObjectService {
         key: &str,
         upload_id: &str,
         number: u32,
-        body: UploadBody<S>,
+        mut body: UploadBody<S>,
     ) -> Result<String>
     where
         S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin + Send,
@@ -73,10 +73,12 @@ impl ObjectService {
         {
             return Err(metastore::Error::NoSuchUpload.into());
         }
-        let ingested = self.ingest(body.stream, body.expected_len, false).await?;
-        if body.content_md5.is_some_and(|m| m != ingested.md5) {
+        let ingested = self
+            .ingest(&mut body.stream, body.expected_len, false)
+            .await?;
+        if let Err(e) = body.verify(&ingested.md5) {
             self.discard(ingested).await;
-            return Err(Error::BadDigest);
+            return Err(e);
         }
         let etag = hex::encode(ingested.md5);
         let part = PartRecord {
@@ -117,6 +119,7 @@ impl ObjectService {
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
+        expect: Option<Expect>,
     ) -> Result<ObjectRecord> {
         let upload = self
             .meta
@@ -178,7 +181,7 @@ impl ObjectService {
             .map(|(p, i)| (p.number, i.etag.clone()))
             .collect();
         self.meta
-            .complete_upload(bucket, key, upload_id, record.clone(), used)
+            .complete_upload(bucket, key, upload_id, record.clone(), used, expect)
             .await?;
         Ok(record)
     }

@@ -1,0 +1,296 @@
+//! Flexible checksums (`x-amz-checksum-*`): computed while the body streams by, compared with
+//! what the client declared in headers or in an aws-chunked trailer, stored with the object and
+//! returned on GET/HEAD when `x-amz-checksum-mode: ENABLED` is asked for.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use http::HeaderMap;
+use metastore::ObjectRecord;
+use s3s::checksum::ChecksumHasher;
+use s3s::crypto::Checksum as _;
+use s3s::{S3Result, TrailingHeaders, s3_error};
+
+use crate::error::Error;
+use crate::storage::BodyCheck;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Algorithm {
+    Crc32,
+    Crc32c,
+    Crc64Nvme,
+    Sha1,
+    Sha256,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::Crc32,
+        Algorithm::Crc32c,
+        Algorithm::Crc64Nvme,
+        Algorithm::Sha1,
+        Algorithm::Sha256,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "CRC32",
+            Algorithm::Crc32c => "CRC32C",
+            Algorithm::Crc64Nvme => "CRC64NVME",
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+        }
+    }
+
+    pub fn header(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "x-amz-checksum-crc32",
+            Algorithm::Crc32c => "x-amz-checksum-crc32c",
+            Algorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
+            Algorithm::Sha1 => "x-amz-checksum-sha1",
+            Algorithm::Sha256 => "x-amz-checksum-sha256",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(s))
+    }
+
+    fn from_header(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.header().eq_ignore_ascii_case(s.trim()))
+    }
+
+    fn digest_len(self) -> usize {
+        match self {
+            Algorithm::Crc32 | Algorithm::Crc32c => 4,
+            Algorithm::Crc64Nvme => 8,
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+        }
+    }
+}
+
+/// A body stream that feeds every frame to the checksum hasher.
+pub struct Hashing<S> {
+    inner: S,
+    hasher: Arc<Mutex<Option<ChecksumHasher>>>,
+}
+
+impl<S: Stream<Item = Result<Bytes, E>> + Unpin, E> Stream for Hashing<S> {
+    type Item = Result<Bytes, E>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(h) = self
+                .hasher
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+        {
+            h.update(frame);
+        }
+        polled
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn well_formed(algo: Algorithm, value: &str) -> bool {
+    base64_simd::STANDARD
+        .decode_to_vec(value)
+        .is_ok_and(|d| d.len() == algo.digest_len())
+}
+
+/// Wraps `body` so it is hashed with every algorithm the request names (CRC64NVME when it
+/// names none, as S3 does), and returns the check that compares the results with the declared
+/// values once the body has been read.
+pub fn verify_body<S>(
+    body: S,
+    headers: &HeaderMap,
+    trailing: Option<TrailingHeaders>,
+) -> S3Result<(Hashing<S>, BodyCheck)> {
+    let mut declared = BTreeMap::new();
+    for algo in Algorithm::ALL {
+        if let Some(v) = header_str(headers, algo.header()) {
+            if !well_formed(algo, v) {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "Value for {} header is invalid.",
+                    algo.header()
+                ));
+            }
+            declared.insert(algo, v.to_owned());
+        }
+    }
+    let trailer = match header_str(headers, "x-amz-trailer") {
+        Some(t) => Some(Algorithm::from_header(t).ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "The trailer {t} is not a supported checksum header"
+            )
+        })?),
+        None => None,
+    };
+    let requested =
+        match header_str(headers, "x-amz-sdk-checksum-algorithm") {
+            Some(a) => Some(Algorithm::from_name(a).ok_or_else(|| {
+                s3_error!(InvalidRequest, "Checksum algorithm {a} is not supported")
+            })?),
+            None => None,
+        };
+    let mut algorithms: Vec<Algorithm> = declared
+        .keys()
+        .copied()
+        .chain(trailer)
+        .chain(requested)
+        .collect();
+    if algorithms.is_empty() {
+        algorithms.push(Algorithm::Crc64Nvme);
+    }
+    let mut hasher = ChecksumHasher::default();
+    for a in &algorithms {
+        match a {
+            Algorithm::Crc32 => hasher.crc32 = Some(s3s::crypto::Crc32::new()),
+            Algorithm::Crc32c => hasher.crc32c = Some(s3s::crypto::Crc32c::new()),
+            Algorithm::Crc64Nvme => hasher.crc64nvme = Some(s3s::crypto::Crc64Nvme::new()),
+            Algorithm::Sha1 => hasher.sha1 = Some(s3s::crypto::Sha1::new()),
+            Algorithm::Sha256 => hasher.sha256 = Some(s3s::crypto::Sha256::new()),
+        }
+    }
+    let hasher = Arc::new(Mutex::new(Some(hasher)));
+    let stream = Hashing {
+        inner: body,
+        hasher: hasher.clone(),
+    };
+    let check: BodyCheck = Box::new(move || {
+        let computed = hasher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .map(ChecksumHasher::finalize)
+            .unwrap_or_default();
+        let values = [
+            (Algorithm::Crc32, computed.checksum_crc32),
+            (Algorithm::Crc32c, computed.checksum_crc32c),
+            (Algorithm::Crc64Nvme, computed.checksum_crc64nvme),
+            (Algorithm::Sha1, computed.checksum_sha1),
+            (Algorithm::Sha256, computed.checksum_sha256),
+        ];
+        let mut out = BTreeMap::new();
+        for (algo, value) in values {
+            if let Some(v) = value {
+                out.insert(algo, v);
+            }
+        }
+        if let Some(algo) = trailer {
+            let sent = trailing
+                .as_ref()
+                .and_then(|t| t.read(|h| header_str(h, algo.header()).map(str::to_owned)))
+                .flatten()
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "the trailer {} was announced but not sent",
+                        algo.header()
+                    ))
+                })?;
+            declared.insert(algo, sent);
+        }
+        for (algo, sent) in &declared {
+            if out.get(algo) != Some(sent) {
+                return Err(Error::BadChecksum(format!(
+                    "The {} you specified did not match the calculated checksum.",
+                    algo.name()
+                )));
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|(a, v)| (a.name().to_owned(), v))
+            .collect())
+    });
+    Ok((stream, check))
+}
+
+/// The stored checksums of an object in s3s' output shape.
+pub fn stored(record: &ObjectRecord) -> s3s::dto::Checksum {
+    let get = |a: Algorithm| record.checksums.get(a.name()).cloned();
+    s3s::dto::Checksum {
+        checksum_crc32: get(Algorithm::Crc32),
+        checksum_crc32c: get(Algorithm::Crc32c),
+        checksum_crc64nvme: get(Algorithm::Crc64Nvme),
+        checksum_sha1: get(Algorithm::Sha1),
+        checksum_sha256: get(Algorithm::Sha256),
+        checksum_type: (!record.checksums.is_empty())
+            .then(|| s3s::dto::ChecksumType::from_static(s3s::dto::ChecksumType::FULL_OBJECT)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    async fn run(h: &HeaderMap, body: &'static [u8]) -> Result<BTreeMap<String, String>, Error> {
+        let stream = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(body))]);
+        let (mut s, check) = verify_body(stream, h, None).unwrap();
+        while s.next().await.is_some() {}
+        check()
+    }
+
+    #[tokio::test]
+    async fn verifies_declared_checksums() {
+        // CRC32 of "hello" is 0x3610a686.
+        let ok = run(&headers(&[("x-amz-checksum-crc32", "NhCmhg==")]), b"hello")
+            .await
+            .unwrap();
+        assert_eq!(ok.get("CRC32").map(String::as_str), Some("NhCmhg=="));
+        let bad = run(&headers(&[("x-amz-checksum-crc32", "AAAAAA==")]), b"hello").await;
+        assert!(matches!(bad, Err(Error::BadChecksum(_))));
+    }
+
+    #[tokio::test]
+    async fn defaults_to_crc64nvme_and_rejects_malformed_values() {
+        let out = run(&HeaderMap::new(), b"hello").await.unwrap();
+        assert_eq!(out.keys().collect::<Vec<_>>(), ["CRC64NVME"]);
+        let stream = futures::stream::empty::<Result<Bytes, std::io::Error>>();
+        assert!(
+            verify_body(
+                stream,
+                &headers(&[("x-amz-checksum-sha256", "short")]),
+                None
+            )
+            .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn announced_trailer_must_arrive() {
+        let h = headers(&[("x-amz-trailer", "x-amz-checksum-crc32c")]);
+        assert!(matches!(
+            run(&h, b"x").await,
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

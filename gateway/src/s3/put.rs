@@ -1,0 +1,123 @@
+//! PutObject and browser-style POST Object uploads (s3s has checked the POST policy).
+
+use http::HeaderMap;
+use metastore::{Expect, ObjectRecord};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, TrailingHeaders};
+
+use super::TesseraS3;
+use super::checksums::{self, verify_body};
+use super::conditions::write_expect;
+use super::convert::{self, ContentInput, check_key, etag, object_meta};
+use super::tagging;
+use crate::storage::{ObjectMeta, UploadBody};
+
+pub fn empty_body() -> StreamingBlob {
+    StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
+}
+
+/// What both upload forms hand over.
+pub struct Upload<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub body: Option<StreamingBlob>,
+    pub content_length: Option<i64>,
+    pub content_md5: Option<&'a str>,
+    pub meta: ObjectMeta,
+    pub expect: Option<Expect>,
+}
+
+/// Streams an upload into the object service, verifying Content-MD5 and flexible checksums.
+pub async fn store(
+    s: &TesseraS3,
+    headers: &HeaderMap,
+    trailing: Option<TrailingHeaders>,
+    u: Upload<'_>,
+) -> S3Result<ObjectRecord> {
+    check_key(u.key)?;
+    let md5 = convert::content_md5(u.content_md5)?;
+    let (stream, check) = verify_body(u.body.unwrap_or_else(empty_body), headers, trailing)?;
+    let body = UploadBody {
+        stream,
+        expected_len: u.content_length.and_then(|l| u64::try_from(l).ok()),
+        content_md5: md5,
+        check: Some(check),
+    };
+    Ok(s.service
+        .put_object(u.bucket, u.key, body, u.meta, u.expect)
+        .await?)
+}
+
+pub async fn put_object(
+    s: &TesseraS3,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let i = req.input;
+    let mut meta = object_meta(ContentInput {
+        content_type: i.content_type,
+        content_encoding: i.content_encoding,
+        content_disposition: i.content_disposition,
+        content_language: i.content_language,
+        cache_control: i.cache_control,
+        expires: i.expires,
+        metadata: i.metadata,
+        storage_class: i.storage_class.map(|c| c.as_str().to_owned()),
+    });
+    meta.tags = tagging::parse_header(i.tagging.as_deref())?;
+    let upload = Upload {
+        bucket: &i.bucket,
+        key: &i.key,
+        body: i.body,
+        content_length: i.content_length,
+        content_md5: i.content_md5.as_deref(),
+        meta,
+        expect: write_expect(i.if_match.as_ref(), i.if_none_match.as_ref())?,
+    };
+    let record = store(s, &req.headers, req.trailing_headers, upload).await?;
+    let sums = checksums::stored(&record);
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(etag(&record.etag)),
+        checksum_crc32: sums.checksum_crc32,
+        checksum_crc32c: sums.checksum_crc32c,
+        checksum_crc64nvme: sums.checksum_crc64nvme,
+        checksum_sha1: sums.checksum_sha1,
+        checksum_sha256: sums.checksum_sha256,
+        checksum_type: sums.checksum_type,
+        size: Some(record.size as i64),
+        ..Default::default()
+    }))
+}
+
+pub async fn post_object(
+    s: &TesseraS3,
+    req: S3Request<PostObjectInput>,
+) -> S3Result<S3Response<PostObjectOutput>> {
+    let i = req.input;
+    let mut meta = object_meta(ContentInput {
+        content_type: i.content_type,
+        content_encoding: i.content_encoding,
+        content_disposition: i.content_disposition,
+        content_language: i.content_language,
+        cache_control: i.cache_control,
+        expires: i.expires,
+        metadata: i.metadata,
+        storage_class: i.storage_class.map(|c| c.as_str().to_owned()),
+    });
+    meta.tags = tagging::parse_header(i.tagging.as_deref())?;
+    let upload = Upload {
+        bucket: &i.bucket,
+        key: &i.key,
+        body: i.body,
+        content_length: i.content_length,
+        content_md5: i.content_md5.as_deref(),
+        meta,
+        expect: write_expect(i.if_match.as_ref(), i.if_none_match.as_ref())?,
+    };
+    // The form's fields are not HTTP headers: checksums named in it are not verified here.
+    let record = store(s, &HeaderMap::new(), None, upload).await?;
+    Ok(S3Response::new(PostObjectOutput {
+        e_tag: Some(etag(&record.etag)),
+        size: Some(record.size as i64),
+        ..Default::default()
+    }))
+}

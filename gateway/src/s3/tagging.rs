@@ -1,0 +1,128 @@
+//! Object tagging: the `x-amz-tagging` header, the tagging sub-resource, and S3's limits.
+
+use std::collections::HashSet;
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+
+use super::TesseraS3;
+use super::convert::check_key;
+use crate::error::Error;
+
+pub const MAX_TAGS: usize = 10;
+const MAX_KEY_CHARS: usize = 128;
+const MAX_VALUE_CHARS: usize = 256;
+
+pub type Tags = Vec<(String, String)>;
+
+pub fn validate(tags: &Tags) -> Result<(), Error> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::InvalidTag(format!(
+            "Object tags cannot be greater than {MAX_TAGS}"
+        )));
+    }
+    let mut seen = HashSet::new();
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > MAX_KEY_CHARS {
+            return Err(Error::InvalidTag(format!(
+                "The TagKey you have provided is invalid (1 to {MAX_KEY_CHARS} characters)"
+            )));
+        }
+        if v.chars().count() > MAX_VALUE_CHARS {
+            return Err(Error::InvalidTag(format!(
+                "The TagValue you have provided is invalid (at most {MAX_VALUE_CHARS} characters)"
+            )));
+        }
+        if !seen.insert(k) {
+            return Err(Error::InvalidTag(
+                "Cannot provide multiple Tags with the same key".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the URL-encoded `x-amz-tagging` header (`k1=v1&k2=v2`).
+pub fn parse_header(header: Option<&str>) -> Result<Tags, Error> {
+    let tags: Tags = match header {
+        None => Vec::new(),
+        Some(h) => form_urlencoded::parse(h.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+    };
+    validate(&tags)?;
+    Ok(tags)
+}
+
+fn tag_set(tags: &Tags) -> TagSet {
+    tags.iter()
+        .map(|(k, v)| Tag {
+            key: Some(k.clone()),
+            value: Some(v.clone()),
+        })
+        .collect()
+}
+
+pub async fn put(
+    s: &TesseraS3,
+    req: S3Request<PutObjectTaggingInput>,
+) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+    let i = req.input;
+    check_key(&i.key)?;
+    let tags: Tags = i
+        .tagging
+        .tag_set
+        .into_iter()
+        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect();
+    validate(&tags)?;
+    s.service.set_tags(&i.bucket, &i.key, tags).await?;
+    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+}
+
+pub async fn get(
+    s: &TesseraS3,
+    req: S3Request<GetObjectTaggingInput>,
+) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+    let i = req.input;
+    check_key(&i.key)?;
+    let record = s.service.head_object(&i.bucket, &i.key).await?;
+    Ok(S3Response::new(GetObjectTaggingOutput {
+        tag_set: tag_set(&record.tags),
+        version_id: None,
+    }))
+}
+
+pub async fn delete(
+    s: &TesseraS3,
+    req: S3Request<DeleteObjectTaggingInput>,
+) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+    let i = req.input;
+    check_key(&i.key)?;
+    s.service.set_tags(&i.bucket, &i.key, Vec::new()).await?;
+    Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_parsing_and_limits() {
+        assert_eq!(
+            parse_header(Some("a=1&b=two+words&c=%25")).unwrap(),
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "two words".into()),
+                ("c".into(), "%".into())
+            ]
+        );
+        assert!(parse_header(None).unwrap().is_empty());
+        let eleven: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
+        assert!(parse_header(Some(&eleven.join("&"))).is_err());
+        assert!(parse_header(Some("a=1&a=2")).is_err());
+        assert!(parse_header(Some(&format!("{}=v", "k".repeat(129)))).is_err());
+        assert!(parse_header(Some(&format!("k={}", "v".repeat(257)))).is_err());
+        assert!(parse_header(Some(&format!("{}={}", "k".repeat(128), "v".repeat(256)))).is_ok());
+    }
+}
