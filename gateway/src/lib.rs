@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod s3;
 pub mod server;
 pub mod storage;

@@ -18,10 +18,6 @@ use crate::config::{CHUNK_SIZE, CredentialSource, INLINE_MAX, ServeConfig};
 use crate::s3::{RootAuth, TesseraS3};
 use crate::storage::ObjectService;
 
-/// Paths under this prefix are answered by the server itself, never by the S3 layer; no
-/// bucket can be named `.tessera`, so they cannot shadow S3 requests.
-pub const HEALTH_PATH: &str = "/.tessera/health/live";
-
 pub const META_DIR: &str = ".tessera/meta";
 
 /// Everything a running server is made of, opened and checked.
@@ -189,13 +185,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
                 let _ = socket.set_nodelay(true);
                 let s3 = s3.clone();
                 let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let s3 = s3.clone();
-                    async move {
-                        if req.uri().path() == HEALTH_PATH {
-                            return Ok(hyper::Response::new(s3s::Body::from("ok\n".to_string())));
-                        }
-                        hyper::service::Service::call(&s3, req).await
-                    }
+                    crate::http::handle(s3.clone(), req)
                 });
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(socket), svc).into_owned();
                 let conn = graceful.watch(conn);

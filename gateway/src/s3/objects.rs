@@ -162,7 +162,13 @@ pub async fn get_object_attributes(
     let i = req.input;
     check_key(&i.key)?;
     let record = s.service.head_object(&i.bucket, &i.key).await?;
-    let wants = |name: &str| i.object_attributes.iter().any(|a| a.as_str() == name);
+    // The header is one comma-separated list; s3s may hand it over as a single element.
+    let wants = |name: &str| {
+        i.object_attributes
+            .iter()
+            .flat_map(|a| a.as_str().split(','))
+            .any(|a| a.trim() == name)
+    };
     let parts = (wants(ObjectAttributes::OBJECT_PARTS) && !record.parts.is_empty()).then(|| {
         GetObjectAttributesParts {
             total_parts_count: Some(record.parts.len() as i32),

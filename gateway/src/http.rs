@@ -1,0 +1,121 @@
+//! The HTTP layer around the s3s service: liveness, request ids, and the parts of S3's error
+//! format that s3s leaves out.
+//!
+//! Every response carries `x-amz-request-id`; every S3 error body also names it in
+//! `<RequestId>` and names the request path in `<Resource>` (s3s writes neither), so a user's
+//! error report can be matched to the server's log line.
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use s3s::service::S3Service;
+
+/// Paths under this prefix are answered by the server itself, never by the S3 layer; no
+/// bucket can be named `.tessera`, so they cannot shadow S3 requests.
+pub const HEALTH_PATH: &str = "/.tessera/health/live";
+
+/// Error bodies larger than this are passed through untouched (S3 errors are a few hundred
+/// bytes; this only guards against buffering something unexpected).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub fn new_request_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    id[..16].to_owned()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Adds `<Resource>` and `<RequestId>` to an S3 `<Error>` document that lacks them.
+pub fn complete_error_body(body: &str, resource: &str, request_id: &str) -> Option<String> {
+    let end = body.rfind("</Error>")?;
+    let mut extra = String::new();
+    if !body.contains("<Resource>") {
+        extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(resource)));
+    }
+    if !body.contains("<RequestId>") {
+        extra.push_str(&format!(
+            "<RequestId>{}</RequestId>",
+            xml_escape(request_id)
+        ));
+    }
+    Some(format!("{}{extra}{}", &body[..end], &body[end..]))
+}
+
+pub async fn handle(
+    s3: S3Service,
+    req: Request<Incoming>,
+) -> Result<Response<s3s::Body>, s3s::HttpError> {
+    if req.uri().path() == HEALTH_PATH {
+        return Ok(Response::new(s3s::Body::from("ok\n".to_string())));
+    }
+    let request_id = new_request_id();
+    let resource = req.uri().path().to_owned();
+    let mut resp = hyper::service::Service::call(&s3, req).await?;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    let is_xml_error = resp.status() >= StatusCode::BAD_REQUEST
+        && resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/xml"));
+    if !is_xml_error {
+        return Ok(resp);
+    }
+    tracing::debug!(%request_id, status = %resp.status(), %resource, "S3 error response");
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match http_body_util::Limited::new(body, MAX_ERROR_BODY)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Ok(Response::from_parts(parts, s3s::Body::empty())),
+    };
+    let completed = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| complete_error_body(text, &resource, &request_id));
+    let body = match completed {
+        Some(text) => {
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            Bytes::from(text)
+        }
+        None => bytes,
+    };
+    Ok(Response::from_parts(parts, s3s::Body::from(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_gets_resource_and_request_id() {
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>x</Message></Error>"#;
+        let out = complete_error_body(body, "/b/k&<x>", "ABC").unwrap();
+        assert!(
+            out.ends_with(
+                "<Resource>/b/k&amp;&lt;x&gt;</Resource><RequestId>ABC</RequestId></Error>"
+            ),
+            "{out}"
+        );
+        assert_eq!(complete_error_body("<Other/>", "/", "A"), None);
+        let already = complete_error_body(&out, "/other", "XYZ").unwrap();
+        assert_eq!(already, out);
+    }
+
+    #[test]
+    fn request_ids_look_like_s3s() {
+        let id = new_request_id();
+        assert_eq!(id.len(), 16);
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+        );
+        assert_ne!(id, new_request_id());
+    }
+}
