@@ -12,6 +12,8 @@ pub enum Error {
     NoSuchKey,
     #[error("the request body could not be read: {0}")]
     Body(String),
+    #[error("a chunk signature of the request body does not match")]
+    BodySignature,
     #[error("the request body ended after {got} of {expected} bytes")]
     IncompleteBody { got: u64, expected: u64 },
     #[error("the object exceeds the maximum size of {max} bytes")]

@@ -30,10 +30,47 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Adds `<Resource>` and `<RequestId>` to an S3 `<Error>` document that lacks them.
+/// The message S3 sends for codes that s3s leaves without one.
+fn default_message(code: &str) -> &'static str {
+    match code {
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. \
+             Check your key and signing method."
+        }
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        }
+        "AccessDenied" => "Access Denied",
+        "NoSuchBucket" => "The specified bucket does not exist",
+        "NoSuchKey" => "The specified key does not exist.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "InvalidRequest" => "Invalid Request",
+        "InvalidArgument" => "Invalid Argument",
+        _ => "The request could not be completed.",
+    }
+}
+
+fn element<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&format!("</{name}>"))? + start;
+    Some(&body[start..end])
+}
+
+/// Adds `<Message>`, `<Resource>` and `<RequestId>` to an S3 `<Error>` document that lacks
+/// them.
 pub fn complete_error_body(body: &str, resource: &str, request_id: &str) -> Option<String> {
     let end = body.rfind("</Error>")?;
     let mut extra = String::new();
+    if !body.contains("<Message>") {
+        let code = element(body, "Code").unwrap_or_default();
+        extra.push_str(&format!(
+            "<Message>{}</Message>",
+            xml_escape(default_message(code))
+        ));
+    }
     if !body.contains("<Resource>") {
         extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(resource)));
     }
@@ -46,6 +83,41 @@ pub fn complete_error_body(body: &str, resource: &str, request_id: &str) -> Opti
     Some(format!("{}{extra}{}", &body[..end], &body[end..]))
 }
 
+/// S3 caps presigned URLs at seven days; s3s does not check the upper bound.
+const MAX_PRESIGNED_EXPIRY_SECS: u64 = 604_800;
+
+fn check_presigned_expiry(query: Option<&str>) -> Result<(), s3s::S3Error> {
+    let Some(q) = query else { return Ok(()) };
+    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+        if k == "X-Amz-Expires" {
+            return match v.parse::<u64>() {
+                Ok(n) if (1..=MAX_PRESIGNED_EXPIRY_SECS).contains(&n) => Ok(()),
+                _ => Err(s3s::S3Error::with_message(
+                    s3s::S3ErrorCode::AuthorizationQueryParametersError,
+                    "X-Amz-Expires must be a number of seconds from 1 to 604800 (seven days)",
+                )),
+            };
+        }
+    }
+    Ok(())
+}
+
+/// s3s reports a POST policy condition that the form breaks as InvalidPolicyDocument (400);
+/// S3 answers 403 AccessDenied ("Invalid according to Policy").
+fn policy_violation_is_access_denied(status: &mut StatusCode, body: String) -> String {
+    let violated = element(&body, "Code") == Some("InvalidPolicyDocument")
+        && element(&body, "Message").is_some_and(|m| m.starts_with("Policy condition"));
+    if !violated {
+        return body;
+    }
+    *status = StatusCode::FORBIDDEN;
+    body.replacen(
+        "<Code>InvalidPolicyDocument</Code><Message>",
+        "<Code>AccessDenied</Code><Message>Invalid according to Policy: ",
+        1,
+    )
+}
+
 pub async fn handle(
     s3: S3Service,
     req: Request<Incoming>,
@@ -55,7 +127,12 @@ pub async fn handle(
     }
     let request_id = new_request_id();
     let resource = req.uri().path().to_owned();
-    let mut resp = hyper::service::Service::call(&s3, req).await?;
+    let mut resp = match check_presigned_expiry(req.uri().query()) {
+        Ok(()) => hyper::service::Service::call(&s3, req).await?,
+        Err(e) => e
+            .to_http_response()
+            .map_err(|e| s3s::HttpError::new(Box::new(e)))?,
+    };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amz-request-id", v);
     }
@@ -78,7 +155,8 @@ pub async fn handle(
     };
     let completed = std::str::from_utf8(&bytes)
         .ok()
-        .and_then(|text| complete_error_body(text, &resource, &request_id));
+        .and_then(|text| complete_error_body(text, &resource, &request_id))
+        .map(|text| policy_violation_is_access_denied(&mut parts.status, text));
     let body = match completed {
         Some(text) => {
             parts.headers.remove(http::header::CONTENT_LENGTH);
@@ -106,6 +184,32 @@ mod tests {
         assert_eq!(complete_error_body("<Other/>", "/", "A"), None);
         let already = complete_error_body(&out, "/other", "XYZ").unwrap();
         assert_eq!(already, out);
+    }
+
+    #[test]
+    fn presigned_expiry_bounds() {
+        assert!(check_presigned_expiry(None).is_ok());
+        assert!(check_presigned_expiry(Some("X-Amz-Expires=3600&a=b")).is_ok());
+        assert!(check_presigned_expiry(Some("X-Amz-Expires=604801")).is_err());
+        assert!(check_presigned_expiry(Some("X-Amz-Expires=abc")).is_err());
+        assert!(check_presigned_expiry(Some("X-Amz-Expires=0")).is_err());
+    }
+
+    #[test]
+    fn policy_violations_become_access_denied() {
+        let mut status = StatusCode::BAD_REQUEST;
+        let out = policy_violation_is_access_denied(
+            &mut status,
+            "<Error><Code>InvalidPolicyDocument</Code><Message>Policy condition failed</Message></Error>".into(),
+        );
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(out.contains("<Code>AccessDenied</Code>"), "{out}");
+        let mut status = StatusCode::BAD_REQUEST;
+        policy_violation_is_access_denied(
+            &mut status,
+            "<Error><Code>InvalidPolicyDocument</Code><Message>bad base64</Message></Error>".into(),
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -156,8 +156,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         cfg.credentials.secret_key.clone(),
     ));
     if !cfg.domains.is_empty() {
-        let host = s3s::host::MultiDomain::new(&cfg.domains)
-            .map_err(|e| format!("invalid --domain: {e}"))?;
+        let host =
+            crate::s3::Domains::new(&cfg.domains).map_err(|e| format!("invalid --domain: {e}"))?;
         builder.set_host(host);
     }
     let s3 = builder.build();

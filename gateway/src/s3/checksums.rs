@@ -84,21 +84,37 @@ pub struct Hashing<S> {
     hasher: Arc<Mutex<Option<ChecksumHasher>>>,
 }
 
-impl<S: Stream<Item = Result<Bytes, E>> + Unpin, E> Stream for Hashing<S> {
-    type Item = Result<Bytes, E>;
+/// Classifies a failure of the request body stream.
+fn body_error(e: &dyn std::fmt::Display) -> Error {
+    let text = e.to_string();
+    // s3s does not export its aws-chunked error type; its Display names the variant.
+    if text.contains("SignatureMismatch") {
+        Error::BodySignature
+    } else {
+        Error::Body(text)
+    }
+}
+
+impl<S: Stream<Item = Result<Bytes, E>> + Unpin, E: std::fmt::Display> Stream for Hashing<S> {
+    type Item = Result<Bytes, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = Pin::new(&mut self.inner).poll_next(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(h) = self
-                .hasher
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_mut()
-        {
-            h.update(frame);
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(h) = self
+                    .hasher
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_mut()
+                {
+                    h.update(&frame);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(body_error(&e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
         }
-        polled
     }
 }
 

@@ -40,7 +40,7 @@ fn failed() -> S3Error {
 fn evaluate(
     c: &Conditions<'_>,
     record: &ObjectRecord,
-    not_modified: fn() -> S3Error,
+    not_modified: fn(&ObjectRecord) -> S3Error,
 ) -> S3Result<()> {
     // Last-Modified is sent with second precision, so compare whole seconds.
     let modified = record.modified_ms.div_euclid(1000);
@@ -50,18 +50,34 @@ fn evaluate(
         _ => {}
     }
     match (c.if_none_match, c.if_modified_since) {
-        (Some(m), _) if matches(m, &record.etag) => Err(not_modified()),
-        (None, Some(t)) if modified <= seconds(t) => Err(not_modified()),
+        (Some(m), _) if matches(m, &record.etag) => Err(not_modified(record)),
+        (None, Some(t)) if modified <= seconds(t) => Err(not_modified(record)),
         _ => Ok(()),
     }
 }
 
+/// 304 carries the validators the client compares against (RFC 9110 15.4.5).
+fn not_modified(record: &ObjectRecord) -> S3Error {
+    let mut e = S3Error::new(S3ErrorCode::NotModified);
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", record.etag)) {
+        headers.insert(http::header::ETAG, v);
+    }
+    if let Some(v) = super::convert::http_date(&super::convert::timestamp(record.modified_ms))
+        .and_then(|d| http::HeaderValue::from_str(&d).ok())
+    {
+        headers.insert(http::header::LAST_MODIFIED, v);
+    }
+    e.set_headers(headers);
+    e
+}
+
 pub fn check_read(c: &Conditions<'_>, record: &ObjectRecord) -> S3Result<()> {
-    evaluate(c, record, || S3Error::new(S3ErrorCode::NotModified))
+    evaluate(c, record, not_modified)
 }
 
 pub fn check_copy_source(c: &Conditions<'_>, record: &ObjectRecord) -> S3Result<()> {
-    evaluate(c, record, failed)
+    evaluate(c, record, |_| failed())
 }
 
 /// The write condition of a PutObject or CompleteMultipartUpload.

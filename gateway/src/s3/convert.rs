@@ -74,7 +74,7 @@ pub fn object_meta(c: ContentInput) -> ObjectMeta {
             content_type: c
                 .content_type
                 .or_else(|| Some("binary/octet-stream".to_owned())),
-            content_encoding: c.content_encoding,
+            content_encoding: c.content_encoding.and_then(strip_aws_chunked),
             content_disposition: c.content_disposition,
             content_language: c.content_language,
             cache_control: c.cache_control,
@@ -86,6 +86,42 @@ pub fn object_meta(c: ContentInput) -> ObjectMeta {
             .unwrap_or_default(),
         storage_class: c.storage_class.filter(|s| s != "STANDARD"),
         tags: Vec::new(),
+    }
+}
+
+/// `aws-chunked` describes the upload framing, not the object: S3 does not store it.
+fn strip_aws_chunked(encoding: String) -> Option<String> {
+    let kept: Vec<&str> = encoding
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
+}
+
+const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "GLACIER_IR",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+];
+
+/// Storage classes are accepted and reported (every object gets the same durability here).
+pub fn storage_class(class: Option<&str>) -> S3Result<Option<String>> {
+    match class {
+        None => Ok(None),
+        Some(c) if STORAGE_CLASSES.contains(&c) => Ok(Some(c.to_owned())),
+        Some(c) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidStorageClass,
+            format!("The storage class you specified ({c}) is not valid"),
+        )),
     }
 }
 
@@ -153,6 +189,18 @@ mod tests {
             "a%20b%2Bc%25/d~%C3%A9"
         );
         assert_eq!(maybe_url_encode("a b".into(), false), "a b");
+    }
+
+    #[test]
+    fn aws_chunked_is_not_a_content_encoding() {
+        assert_eq!(strip_aws_chunked("aws-chunked".into()), None);
+        assert_eq!(
+            strip_aws_chunked("gzip,aws-chunked".into()).as_deref(),
+            Some("gzip")
+        );
+        assert_eq!(strip_aws_chunked("br".into()).as_deref(), Some("br"));
+        assert!(storage_class(Some("GLACIER")).is_ok());
+        assert!(storage_class(Some("FAST")).is_err());
     }
 
     #[test]

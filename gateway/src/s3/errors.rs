@@ -37,6 +37,11 @@ impl From<Error> for S3Error {
                 other => return internal(other),
             },
             Error::NoSuchKey => (C::NoSuchKey, "The specified key does not exist.".to_string()),
+            Error::BodySignature => (
+                C::SignatureDoesNotMatch,
+                "The request signature we calculated does not match the signature you provided."
+                    .to_string(),
+            ),
             Error::Body(m) => (C::IncompleteBody, format!("The request body could not be read: {m}")),
             Error::IncompleteBody { .. } => (C::IncompleteBody, e.to_string()),
             Error::EntityTooLarge { .. } => (C::EntityTooLarge, e.to_string()),

@@ -8,6 +8,7 @@ mod checksums;
 mod conditions;
 pub mod convert;
 mod errors;
+mod host;
 mod listing;
 mod multipart;
 mod objects;
@@ -22,6 +23,7 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 use crate::storage::ObjectService;
 
 pub use auth::RootAuth;
+pub use host::Domains;
 
 #[derive(Debug, Clone)]
 pub struct TesseraS3 {

@@ -285,7 +285,8 @@ pub async fn copy_object(
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    if !replace && **src_bucket == *input.bucket && **src_key == *input.key {
+    let class = convert::storage_class(input.storage_class.as_ref().map(|c| c.as_str()))?;
+    if !replace && class.is_none() && **src_bucket == *input.bucket && **src_key == *input.key {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without \
@@ -320,12 +321,23 @@ pub async fn copy_object(
             cache_control: input.cache_control,
             expires: input.expires,
             metadata: input.metadata,
-            storage_class: input.storage_class.map(|c| c.as_str().to_owned()),
+            storage_class: None,
         })
     });
+    let edit = move |r: &mut ObjectRecord| {
+        if let Some(m) = meta {
+            r.content = m.content;
+            r.user_metadata = m.user_metadata;
+        }
+        // The destination gets the class asked for, else STANDARD (as S3 does).
+        r.storage_class = class.filter(|c| c != "STANDARD");
+        if let Some(t) = tags {
+            r.tags = t;
+        }
+    };
     let record: ObjectRecord = s
         .service
-        .copy_object(src_bucket, src_key, &input.bucket, &input.key, meta, tags)
+        .copy_object(src_bucket, src_key, &input.bucket, &input.key, edit)
         .await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {

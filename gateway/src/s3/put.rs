@@ -61,7 +61,7 @@ pub async fn put_object(
         cache_control: i.cache_control,
         expires: i.expires,
         metadata: i.metadata,
-        storage_class: i.storage_class.map(|c| c.as_str().to_owned()),
+        storage_class: convert::storage_class(i.storage_class.as_ref().map(|c| c.as_str()))?,
     });
     meta.tags = tagging::parse_header(i.tagging.as_deref())?;
     let upload = Upload {
@@ -101,7 +101,7 @@ pub async fn post_object(
         cache_control: i.cache_control,
         expires: i.expires,
         metadata: i.metadata,
-        storage_class: i.storage_class.map(|c| c.as_str().to_owned()),
+        storage_class: convert::storage_class(i.storage_class.as_ref().map(|c| c.as_str()))?,
     });
     meta.tags = tagging::parse_header(i.tagging.as_deref())?;
     let upload = Upload {

@@ -63,7 +63,7 @@ impl ObjectService {
     ) -> Result<Ingested>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
-        E: std::fmt::Display,
+        E: Into<Error>,
     {
         let (md5_tx, mut md5_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
         let md5_task = tokio::task::spawn_blocking(move || {
@@ -114,7 +114,7 @@ impl ObjectService {
     ) -> Result<(u64, Option<Vec<u8>>)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
-        E: std::fmt::Display,
+        E: Into<Error>,
     {
         let seen = Arc::new(Mutex::new(HashSet::new()));
         let mut in_flight = FuturesOrdered::new();
@@ -125,7 +125,7 @@ impl ObjectService {
             let frame = match frame {
                 Ok(f) => f,
                 Err(e) => {
-                    failure = Some(Error::Body(e.to_string()));
+                    failure = Some(e.into());
                     break;
                 }
             };

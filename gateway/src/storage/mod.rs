@@ -144,7 +144,7 @@ impl ObjectService {
     ) -> Result<ObjectRecord>
     where
         S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin + Send,
-        E: std::fmt::Display,
+        E: Into<Error>,
     {
         self.bucket(bucket).await?;
         // Refuse early when the condition already fails; the commit checks it again atomically.
@@ -232,16 +232,15 @@ impl ObjectService {
         Ok(())
     }
 
-    /// Makes `dst` reference the same chunks as `src`: no data is read or written.
-    /// `meta: None` copies the source's metadata (S3's COPY directive).
+    /// Makes `dst` reference the same chunks as `src`: no data is read or written. `edit`
+    /// changes the new record's metadata (S3's REPLACE directives); it must not touch the data.
     pub async fn copy_object(
         &self,
         src_bucket: &str,
         src_key: &str,
         dst_bucket: &str,
         dst_key: &str,
-        meta: Option<ObjectMeta>,
-        tags: Option<Vec<(String, String)>>,
+        edit: impl FnOnce(&mut ObjectRecord),
     ) -> Result<ObjectRecord> {
         self.bucket(dst_bucket).await?;
         // Pin the source's chunks, then check the source still names them: while it does their
@@ -260,15 +259,9 @@ impl ObjectService {
             source = again;
         }
         let mut record = source.clone();
+        edit(&mut record);
+        record.data = source.data;
         record.modified_ms = now_ms();
-        if let Some(m) = meta {
-            record.content = m.content;
-            record.user_metadata = m.user_metadata;
-            record.storage_class = m.storage_class;
-        }
-        if let Some(t) = tags {
-            record.tags = t;
-        }
         self.meta
             .put_object(dst_bucket, dst_key, record.clone(), None)
             .await?;

@@ -58,7 +58,7 @@ impl ObjectService {
     ) -> Result<String>
     where
         S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin + Send,
-        E: std::fmt::Display,
+        E: Into<Error>,
     {
         if !(1..=MAX_PART_NUMBER).contains(&number) {
             return Err(Error::InvalidArgument(format!(
