@@ -68,6 +68,8 @@ pub struct ServeConfig {
     pub credentials: Credentials,
     /// How long an unreferenced chunk is kept before its shards are deleted.
     pub gc_grace: Duration,
+    /// Multipart uploads older than this are aborted.
+    pub multipart_expiry: Duration,
     pub region: String,
     /// Domains under which `bucket.<domain>` addresses a bucket (virtual-host style).
     pub domains: Vec<String>,

@@ -127,6 +127,7 @@ pub async fn handle(
     }
     let request_id = new_request_id();
     let resource = req.uri().path().to_owned();
+    let is_head = req.method() == http::Method::HEAD;
     let mut resp = match check_presigned_expiry(req.uri().query()) {
         Ok(()) => hyper::service::Service::call(&s3, req).await?,
         Err(e) => e
@@ -135,6 +136,13 @@ pub async fn handle(
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    // s3s always answers HeadObject with 200; a HEAD for a range or part is 206 in S3.
+    if is_head
+        && resp.status() == StatusCode::OK
+        && resp.headers().contains_key(http::header::CONTENT_RANGE)
+    {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
     let is_xml_error = resp.status() >= StatusCode::BAD_REQUEST
         && resp

@@ -35,6 +35,9 @@ struct ServeArgs {
     /// Seconds an unreferenced chunk is kept before its shards are deleted.
     #[arg(long, default_value_t = 600)]
     gc_grace_secs: u64,
+    /// Seconds after which an unfinished multipart upload is aborted (default 7 days).
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    multipart_expiry_secs: u64,
     /// Region reported to clients.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -67,6 +70,7 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, String> {
         parity: args.parity,
         credentials,
         gc_grace: Duration::from_secs(args.gc_grace_secs),
+        multipart_expiry: Duration::from_secs(args.multipart_expiry_secs),
         region: args.region,
         domains: args.domains,
     })

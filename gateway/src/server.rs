@@ -148,6 +148,11 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     };
     let gc_interval = (cfg.gc_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
     let _gc = opened.service.spawn_gc(gc_interval);
+    let expiry_interval =
+        (cfg.multipart_expiry / 4).clamp(Duration::from_millis(500), Duration::from_secs(3600));
+    let _expiry = opened
+        .service
+        .spawn_upload_expiry(cfg.multipart_expiry, expiry_interval);
 
     let mut builder =
         S3ServiceBuilder::new(TesseraS3::new(opened.service.clone(), cfg.region.clone()));

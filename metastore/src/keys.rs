@@ -14,13 +14,23 @@ pub fn object(bucket: &str, key: &str) -> Vec<u8> {
     k
 }
 
-/// `bucket 0x00 upload_id 0x00 key`: upload ids are generated (no 0x00), keys come last.
+/// `bucket 0x00 key 0x00 upload_id`: uploads list in S3 order (by key, then upload id, which
+/// tessera generates in time order). Object keys never contain 0x00 (the gateway refuses them)
+/// and upload ids are generated, so the last 0x00 separates the two.
 pub fn upload(bucket: &str, upload_id: &str, key: &str) -> Vec<u8> {
-    let mut k = bucket_prefix(bucket);
-    k.extend_from_slice(upload_id.as_bytes());
+    let mut k = object(bucket, key);
     k.push(0);
-    k.extend_from_slice(key.as_bytes());
+    k.extend_from_slice(upload_id.as_bytes());
     k
+}
+
+/// Splits the part of an upload key after the bucket prefix into (key, upload id).
+pub fn split_upload(rest: &[u8]) -> Option<(String, String)> {
+    let at = rest.iter().rposition(|&b| b == 0)?;
+    Some((
+        String::from_utf8_lossy(&rest[..at]).into_owned(),
+        String::from_utf8_lossy(&rest[at + 1..]).into_owned(),
+    ))
 }
 
 pub fn part_prefix(upload_id: &str) -> Vec<u8> {
@@ -58,6 +68,20 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn upload_keys_split_back() {
+        let k = upload("bkt", "0001abc", "dir/file");
+        let rest = &k[bucket_prefix("bkt").len()..];
+        assert_eq!(
+            split_upload(rest),
+            Some(("dir/file".into(), "0001abc".into()))
+        );
+        assert!(
+            upload("bkt", "z", "a") < upload("bkt", "a", "b"),
+            "uploads sort by key first"
+        );
+    }
 
     proptest! {
         /// Encoded object keys sort like the S3 keys they encode, and never leak across buckets.

@@ -20,6 +20,7 @@ mod mirror;
 pub mod records;
 mod rocks;
 mod store;
+mod uploads;
 
 #[cfg(test)]
 mod suite;
@@ -35,3 +36,4 @@ pub use records::{
 };
 pub use rocks::RocksKv;
 pub use store::{Expect, GcItem, MetaStore};
+pub use uploads::{UploadEntry, UploadPage, UploadQuery};

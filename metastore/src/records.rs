@@ -112,6 +112,9 @@ pub struct RefRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadRecord {
     pub initiated_ms: i64,
+    /// The checksum algorithm named at creation (parts carry it, completion composes it).
+    #[serde(default)]
+    pub checksum_algorithm: Option<String>,
     /// Metadata the completed object will carry (its data and size are filled at completion).
     pub template: ObjectRecord,
 }
@@ -122,6 +125,9 @@ pub struct PartRecord {
     pub etag: String,
     pub modified_ms: i64,
     pub chunks: Vec<ChunkRef>,
+    /// Checksums of the part's bytes by algorithm name (base64), as for objects.
+    #[serde(default)]
+    pub checksums: BTreeMap<String, String>,
 }
 
 #[cfg(test)]

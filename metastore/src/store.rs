@@ -197,11 +197,9 @@ impl MetaStore {
             for (uk, _) in
                 s.kv.scan(Tree::Uploads, &prefix, end.as_deref(), usize::MAX)?
             {
-                let upload_id = uk[prefix.len()..]
-                    .split(|&c| c == 0)
-                    .next()
-                    .unwrap_or_default();
-                let upload_id = String::from_utf8_lossy(upload_id).into_owned();
+                let Some((_, upload_id)) = keys::split_upload(&uk[prefix.len()..]) else {
+                    continue;
+                };
                 for (pk, pv) in scan_parts(s, &upload_id)? {
                     let part: PartRecord = decode(&pv)?;
                     delta.add(&part.chunks, -1);
@@ -447,6 +445,28 @@ impl MetaStore {
             Ok(old)
         })
         .await
+    }
+
+    pub async fn list_uploads(
+        &self,
+        bucket: &str,
+        query: crate::UploadQuery,
+    ) -> Result<crate::UploadPage> {
+        let bucket = bucket.to_owned();
+        self.run(move |s| {
+            s.require_bucket(&bucket)?;
+            crate::uploads::list(s.kv.as_ref(), &bucket, &query)
+        })
+        .await
+    }
+
+    /// Uploads initiated before `cutoff_ms`, as (bucket, key, upload id).
+    pub async fn uploads_initiated_before(
+        &self,
+        cutoff_ms: i64,
+    ) -> Result<Vec<(String, String, String)>> {
+        self.run(move |s| crate::uploads::initiated_before(s.kv.as_ref(), cutoff_ms))
+            .await
     }
 
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {

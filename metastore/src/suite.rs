@@ -52,6 +52,7 @@ pub async fn run(store: MetaStore) {
     listing(&store).await;
     multipart(&store).await;
     conditions_and_updates(&store).await;
+    upload_listing(&store).await;
 }
 
 async fn buckets(store: &MetaStore) {
@@ -220,6 +221,102 @@ async fn conditions_and_updates(store: &MetaStore) {
     );
 }
 
+async fn upload_listing(store: &MetaStore) {
+    store
+        .create_bucket("ul", BucketRecord { created_ms: 1 })
+        .await
+        .unwrap();
+    let rec = |ms| UploadRecord {
+        initiated_ms: ms,
+        checksum_algorithm: None,
+        template: object(vec![]),
+    };
+    for (key, id, ms) in [
+        ("a/1", "u2", 5),
+        ("a/1", "u1", 1),
+        ("a/2", "u3", 1),
+        ("b", "u4", 1),
+        ("c/x", "u5", 100),
+    ] {
+        store.create_upload("ul", key, id, rec(ms)).await.unwrap();
+    }
+    let names = |p: &UploadPage| {
+        p.entries
+            .iter()
+            .map(|e| match e {
+                UploadEntry::Upload { key, upload_id, .. } => format!("{key}#{upload_id}"),
+                UploadEntry::CommonPrefix(cp) => cp.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let q = |max| UploadQuery {
+        max,
+        ..Default::default()
+    };
+    let all = store.list_uploads("ul", q(100)).await.unwrap();
+    assert_eq!(
+        names(&all),
+        ["a/1#u1", "a/1#u2", "a/2#u3", "b#u4", "c/x#u5"]
+    );
+    // Resume after (key, upload id) and after a whole key.
+    let page = store
+        .list_uploads(
+            "ul",
+            UploadQuery {
+                key_marker: Some("a/1".into()),
+                upload_id_marker: Some("u1".into()),
+                max: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (names(&page), page.truncated),
+        (vec!["a/1#u2".to_string(), "a/2#u3".to_string()], true)
+    );
+    let page = store
+        .list_uploads(
+            "ul",
+            UploadQuery {
+                key_marker: Some("a/1".into()),
+                max: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&page), ["a/2#u3", "b#u4", "c/x#u5"]);
+    let page = store
+        .list_uploads(
+            "ul",
+            UploadQuery {
+                delimiter: Some("/".into()),
+                max: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&page), ["a/", "b#u4", "c/"]);
+    let page = store
+        .list_uploads(
+            "ul",
+            UploadQuery {
+                prefix: "a/".into(),
+                max: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&page), ["a/1#u1", "a/1#u2", "a/2#u3"]);
+    let old = store.uploads_initiated_before(50).await.unwrap();
+    assert_eq!(old.len(), 4);
+    assert!(old.iter().all(|(b, _, _)| b == "ul"));
+    assert!(!old.iter().any(|(_, k, _)| k == "c/x"));
+}
+
 async fn listing(store: &MetaStore) {
     store
         .create_bucket("ls", BucketRecord { created_ms: 1 })
@@ -334,6 +431,7 @@ async fn multipart(store: &MetaStore) {
     let template = object(vec![]);
     let rec = UploadRecord {
         initiated_ms: 1,
+        checksum_algorithm: None,
         template: template.clone(),
     };
     store
@@ -350,6 +448,7 @@ async fn multipart(store: &MetaStore) {
         etag: "p".into(),
         modified_ms: 1,
         chunks,
+        checksums: BTreeMap::new(),
     };
     store
         .put_part("mp", "big", "u1", 1, part(vec![chunk(10)]))
@@ -430,6 +529,7 @@ async fn multipart(store: &MetaStore) {
             "u2",
             UploadRecord {
                 initiated_ms: 1,
+                checksum_algorithm: None,
                 template: template.clone(),
             },
         )
@@ -457,6 +557,7 @@ async fn multipart(store: &MetaStore) {
             "u3",
             UploadRecord {
                 initiated_ms: 1,
+                checksum_algorithm: None,
                 template,
             },
         )
@@ -501,6 +602,6 @@ async fn mirrored_rocksdb_backend_keeps_replicas_identical() {
     for p in [&p1, &p2] {
         let alone = MetaStore::new(RocksKv::open(p).unwrap(), Duration::ZERO);
         assert!(alone.get_object("mp", "big").await.unwrap().is_some());
-        assert_eq!(alone.list_buckets().await.unwrap().len(), 6);
+        assert_eq!(alone.list_buckets().await.unwrap().len(), 7);
     }
 }

@@ -56,7 +56,7 @@ impl Algorithm {
         }
     }
 
-    fn from_name(s: &str) -> Option<Self> {
+    pub fn from_name(s: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(s))
@@ -238,6 +238,28 @@ pub fn verify_body<S>(
     Ok((stream, check))
 }
 
+fn digest(algo: Algorithm, data: &[u8]) -> Vec<u8> {
+    use s3s::crypto::{Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
+    match algo {
+        Algorithm::Crc32 => Crc32::checksum(data).as_ref().to_vec(),
+        Algorithm::Crc32c => Crc32c::checksum(data).as_ref().to_vec(),
+        Algorithm::Crc64Nvme => Crc64Nvme::checksum(data).as_ref().to_vec(),
+        Algorithm::Sha1 => Sha1::checksum(data).as_ref().to_vec(),
+        Algorithm::Sha256 => Sha256::checksum(data).as_ref().to_vec(),
+    }
+}
+
+/// S3's composite checksum of a multipart object: the checksum of the concatenated binary
+/// part checksums, with `-<part count>`. `None` when a part lacks a checksum.
+pub fn composite(algo: Algorithm, part_checksums: &[Option<&String>]) -> Option<String> {
+    let mut joined = Vec::new();
+    for c in part_checksums {
+        joined.extend(base64_simd::STANDARD.decode_to_vec(c.as_ref()?).ok()?);
+    }
+    let sum = base64_simd::STANDARD.encode_to_string(digest(algo, &joined));
+    Some(format!("{sum}-{}", part_checksums.len()))
+}
+
 /// The stored checksums of an object in s3s' output shape.
 pub fn stored(record: &ObjectRecord) -> s3s::dto::Checksum {
     let get = |a: Algorithm| record.checksums.get(a.name()).cloned();
@@ -247,8 +269,14 @@ pub fn stored(record: &ObjectRecord) -> s3s::dto::Checksum {
         checksum_crc64nvme: get(Algorithm::Crc64Nvme),
         checksum_sha1: get(Algorithm::Sha1),
         checksum_sha256: get(Algorithm::Sha256),
-        checksum_type: (!record.checksums.is_empty())
-            .then(|| s3s::dto::ChecksumType::from_static(s3s::dto::ChecksumType::FULL_OBJECT)),
+        checksum_type: (!record.checksums.is_empty()).then(|| {
+            let composite = record.checksums.values().any(|v| v.contains('-'));
+            s3s::dto::ChecksumType::from_static(if composite {
+                s3s::dto::ChecksumType::COMPOSITE
+            } else {
+                s3s::dto::ChecksumType::FULL_OBJECT
+            })
+        }),
     }
 }
 

@@ -14,6 +14,7 @@ mod multipart;
 mod objects;
 mod put;
 mod tagging;
+mod uploads;
 
 use std::sync::Arc;
 
@@ -198,6 +199,20 @@ impl S3 for TesseraS3 {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         multipart::abort(self, req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        uploads::list(self, req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        uploads::upload_part_copy(self, req).await
     }
 
     async fn list_parts(

@@ -3,13 +3,16 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::checksums::verify_body;
+use std::collections::BTreeMap;
+
+use super::checksums::{self, Algorithm, composite, verify_body};
 use super::conditions::write_expect;
 use super::convert::{self, ContentInput, check_key, etag, object_meta, timestamp};
 use super::put::empty_body;
 use super::tagging;
 use super::{TesseraS3, owner};
-use crate::storage::{CompletedPart, UploadBody};
+use crate::error::Error;
+use crate::storage::{CompletedPart, PartsCheck, UploadBody};
 
 pub async fn create(
     s: &TesseraS3,
@@ -28,11 +31,34 @@ pub async fn create(
         storage_class: convert::storage_class(i.storage_class.as_ref().map(|c| c.as_str()))?,
     });
     meta.tags = tagging::parse_header(i.tagging.as_deref())?;
-    let upload_id = s.service.create_upload(&i.bucket, &i.key, meta).await?;
+    let algorithm = match &i.checksum_algorithm {
+        Some(a) => Some(
+            Algorithm::from_name(a.as_str())
+                .ok_or_else(|| {
+                    s3_error!(
+                        InvalidRequest,
+                        "Checksum algorithm {} is not supported",
+                        a.as_str()
+                    )
+                })?
+                .name()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let upload_id = s
+        .service
+        .create_upload(&i.bucket, &i.key, meta, algorithm)
+        .await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
         upload_id: Some(upload_id),
+        checksum_type: i
+            .checksum_algorithm
+            .as_ref()
+            .map(|_| ChecksumType::from_static(ChecksumType::COMPOSITE)),
+        checksum_algorithm: i.checksum_algorithm,
         ..Default::default()
     }))
 }
@@ -69,12 +95,18 @@ pub async fn upload_part(
         content_md5: md5,
         check: Some(check),
     };
-    let tag = s
+    let part = s
         .service
         .upload_part(&i.bucket, &i.key, &i.upload_id, number, body)
         .await?;
+    let get = |a: Algorithm| part.checksums.get(a.name()).cloned();
     Ok(S3Response::new(UploadPartOutput {
-        e_tag: Some(etag(&tag)),
+        e_tag: Some(etag(&part.etag)),
+        checksum_crc32: get(Algorithm::Crc32),
+        checksum_crc32c: get(Algorithm::Crc32c),
+        checksum_crc64nvme: get(Algorithm::Crc64Nvme),
+        checksum_sha1: get(Algorithm::Sha1),
+        checksum_sha256: get(Algorithm::Sha256),
         ..Default::default()
     }))
 }
@@ -86,7 +118,15 @@ pub async fn complete(
     let i = req.input;
     check_key(&i.key)?;
     let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    if listed.is_empty() {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        ));
+    }
     let mut parts = Vec::with_capacity(listed.len());
+    // Checksums the client lists per part must match what the parts were stored with.
+    let mut claimed: Vec<Vec<(Algorithm, String)>> = Vec::with_capacity(listed.len());
     for p in listed {
         let number = part_number(
             p.part_number
@@ -99,17 +139,62 @@ pub async fn complete(
             number,
             etag: tag.value().to_owned(),
         });
+        claimed.push(
+            [
+                (Algorithm::Crc32, p.checksum_crc32),
+                (Algorithm::Crc32c, p.checksum_crc32c),
+                (Algorithm::Crc64Nvme, p.checksum_crc64nvme),
+                (Algorithm::Sha1, p.checksum_sha1),
+                (Algorithm::Sha256, p.checksum_sha256),
+            ]
+            .into_iter()
+            .filter_map(|(a, v)| v.map(|v| (a, v)))
+            .collect(),
+        );
     }
     let expect = write_expect(i.if_match.as_ref(), i.if_none_match.as_ref())?;
+    let check: PartsCheck = Box::new(move |algorithm, stored| {
+        for (n, (claims, part)) in claimed.iter().zip(stored).enumerate() {
+            for (a, v) in claims {
+                if part.checksums.get(a.name()) != Some(v) {
+                    return Err(Error::InvalidPart(format!(
+                        "the {} of part {} does not match the uploaded part",
+                        a.name(),
+                        n + 1
+                    )));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        if let Some(a) = algorithm.and_then(Algorithm::from_name) {
+            let sums: Vec<Option<&String>> =
+                stored.iter().map(|p| p.checksums.get(a.name())).collect();
+            let value = composite(a, &sums).ok_or_else(|| {
+                Error::InvalidPart(format!(
+                    "every part of this upload needs a {} checksum",
+                    a.name()
+                ))
+            })?;
+            out.insert(a.name().to_owned(), value);
+        }
+        Ok(out)
+    });
     let record = s
         .service
-        .complete_upload(&i.bucket, &i.key, &i.upload_id, &parts, expect)
+        .complete_upload(&i.bucket, &i.key, &i.upload_id, &parts, expect, check)
         .await?;
+    let sums = checksums::stored(&record);
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
         e_tag: Some(etag(&record.etag)),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
+        checksum_crc32: sums.checksum_crc32,
+        checksum_crc32c: sums.checksum_crc32c,
+        checksum_crc64nvme: sums.checksum_crc64nvme,
+        checksum_sha1: sums.checksum_sha1,
+        checksum_sha256: sums.checksum_sha256,
+        checksum_type: sums.checksum_type,
         ..Default::default()
     }))
 }
@@ -150,7 +235,11 @@ pub async fn list_parts(
             e_tag: Some(etag(&p.etag)),
             size: Some(p.size as i64),
             last_modified: Some(timestamp(p.modified_ms)),
-            ..Default::default()
+            checksum_crc32: p.checksums.get(Algorithm::Crc32.name()).cloned(),
+            checksum_crc32c: p.checksums.get(Algorithm::Crc32c.name()).cloned(),
+            checksum_crc64nvme: p.checksums.get(Algorithm::Crc64Nvme.name()).cloned(),
+            checksum_sha1: p.checksums.get(Algorithm::Sha1.name()).cloned(),
+            checksum_sha256: p.checksums.get(Algorithm::Sha256.name()).cloned(),
         })
         .collect();
     Ok(S3Response::new(ListPartsOutput {

@@ -25,6 +25,53 @@ fn resolve_range(range: Option<Range<u64>>, size: u64) -> (Range<u64>, Option<St
     }
 }
 
+/// The byte range of part `n` of an object (`partNumber`): for an object that was not
+/// uploaded in parts, part 1 is the whole object.
+fn part_range(record: &ObjectRecord, n: i32) -> S3Result<Range<u64>> {
+    let invalid = || {
+        // s3s has no named code for it; S3 answers 416 InvalidPartNumber.
+        let mut e = S3Error::with_message(
+            S3ErrorCode::Custom("InvalidPartNumber".into()),
+            "The requested partnumber is not satisfiable",
+        );
+        e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+        e
+    };
+    let n = usize::try_from(n)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(invalid)?;
+    if record.parts.is_empty() {
+        return if n == 1 {
+            Ok(0..record.size)
+        } else {
+            Err(invalid())
+        };
+    }
+    let part = record.parts.get(n - 1).ok_or_else(invalid)?;
+    let start: u64 = record.parts[..n - 1].iter().map(|p| p.size).sum();
+    Ok(start..start + part.size)
+}
+
+/// The range a GET or HEAD asks for: a `partNumber`, a `Range` header, or everything.
+fn requested_range(
+    record: &ObjectRecord,
+    part_number: Option<i32>,
+    range: Option<s3s::dto::Range>,
+) -> S3Result<(Range<u64>, Option<String>)> {
+    match part_number {
+        Some(n) => {
+            let r = part_range(record, n)?;
+            if r.is_empty() {
+                Ok((r, None))
+            } else {
+                Ok(resolve_range(Some(r), record.size))
+            }
+        }
+        None => Ok(resolve_range(check_range(range, record.size)?, record.size)),
+    }
+}
+
 fn check_range(range: Option<s3s::dto::Range>, size: u64) -> S3Result<Option<Range<u64>>> {
     range
         .map(|r| {
@@ -68,7 +115,7 @@ pub async fn get_object(
         },
         &record,
     )?;
-    let (range, content_range) = resolve_range(check_range(i.range, record.size)?, record.size);
+    let (range, content_range) = requested_range(&record, i.part_number, i.range)?;
     let sums = checksums_for(
         &record,
         checksum_mode(i.checksum_mode.as_ref()),
@@ -119,7 +166,7 @@ pub async fn head_object(
         },
         &record,
     )?;
-    let (range, content_range) = resolve_range(check_range(i.range, record.size)?, record.size);
+    let (range, content_range) = requested_range(&record, i.part_number, i.range)?;
     let sums = checksums_for(
         &record,
         checksum_mode(i.checksum_mode.as_ref()),

@@ -16,7 +16,7 @@ use metastore::{
 };
 
 pub use chunk_locks::ChunkLocks;
-pub use multipart::CompletedPart;
+pub use multipart::{CompletedPart, PartsCheck};
 pub use read::ObjectStream;
 
 use crate::error::{Error, Result};

@@ -1,7 +1,7 @@
 //! Multipart uploads: parts are stored as chunks like any object, and completion writes one
 //! manifest that references the parts' chunks. No data is read, copied or rewritten.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use md5::{Digest, Md5};
 use metastore::{Expect, ObjectData, ObjectRecord, PartInfo, PartRecord, UploadRecord};
@@ -13,6 +13,56 @@ use crate::error::{Error, Result};
 pub const MIN_PART_SIZE: u64 = 5 << 20;
 pub const MAX_PART_NUMBER: u32 = 10_000;
 
+fn check_part_number(number: u32) -> Result<()> {
+    if (1..=MAX_PART_NUMBER).contains(&number) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "part number must be an integer between 1 and {MAX_PART_NUMBER}"
+        )))
+    }
+}
+
+/// The source's chunks that make up exactly `range`, if it starts and ends on chunk
+/// boundaries.
+fn aligned_chunks(
+    source: &ObjectRecord,
+    range: &std::ops::Range<u64>,
+) -> Option<Vec<metastore::ChunkRef>> {
+    let chunks = source.data.chunks();
+    if chunks.is_empty() || range.start >= range.end {
+        return None;
+    }
+    let mut offset = 0u64;
+    let mut picked = Vec::new();
+    let mut started = false;
+    for c in chunks {
+        let end = offset + c.len as u64;
+        if offset == range.start {
+            started = true;
+        }
+        if started {
+            picked.push(*c);
+            if end == range.end {
+                return Some(picked);
+            }
+            if end > range.end {
+                return None;
+            }
+        } else if offset > range.start {
+            return None;
+        }
+        offset = end;
+    }
+    None
+}
+
+/// Computes the completed object's checksums from its parts (in order): S3's composite
+/// checksums. Returns an error to refuse the completion.
+/// It gets the checksum algorithm the upload was created with.
+pub type PartsCheck =
+    Box<dyn FnOnce(Option<&str>, &[PartRecord]) -> Result<BTreeMap<String, String>> + Send>;
+
 /// A part as named in a CompleteMultipartUpload request.
 #[derive(Debug, Clone)]
 pub struct CompletedPart {
@@ -22,8 +72,19 @@ pub struct CompletedPart {
 }
 
 impl ObjectService {
-    pub async fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> Result<String> {
-        let upload_id = uuid::Uuid::new_v4().simple().to_string();
+    pub async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        checksum_algorithm: Option<String>,
+    ) -> Result<String> {
+        // Time first, so uploads of one key list in the order they were initiated.
+        let upload_id = format!(
+            "{:012x}{}",
+            now_ms(),
+            &uuid::Uuid::new_v4().simple().to_string()[..20]
+        );
         let template = ObjectRecord {
             version_id: None,
             size: 0,
@@ -40,6 +101,7 @@ impl ObjectService {
         };
         let record = UploadRecord {
             initiated_ms: now_ms(),
+            checksum_algorithm,
             template,
         };
         self.meta
@@ -55,16 +117,12 @@ impl ObjectService {
         upload_id: &str,
         number: u32,
         mut body: UploadBody<S>,
-    ) -> Result<String>
+    ) -> Result<PartRecord>
     where
         S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin + Send,
         E: Into<Error>,
     {
-        if !(1..=MAX_PART_NUMBER).contains(&number) {
-            return Err(Error::InvalidArgument(format!(
-                "part number must be an integer between 1 and {MAX_PART_NUMBER}"
-            )));
-        }
+        check_part_number(number)?;
         if self
             .meta
             .get_upload(bucket, key, upload_id)
@@ -76,28 +134,106 @@ impl ObjectService {
         let ingested = self
             .ingest(&mut body.stream, body.expected_len, false)
             .await?;
-        if let Err(e) = body.verify(&ingested.md5) {
-            self.discard(ingested).await;
-            return Err(e);
-        }
-        let etag = hex::encode(ingested.md5);
+        let checksums = match body.verify(&ingested.md5) {
+            Ok(c) => c,
+            Err(e) => {
+                self.discard(ingested).await;
+                return Err(e);
+            }
+        };
         let part = PartRecord {
             size: ingested.size,
-            etag: etag.clone(),
+            etag: hex::encode(ingested.md5),
             modified_ms: now_ms(),
             chunks: ingested.data.chunks().to_vec(),
+            checksums,
         };
         match self
             .meta
-            .put_part(bucket, key, upload_id, number, part)
+            .put_part(bucket, key, upload_id, number, part.clone())
             .await
         {
-            Ok(()) => Ok(etag),
+            Ok(()) => Ok(part),
             Err(e) => {
                 self.discard(ingested).await;
                 Err(e.into())
             }
         }
+    }
+
+    /// MD5 of a byte range of an object, computed on the blocking pool as the range streams by.
+    async fn md5_of(&self, source: &ObjectRecord, range: std::ops::Range<u64>) -> Result<[u8; 16]> {
+        use futures::StreamExt;
+        let mut stream = self.read_object(source, range).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+        let hasher = tokio::task::spawn_blocking(move || {
+            let mut h = Md5::new();
+            while let Some(b) = rx.blocking_recv() {
+                h.update(&b);
+            }
+            <[u8; 16]>::from(h.finalize())
+        });
+        while let Some(piece) = stream.next().await {
+            if tx.send(piece?).await.is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        Ok(hasher.await?)
+    }
+
+    /// UploadPartCopy: the part is `range` of `source`. When the range starts and ends on
+    /// chunk boundaries of the source the part simply references those chunks: its bytes are
+    /// read once for the MD5 S3 reports as the part ETag, but nothing is written. Otherwise the
+    /// range is read and stored like an uploaded part.
+    pub async fn upload_part_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        source: &ObjectRecord,
+        range: std::ops::Range<u64>,
+    ) -> Result<PartRecord> {
+        check_part_number(number)?;
+        if self
+            .meta
+            .get_upload(bucket, key, upload_id)
+            .await?
+            .is_none()
+        {
+            return Err(metastore::Error::NoSuchUpload.into());
+        }
+        if let Some(chunks) = aligned_chunks(source, &range) {
+            let mut pins = Vec::new();
+            for c in &chunks {
+                pins.push(self.locks.pin(c.hash).await);
+            }
+            // S3's part ETag is the MD5 of the part's bytes: read them (nothing is written).
+            let md5 = self.md5_of(source, range.clone()).await?;
+            let part = PartRecord {
+                size: range.end - range.start,
+                etag: hex::encode(md5),
+                modified_ms: now_ms(),
+                chunks,
+                checksums: Default::default(),
+            };
+            // The source's refcounts are positive while it exists; the pins keep GC off in
+            // case it is deleted before this commit.
+            self.meta
+                .put_part(bucket, key, upload_id, number, part.clone())
+                .await?;
+            drop(pins);
+            return Ok(part);
+        }
+        let stream = self.read_object(source, range.clone()).await?;
+        let body = UploadBody {
+            stream,
+            expected_len: Some(range.end - range.start),
+            content_md5: None,
+            check: None,
+        };
+        self.upload_part(bucket, key, upload_id, number, body).await
     }
 
     pub async fn list_parts(
@@ -107,6 +243,51 @@ impl ObjectService {
         upload_id: &str,
     ) -> Result<Vec<(u32, PartRecord)>> {
         Ok(self.meta.list_parts(bucket, key, upload_id).await?)
+    }
+
+    pub async fn list_uploads(
+        &self,
+        bucket: &str,
+        query: metastore::UploadQuery,
+    ) -> Result<metastore::UploadPage> {
+        Ok(self.meta.list_uploads(bucket, query).await?)
+    }
+
+    /// Aborts uploads initiated more than `max_age` ago; returns how many.
+    pub async fn expire_uploads(&self, max_age: std::time::Duration) -> Result<usize> {
+        let cutoff = now_ms() - max_age.as_millis() as i64;
+        let mut n = 0;
+        for (bucket, key, upload_id) in self.meta.uploads_initiated_before(cutoff).await? {
+            match self.meta.abort_upload(&bucket, &key, &upload_id).await {
+                Ok(()) => n += 1,
+                // Completed or aborted meanwhile.
+                Err(metastore::Error::NoSuchUpload) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Runs [`Self::expire_uploads`] every `interval` until the service is dropped.
+    pub fn spawn_upload_expiry(
+        self: &std::sync::Arc<Self>,
+        max_age: std::time::Duration,
+        interval: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(service) = weak.upgrade() else {
+                    return;
+                };
+                match service.expire_uploads(max_age).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(uploads = n, "aborted expired multipart uploads"),
+                    Err(e) => tracing::warn!(error = %e, "multipart upload expiry failed"),
+                }
+            }
+        })
     }
 
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
@@ -120,6 +301,7 @@ impl ObjectService {
         upload_id: &str,
         parts: &[CompletedPart],
         expect: Option<Expect>,
+        check: PartsCheck,
     ) -> Result<ObjectRecord> {
         let upload = self
             .meta
@@ -144,6 +326,7 @@ impl ObjectService {
         let mut infos = Vec::new();
         let mut md5_of_md5s = Md5::new();
         let mut size = 0u64;
+        let mut used_parts = Vec::with_capacity(parts.len());
         for (i, p) in parts.iter().enumerate() {
             let part = stored
                 .get(&p.number)
@@ -162,6 +345,7 @@ impl ObjectService {
             md5_of_md5s.update(&digest);
             size += part.size;
             chunks.extend_from_slice(&part.chunks);
+            used_parts.push(part.clone());
             infos.push(PartInfo {
                 number: p.number,
                 size: part.size,
@@ -170,6 +354,7 @@ impl ObjectService {
             });
         }
         let mut record = upload.template;
+        record.checksums = check(upload.checksum_algorithm.as_deref(), &used_parts)?;
         record.size = size;
         record.etag = format!("{}-{}", hex::encode(md5_of_md5s.finalize()), parts.len());
         record.modified_ms = now_ms();
