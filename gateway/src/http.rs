@@ -5,6 +5,11 @@
 //! `<RequestId>` and names the request path in `<Resource>` (s3s writes neither), so a user's
 //! error report can be matched to the server's log line.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -18,6 +23,38 @@ pub const HEALTH_PATH: &str = "/.tessera/health/live";
 /// Error bodies larger than this are passed through untouched (S3 errors are a few hundred
 /// bytes; this only guards against buffering something unexpected).
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The request body, noting whether it was read to the end. A response sent before the body
+/// was read (an early error) must close the connection: the unread bytes would otherwise be
+/// parsed as the next request on it.
+struct TrackedBody {
+    inner: Incoming,
+    finished: Arc<AtomicBool>,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.finished.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 pub fn new_request_id() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
@@ -128,14 +165,25 @@ pub async fn handle(
     let request_id = new_request_id();
     let resource = req.uri().path().to_owned();
     let is_head = req.method() == http::Method::HEAD;
+    let finished = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(req.body())));
+    let req = req.map(|inner| {
+        s3s::Body::http_body_unsync(TrackedBody {
+            inner,
+            finished: finished.clone(),
+        })
+    });
     let mut resp = match check_presigned_expiry(req.uri().query()) {
-        Ok(()) => hyper::service::Service::call(&s3, req).await?,
+        Ok(()) => s3.call(req).await?,
         Err(e) => e
             .to_http_response()
             .map_err(|e| s3s::HttpError::new(Box::new(e)))?,
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    if !finished.load(Ordering::Relaxed) {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     // s3s always answers HeadObject with 200; a HEAD for a range or part is 206 in S3.
     if is_head
