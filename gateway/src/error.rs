@@ -10,6 +10,15 @@ pub enum Error {
     Storage(#[from] erasure::Error),
     #[error("no such key")]
     NoSuchKey,
+    #[error("no such version")]
+    NoSuchVersion,
+    /// The version asked for (or the current one) is a delete marker.
+    #[error("the object is a delete marker")]
+    DeleteMarker {
+        version_id: Option<String>,
+        /// The marker was asked for by version id (405) rather than being current (404).
+        requested: bool,
+    },
     #[error("the request body could not be read: {0}")]
     Body(String),
     #[error("a chunk signature of the request body does not match")]

@@ -56,6 +56,56 @@ impl http_body::Body for TrackedBody {
     }
 }
 
+/// The document order of a ListObjectVersions page: `true` where a `<DeleteMarker>` stands,
+/// `false` for a `<Version>`.
+#[derive(Debug, Clone)]
+pub struct EntryOrder(pub Vec<bool>);
+
+/// Rewrites a ListVersionsResult so `<Version>` and `<DeleteMarker>` entries interleave in
+/// `order` (each kind keeps its own relative order). `None` when the body does not match.
+pub fn interleave_versions(body: &str, order: &[bool]) -> Option<String> {
+    fn segments(body: &str, open: &str, close: &str) -> Option<Vec<(usize, usize)>> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        while let Some(s) = body[from..].find(open) {
+            let start = from + s;
+            let end = start + body[start..].find(close)? + close.len();
+            out.push((start, end));
+            from = end;
+        }
+        Some(out)
+    }
+    let versions = segments(body, "<Version>", "</Version>")?;
+    let markers = segments(body, "<DeleteMarker>", "</DeleteMarker>")?;
+    if versions.len() + markers.len() != order.len()
+        || order.iter().filter(|m| **m).count() != markers.len()
+    {
+        return None;
+    }
+    let Some(first) = versions.iter().chain(&markers).map(|(s, _)| *s).min() else {
+        return Some(body.to_owned());
+    };
+    let (mut v, mut m) = (versions.iter(), markers.iter());
+    let mut merged = String::new();
+    for is_marker in order {
+        let (s, e) = if *is_marker { m.next()? } else { v.next()? };
+        merged.push_str(&body[*s..*e]);
+    }
+    let mut removed: Vec<(usize, usize)> = versions.into_iter().chain(markers).collect();
+    removed.sort_unstable();
+    let mut out = String::with_capacity(body.len());
+    let mut at = 0;
+    for (s, e) in removed {
+        out.push_str(&body[at..s]);
+        if s == first {
+            out.push_str(&merged);
+        }
+        at = e;
+    }
+    out.push_str(&body[at..]);
+    Some(out)
+}
+
 pub fn new_request_id() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
     id[..16].to_owned()
@@ -192,6 +242,9 @@ pub async fn handle(
     {
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
+    if let Some(EntryOrder(order)) = resp.extensions_mut().remove::<EntryOrder>() {
+        return Ok(reorder_versions(resp, &order).await);
+    }
     let is_xml_error = resp.status() >= StatusCode::BAD_REQUEST
         && resp
             .headers()
@@ -223,6 +276,24 @@ pub async fn handle(
     Ok(Response::from_parts(parts, s3s::Body::from(body)))
 }
 
+async fn reorder_versions(resp: Response<s3s::Body>, order: &[bool]) -> Response<s3s::Body> {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match body.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return Response::from_parts(parts, s3s::Body::empty()),
+    };
+    match std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|b| interleave_versions(b, order))
+    {
+        Some(text) => {
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            Response::from_parts(parts, s3s::Body::from(text))
+        }
+        None => Response::from_parts(parts, s3s::Body::from(bytes)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +311,18 @@ mod tests {
         assert_eq!(complete_error_body("<Other/>", "/", "A"), None);
         let already = complete_error_body(&out, "/other", "XYZ").unwrap();
         assert_eq!(already, out);
+    }
+
+    #[test]
+    fn versions_and_markers_interleave() {
+        let body = "<R><Name>b</Name><Version><VersionId>1</VersionId></Version><Version><VersionId>3</VersionId></Version><DeleteMarker><VersionId>2</VersionId></DeleteMarker><Prefix></Prefix></R>";
+        let out = interleave_versions(body, &[false, true, false]).unwrap();
+        assert_eq!(
+            out,
+            "<R><Name>b</Name><Version><VersionId>1</VersionId></Version><DeleteMarker><VersionId>2</VersionId></DeleteMarker><Version><VersionId>3</VersionId></Version><Prefix></Prefix></R>"
+        );
+        assert_eq!(interleave_versions(body, &[true]), None);
+        assert_eq!(interleave_versions("<R></R>", &[]).unwrap(), "<R></R>");
     }
 
     #[test]

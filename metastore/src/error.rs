@@ -12,6 +12,8 @@ pub enum Error {
     BucketNotEmpty,
     #[error("no such object")]
     NoSuchObject,
+    #[error("no such version")]
+    NoSuchVersion,
     #[error("the object's current state does not satisfy the write condition")]
     PreconditionFailed,
     #[error("no such multipart upload")]

@@ -14,6 +14,22 @@ pub fn object(bucket: &str, key: &str) -> Vec<u8> {
     k
 }
 
+/// `bucket 0x00 key 0x00`: every version of one key. Since keys never contain 0x00 (the
+/// smallest byte), versions sort by key first, like objects.
+pub fn version_prefix(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = object(bucket, key);
+    k.push(0);
+    k
+}
+
+/// `bucket 0x00 key 0x00 sort`: `sort` orders a key's versions newest first (see
+/// `store::versioning`).
+pub fn version(bucket: &str, key: &str, sort: &str) -> Vec<u8> {
+    let mut k = version_prefix(bucket, key);
+    k.extend_from_slice(sort.as_bytes());
+    k
+}
+
 /// `bucket 0x00 key 0x00 upload_id`: uploads list in S3 order (by key, then upload id, which
 /// tessera generates in time order). Object keys never contain 0x00 (the gateway refuses them)
 /// and upload ids are generated, so the last 0x00 separates the two.

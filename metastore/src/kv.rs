@@ -14,7 +14,10 @@ pub enum Tree {
     /// Store-wide values: schema version, commit sequence.
     Meta,
     Buckets,
+    /// The current version of each key (possibly a delete marker): what listings read.
     Objects,
+    /// Every version of every key, newest first per key; refcounts follow this tree.
+    Versions,
     Uploads,
     Parts,
     Refcounts,
@@ -22,10 +25,11 @@ pub enum Tree {
 }
 
 impl Tree {
-    pub const ALL: [Tree; 7] = [
+    pub const ALL: [Tree; 8] = [
         Tree::Meta,
         Tree::Buckets,
         Tree::Objects,
+        Tree::Versions,
         Tree::Uploads,
         Tree::Parts,
         Tree::Refcounts,
@@ -37,6 +41,7 @@ impl Tree {
             Tree::Meta => "meta",
             Tree::Buckets => "buckets",
             Tree::Objects => "objects",
+            Tree::Versions => "versions",
             Tree::Uploads => "uploads",
             Tree::Parts => "parts",
             Tree::Refcounts => "refcounts",

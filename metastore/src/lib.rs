@@ -21,6 +21,7 @@ pub mod records;
 mod rocks;
 mod store;
 mod uploads;
+mod versioning;
 
 #[cfg(test)]
 mod suite;
@@ -32,8 +33,11 @@ pub use memory::MemoryKv;
 pub use mirror::MirroredKv;
 pub use records::{
     BucketRecord, ChunkRef, ContentHeaders, ObjectData, ObjectRecord, PartInfo, PartRecord,
-    UploadRecord,
+    UploadRecord, Versioning,
 };
 pub use rocks::RocksKv;
 pub use store::{Expect, GcItem, MetaStore};
 pub use uploads::{UploadEntry, UploadPage, UploadQuery};
+pub use versioning::{
+    DeleteOutcome, NULL_VERSION, VersionEntry, VersionPage, VersionQuery, valid_version_id,
+};

@@ -79,14 +79,18 @@ pub(crate) fn list(kv: &dyn KvStore, bucket: &str, q: &ListQuery) -> Result<List
                 }
                 break;
             }
+            let record: ObjectRecord = decode(&v)?;
+            start = k;
+            start.push(0);
+            // A key whose newest version is a delete marker is not listed.
+            if record.delete_marker {
+                continue;
+            }
             if page.entries.len() == q.max {
                 page.truncated = true;
                 return Ok(page);
             }
-            page.entries
-                .push(ListEntry::Object(key, Box::new(decode(&v)?)));
-            start = k;
-            start.push(0);
+            page.entries.push(ListEntry::Object(key, Box::new(record)));
         }
         match restart {
             Some(s) => start = s,

@@ -29,9 +29,29 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     }
 }
 
+/// A bucket's versioning state. Once enabled it can be suspended but never turned off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecord {
     pub created_ms: i64,
+    #[serde(default)]
+    pub versioning: Versioning,
+}
+
+impl BucketRecord {
+    pub fn new(created_ms: i64) -> Self {
+        BucketRecord {
+            created_ms,
+            versioning: Versioning::Unversioned,
+        }
+    }
 }
 
 /// A reference from a manifest to one content-addressed chunk.
@@ -102,6 +122,26 @@ pub struct ObjectRecord {
     pub parts: Vec<PartInfo>,
 }
 
+impl ObjectRecord {
+    /// A delete marker: a version that says "deleted" and holds no data.
+    pub fn delete_marker(modified_ms: i64) -> Self {
+        ObjectRecord {
+            version_id: None,
+            size: 0,
+            etag: String::new(),
+            modified_ms,
+            content: ContentHeaders::default(),
+            user_metadata: BTreeMap::new(),
+            checksums: BTreeMap::new(),
+            tags: Vec::new(),
+            storage_class: None,
+            delete_marker: true,
+            data: ObjectData::Inline(Vec::new()),
+            parts: Vec::new(),
+        }
+    }
+}
+
 /// Reference count of one chunk; a count of 0 means "queued for garbage collection".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefRecord {
@@ -136,7 +176,7 @@ mod tests {
 
     #[test]
     fn version_byte_is_checked() {
-        let r = BucketRecord { created_ms: 5 };
+        let r = BucketRecord::new(5);
         let mut bytes = encode(&r);
         assert_eq!(bytes[0], RECORD_VERSION);
         assert_eq!(decode::<BucketRecord>(&bytes).unwrap(), r);

@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex};
 use crate::kv::{Batch, KvStore, Tree};
 use crate::listing::{self, ListPage, ListQuery};
 use crate::records::{
-    BucketRecord, ChunkRef, ObjectRecord, PartRecord, RefRecord, UploadRecord, decode, encode,
+    BucketRecord, ChunkRef, ObjectRecord, PartRecord, RefRecord, UploadRecord, Versioning, decode,
+    encode,
 };
+use crate::versioning::{DeleteOutcome, VersionPage, VersionQuery};
 use crate::{Error, MemoryKv, Result, keys};
 
 #[derive(Clone)]
@@ -25,10 +27,12 @@ impl std::fmt::Debug for MetaStore {
     }
 }
 
-struct Inner {
-    kv: Box<dyn KvStore>,
+pub(crate) struct Inner {
+    pub(crate) kv: Box<dyn KvStore>,
     write_lock: Mutex<()>,
     gc_grace_ms: u64,
+    /// Last version sequence handed out (see `versioning`).
+    pub(crate) last_version_seq: Mutex<u64>,
 }
 
 fn now_ms() -> u64 {
@@ -61,10 +65,10 @@ fn check_expect(current: Option<&ObjectRecord>, expect: Option<&Expect>) -> Resu
 
 /// Accumulates reference-count changes of one transaction.
 #[derive(Default)]
-struct RefDelta(HashMap<[u8; 32], (i64, u32)>);
+pub(crate) struct RefDelta(HashMap<[u8; 32], (i64, u32)>);
 
 impl RefDelta {
-    fn add(&mut self, chunks: &[ChunkRef], by: i64) {
+    pub(crate) fn add(&mut self, chunks: &[ChunkRef], by: i64) {
         for c in chunks {
             let e = self.0.entry(c.hash).or_insert((0, c.len));
             e.0 += by;
@@ -73,7 +77,11 @@ impl RefDelta {
 }
 
 impl Inner {
-    fn get<T: serde::de::DeserializeOwned>(&self, tree: Tree, key: &[u8]) -> Result<Option<T>> {
+    pub(crate) fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: Tree,
+        key: &[u8],
+    ) -> Result<Option<T>> {
         self.kv.get(tree, key)?.map(|v| decode(&v)).transpose()
     }
 
@@ -125,6 +133,7 @@ impl MetaStore {
             inner: Arc::new(Inner {
                 kv,
                 write_lock: Mutex::new(()),
+                last_version_seq: Mutex::new(0),
                 gc_grace_ms: gc_grace.as_millis() as u64,
             }),
         }
@@ -185,9 +194,10 @@ impl MetaStore {
             s.require_bucket(&name)?;
             let prefix = keys::bucket_prefix(&name);
             let end = keys::prefix_end(&prefix);
+            // Old versions and delete markers keep a bucket non-empty, as in S3.
             if !s
                 .kv
-                .scan(Tree::Objects, &prefix, end.as_deref(), 1)?
+                .scan(Tree::Versions, &prefix, end.as_deref(), 1)?
                 .is_empty()
             {
                 return Err(Error::BucketNotEmpty);
@@ -216,79 +226,135 @@ impl MetaStore {
 
     // ---- objects ----
 
+    /// The current version of an object (possibly a delete marker).
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
         let k = keys::object(bucket, key);
         self.run(move |s| s.get(Tree::Objects, &k)).await
     }
 
-    /// Stores `record` as the current object, releasing the chunks of the one it replaces,
-    /// which is returned.
+    /// One version of an object (`"null"` for the null version).
+    pub async fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &str,
+    ) -> Result<Option<ObjectRecord>> {
+        let (bucket, key, version) = (bucket.to_owned(), key.to_owned(), version.to_owned());
+        self.run(move |s| {
+            Ok(s.find_version(&bucket, &key, Some(&version))?
+                .map(|(_, r)| r))
+        })
+        .await
+    }
+
+    pub async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<()> {
+        let bucket = bucket.to_owned();
+        self.run(move |s| {
+            let _g = s.lock();
+            let mut record: BucketRecord = s
+                .get(Tree::Buckets, bucket.as_bytes())?
+                .ok_or(Error::NoSuchBucket)?;
+            record.versioning = versioning;
+            let mut b = Batch::default();
+            b.put(Tree::Buckets, bucket.into_bytes(), encode(&record));
+            s.kv.write(b)
+        })
+        .await
+    }
+
+    /// Stores `record` as the key's newest version (a new version id when the bucket has
+    /// versioning enabled, else the null version, whose chunks are released). Returns the
+    /// stored record, version id filled in.
     pub async fn put_object(
         &self,
         bucket: &str,
         key: &str,
         record: ObjectRecord,
         expect: Option<Expect>,
-    ) -> Result<Option<ObjectRecord>> {
-        let bucket = bucket.to_owned();
-        let k = keys::object(&bucket, key);
+    ) -> Result<ObjectRecord> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.run(move |s| {
             let _g = s.lock();
-            s.require_bucket(&bucket)?;
-            let old: Option<ObjectRecord> = s.get(Tree::Objects, &k)?;
-            check_expect(old.as_ref(), expect.as_ref())?;
-            let mut delta = RefDelta::default();
-            delta.add(record.data.chunks(), 1);
-            if let Some(o) = &old {
-                delta.add(o.data.chunks(), -1);
-            }
+            let mode = s.versioning(&bucket)?;
+            let current: Option<ObjectRecord> =
+                s.get(Tree::Objects, &keys::object(&bucket, &key))?;
+            check_expect(current.as_ref(), expect.as_ref())?;
             let mut b = Batch::default();
+            let mut delta = RefDelta::default();
+            let stored = s.write_version(&mut b, &mut delta, &bucket, &key, record, mode)?;
             s.apply_refs(&mut b, delta)?;
-            b.put(Tree::Objects, k, encode(&record));
             s.kv.write(b)?;
-            Ok(old)
+            Ok(stored)
         })
         .await
     }
 
-    /// Removes the object (if any) and releases its chunks; returns what was removed.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
-        let bucket = bucket.to_owned();
-        let k = keys::object(&bucket, key);
+    /// DeleteObject, with S3's versioning rules (see [`DeleteOutcome`]).
+    pub async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<DeleteOutcome> {
+        let (bucket, key, version) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            version.map(str::to_owned),
+        );
         self.run(move |s| {
             let _g = s.lock();
-            s.require_bucket(&bucket)?;
-            let Some(old) = s.get::<ObjectRecord>(Tree::Objects, &k)? else {
-                return Ok(None);
-            };
-            let mut delta = RefDelta::default();
-            delta.add(old.data.chunks(), -1);
             let mut b = Batch::default();
+            let mut delta = RefDelta::default();
+            let now = now_ms() as i64;
+            let outcome = s.delete(&mut b, &mut delta, &bucket, &key, version.as_deref(), now)?;
             s.apply_refs(&mut b, delta)?;
-            b.delete(Tree::Objects, k);
             s.kv.write(b)?;
-            Ok(Some(old))
+            Ok(outcome)
         })
         .await
     }
 
-    /// Changes an object's metadata in place (tags, for instance). `change` must not touch the
-    /// data: the refcounts stay as they are. Returns the updated record.
+    /// Changes a version's metadata in place (tags, for instance): `version` `None` is the
+    /// current version. `change` must not touch the data: the refcounts stay as they are.
     pub async fn update_object(
         &self,
         bucket: &str,
         key: &str,
+        version: Option<&str>,
         change: impl FnOnce(&mut ObjectRecord) + Send + 'static,
     ) -> Result<ObjectRecord> {
-        let bucket = bucket.to_owned();
-        let k = keys::object(&bucket, key);
+        let (bucket, key, version) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            version.map(str::to_owned),
+        );
         self.run(move |s| {
             let _g = s.lock();
             s.require_bucket(&bucket)?;
-            let mut record: ObjectRecord = match s.get::<ObjectRecord>(Tree::Objects, &k)? {
-                Some(r) if !r.delete_marker => r,
-                _ => return Err(Error::NoSuchObject),
+            let ok = keys::object(&bucket, &key);
+            let current: Option<ObjectRecord> = s.get(Tree::Objects, &ok)?;
+            let target = match &version {
+                Some(v) => s.find_version(&bucket, &key, Some(v))?,
+                None => match &current {
+                    Some(c) if !c.delete_marker => {
+                        s.find_version(&bucket, &key, c.version_id.as_deref())?
+                    }
+                    _ => None,
+                },
             };
+            let Some((vk, mut record)) = target else {
+                return Err(if version.is_some() {
+                    Error::NoSuchVersion
+                } else {
+                    Error::NoSuchObject
+                });
+            };
+            if record.delete_marker {
+                return Err(Error::NoSuchObject);
+            }
+            let is_current = current
+                .as_ref()
+                .is_some_and(|c| c.version_id == record.version_id);
             let data = record.data.clone();
             change(&mut record);
             if record.data != data {
@@ -297,9 +363,22 @@ impl MetaStore {
                 ));
             }
             let mut b = Batch::default();
-            b.put(Tree::Objects, k, encode(&record));
+            let encoded = encode(&record);
+            if is_current {
+                b.put(Tree::Objects, ok, encoded.clone());
+            }
+            b.put(Tree::Versions, vk, encoded);
             s.kv.write(b)?;
             Ok(record)
+        })
+        .await
+    }
+
+    pub async fn list_versions(&self, bucket: &str, query: VersionQuery) -> Result<VersionPage> {
+        let bucket = bucket.to_owned();
+        self.run(move |s| {
+            s.require_bucket(&bucket)?;
+            crate::versioning::list(s, &bucket, &query)
         })
         .await
     }
@@ -407,10 +486,10 @@ impl MetaStore {
         record: ObjectRecord,
         parts_used: Vec<(u32, String)>,
         expect: Option<Expect>,
-    ) -> Result<Option<ObjectRecord>> {
-        let bucket = bucket.to_owned();
-        let uk = keys::upload(&bucket, upload_id, key);
-        let ok = keys::object(&bucket, key);
+    ) -> Result<ObjectRecord> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let uk = keys::upload(&bucket, upload_id, &key);
+        let ok = keys::object(&bucket, &key);
         let upload_id = upload_id.to_owned();
         self.run(move |s| {
             let _g = s.lock();
@@ -428,21 +507,18 @@ impl MetaStore {
             }
             let mut b = Batch::default();
             let mut delta = RefDelta::default();
-            delta.add(record.data.chunks(), 1);
             for (pk, pv) in scan_parts(s, &upload_id)? {
                 delta.add(&decode::<PartRecord>(&pv)?.chunks, -1);
                 b.delete(Tree::Parts, pk);
             }
-            let old: Option<ObjectRecord> = s.get(Tree::Objects, &ok)?;
-            check_expect(old.as_ref(), expect.as_ref())?;
-            if let Some(o) = &old {
-                delta.add(o.data.chunks(), -1);
-            }
+            let current: Option<ObjectRecord> = s.get(Tree::Objects, &ok)?;
+            check_expect(current.as_ref(), expect.as_ref())?;
+            let mode = s.versioning(&bucket)?;
+            let stored = s.write_version(&mut b, &mut delta, &bucket, &key, record, mode)?;
             s.apply_refs(&mut b, delta)?;
             b.delete(Tree::Uploads, uk);
-            b.put(Tree::Objects, ok, encode(&record));
             s.kv.write(b)?;
-            Ok(old)
+            Ok(stored)
         })
         .await
     }

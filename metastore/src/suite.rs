@@ -53,26 +53,25 @@ pub async fn run(store: MetaStore) {
     multipart(&store).await;
     conditions_and_updates(&store).await;
     upload_listing(&store).await;
+    versions(&store).await;
 }
 
 async fn buckets(store: &MetaStore) {
     store
-        .create_bucket("b1", BucketRecord { created_ms: 1 })
+        .create_bucket("b1", BucketRecord::new(1))
         .await
         .unwrap();
     store
-        .create_bucket("b2", BucketRecord { created_ms: 2 })
+        .create_bucket("b2", BucketRecord::new(2))
         .await
         .unwrap();
     assert!(matches!(
-        store
-            .create_bucket("b1", BucketRecord { created_ms: 3 })
-            .await,
+        store.create_bucket("b1", BucketRecord::new(3)).await,
         Err(Error::BucketExists)
     ));
     assert_eq!(
         store.get_bucket("b1").await.unwrap(),
-        Some(BucketRecord { created_ms: 1 })
+        Some(BucketRecord::new(1))
     );
     assert_eq!(store.get_bucket("nope").await.unwrap(), None);
     let all: Vec<_> = store
@@ -91,7 +90,7 @@ async fn buckets(store: &MetaStore) {
         store.delete_bucket("b2").await,
         Err(Error::BucketNotEmpty)
     ));
-    store.delete_object("b2", "k").await.unwrap();
+    store.delete_object("b2", "k", None).await.unwrap();
     store.delete_bucket("b2").await.unwrap();
     assert!(matches!(
         store.delete_bucket("b2").await,
@@ -105,7 +104,7 @@ async fn buckets(store: &MetaStore) {
 
 async fn objects_and_refcounts(store: &MetaStore) {
     store
-        .create_bucket("rc", BucketRecord { created_ms: 1 })
+        .create_bucket("rc", BucketRecord::new(1))
         .await
         .unwrap();
     let (a, b, c) = (chunk(1), chunk(2), chunk(3));
@@ -135,12 +134,14 @@ async fn objects_and_refcounts(store: &MetaStore) {
     );
 
     // Overwrite releases the old manifest's chunks in the same commit.
-    let old = store
+    let stored = store
         .put_object("rc", "one", object(vec![c]), None)
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(old.data.chunks(), &[a, a, b]);
+    assert_eq!(
+        stored.version_id, None,
+        "unversioned buckets write the null version"
+    );
     assert_eq!(store.chunk_refcount(a.hash).await.unwrap(), Some(0));
     assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(1));
     assert!(
@@ -157,7 +158,7 @@ async fn objects_and_refcounts(store: &MetaStore) {
     assert!(store.gc_due(100).await.unwrap().is_empty());
 
     // A chunk referenced again before collection survives the GC pass.
-    store.delete_object("rc", "two").await.unwrap();
+    store.delete_object("rc", "two", None).await.unwrap();
     assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(0));
     store
         .put_object("rc", "three", object(vec![b]), None)
@@ -169,14 +170,20 @@ async fn objects_and_refcounts(store: &MetaStore) {
     }
     assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(1));
 
-    assert_eq!(store.delete_object("rc", "missing").await.unwrap(), None);
-    assert!(store.delete_object("rc", "three").await.unwrap().is_some());
+    assert!(
+        !store
+            .delete_object("rc", "missing", None)
+            .await
+            .unwrap()
+            .delete_marker
+    );
+    store.delete_object("rc", "three", None).await.unwrap();
     assert_eq!(store.get_object("rc", "three").await.unwrap(), None);
 }
 
 async fn conditions_and_updates(store: &MetaStore) {
     store
-        .create_bucket("cond", BucketRecord { created_ms: 1 })
+        .create_bucket("cond", BucketRecord::new(1))
         .await
         .unwrap();
     let put = |expect| store.put_object("cond", "k", inline(b"one"), expect);
@@ -196,7 +203,9 @@ async fn conditions_and_updates(store: &MetaStore) {
     put(Some(Expect::ETag("e".into()))).await.unwrap();
 
     let updated = store
-        .update_object("cond", "k", |r| r.tags = vec![("t".into(), "v".into())])
+        .update_object("cond", "k", None, |r| {
+            r.tags = vec![("t".into(), "v".into())]
+        })
         .await
         .unwrap();
     assert_eq!(updated.tags, vec![("t".to_string(), "v".to_string())]);
@@ -205,12 +214,12 @@ async fn conditions_and_updates(store: &MetaStore) {
         updated.tags
     );
     assert!(matches!(
-        store.update_object("cond", "nope", |_| {}).await,
+        store.update_object("cond", "nope", None, |_| {}).await,
         Err(Error::NoSuchObject)
     ));
     assert!(
         store
-            .update_object("cond", "k", |r| r.data =
+            .update_object("cond", "k", None, |r| r.data =
                 ObjectData::Inline(b"sneaky".to_vec()))
             .await
             .is_err()
@@ -223,7 +232,7 @@ async fn conditions_and_updates(store: &MetaStore) {
 
 async fn upload_listing(store: &MetaStore) {
     store
-        .create_bucket("ul", BucketRecord { created_ms: 1 })
+        .create_bucket("ul", BucketRecord::new(1))
         .await
         .unwrap();
     let rec = |ms| UploadRecord {
@@ -317,13 +326,241 @@ async fn upload_listing(store: &MetaStore) {
     assert!(!old.iter().any(|(_, k, _)| k == "c/x"));
 }
 
-async fn listing(store: &MetaStore) {
+async fn versions(store: &MetaStore) {
     store
-        .create_bucket("ls", BucketRecord { created_ms: 1 })
+        .create_bucket("ver", BucketRecord::new(1))
+        .await
+        .unwrap();
+    let (x, y, z) = (chunk(40), chunk(41), chunk(42));
+    // Written before versioning: the null version.
+    store
+        .put_object("ver", "k", object(vec![x]), None)
         .await
         .unwrap();
     store
-        .create_bucket("ls-other", BucketRecord { created_ms: 1 })
+        .set_versioning("ver", Versioning::Enabled)
+        .await
+        .unwrap();
+    let v1 = store
+        .put_object("ver", "k", object(vec![y]), None)
+        .await
+        .unwrap();
+    let v2 = store
+        .put_object("ver", "k", object(vec![z]), None)
+        .await
+        .unwrap();
+    let (id1, id2) = (
+        v1.version_id.clone().unwrap(),
+        v2.version_id.clone().unwrap(),
+    );
+    assert!(valid_version_id(&id1) && id1 != id2);
+    for h in [x, y, z] {
+        assert_eq!(
+            store.chunk_refcount(h.hash).await.unwrap(),
+            Some(1),
+            "every version holds its chunks"
+        );
+    }
+    assert_eq!(
+        store
+            .get_object("ver", "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .version_id
+            .as_deref(),
+        Some(id2.as_str())
+    );
+    assert_eq!(
+        store
+            .get_version("ver", "k", &id1)
+            .await
+            .unwrap()
+            .unwrap()
+            .data
+            .chunks(),
+        &[y]
+    );
+    assert_eq!(
+        store
+            .get_version("ver", "k", "null")
+            .await
+            .unwrap()
+            .unwrap()
+            .data
+            .chunks(),
+        &[x]
+    );
+
+    let all = |q: VersionQuery| async move {
+        store
+            .list_versions("ver", q)
+            .await
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| match e {
+                VersionEntry::Version {
+                    record, is_latest, ..
+                } => (
+                    record.version_id.unwrap_or_else(|| "null".into()),
+                    is_latest,
+                    record.delete_marker,
+                ),
+                VersionEntry::CommonPrefix(p) => (p, false, false),
+            })
+            .collect::<Vec<_>>()
+    };
+    let q = || VersionQuery {
+        max: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        all(q()).await,
+        [
+            (id2.clone(), true, false),
+            (id1.clone(), false, false),
+            ("null".into(), false, false)
+        ],
+        "newest first"
+    );
+
+    // A delete marker hides the key from listings; removing it brings the object back.
+    let marker = store.delete_object("ver", "k", None).await.unwrap();
+    assert!(marker.delete_marker);
+    let mid = marker.version_id.clone().unwrap();
+    assert!(
+        store
+            .get_object("ver", "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .delete_marker
+    );
+    let listed = store
+        .list_objects(
+            "ver",
+            ListQuery {
+                max: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(listed.entries.is_empty());
+    assert_eq!(all(q()).await[0], (mid.clone(), true, true));
+    assert_eq!(
+        store.chunk_refcount(z.hash).await.unwrap(),
+        Some(1),
+        "a marker frees nothing"
+    );
+    let removed = store.delete_object("ver", "k", Some(&mid)).await.unwrap();
+    assert!(removed.delete_marker);
+    assert_eq!(
+        store
+            .get_object("ver", "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .version_id
+            .as_deref(),
+        Some(id2.as_str())
+    );
+
+    // Pagination by key marker and version id marker.
+    let page = all(VersionQuery {
+        key_marker: Some("k".into()),
+        version_id_marker: Some(id2.clone()),
+        max: 1,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(page, [(id1.clone(), false, false)]);
+
+    // Deleting the newest version for good makes the previous one current and frees chunks.
+    store.delete_object("ver", "k", Some(&id2)).await.unwrap();
+    assert_eq!(store.chunk_refcount(z.hash).await.unwrap(), Some(0));
+    assert_eq!(
+        store
+            .get_object("ver", "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .version_id
+            .as_deref(),
+        Some(id1.as_str())
+    );
+    assert_eq!(store.get_version("ver", "k", &id2).await.unwrap(), None);
+
+    // Tags by version.
+    store
+        .update_object("ver", "k", Some("null"), |r| {
+            r.tags = vec![("v".into(), "0".into())]
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_object("ver", "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .tags
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_version("ver", "k", "null")
+            .await
+            .unwrap()
+            .unwrap()
+            .tags
+            .len(),
+        1
+    );
+
+    // Suspended: writes replace the null version, real versions stay.
+    store
+        .set_versioning("ver", Versioning::Suspended)
+        .await
+        .unwrap();
+    let n = store
+        .put_object("ver", "k", object(vec![chunk(43)]), None)
+        .await
+        .unwrap();
+    assert_eq!(n.version_id, None);
+    assert_eq!(
+        store.chunk_refcount(x.hash).await.unwrap(),
+        Some(0),
+        "old null version replaced"
+    );
+    assert_eq!(store.chunk_refcount(y.hash).await.unwrap(), Some(1));
+    let ids: Vec<_> = all(q())
+        .await
+        .into_iter()
+        .map(|(id, l, _)| (id, l))
+        .collect();
+    assert_eq!(ids, [("null".to_string(), true), (id1.clone(), false)]);
+
+    // A bucket with only old versions or markers is not empty.
+    assert!(matches!(
+        store.delete_bucket("ver").await,
+        Err(Error::BucketNotEmpty)
+    ));
+    for (id, _, _) in all(q()).await {
+        store.delete_object("ver", "k", Some(&id)).await.unwrap();
+    }
+    assert_eq!(store.get_object("ver", "k").await.unwrap(), None);
+    store.delete_bucket("ver").await.unwrap();
+}
+
+async fn listing(store: &MetaStore) {
+    store
+        .create_bucket("ls", BucketRecord::new(1))
+        .await
+        .unwrap();
+    store
+        .create_bucket("ls-other", BucketRecord::new(1))
         .await
         .unwrap();
     let keys = [
@@ -425,7 +662,7 @@ async fn listing(store: &MetaStore) {
 
 async fn multipart(store: &MetaStore) {
     store
-        .create_bucket("mp", BucketRecord { created_ms: 1 })
+        .create_bucket("mp", BucketRecord::new(1))
         .await
         .unwrap();
     let template = object(vec![]);
@@ -547,7 +784,7 @@ async fn multipart(store: &MetaStore) {
     ));
 
     store
-        .create_bucket("mp2", BucketRecord { created_ms: 1 })
+        .create_bucket("mp2", BucketRecord::new(1))
         .await
         .unwrap();
     store

@@ -21,6 +21,10 @@ impl From<Error> for S3Error {
                     C::NoSuchUpload,
                     "The specified multipart upload does not exist".to_string(),
                 ),
+                metastore::Error::NoSuchVersion => (
+                    C::NoSuchVersion,
+                    "The specified version does not exist.".to_string(),
+                ),
                 metastore::Error::NoSuchObject => (C::NoSuchKey, "The specified key does not exist.".to_string()),
                 metastore::Error::PreconditionFailed => (
                     C::PreconditionFailed,
@@ -36,6 +40,8 @@ impl From<Error> for S3Error {
                 }
                 other => return internal(other),
             },
+            Error::NoSuchVersion => (C::NoSuchVersion, "The specified version does not exist.".to_string()),
+            Error::DeleteMarker { version_id, requested } => return delete_marker(version_id.as_deref(), *requested),
             Error::NoSuchKey => (C::NoSuchKey, "The specified key does not exist.".to_string()),
             Error::BodySignature => (
                 C::SignatureDoesNotMatch,
@@ -62,6 +68,33 @@ impl From<Error> for S3Error {
         };
         S3Error::with_message(code, message)
     }
+}
+
+/// GET/HEAD that lands on a delete marker: 404 when it is the current version, 405 when asked
+/// for by id; both say so in `x-amz-delete-marker`.
+fn delete_marker(version_id: Option<&str>, requested: bool) -> S3Error {
+    let mut e = if requested {
+        S3Error::with_message(
+            S3ErrorCode::MethodNotAllowed,
+            "The specified method is not allowed against this resource.",
+        )
+    } else {
+        S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    headers.insert(
+        "x-amz-delete-marker",
+        http::HeaderValue::from_static("true"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(version_id.unwrap_or(metastore::NULL_VERSION)) {
+        headers.insert("x-amz-version-id", v);
+    }
+    e.set_headers(headers);
+    e
 }
 
 fn internal(e: &dyn std::fmt::Display) -> S3Error {

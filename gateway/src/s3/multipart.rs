@@ -189,6 +189,7 @@ pub async fn complete(
         key: Some(i.key.clone()),
         e_tag: Some(etag(&record.etag)),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
+        version_id: record.version_id.clone(),
         checksum_crc32: sums.checksum_crc32,
         checksum_crc32c: sums.checksum_crc32c,
         checksum_crc64nvme: sums.checksum_crc64nvme,

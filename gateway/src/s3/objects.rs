@@ -11,6 +11,7 @@ use super::checksums;
 use super::conditions::{self, Conditions};
 use super::convert::{self, ContentInput, check_key, etag, object_meta, timestamp, user_metadata};
 use super::tagging;
+use super::versions::{reported, version_param};
 
 type Body = s3s::dto::StreamingBlob;
 
@@ -105,7 +106,10 @@ pub async fn get_object(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let i = req.input;
     check_key(&i.key)?;
-    let record = s.service.head_object(&i.bucket, &i.key).await?;
+    let record = s
+        .service
+        .head_object_version(&i.bucket, &i.key, version_param(i.version_id.as_deref())?)
+        .await?;
     conditions::check_read(
         &Conditions {
             if_match: i.if_match.as_ref(),
@@ -139,6 +143,7 @@ pub async fn get_object(
         metadata: user_metadata(&record),
         storage_class: record.storage_class.clone().map(StorageClass::from),
         parts_count: (!record.parts.is_empty()).then_some(record.parts.len() as i32),
+        version_id: record.version_id.clone(),
         tag_count: (!record.tags.is_empty()).then_some(record.tags.len() as i32),
         checksum_crc32: sums.checksum_crc32,
         checksum_crc32c: sums.checksum_crc32c,
@@ -156,7 +161,10 @@ pub async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let i = req.input;
     check_key(&i.key)?;
-    let record = s.service.head_object(&i.bucket, &i.key).await?;
+    let record = s
+        .service
+        .head_object_version(&i.bucket, &i.key, version_param(i.version_id.as_deref())?)
+        .await?;
     conditions::check_read(
         &Conditions {
             if_match: i.if_match.as_ref(),
@@ -188,6 +196,7 @@ pub async fn head_object(
         metadata: user_metadata(&record),
         storage_class: record.storage_class.clone().map(StorageClass::from),
         parts_count: (!record.parts.is_empty()).then_some(record.parts.len() as i32),
+        version_id: record.version_id.clone(),
         checksum_crc32: sums.checksum_crc32,
         checksum_crc32c: sums.checksum_crc32c,
         checksum_crc64nvme: sums.checksum_crc64nvme,
@@ -246,11 +255,17 @@ pub async fn delete_object(
     s: &TesseraS3,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    check_key(&req.input.key)?;
-    s.service
-        .delete_object(&req.input.bucket, &req.input.key)
-        .await?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    let i = req.input;
+    check_key(&i.key)?;
+    let version = version_param(i.version_id.as_deref())?;
+    let outcome = s.service.delete_object(&i.bucket, &i.key, version).await?;
+    // Unversioned buckets report nothing; otherwise the version removed or marker created.
+    let versioned = outcome.delete_marker || outcome.version_id.is_some() || version.is_some();
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: outcome.delete_marker.then_some(true),
+        version_id: versioned.then(|| reported(&outcome.version_id)),
+        ..Default::default()
+    }))
 }
 
 /// S3 accepts at most this many keys per DeleteObjects request.
@@ -272,20 +287,26 @@ pub async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects {
-        let result = match check_key(&obj.key) {
-            Ok(()) => s
-                .service
-                .delete_object(&input.bucket, &obj.key)
-                .await
-                .map_err(S3Error::from),
-            Err(e) => Err(e),
-        };
+        let result = async {
+            check_key(&obj.key)?;
+            let version = version_param(obj.version_id.as_deref())?;
+            Ok::<_, S3Error>(
+                s.service
+                    .delete_object(&input.bucket, &obj.key, version)
+                    .await?,
+            )
+        }
+        .await;
         match result {
-            Ok(()) => {
+            Ok(outcome) => {
                 if !quiet {
                     deleted.push(DeletedObject {
                         key: Some(obj.key),
-                        ..Default::default()
+                        version_id: obj.version_id.clone(),
+                        delete_marker: outcome.delete_marker.then_some(true),
+                        delete_marker_version_id: outcome
+                            .delete_marker
+                            .then(|| reported(&outcome.version_id)),
                     });
                 }
             }
@@ -293,7 +314,7 @@ pub async fn delete_objects(
                 code: Some(e.code().as_str().to_owned()),
                 key: Some(obj.key),
                 message: e.message().map(str::to_owned),
-                version_id: None,
+                version_id: obj.version_id,
             }),
         }
     }
@@ -321,26 +342,30 @@ pub async fn copy_object(
             "Only bucket copy sources are supported"
         ));
     };
-    if version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3_error!(
-            NoSuchVersion,
-            "The specified version does not exist"
-        ));
-    }
+    let src_version = version_param(version_id.as_deref())?;
     check_key(src_key)?;
     let replace = input
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     let class = convert::storage_class(input.storage_class.as_ref().map(|c| c.as_str()))?;
-    if !replace && class.is_none() && **src_bucket == *input.bucket && **src_key == *input.key {
+    // Copying an older version onto its own key (a restore) is allowed.
+    if !replace
+        && class.is_none()
+        && src_version.is_none()
+        && **src_bucket == *input.bucket
+        && **src_key == *input.key
+    {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without \
              changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
-    let source = s.service.head_object(src_bucket, src_key).await?;
+    let source = s
+        .service
+        .head_object_version(src_bucket, src_key, src_version)
+        .await?;
     conditions::check_copy_source(
         &Conditions {
             if_match: input.copy_source_if_match.as_ref(),
@@ -384,7 +409,14 @@ pub async fn copy_object(
     };
     let record: ObjectRecord = s
         .service
-        .copy_object(src_bucket, src_key, &input.bucket, &input.key, edit)
+        .copy_object(
+            src_bucket,
+            src_key,
+            src_version,
+            &input.bucket,
+            &input.key,
+            edit,
+        )
         .await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
@@ -392,6 +424,10 @@ pub async fn copy_object(
             last_modified: Some(timestamp(record.modified_ms)),
             ..Default::default()
         }),
+        version_id: record.version_id.clone(),
+        copy_source_version_id: src_version
+            .map(str::to_owned)
+            .or_else(|| source.version_id.clone()),
         ..Default::default()
     }))
 }

@@ -84,6 +84,7 @@ pub async fn put_object(
         checksum_sha256: sums.checksum_sha256,
         checksum_type: sums.checksum_type,
         size: Some(record.size as i64),
+        version_id: record.version_id.clone(),
         ..Default::default()
     }))
 }

@@ -7,6 +7,7 @@ use s3s::{S3Request, S3Response, S3Result};
 
 use super::TesseraS3;
 use super::convert::check_key;
+use super::versions::version_param;
 use crate::error::Error;
 
 pub const MAX_TAGS: usize = 10;
@@ -76,8 +77,11 @@ pub async fn put(
         .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
         .collect();
     validate(&tags)?;
-    s.service.set_tags(&i.bucket, &i.key, tags).await?;
-    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    let version = version_param(i.version_id.as_deref())?;
+    let record = s.service.set_tags(&i.bucket, &i.key, version, tags).await?;
+    Ok(S3Response::new(PutObjectTaggingOutput {
+        version_id: record.version_id,
+    }))
 }
 
 pub async fn get(
@@ -86,10 +90,14 @@ pub async fn get(
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let i = req.input;
     check_key(&i.key)?;
-    let record = s.service.head_object(&i.bucket, &i.key).await?;
+    let version = version_param(i.version_id.as_deref())?;
+    let record = s
+        .service
+        .head_object_version(&i.bucket, &i.key, version)
+        .await?;
     Ok(S3Response::new(GetObjectTaggingOutput {
         tag_set: tag_set(&record.tags),
-        version_id: None,
+        version_id: record.version_id,
     }))
 }
 
@@ -99,8 +107,14 @@ pub async fn delete(
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let i = req.input;
     check_key(&i.key)?;
-    s.service.set_tags(&i.bucket, &i.key, Vec::new()).await?;
-    Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    let version = version_param(i.version_id.as_deref())?;
+    let record = s
+        .service
+        .set_tags(&i.bucket, &i.key, version, Vec::new())
+        .await?;
+    Ok(S3Response::new(DeleteObjectTaggingOutput {
+        version_id: record.version_id,
+    }))
 }
 
 #[cfg(test)]

@@ -106,12 +106,7 @@ impl ObjectService {
     pub async fn create_bucket(&self, bucket: &str) -> Result<()> {
         Ok(self
             .meta
-            .create_bucket(
-                bucket,
-                BucketRecord {
-                    created_ms: now_ms(),
-                },
-            )
+            .create_bucket(bucket, BucketRecord::new(now_ms()))
             .await?)
     }
 
@@ -175,12 +170,8 @@ impl ObjectService {
             data: ingested.data.clone(),
             parts: Vec::new(),
         };
-        match self
-            .meta
-            .put_object(bucket, key, record.clone(), expect)
-            .await
-        {
-            Ok(_) => Ok(record),
+        match self.meta.put_object(bucket, key, record, expect).await {
+            Ok(stored) => Ok(stored),
             Err(e) => {
                 self.discard(ingested).await;
                 Err(e.into())
@@ -204,32 +195,72 @@ impl ObjectService {
         }
     }
 
-    /// Replaces an object's tags.
+    /// Replaces the tags of a version (`None`: the current one).
     pub async fn set_tags(
         &self,
         bucket: &str,
         key: &str,
+        version: Option<&str>,
         tags: Vec<(String, String)>,
     ) -> Result<ObjectRecord> {
         Ok(self
             .meta
-            .update_object(bucket, key, move |r| r.tags = tags)
+            .update_object(bucket, key, version, move |r| r.tags = tags)
             .await?)
     }
 
-    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord> {
-        match self.meta.get_object(bucket, key).await? {
-            Some(r) if !r.delete_marker => Ok(r),
-            _ => {
+    /// The current version of an object, or the given version (`"null"` included). A delete
+    /// marker is reported as [`Error::DeleteMarker`].
+    pub async fn head_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<ObjectRecord> {
+        let found = match version {
+            None => self.meta.get_object(bucket, key).await?,
+            Some(v) => self.meta.get_version(bucket, key, v).await?,
+        };
+        match found {
+            Some(r) if r.delete_marker => Err(Error::DeleteMarker {
+                version_id: r.version_id,
+                requested: version.is_some(),
+            }),
+            Some(r) => Ok(r),
+            None => {
                 self.bucket(bucket).await?;
-                Err(Error::NoSuchKey)
+                Err(if version.is_some() {
+                    Error::NoSuchVersion
+                } else {
+                    Error::NoSuchKey
+                })
             }
         }
     }
 
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        self.meta.delete_object(bucket, key).await?;
-        Ok(())
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord> {
+        self.head_object_version(bucket, key, None).await
+    }
+
+    pub async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<metastore::DeleteOutcome> {
+        Ok(self.meta.delete_object(bucket, key, version).await?)
+    }
+
+    pub async fn set_versioning(&self, bucket: &str, v: metastore::Versioning) -> Result<()> {
+        Ok(self.meta.set_versioning(bucket, v).await?)
+    }
+
+    pub async fn list_versions(
+        &self,
+        bucket: &str,
+        q: metastore::VersionQuery,
+    ) -> Result<metastore::VersionPage> {
+        Ok(self.meta.list_versions(bucket, q).await?)
     }
 
     /// Makes `dst` reference the same chunks as `src`: no data is read or written. `edit`
@@ -238,6 +269,7 @@ impl ObjectService {
         &self,
         src_bucket: &str,
         src_key: &str,
+        src_version: Option<&str>,
         dst_bucket: &str,
         dst_key: &str,
         edit: impl FnOnce(&mut ObjectRecord),
@@ -245,14 +277,18 @@ impl ObjectService {
         self.bucket(dst_bucket).await?;
         // Pin the source's chunks, then check the source still names them: while it does their
         // refcount is positive, and from now on GC cannot claim them.
-        let mut source = self.head_object(src_bucket, src_key).await?;
+        let mut source = self
+            .head_object_version(src_bucket, src_key, src_version)
+            .await?;
         let mut pins = Vec::new();
         for _attempt in 0..3 {
             pins.clear();
             for c in source.data.chunks() {
                 pins.push(self.locks.pin(c.hash).await);
             }
-            let again = self.head_object(src_bucket, src_key).await?;
+            let again = self
+                .head_object_version(src_bucket, src_key, src_version)
+                .await?;
             if again.data == source.data {
                 break;
             }
@@ -262,11 +298,12 @@ impl ObjectService {
         edit(&mut record);
         record.data = source.data;
         record.modified_ms = now_ms();
-        self.meta
-            .put_object(dst_bucket, dst_key, record.clone(), None)
+        let stored = self
+            .meta
+            .put_object(dst_bucket, dst_key, record, None)
             .await?;
         drop(pins);
-        Ok(record)
+        Ok(stored)
     }
 
     pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage> {

@@ -366,8 +366,8 @@ impl ObjectService {
             .map(|(p, i)| (p.number, i.etag.clone()))
             .collect();
         self.meta
-            .complete_upload(bucket, key, upload_id, record.clone(), used, expect)
-            .await?;
-        Ok(record)
+            .complete_upload(bucket, key, upload_id, record, used, expect)
+            .await
+            .map_err(Error::from)
     }
 }

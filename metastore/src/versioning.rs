@@ -1,0 +1,322 @@
+//! Object versions: how a write becomes a version, how versions are found and removed, and
+//! ListObjectVersions.
+//!
+//! Layout: `Versions` holds every version at `bucket 0x00 key 0x00 sort`, `Objects` holds a copy
+//! of each key's latest version (possibly a delete marker) at `bucket 0x00 key`. Reference
+//! counts follow `Versions` only. `sort` makes a key's versions list newest first:
+//! - a real version's sort key IS its version id: 16 hex digits of `u64::MAX - seq`, where `seq`
+//!   grows with time (microseconds, bumped to stay strictly increasing);
+//! - the "null" version (unversioned or suspended writes) gets `<same 16 hex digits>n`, so it
+//!   sits among the others by time; a key has at most one null version.
+
+use crate::kv::{Batch, Tree};
+use crate::records::{ObjectRecord, Versioning, decode, encode};
+use crate::store::{Inner, RefDelta};
+use crate::{Error, Result, keys};
+
+pub const NULL_VERSION: &str = "null";
+
+/// What a DeleteObject did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// The version removed, or the delete marker created (`None`: the null version).
+    pub version_id: Option<String>,
+    /// A delete marker was created, or the version removed was one.
+    pub delete_marker: bool,
+}
+
+/// A well-formed version id: `null` or 16 lowercase hex digits.
+pub fn valid_version_id(id: &str) -> bool {
+    id == NULL_VERSION
+        || (id.len() == 16
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+impl Inner {
+    fn next_seq(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        let mut last = self
+            .last_version_seq
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *last = now.max(*last + 1);
+        *last
+    }
+
+    pub(crate) fn versioning(&self, bucket: &str) -> Result<Versioning> {
+        self.get::<crate::BucketRecord>(Tree::Buckets, bucket.as_bytes())?
+            .map(|b| b.versioning)
+            .ok_or(Error::NoSuchBucket)
+    }
+
+    /// The `Versions` entry of a version of an object: `None` asks for the null version.
+    pub(crate) fn find_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<(Vec<u8>, ObjectRecord)>> {
+        match version {
+            Some(id) if id != NULL_VERSION => {
+                let k = keys::version(bucket, key, id);
+                Ok(self
+                    .get::<ObjectRecord>(Tree::Versions, &k)?
+                    .map(|r| (k, r)))
+            }
+            _ => {
+                let prefix = keys::version_prefix(bucket, key);
+                let end = keys::prefix_end(&prefix);
+                for (k, v) in self
+                    .kv
+                    .scan(Tree::Versions, &prefix, end.as_deref(), usize::MAX)?
+                {
+                    let r: ObjectRecord = decode(&v)?;
+                    if r.version_id.is_none() {
+                        return Ok(Some((k, r)));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Adds `record` as the key's newest version under the bucket's versioning mode: a new
+    /// version id when enabled, else it replaces the null version. Returns the stored record.
+    pub(crate) fn write_version(
+        &self,
+        b: &mut Batch,
+        delta: &mut RefDelta,
+        bucket: &str,
+        key: &str,
+        mut record: ObjectRecord,
+        mode: Versioning,
+    ) -> Result<ObjectRecord> {
+        let inverted = u64::MAX - self.next_seq();
+        let sort = if mode == Versioning::Enabled {
+            let id = format!("{inverted:016x}");
+            record.version_id = Some(id.clone());
+            id
+        } else {
+            record.version_id = None;
+            if let Some((k, old)) = self.find_version(bucket, key, None)? {
+                delta.add(old.data.chunks(), -1);
+                b.delete(Tree::Versions, k);
+            }
+            format!("{inverted:016x}n")
+        };
+        delta.add(record.data.chunks(), 1);
+        let encoded = encode(&record);
+        b.put(
+            Tree::Versions,
+            keys::version(bucket, key, &sort),
+            encoded.clone(),
+        );
+        b.put(Tree::Objects, keys::object(bucket, key), encoded);
+        Ok(record)
+    }
+
+    /// Removes one version for good; when it was the newest, the next one becomes current.
+    pub(crate) fn remove_version(
+        &self,
+        b: &mut Batch,
+        delta: &mut RefDelta,
+        bucket: &str,
+        key: &str,
+        version_key: Vec<u8>,
+        record: &ObjectRecord,
+    ) -> Result<()> {
+        delta.add(record.data.chunks(), -1);
+        let prefix = keys::version_prefix(bucket, key);
+        let end = keys::prefix_end(&prefix);
+        let newest = self.kv.scan(Tree::Versions, &prefix, end.as_deref(), 2)?;
+        if newest.first().map(|(k, _)| k) == Some(&version_key) {
+            match newest.get(1) {
+                Some((_, next)) => b.put(Tree::Objects, keys::object(bucket, key), next.clone()),
+                None => b.delete(Tree::Objects, keys::object(bucket, key)),
+            }
+        }
+        b.delete(Tree::Versions, version_key);
+        Ok(())
+    }
+
+    /// DeleteObject: with a version id, that version goes for good; without, a delete marker is
+    /// added (versioned buckets) or the object goes (unversioned buckets).
+    pub(crate) fn delete(
+        &self,
+        b: &mut Batch,
+        delta: &mut RefDelta,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+        now_ms: i64,
+    ) -> Result<DeleteOutcome> {
+        let mode = self.versioning(bucket)?;
+        match version {
+            None if mode == Versioning::Unversioned => {
+                if let Some((k, old)) = self.find_version(bucket, key, None)? {
+                    self.remove_version(b, delta, bucket, key, k, &old)?;
+                }
+                Ok(DeleteOutcome {
+                    version_id: None,
+                    delete_marker: false,
+                })
+            }
+            None => {
+                let marker = self.write_version(
+                    b,
+                    delta,
+                    bucket,
+                    key,
+                    ObjectRecord::delete_marker(now_ms),
+                    mode,
+                )?;
+                Ok(DeleteOutcome {
+                    version_id: marker.version_id,
+                    delete_marker: true,
+                })
+            }
+            Some(id) => {
+                let found = self.find_version(bucket, key, Some(id))?;
+                let delete_marker = found.as_ref().is_some_and(|(_, r)| r.delete_marker);
+                if let Some((k, old)) = found {
+                    self.remove_version(b, delta, bucket, key, k, &old)?;
+                }
+                Ok(DeleteOutcome {
+                    version_id: Some(id.to_owned()),
+                    delete_marker,
+                })
+            }
+        }
+    }
+}
+
+// ---- ListObjectVersions ----
+
+#[derive(Debug, Clone, Default)]
+pub struct VersionQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: Option<String>,
+    /// Only with `key_marker`: resume after this version of that key (else after all of them).
+    pub version_id_marker: Option<String>,
+    pub max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum VersionEntry {
+    Version {
+        key: String,
+        record: Box<ObjectRecord>,
+        is_latest: bool,
+    },
+    CommonPrefix(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VersionPage {
+    pub entries: Vec<VersionEntry>,
+    pub truncated: bool,
+}
+
+const PAGE: usize = 256;
+
+pub(crate) fn list(s: &Inner, bucket: &str, q: &VersionQuery) -> Result<VersionPage> {
+    let base = keys::bucket_prefix(bucket);
+    let scope_start = keys::object(bucket, &q.prefix);
+    let scope_end = keys::prefix_end(&scope_start);
+    let mut start = scope_start.clone();
+    if let Some(marker) = &q.key_marker {
+        let resume = match q.version_id_marker.as_deref() {
+            Some(id) => match s.find_version(bucket, marker, Some(id))? {
+                Some((k, _)) => {
+                    let mut k = k;
+                    k.push(0);
+                    Some(k)
+                }
+                None => keys::prefix_end(&keys::version_prefix(bucket, marker)),
+            },
+            None => keys::prefix_end(&keys::version_prefix(bucket, marker)),
+        };
+        match resume {
+            Some(r) => start = start.max(r),
+            None => return Ok(VersionPage::default()),
+        }
+    }
+    let delimiter = q.delimiter.as_deref().filter(|d| !d.is_empty());
+    let mut page = VersionPage::default();
+    // The newest version's store key of the key being listed, to mark IsLatest.
+    let mut latest: Option<(String, Vec<u8>)> = None;
+    loop {
+        let batch =
+            s.kv.scan(Tree::Versions, &start, scope_end.as_deref(), PAGE)?;
+        let exhausted = batch.len() < PAGE;
+        let mut restart = None;
+        for (k, v) in batch {
+            let Some((key, _sort)) = keys::split_upload(&k[base.len()..]) else {
+                continue;
+            };
+            let rollup = delimiter.and_then(|d| {
+                key.get(q.prefix.len()..)
+                    .and_then(|rest| rest.find(d))
+                    .map(|pos| key[..q.prefix.len() + pos + d.len()].to_string())
+            });
+            if let Some(cp) = rollup {
+                if page.entries.len() == q.max {
+                    page.truncated = true;
+                    return Ok(page);
+                }
+                let seek = keys::prefix_end(&keys::object(bucket, &cp));
+                if q.key_marker.as_deref() != Some(cp.as_str()) {
+                    page.entries.push(VersionEntry::CommonPrefix(cp));
+                }
+                match seek {
+                    Some(x) => restart = Some(x),
+                    None => return Ok(page),
+                }
+                break;
+            }
+            if page.entries.len() == q.max {
+                page.truncated = true;
+                return Ok(page);
+            }
+            if latest.as_ref().map(|(lk, _)| lk) != Some(&key) {
+                let prefix = keys::version_prefix(bucket, &key);
+                let end = keys::prefix_end(&prefix);
+                let first = s.kv.scan(Tree::Versions, &prefix, end.as_deref(), 1)?;
+                latest = first.into_iter().next().map(|(fk, _)| (key.clone(), fk));
+            }
+            let is_latest = latest.as_ref().is_some_and(|(_, fk)| *fk == k);
+            page.entries.push(VersionEntry::Version {
+                key,
+                record: Box::new(decode(&v)?),
+                is_latest,
+            });
+            start = k;
+            start.push(0);
+        }
+        match restart {
+            Some(x) => start = x,
+            None if exhausted => return Ok(page),
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_ids() {
+        assert!(valid_version_id("null"));
+        assert!(valid_version_id("fffe0123456789ab"));
+        assert!(!valid_version_id("FFFE0123456789AB"));
+        assert!(!valid_version_id("short"));
+        assert!(!valid_version_id("../../etc/passwd"));
+    }
+}
