@@ -22,6 +22,7 @@ mod rocks;
 mod store;
 mod uploads;
 mod versioning;
+mod walk;
 
 #[cfg(test)]
 mod suite;

@@ -1,10 +1,9 @@
 //! Listing the current objects of a bucket with prefix, delimiter and a resume point.
 //!
-//! Keys that roll up into a common prefix are skipped with one seek past the prefix, so a
-//! listing costs O(returned entries), not O(keys under the prefix).
 
 use crate::kv::{KvStore, Tree};
 use crate::records::{ObjectRecord, decode};
+use crate::walk::{Visit, Walk, walk};
 use crate::{Result, keys};
 
 #[derive(Debug, Clone, Default)]
@@ -38,64 +37,38 @@ pub struct ListPage {
     pub truncated: bool,
 }
 
-const PAGE: usize = 256;
-
 pub(crate) fn list(kv: &dyn KvStore, bucket: &str, q: &ListQuery) -> Result<ListPage> {
-    let base = keys::bucket_prefix(bucket);
-    let scope_start = keys::object(bucket, &q.prefix);
-    let scope_end = keys::prefix_end(&scope_start);
-    let mut start = scope_start.clone();
+    let mut start = keys::object(bucket, &q.prefix);
     if let Some(after) = &q.after {
         let mut a = keys::object(bucket, after);
         a.push(0);
         start = start.max(a);
     }
-    let delimiter = q.delimiter.as_deref().filter(|d| !d.is_empty());
-    let mut page = ListPage::default();
-    loop {
-        let batch = kv.scan(Tree::Objects, &start, scope_end.as_deref(), PAGE)?;
-        let exhausted = batch.len() < PAGE;
-        let mut restart = None;
-        for (k, v) in batch {
-            // Keys are stored from valid UTF-8 strings.
-            let key = String::from_utf8_lossy(&k[base.len()..]).into_owned();
-            let rollup = delimiter.and_then(|d| {
-                key[q.prefix.len()..]
-                    .find(d)
-                    .map(|pos| key[..q.prefix.len() + pos + d.len()].to_string())
-            });
-            if let Some(cp) = rollup {
-                let seek = keys::prefix_end(&keys::object(bucket, &cp));
-                if q.after.as_deref() != Some(cp.as_str()) {
-                    if page.entries.len() == q.max {
-                        page.truncated = true;
-                        return Ok(page);
-                    }
-                    page.entries.push(ListEntry::CommonPrefix(cp));
-                }
-                match seek {
-                    Some(s) => restart = Some(s),
-                    None => return Ok(page),
-                }
-                break;
-            }
-            let record: ObjectRecord = decode(&v)?;
-            start = k;
-            start.push(0);
+    let w = Walk {
+        tree: Tree::Objects,
+        bucket,
+        prefix: &q.prefix,
+        delimiter: q.delimiter.as_deref(),
+        start,
+        resume_prefix: q.after.as_deref(),
+        max: q.max,
+    };
+    let (visits, truncated) = walk(
+        kv,
+        w,
+        |rest| Some(String::from_utf8_lossy(rest).into_owned()),
+        |_, key, v| {
+            let record: ObjectRecord = decode(v)?;
             // A key whose newest version is a delete marker is not listed.
-            if record.delete_marker {
-                continue;
-            }
-            if page.entries.len() == q.max {
-                page.truncated = true;
-                return Ok(page);
-            }
-            page.entries.push(ListEntry::Object(key, Box::new(record)));
-        }
-        match restart {
-            Some(s) => start = s,
-            None if exhausted => return Ok(page),
-            None => {}
-        }
-    }
+            Ok((!record.delete_marker).then(|| ListEntry::Object(key, Box::new(record))))
+        },
+    )?;
+    let entries = visits
+        .into_iter()
+        .map(|v| match v {
+            Visit::Prefix(p) => ListEntry::CommonPrefix(p),
+            Visit::Item(e) => e,
+        })
+        .collect();
+    Ok(ListPage { entries, truncated })
 }

@@ -3,6 +3,7 @@
 
 use crate::kv::{KvStore, Tree};
 use crate::records::{UploadRecord, decode};
+use crate::walk::{Visit, Walk, walk};
 use crate::{Result, keys};
 
 #[derive(Debug, Clone, Default)]
@@ -31,13 +32,8 @@ pub struct UploadPage {
     pub truncated: bool,
 }
 
-const PAGE: usize = 256;
-
 pub(crate) fn list(kv: &dyn KvStore, bucket: &str, q: &UploadQuery) -> Result<UploadPage> {
-    let base = keys::bucket_prefix(bucket);
-    let scope_start = keys::object(bucket, &q.prefix);
-    let scope_end = keys::prefix_end(&scope_start);
-    let mut start = scope_start.clone();
+    let mut start = keys::object(bucket, &q.prefix);
     if let Some(marker) = &q.key_marker {
         let resume = match &q.upload_id_marker {
             Some(id) => {
@@ -45,65 +41,46 @@ pub(crate) fn list(kv: &dyn KvStore, bucket: &str, q: &UploadQuery) -> Result<Up
                 k.push(0);
                 Some(k)
             }
-            None => {
-                let mut k = keys::object(bucket, marker);
-                k.push(0);
-                keys::prefix_end(&k)
-            }
+            None => keys::prefix_end(&keys::version_prefix(bucket, marker)),
         };
         match resume {
             Some(r) => start = start.max(r),
             None => return Ok(UploadPage::default()),
         }
     }
-    let delimiter = q.delimiter.as_deref().filter(|d| !d.is_empty());
-    let mut page = UploadPage::default();
-    loop {
-        let batch = kv.scan(Tree::Uploads, &start, scope_end.as_deref(), PAGE)?;
-        let exhausted = batch.len() < PAGE;
-        let mut restart = None;
-        for (k, v) in batch {
-            let Some((key, upload_id)) = keys::split_upload(&k[base.len()..]) else {
-                continue;
+    let base = keys::bucket_prefix(bucket).len();
+    let w = Walk {
+        tree: Tree::Uploads,
+        bucket,
+        prefix: &q.prefix,
+        delimiter: q.delimiter.as_deref(),
+        start,
+        resume_prefix: q.key_marker.as_deref(),
+        max: q.max,
+    };
+    let (visits, truncated) = walk(
+        kv,
+        w,
+        |rest| keys::split_upload(rest).map(|(key, _)| key),
+        |k, key, v| {
+            let Some((_, upload_id)) = keys::split_upload(&k[base..]) else {
+                return Ok(None);
             };
-            let rollup = delimiter.and_then(|d| {
-                key.get(q.prefix.len()..)
-                    .and_then(|rest| rest.find(d))
-                    .map(|pos| key[..q.prefix.len() + pos + d.len()].to_string())
-            });
-            if let Some(cp) = rollup {
-                if page.entries.len() == q.max {
-                    page.truncated = true;
-                    return Ok(page);
-                }
-                let seek = keys::prefix_end(&keys::object(bucket, &cp));
-                if q.key_marker.as_deref() != Some(cp.as_str()) {
-                    page.entries.push(UploadEntry::CommonPrefix(cp));
-                }
-                match seek {
-                    Some(s) => restart = Some(s),
-                    None => return Ok(page),
-                }
-                break;
-            }
-            if page.entries.len() == q.max {
-                page.truncated = true;
-                return Ok(page);
-            }
-            page.entries.push(UploadEntry::Upload {
+            Ok(Some(UploadEntry::Upload {
                 key,
                 upload_id,
-                record: Box::new(decode(&v)?),
-            });
-            start = k;
-            start.push(0);
-        }
-        match restart {
-            Some(s) => start = s,
-            None if exhausted => return Ok(page),
-            None => {}
-        }
-    }
+                record: Box::new(decode(v)?),
+            }))
+        },
+    )?;
+    let entries = visits
+        .into_iter()
+        .map(|v| match v {
+            Visit::Prefix(p) => UploadEntry::CommonPrefix(p),
+            Visit::Item(e) => e,
+        })
+        .collect();
+    Ok(UploadPage { entries, truncated })
 }
 
 /// Every upload initiated before `cutoff_ms`: (key, upload id), for expiry.

@@ -12,6 +12,7 @@
 use crate::kv::{Batch, Tree};
 use crate::records::{ObjectRecord, Versioning, decode, encode};
 use crate::store::{Inner, RefDelta};
+use crate::walk::{Visit, Walk, walk};
 use crate::{Error, Result, keys};
 
 pub const NULL_VERSION: &str = "null";
@@ -223,88 +224,63 @@ pub struct VersionPage {
     pub truncated: bool,
 }
 
-const PAGE: usize = 256;
-
 pub(crate) fn list(s: &Inner, bucket: &str, q: &VersionQuery) -> Result<VersionPage> {
-    let base = keys::bucket_prefix(bucket);
-    let scope_start = keys::object(bucket, &q.prefix);
-    let scope_end = keys::prefix_end(&scope_start);
-    let mut start = scope_start.clone();
+    let mut start = keys::object(bucket, &q.prefix);
     if let Some(marker) = &q.key_marker {
+        let after_key = keys::prefix_end(&keys::version_prefix(bucket, marker));
         let resume = match q.version_id_marker.as_deref() {
             Some(id) => match s.find_version(bucket, marker, Some(id))? {
-                Some((k, _)) => {
-                    let mut k = k;
+                Some((mut k, _)) => {
                     k.push(0);
                     Some(k)
                 }
-                None => keys::prefix_end(&keys::version_prefix(bucket, marker)),
+                None => after_key,
             },
-            None => keys::prefix_end(&keys::version_prefix(bucket, marker)),
+            None => after_key,
         };
         match resume {
             Some(r) => start = start.max(r),
             None => return Ok(VersionPage::default()),
         }
     }
-    let delimiter = q.delimiter.as_deref().filter(|d| !d.is_empty());
-    let mut page = VersionPage::default();
+    let w = Walk {
+        tree: Tree::Versions,
+        bucket,
+        prefix: &q.prefix,
+        delimiter: q.delimiter.as_deref(),
+        start,
+        resume_prefix: q.key_marker.as_deref(),
+        max: q.max,
+    };
     // The newest version's store key of the key being listed, to mark IsLatest.
     let mut latest: Option<(String, Vec<u8>)> = None;
-    loop {
-        let batch =
-            s.kv.scan(Tree::Versions, &start, scope_end.as_deref(), PAGE)?;
-        let exhausted = batch.len() < PAGE;
-        let mut restart = None;
-        for (k, v) in batch {
-            let Some((key, _sort)) = keys::split_upload(&k[base.len()..]) else {
-                continue;
-            };
-            let rollup = delimiter.and_then(|d| {
-                key.get(q.prefix.len()..)
-                    .and_then(|rest| rest.find(d))
-                    .map(|pos| key[..q.prefix.len() + pos + d.len()].to_string())
-            });
-            if let Some(cp) = rollup {
-                if page.entries.len() == q.max {
-                    page.truncated = true;
-                    return Ok(page);
-                }
-                let seek = keys::prefix_end(&keys::object(bucket, &cp));
-                if q.key_marker.as_deref() != Some(cp.as_str()) {
-                    page.entries.push(VersionEntry::CommonPrefix(cp));
-                }
-                match seek {
-                    Some(x) => restart = Some(x),
-                    None => return Ok(page),
-                }
-                break;
-            }
-            if page.entries.len() == q.max {
-                page.truncated = true;
-                return Ok(page);
-            }
+    let (visits, truncated) = walk(
+        s.kv.as_ref(),
+        w,
+        |rest| keys::split_upload(rest).map(|(key, _)| key),
+        |k, key, v| {
             if latest.as_ref().map(|(lk, _)| lk) != Some(&key) {
                 let prefix = keys::version_prefix(bucket, &key);
                 let end = keys::prefix_end(&prefix);
                 let first = s.kv.scan(Tree::Versions, &prefix, end.as_deref(), 1)?;
                 latest = first.into_iter().next().map(|(fk, _)| (key.clone(), fk));
             }
-            let is_latest = latest.as_ref().is_some_and(|(_, fk)| *fk == k);
-            page.entries.push(VersionEntry::Version {
+            let is_latest = latest.as_ref().is_some_and(|(_, fk)| fk.as_slice() == k);
+            Ok(Some(VersionEntry::Version {
                 key,
-                record: Box::new(decode(&v)?),
+                record: Box::new(decode(v)?),
                 is_latest,
-            });
-            start = k;
-            start.push(0);
-        }
-        match restart {
-            Some(x) => start = x,
-            None if exhausted => return Ok(page),
-            None => {}
-        }
-    }
+            }))
+        },
+    )?;
+    let entries = visits
+        .into_iter()
+        .map(|v| match v {
+            Visit::Prefix(p) => VersionEntry::CommonPrefix(p),
+            Visit::Item(e) => e,
+        })
+        .collect();
+    Ok(VersionPage { entries, truncated })
 }
 
 #[cfg(test)]
