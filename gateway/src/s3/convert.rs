@@ -56,6 +56,31 @@ pub fn content_md5(header: Option<&str>) -> S3Result<Option<[u8; 16]>> {
     Ok(Some(bytes.try_into().map_err(|_| invalid())?))
 }
 
+/// The [`ObjectMeta`] of a new object from an s3s input with the standard content fields
+/// (PutObject, PostObject, CreateMultipartUpload): those DTOs share field names but no trait.
+/// Evaluates to `S3Result<ObjectMeta>`.
+macro_rules! new_object_meta {
+    ($i:expr) => {
+        (|| -> s3s::S3Result<$crate::storage::ObjectMeta> {
+            let mut meta = $crate::s3::convert::object_meta($crate::s3::convert::ContentInput {
+                content_type: $i.content_type,
+                content_encoding: $i.content_encoding,
+                content_disposition: $i.content_disposition,
+                content_language: $i.content_language,
+                cache_control: $i.cache_control,
+                expires: $i.expires,
+                metadata: $i.metadata,
+                storage_class: $crate::s3::convert::storage_class(
+                    $i.storage_class.as_ref().map(|c| c.as_str()),
+                )?,
+            });
+            meta.tags = $crate::s3::tagging::parse_header($i.tagging.as_deref())?;
+            Ok(meta)
+        })()
+    };
+}
+pub(crate) use new_object_meta;
+
 pub struct ContentInput {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,

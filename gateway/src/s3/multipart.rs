@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 
 use super::checksums::{self, Algorithm, composite, verify_body};
 use super::conditions::write_expect;
-use super::convert::{self, ContentInput, check_key, etag, object_meta, timestamp};
+use super::convert::{self, check_key, etag, new_object_meta, timestamp};
 use super::put::empty_body;
-use super::tagging;
 use super::{TesseraS3, owner};
 use crate::error::Error;
 use crate::storage::{CompletedPart, PartsCheck, UploadBody};
@@ -20,17 +19,7 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let i = req.input;
     check_key(&i.key)?;
-    let mut meta = object_meta(ContentInput {
-        content_type: i.content_type,
-        content_encoding: i.content_encoding,
-        content_disposition: i.content_disposition,
-        content_language: i.content_language,
-        cache_control: i.cache_control,
-        expires: i.expires,
-        metadata: i.metadata,
-        storage_class: convert::storage_class(i.storage_class.as_ref().map(|c| c.as_str()))?,
-    });
-    meta.tags = tagging::parse_header(i.tagging.as_deref())?;
+    let meta = new_object_meta!(i)?;
     let algorithm = match &i.checksum_algorithm {
         Some(a) => Some(
             Algorithm::from_name(a.as_str())

@@ -8,8 +8,7 @@ use s3s::{S3Request, S3Response, S3Result, TrailingHeaders};
 use super::TesseraS3;
 use super::checksums::{self, verify_body};
 use super::conditions::write_expect;
-use super::convert::{self, ContentInput, check_key, etag, object_meta};
-use super::tagging;
+use super::convert::{self, check_key, etag, new_object_meta};
 use crate::storage::{ObjectMeta, UploadBody};
 
 pub fn empty_body() -> StreamingBlob {
@@ -53,17 +52,7 @@ pub async fn put_object(
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let i = req.input;
-    let mut meta = object_meta(ContentInput {
-        content_type: i.content_type,
-        content_encoding: i.content_encoding,
-        content_disposition: i.content_disposition,
-        content_language: i.content_language,
-        cache_control: i.cache_control,
-        expires: i.expires,
-        metadata: i.metadata,
-        storage_class: convert::storage_class(i.storage_class.as_ref().map(|c| c.as_str()))?,
-    });
-    meta.tags = tagging::parse_header(i.tagging.as_deref())?;
+    let meta = new_object_meta!(i)?;
     let upload = Upload {
         bucket: &i.bucket,
         key: &i.key,
@@ -94,17 +83,7 @@ pub async fn post_object(
     req: S3Request<PostObjectInput>,
 ) -> S3Result<S3Response<PostObjectOutput>> {
     let i = req.input;
-    let mut meta = object_meta(ContentInput {
-        content_type: i.content_type,
-        content_encoding: i.content_encoding,
-        content_disposition: i.content_disposition,
-        content_language: i.content_language,
-        cache_control: i.cache_control,
-        expires: i.expires,
-        metadata: i.metadata,
-        storage_class: convert::storage_class(i.storage_class.as_ref().map(|c| c.as_str()))?,
-    });
-    meta.tags = tagging::parse_header(i.tagging.as_deref())?;
+    let meta = new_object_meta!(i)?;
     let upload = Upload {
         bucket: &i.bucket,
         key: &i.key,
