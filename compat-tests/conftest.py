@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import ctypes
 import http.client
+import importlib
 import importlib.util
 import os
 import random
@@ -664,5 +665,17 @@ def pytest_report_header(config):
             versions.append(f"{mod} {__import__(mod).__version__}")
         except Exception:
             versions.append(f"{mod} missing")
+    for mod, attr in (("minio", "__version__"), ("obstore", "__version__"), ("S3.PkgInfo", "version")):
+        name = "s3cmd" if mod == "S3.PkgInfo" else mod
+        try:
+            versions.append(f"{name} {getattr(importlib.import_module(mod), attr)}")
+        except Exception:
+            versions.append(f"{name} missing")
+    rclone = shutil.which("rclone")
+    try:
+        out = subprocess.run([rclone, "version"], capture_output=True, text=True, timeout=10).stdout if rclone else ""
+        versions.append(out.split("\n", 1)[0].replace("rclone v", "rclone ") if out else "rclone missing")
+    except Exception:
+        versions.append("rclone missing")
     lines.append("clients: " + ", ".join(versions))
     return lines

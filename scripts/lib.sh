@@ -24,9 +24,25 @@ ensure_build_deps() {
 }
 
 ensure_test_deps() {
-  if ! python3 -c 'import boto3, pytest, pytest_timeout' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
-    echo "==> installing the test clients (pytest, boto3, aws-cli)"
+  # `S3` is s3cmd's Python package; the tests run the s3cmd script next to python3.
+  if ! python3 -c 'import boto3, pytest, pytest_timeout, minio, obstore, S3' >/dev/null 2>&1 \
+    || ! command -v aws >/dev/null 2>&1 || ! command -v s3cmd >/dev/null 2>&1; then
+    echo "==> installing the test clients (pytest, boto3, aws-cli, minio, s3cmd, obstore)"
     python3 -m pip install -q -r "$REPO_ROOT/compat-tests/requirements.txt"
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+    hash -r
+  fi
+  if ! command -v rclone >/dev/null 2>&1; then
+    echo "==> installing rclone"
+    local log
+    log="$(mktemp)"
+    if ! { as_root apt-get update -qq \
+      && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone; } >"$log" 2>&1; then
+      cat "$log" >&2
+      rm -f "$log"
+      return 1
+    fi
+    rm -f "$log"
     hash -r
   fi
 }
