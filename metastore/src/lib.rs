@@ -26,6 +26,8 @@ mod walk;
 
 #[cfg(test)]
 mod suite;
+#[cfg(test)]
+mod suite_versions;
 
 pub use error::{Error, Result};
 pub use kv::{Batch, KvStore, Tree};

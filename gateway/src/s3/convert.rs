@@ -171,6 +171,30 @@ pub fn maybe_url_encode(s: String, encode: bool) -> String {
     }
 }
 
+/// Listings return at most this many entries per page, whatever the client asks for.
+pub const MAX_LIST_ENTRIES: i32 = 1000;
+
+/// A listing's page size (`max-keys`, `max-uploads`, ...): capped, never negative.
+pub fn listing_max(requested: Option<i32>, name: &str) -> S3Result<i32> {
+    match requested {
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "{name} must not be negative")),
+        Some(n) => Ok(n.min(MAX_LIST_ENTRIES)),
+        None => Ok(MAX_LIST_ENTRIES),
+    }
+}
+
+/// Whether a listing must URL-encode its keys (`encoding-type=url`, the only valid value).
+pub fn wants_url(e: &Option<s3s::dto::EncodingType>) -> S3Result<bool> {
+    match e {
+        None => Ok(false),
+        Some(e) if e.as_str() == s3s::dto::EncodingType::URL => Ok(true),
+        Some(_) => Err(s3_error!(
+            InvalidArgument,
+            "Invalid Encoding Method specified in Request"
+        )),
+    }
+}
+
 const TOKEN_PREFIX: &str = "t1:";
 
 /// Continuation tokens are opaque to clients: a versioned, base64-wrapped resume key.

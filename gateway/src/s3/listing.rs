@@ -2,31 +2,12 @@
 
 use metastore::{ListEntry, ListPage, ListQuery};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response, S3Result};
 
-use super::convert::{decode_token, encode_token, etag, maybe_url_encode, timestamp};
+use super::convert::{
+    decode_token, encode_token, etag, listing_max, maybe_url_encode, timestamp, wants_url,
+};
 use super::{TesseraS3, owner};
-
-const MAX_KEYS: i32 = 1000;
-
-fn max_keys(requested: Option<i32>) -> S3Result<i32> {
-    match requested {
-        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must not be negative")),
-        Some(n) => Ok(n.min(MAX_KEYS)),
-        None => Ok(MAX_KEYS),
-    }
-}
-
-fn wants_url(e: &Option<EncodingType>) -> S3Result<bool> {
-    match e {
-        None => Ok(false),
-        Some(e) if e.as_str() == EncodingType::URL => Ok(true),
-        Some(_) => Err(s3_error!(
-            InvalidArgument,
-            "Invalid Encoding Method specified in Request"
-        )),
-    }
-}
 
 struct Converted {
     contents: Vec<Object>,
@@ -90,7 +71,7 @@ pub async fn list_objects_v2(
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let i = req.input;
     let url = wants_url(&i.encoding_type)?;
-    let max = max_keys(i.max_keys)?;
+    let max = listing_max(i.max_keys, "max-keys")?;
     let after = match &i.continuation_token {
         Some(t) => Some(decode_token(t)?),
         None => i.start_after.clone().filter(|s| !s.is_empty()),
@@ -125,7 +106,7 @@ pub async fn list_objects(
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let i = req.input;
     let url = wants_url(&i.encoding_type)?;
-    let max = max_keys(i.max_keys)?;
+    let max = listing_max(i.max_keys, "max-keys")?;
     let after = i.marker.clone().filter(|m| !m.is_empty());
     let page = page(s, &i.bucket, &i.prefix, &i.delimiter, after, max).await?;
     let next_marker = page

@@ -5,36 +5,16 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::{self, Conditions};
-use super::convert::{check_key, etag, maybe_url_encode, timestamp};
+use super::convert::{check_key, etag, listing_max, maybe_url_encode, timestamp, wants_url};
 use super::{TesseraS3, owner};
-
-const MAX_UPLOADS: i32 = 1000;
 
 pub async fn list(
     s: &TesseraS3,
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let i = req.input;
-    let url = match &i.encoding_type {
-        None => false,
-        Some(e) if e.as_str() == EncodingType::URL => true,
-        Some(_) => {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Invalid Encoding Method specified in Request"
-            ));
-        }
-    };
-    let max = match i.max_uploads {
-        Some(n) if n < 0 => {
-            return Err(s3_error!(
-                InvalidArgument,
-                "max-uploads must not be negative"
-            ));
-        }
-        Some(n) => n.min(MAX_UPLOADS),
-        None => MAX_UPLOADS,
-    };
+    let url = wants_url(&i.encoding_type)?;
+    let max = listing_max(i.max_uploads, "max-uploads")?;
     let key_marker = i.key_marker.clone().filter(|k| !k.is_empty());
     let query = UploadQuery {
         prefix: i.prefix.clone().unwrap_or_default(),

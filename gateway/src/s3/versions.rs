@@ -4,7 +4,7 @@ use metastore::{VersionEntry, VersionQuery, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::convert::{etag, maybe_url_encode, timestamp};
+use super::convert::{etag, listing_max, maybe_url_encode, timestamp, wants_url};
 use super::{TesseraS3, owner};
 
 /// A version id from a request: `null` or one tessera handed out.
@@ -71,23 +71,8 @@ pub async fn list_versions(
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
     let i = req.input;
-    let url = match &i.encoding_type {
-        None => false,
-        Some(e) if e.as_str() == EncodingType::URL => true,
-        Some(_) => {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Invalid Encoding Method specified in Request"
-            ));
-        }
-    };
-    let max = match i.max_keys {
-        Some(n) if n < 0 => {
-            return Err(s3_error!(InvalidArgument, "max-keys must not be negative"));
-        }
-        Some(n) => n.min(1000),
-        None => 1000,
-    };
+    let url = wants_url(&i.encoding_type)?;
+    let max = listing_max(i.max_keys, "max-keys")?;
     let key_marker = i.key_marker.clone().filter(|k| !k.is_empty());
     let version_id_marker = match key_marker {
         Some(_) => version_param(i.version_id_marker.as_deref().filter(|v| !v.is_empty()))?
