@@ -52,15 +52,22 @@ pub enum Expect {
     ETag(String),
 }
 
-fn check_expect(current: Option<&ObjectRecord>, expect: Option<&Expect>) -> Result<()> {
-    let current = current.filter(|r| !r.delete_marker);
-    match (expect, current) {
-        (None, _) | (Some(Expect::Absent), None) => Ok(()),
-        (Some(Expect::Absent), Some(_)) => Err(Error::PreconditionFailed),
-        (Some(Expect::ETag(_)), None) => Err(Error::NoSuchObject),
-        (Some(Expect::ETag(e)), Some(r)) if *e == r.etag => Ok(()),
-        (Some(Expect::ETag(_)), Some(_)) => Err(Error::PreconditionFailed),
+impl Expect {
+    /// Whether `current` (the key's newest version, if any) satisfies the condition.
+    pub fn check(&self, current: Option<&ObjectRecord>) -> Result<()> {
+        let current = current.filter(|r| !r.delete_marker);
+        match (self, current) {
+            (Expect::Absent, None) => Ok(()),
+            (Expect::Absent, Some(_)) => Err(Error::PreconditionFailed),
+            (Expect::ETag(_), None) => Err(Error::NoSuchObject),
+            (Expect::ETag(e), Some(r)) if *e == r.etag => Ok(()),
+            (Expect::ETag(_), Some(_)) => Err(Error::PreconditionFailed),
+        }
     }
+}
+
+fn check_expect(current: Option<&ObjectRecord>, expect: Option<&Expect>) -> Result<()> {
+    expect.map_or(Ok(()), |e| e.check(current))
 }
 
 /// Accumulates reference-count changes of one transaction.

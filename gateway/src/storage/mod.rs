@@ -180,19 +180,8 @@ impl ObjectService {
     }
 
     async fn check_expect(&self, bucket: &str, key: &str, expect: &Expect) -> Result<()> {
-        let current = self
-            .meta
-            .get_object(bucket, key)
-            .await?
-            .filter(|r| !r.delete_marker);
-        match (expect, current) {
-            (Expect::Absent, Some(_)) => Err(metastore::Error::PreconditionFailed.into()),
-            (Expect::ETag(_), None) => Err(Error::NoSuchKey),
-            (Expect::ETag(e), Some(r)) if *e != r.etag => {
-                Err(metastore::Error::PreconditionFailed.into())
-            }
-            _ => Ok(()),
-        }
+        let current = self.meta.get_object(bucket, key).await?;
+        Ok(expect.check(current.as_ref())?)
     }
 
     /// Replaces the tags of a version (`None`: the current one).
