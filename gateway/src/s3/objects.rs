@@ -100,115 +100,124 @@ fn checksums_for(record: &ObjectRecord, enabled: bool, ranged: bool) -> Checksum
     }
 }
 
+/// What GET and HEAD share: the version to serve, the validated preconditions, the byte range
+/// and the checksums to report.
+struct ReadPlan {
+    record: ObjectRecord,
+    range: Range<u64>,
+    content_range: Option<String>,
+    sums: Checksum,
+}
+
+/// The request fields GET and HEAD have in common (s3s gives them no shared type).
+struct ReadRequest<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    version_id: Option<&'a str>,
+    conditions: Conditions<'a>,
+    part_number: Option<i32>,
+    range: Option<s3s::dto::Range>,
+    checksum_mode: Option<&'a ChecksumMode>,
+}
+
+async fn plan_read(s: &TesseraS3, r: ReadRequest<'_>) -> S3Result<ReadPlan> {
+    check_key(r.key)?;
+    let record = s
+        .service
+        .head_object_version(r.bucket, r.key, version_param(r.version_id)?)
+        .await?;
+    conditions::check_read(&r.conditions, &record)?;
+    let (range, content_range) = requested_range(&record, r.part_number, r.range)?;
+    let sums = checksums_for(
+        &record,
+        checksum_mode(r.checksum_mode),
+        content_range.is_some(),
+    );
+    Ok(ReadPlan {
+        record,
+        range,
+        content_range,
+        sums,
+    })
+}
+
+macro_rules! read_request {
+    ($i:expr) => {
+        ReadRequest {
+            bucket: &$i.bucket,
+            key: &$i.key,
+            version_id: $i.version_id.as_deref(),
+            conditions: Conditions {
+                if_match: $i.if_match.as_ref(),
+                if_none_match: $i.if_none_match.as_ref(),
+                if_modified_since: $i.if_modified_since.as_ref(),
+                if_unmodified_since: $i.if_unmodified_since.as_ref(),
+            },
+            part_number: $i.part_number,
+            range: $i.range,
+            checksum_mode: $i.checksum_mode.as_ref(),
+        }
+    };
+}
+
+/// The response headers GET and HEAD share, as fields of either output type.
+macro_rules! object_output {
+    ($out:ident, $plan:expr, { $($extra:tt)* }) => {{
+        let p = $plan;
+        let c = &p.record.content;
+        $out {
+            content_length: Some((p.range.end - p.range.start) as i64),
+            content_range: p.content_range,
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(etag(&p.record.etag)),
+            last_modified: Some(timestamp(p.record.modified_ms)),
+            content_type: c.content_type.clone(),
+            content_encoding: c.content_encoding.clone(),
+            content_disposition: c.content_disposition.clone(),
+            content_language: c.content_language.clone(),
+            cache_control: c.cache_control.clone(),
+            expires: c.expires.as_deref().and_then(convert::parse_http_date),
+            metadata: user_metadata(&p.record),
+            storage_class: p.record.storage_class.clone().map(StorageClass::from),
+            parts_count: (!p.record.parts.is_empty()).then_some(p.record.parts.len() as i32),
+            version_id: p.record.version_id.clone(),
+            checksum_crc32: p.sums.checksum_crc32,
+            checksum_crc32c: p.sums.checksum_crc32c,
+            checksum_crc64nvme: p.sums.checksum_crc64nvme,
+            checksum_sha1: p.sums.checksum_sha1,
+            checksum_sha256: p.sums.checksum_sha256,
+            checksum_type: p.sums.checksum_type,
+            $($extra)*
+            ..Default::default()
+        }
+    }};
+}
+
 pub async fn get_object(
     s: &TesseraS3,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let i = req.input;
-    check_key(&i.key)?;
-    let record = s
+    let plan = plan_read(s, read_request!(i)).await?;
+    let body = s
         .service
-        .head_object_version(&i.bucket, &i.key, version_param(i.version_id.as_deref())?)
+        .read_object(&plan.record, plan.range.clone())
         .await?;
-    conditions::check_read(
-        &Conditions {
-            if_match: i.if_match.as_ref(),
-            if_none_match: i.if_none_match.as_ref(),
-            if_modified_since: i.if_modified_since.as_ref(),
-            if_unmodified_since: i.if_unmodified_since.as_ref(),
-        },
-        &record,
-    )?;
-    let (range, content_range) = requested_range(&record, i.part_number, i.range)?;
-    let sums = checksums_for(
-        &record,
-        checksum_mode(i.checksum_mode.as_ref()),
-        content_range.is_some(),
-    );
-    let body = s.service.read_object(&record, range.clone()).await?;
-    let c = &record.content;
-    Ok(S3Response::new(GetObjectOutput {
+    let tag_count = (!plan.record.tags.is_empty()).then_some(plan.record.tags.len() as i32);
+    Ok(S3Response::new(object_output!(GetObjectOutput, plan, {
         body: Some(Body::wrap(body)),
-        content_length: Some((range.end - range.start) as i64),
-        content_range,
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(etag(&record.etag)),
-        last_modified: Some(timestamp(record.modified_ms)),
-        content_type: c.content_type.clone(),
-        content_encoding: c.content_encoding.clone(),
-        content_disposition: c.content_disposition.clone(),
-        content_language: c.content_language.clone(),
-        cache_control: c.cache_control.clone(),
-        expires: c.expires.as_deref().and_then(convert::parse_http_date),
-        metadata: user_metadata(&record),
-        storage_class: record.storage_class.clone().map(StorageClass::from),
-        parts_count: (!record.parts.is_empty()).then_some(record.parts.len() as i32),
-        version_id: record.version_id.clone(),
-        tag_count: (!record.tags.is_empty()).then_some(record.tags.len() as i32),
-        checksum_crc32: sums.checksum_crc32,
-        checksum_crc32c: sums.checksum_crc32c,
-        checksum_crc64nvme: sums.checksum_crc64nvme,
-        checksum_sha1: sums.checksum_sha1,
-        checksum_sha256: sums.checksum_sha256,
-        checksum_type: sums.checksum_type,
-        ..Default::default()
-    }))
+        tag_count,
+    })))
 }
 
+/// (A ranged or part HEAD answers 206: the HTTP layer sets it, s3s always writes 200.)
 pub async fn head_object(
     s: &TesseraS3,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let i = req.input;
-    check_key(&i.key)?;
-    let record = s
-        .service
-        .head_object_version(&i.bucket, &i.key, version_param(i.version_id.as_deref())?)
-        .await?;
-    conditions::check_read(
-        &Conditions {
-            if_match: i.if_match.as_ref(),
-            if_none_match: i.if_none_match.as_ref(),
-            if_modified_since: i.if_modified_since.as_ref(),
-            if_unmodified_since: i.if_unmodified_since.as_ref(),
-        },
-        &record,
-    )?;
-    let (range, content_range) = requested_range(&record, i.part_number, i.range)?;
-    let sums = checksums_for(
-        &record,
-        checksum_mode(i.checksum_mode.as_ref()),
-        content_range.is_some(),
-    );
-    let c = &record.content;
-    let mut resp = S3Response::new(HeadObjectOutput {
-        content_length: Some((range.end - range.start) as i64),
-        content_range: content_range.clone(),
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(etag(&record.etag)),
-        last_modified: Some(timestamp(record.modified_ms)),
-        content_type: c.content_type.clone(),
-        content_encoding: c.content_encoding.clone(),
-        content_disposition: c.content_disposition.clone(),
-        content_language: c.content_language.clone(),
-        cache_control: c.cache_control.clone(),
-        expires: c.expires.as_deref().and_then(convert::parse_http_date),
-        metadata: user_metadata(&record),
-        storage_class: record.storage_class.clone().map(StorageClass::from),
-        parts_count: (!record.parts.is_empty()).then_some(record.parts.len() as i32),
-        version_id: record.version_id.clone(),
-        checksum_crc32: sums.checksum_crc32,
-        checksum_crc32c: sums.checksum_crc32c,
-        checksum_crc64nvme: sums.checksum_crc64nvme,
-        checksum_sha1: sums.checksum_sha1,
-        checksum_sha256: sums.checksum_sha256,
-        checksum_type: sums.checksum_type,
-        ..Default::default()
-    });
-    if content_range.is_some() {
-        resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
-    }
-    Ok(resp)
+    let plan = plan_read(s, read_request!(i)).await?;
+    Ok(S3Response::new(object_output!(HeadObjectOutput, plan, {})))
 }
 
 pub async fn get_object_attributes(
