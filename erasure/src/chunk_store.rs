@@ -1,6 +1,8 @@
 //! Writing and reading whole chunks as erasure-coded stripes over a set of [`ShardStore`]s.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use futures::future::join_all;
@@ -11,9 +13,25 @@ use crate::{ChunkHash, Codec, Error, Layout, Result, ShardKey, ShardStore};
 
 #[derive(Debug)]
 pub struct ChunkStore {
-    layout: Layout,
-    codec: Codec,
-    disks: Vec<Arc<dyn ShardStore>>,
+    pub(crate) layout: Layout,
+    pub(crate) codec: Codec,
+    pub(crate) disks: Vec<Arc<dyn ShardStore>>,
+    pub(crate) counters: ChunkCounters,
+}
+
+/// What reads, writes and heals met since start (for operators and metrics).
+#[derive(Debug, Default)]
+pub struct ChunkCounters {
+    /// Shards that failed their checksum (bit rot, torn or foreign files).
+    pub corrupt_found: AtomicU64,
+    /// Shards that were absent from an online disk.
+    pub missing_found: AtomicU64,
+    /// Shards rebuilt from the others and written back.
+    pub shards_healed: AtomicU64,
+    /// Rebuilt shards that could not be written back (the disk is still failing).
+    pub heal_failures: AtomicU64,
+    pub shard_read_errors: AtomicU64,
+    pub shard_write_errors: AtomicU64,
 }
 
 /// What a chunk write achieved: the shard positions that could not be written are the ones a
@@ -38,6 +56,7 @@ impl ChunkStore {
             layout,
             codec,
             disks,
+            counters: ChunkCounters::default(),
         })
     }
 
@@ -49,28 +68,15 @@ impl ChunkStore {
         &self.disks
     }
 
+    pub fn counters(&self) -> &ChunkCounters {
+        &self.counters
+    }
+
     /// Encodes and stores a chunk. Succeeds once the write quorum of shards is durable.
     pub async fn put_chunk(&self, hash: ChunkHash, data: Bytes) -> Result<PutChunkReport> {
         let codec = self.codec;
-        let files = tokio::task::spawn_blocking(move || -> Result<Vec<Bytes>> {
-            let shards = codec.encode(&data)?;
-            Ok(shards
-                .iter()
-                .enumerate()
-                .map(|(i, payload)| {
-                    let header = ShardHeader {
-                        index: i as u8,
-                        data_shards: codec.data_shards() as u8,
-                        parity_shards: codec.parity_shards() as u8,
-                        chunk: hash,
-                        chunk_len: data.len() as u64,
-                        payload_len: payload.len() as u32,
-                    };
-                    shard_format::encode(&header, payload)
-                })
-                .collect())
-        })
-        .await??;
+        let files =
+            tokio::task::spawn_blocking(move || encode_shard_files(codec, hash, &data)).await??;
 
         let placement = self.layout.placement(&hash);
         let writes = files.into_iter().enumerate().map(|(i, file)| {
@@ -84,19 +90,28 @@ impl ChunkStore {
         let results = join_all(writes).await;
         let mut failed_positions = Vec::new();
         let mut errors = Vec::new();
+        let mut full = false;
         for (i, r) in results.into_iter().enumerate() {
             if let Err(e) = r {
+                self.counters.shard_write_errors.fetch_add(1, Relaxed);
                 warn!(chunk = %hash, position = i, disk = %self.disks[placement[i]].name(), error = %e, "shard write failed");
+                full |= e.is_storage_full();
                 errors.push(format!("{}: {e}", self.disks[placement[i]].name()));
                 failed_positions.push(i);
             }
         }
         let written = self.codec.total_shards() - failed_positions.len();
         if written < self.layout.write_quorum() {
+            // Shards that did land stay until the orphan sweep: another request may be
+            // writing the same chunk right now, and deleting here could undo its quorum.
+            let detail = errors.join("; ");
+            if full {
+                return Err(Error::StorageFull { detail });
+            }
             return Err(Error::WriteQuorum {
                 written,
                 needed: self.layout.write_quorum(),
-                detail: errors.join("; "),
+                detail,
             });
         }
         Ok(PutChunkReport {
@@ -106,15 +121,15 @@ impl ChunkStore {
     }
 
     /// Reads a chunk of `len` bytes: data shards first, parity only when some are missing or
-    /// fail their checksum.
+    /// fail their checksum. A damaged shard is never served; it is rebuilt from the others and
+    /// rewritten before this returns (heal on read), a corrupt one moved aside first.
     pub async fn get_chunk(&self, hash: ChunkHash, len: u64) -> Result<Bytes> {
         let k = self.codec.data_shards();
         let n = self.codec.total_shards();
-        let placement = self.layout.placement(&hash);
         let mut slots: Vec<Option<Bytes>> = vec![None; n];
         let mut problems = Vec::new();
 
-        let data = join_all((0..k).map(|i| self.read_shard(hash, i, placement[i], len))).await;
+        let data = join_all((0..k).map(|i| self.read_shard(hash, i, len))).await;
         for (i, r) in data.into_iter().enumerate() {
             match r {
                 Ok(p) => slots[i] = Some(p),
@@ -124,43 +139,25 @@ impl ChunkStore {
         if problems.is_empty() {
             return self.codec.decode(&slots, len as usize);
         }
-        let parity = join_all((k..n).map(|i| self.read_shard(hash, i, placement[i], len))).await;
+        let parity = join_all((k..n).map(|i| self.read_shard(hash, i, len))).await;
         for (j, r) in parity.into_iter().enumerate() {
             match r {
                 Ok(p) => slots[k + j] = Some(p),
                 Err(e) => problems.push((k + j, e)),
             }
         }
-        for (i, e) in &problems {
-            warn!(chunk = %hash, position = i, disk = %self.disks[placement[*i]].name(), error = %e, "shard unreadable, reconstructing");
-        }
-        let available = slots.iter().filter(|s| s.is_some()).count();
-        if available < k {
-            return Err(Error::ReadQuorum {
-                available,
-                needed: k,
-                detail: problems
-                    .iter()
-                    .map(|(i, e)| format!("{}: {e}", self.disks[placement[*i]].name()))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            });
-        }
-        let codec = self.codec;
-        tokio::task::spawn_blocking(move || codec.decode(&slots, len as usize)).await?
+        let data = self.reconstruct(hash, len, slots, &problems).await?;
+        self.repair(hash, &data, problems).await;
+        Ok(data)
     }
 
-    async fn read_shard(
-        &self,
-        hash: ChunkHash,
-        index: usize,
-        disk: usize,
-        len: u64,
-    ) -> Result<Bytes> {
+    /// Reads and verifies the shard at stripe position `index`.
+    pub(crate) async fn read_shard(&self, hash: ChunkHash, index: usize, len: u64) -> Result<Bytes> {
         let key = ShardKey {
             chunk: hash,
             index: index as u8,
         };
+        let disk = self.layout.placement(&hash)[index];
         let file = self.disks[disk].get(key).await?;
         let (header, payload) = shard_format::decode(&file)?;
         if header.chunk != hash || header.index as usize != index || header.chunk_len != len {
@@ -191,6 +188,26 @@ impl ChunkStore {
             Some(e) => Err(e),
         }
     }
+}
+
+/// The shard files (header + payload) of every stripe position of a chunk.
+pub(crate) fn encode_shard_files(codec: Codec, hash: ChunkHash, data: &Bytes) -> Result<Vec<Bytes>> {
+    let shards = codec.encode(data)?;
+    Ok(shards
+        .iter()
+        .enumerate()
+        .map(|(i, payload)| {
+            let header = ShardHeader {
+                index: i as u8,
+                data_shards: codec.data_shards() as u8,
+                parity_shards: codec.parity_shards() as u8,
+                chunk: hash,
+                chunk_len: data.len() as u64,
+                payload_len: payload.len() as u32,
+            };
+            shard_format::encode(&header, payload)
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -34,27 +34,62 @@ pub struct Deployment {
     pub deployment_id: String,
     pub layout: Layout,
     pub chunk_size: usize,
+    /// Every disk's id, by position: what a replacement disk is formatted with.
+    pub disk_ids: Vec<String>,
     /// True when this start formatted the disks.
     pub freshly_formatted: bool,
-    /// Disks that are missing or unformatted: index and reason. The deployment runs degraded
+    /// Disks that are missing or unusable: index and reason. The deployment runs degraded
     /// without them (reads need k shards, writes k+1 per stripe).
     pub offline: Vec<(usize, String)>,
+    /// Empty replacement disks formatted at this start; heal refills them.
+    pub adopted: Vec<usize>,
+}
+
+impl Deployment {
+    fn format_for(&self, index: usize) -> DiskFormat {
+        DiskFormat {
+            format_version: FORMAT_VERSION,
+            deployment_id: self.deployment_id.clone(),
+            disk_id: self.disk_ids[index].clone(),
+            disk_index: index,
+            disks: self.disk_ids.clone(),
+            layout: self.layout,
+            chunk_size: self.chunk_size,
+        }
+    }
+}
+
+/// What a disk directory holds.
+#[derive(Debug)]
+enum Found {
+    Formatted(DiskFormat),
+    /// The directory does not exist.
+    Absent,
+    /// The directory exists and holds nothing (a `lost+found` aside).
+    Empty,
+    /// Files, but no format: not ours to take over.
+    Unformatted,
+    /// The directory or its format cannot be read.
+    Unreadable(String),
 }
 
 fn format_path(disk: &Path) -> PathBuf {
     disk.join(FORMAT_FILE)
 }
 
-fn read_format(disk: &Path) -> Result<Option<DiskFormat>> {
+fn inspect(disk: &Path) -> Result<Found> {
     let path = format_path(disk);
     match fs::read(&path) {
         Ok(bytes) => {
-            let f: DiskFormat = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::DiskFormat(format!(
-                    "{} is not a valid tessera format file: {e}",
-                    path.display()
-                ))
-            })?;
+            let f: DiskFormat = match serde_json::from_slice(&bytes) {
+                Ok(f) => f,
+                Err(e) => {
+                    return Ok(Found::Unreadable(format!(
+                        "{} is damaged: {e}",
+                        path.display()
+                    )));
+                }
+            };
             if f.format_version != FORMAT_VERSION {
                 return Err(Error::DiskFormat(format!(
                     "{} has format version {}, this tessera understands version {FORMAT_VERSION}",
@@ -62,10 +97,24 @@ fn read_format(disk: &Path) -> Result<Option<DiskFormat>> {
                     f.format_version
                 )));
             }
-            Ok(Some(f))
+            Ok(Found::Formatted(f))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::read_dir(disk) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Found::Absent),
+            Err(e) => Ok(Found::Unreadable(format!("{}: {e}", disk.display()))),
+            Ok(entries) => {
+                let mut empty = true;
+                for entry in entries {
+                    match entry {
+                        Ok(e) if e.file_name() == "lost+found" => {}
+                        Ok(_) => empty = false,
+                        Err(e) => return Ok(Found::Unreadable(format!("{}: {e}", disk.display()))),
+                    }
+                }
+                Ok(if empty { Found::Empty } else { Found::Unformatted })
+            }
+        },
+        Err(e) => Ok(Found::Unreadable(format!("{}: {e}", path.display()))),
     }
 }
 
@@ -84,79 +133,119 @@ fn write_format(disk: &Path, f: &DiskFormat) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
+/// What the disk monitor finds at a disk's path while the server runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskProbe {
+    /// Formatted as this deployment's disk at this position.
+    Ready,
+    /// An empty directory: it can be adopted as a replacement.
+    Adoptable,
+    /// Absent or unusable, with the reason.
+    Unusable(String),
+}
+
+/// Checks a disk directory against the deployment, for the disk at `index`.
+pub fn probe_disk(disk: &Path, deployment: &Deployment, index: usize) -> DiskProbe {
+    match inspect(disk) {
+        Ok(Found::Formatted(f)) => {
+            if f.deployment_id != deployment.deployment_id {
+                DiskProbe::Unusable(format!(
+                    "{} belongs to deployment {}, not {}",
+                    disk.display(),
+                    f.deployment_id,
+                    deployment.deployment_id
+                ))
+            } else if f.disk_index != index || deployment.disk_ids.get(index) != Some(&f.disk_id) {
+                DiskProbe::Unusable(format!(
+                    "{} is disk #{} of this deployment, not #{}",
+                    disk.display(),
+                    f.disk_index + 1,
+                    index + 1
+                ))
+            } else {
+                DiskProbe::Ready
+            }
+        }
+        Ok(Found::Empty) => DiskProbe::Adoptable,
+        Ok(Found::Absent) => DiskProbe::Unusable(format!("{} does not exist", disk.display())),
+        Ok(Found::Unformatted) => DiskProbe::Unusable(unformatted(disk)),
+        Ok(Found::Unreadable(why)) => DiskProbe::Unusable(why),
+        Err(e) => DiskProbe::Unusable(e.to_string()),
+    }
+}
+
+/// Formats an empty replacement directory as the deployment's disk at `index`.
+pub fn adopt_disk(disk: &Path, deployment: &Deployment, index: usize) -> Result<()> {
+    write_format(disk, &deployment.format_for(index))
+}
+
+fn unformatted(disk: &Path) -> String {
+    format!(
+        "{} holds files but no tessera format; empty it to have it adopted as a replacement disk",
+        disk.display()
+    )
+}
+
 /// Formats fresh disks or verifies that `disks` are exactly the deployment's disks, in order.
+/// Missing or unusable disks are reported offline (within parity); empty directories standing
+/// in for lost disks are adopted.
 pub fn prepare_disks(
     disks: &[PathBuf],
     parity: Option<usize>,
     chunk_size: usize,
 ) -> Result<Deployment> {
-    let mut formats = Vec::with_capacity(disks.len());
-    for d in disks {
-        formats.push(if d.exists() { read_format(d)? } else { None });
-    }
+    let found = disks
+        .iter()
+        .map(|d| inspect(d))
+        .collect::<Result<Vec<_>>>()?;
 
-    if formats.iter().all(Option::is_none) {
+    let reference = found.iter().enumerate().find_map(|(i, f)| match f {
+        Found::Formatted(f) => Some((i, f.clone())),
+        _ => None,
+    });
+    let Some((first_idx, reference)) = reference else {
+        if let Some(why) = found.iter().find_map(|f| match f {
+            Found::Unreadable(why) => Some(why),
+            _ => None,
+        }) {
+            return Err(Error::DiskFormat(format!(
+                "cannot format a new deployment: {why}"
+            )));
+        }
         for d in disks {
             fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
         }
-        let layout = Layout::new(disks.len(), parity)?;
-        let deployment_id = uuid::Uuid::new_v4().to_string();
-        let ids: Vec<String> = disks
-            .iter()
-            .map(|_| uuid::Uuid::new_v4().to_string())
-            .collect();
-        for (i, d) in disks.iter().enumerate() {
-            write_format(
-                d,
-                &DiskFormat {
-                    format_version: FORMAT_VERSION,
-                    deployment_id: deployment_id.clone(),
-                    disk_id: ids[i].clone(),
-                    disk_index: i,
-                    disks: ids.clone(),
-                    layout,
-                    chunk_size,
-                },
-            )?;
-        }
-        return Ok(Deployment {
-            deployment_id,
-            layout,
+        let deployment = Deployment {
+            deployment_id: uuid::Uuid::new_v4().to_string(),
+            layout: Layout::new(disks.len(), parity)?,
             chunk_size,
+            disk_ids: disks
+                .iter()
+                .map(|_| uuid::Uuid::new_v4().to_string())
+                .collect(),
             freshly_formatted: true,
             offline: Vec::new(),
-        });
-    }
-
-    let (first_idx, reference) = formats
-        .iter()
-        .enumerate()
-        .find_map(|(i, f)| f.as_ref().map(|f| (i, f.clone())))
-        .expect("at least one disk is formatted");
+            adopted: Vec::new(),
+        };
+        for (i, d) in disks.iter().enumerate() {
+            write_format(d, &deployment.format_for(i))?;
+        }
+        return Ok(deployment);
+    };
     let name = |i: usize| disks[i].display().to_string();
 
-    let mut offline = Vec::new();
-    for (i, f) in formats.iter().enumerate() {
-        match f {
-            None => {
-                let why = if disks[i].exists() {
-                    "has no tessera format (empty or replaced disk)"
-                } else {
-                    "does not exist"
-                };
-                offline.push((i, format!("{} {why}", name(i))));
-            }
-            Some(f) if f.deployment_id != reference.deployment_id => {
-                return Err(Error::DiskFormat(format!(
-                    "{} belongs to deployment {} but {} belongs to deployment {}: these disks come \
-                     from different tessera deployments.",
-                    name(i),
-                    f.deployment_id,
-                    name(first_idx),
-                    reference.deployment_id
-                )));
-            }
-            Some(_) => {}
+    for (i, f) in found.iter().enumerate() {
+        if let Found::Formatted(f) = f
+            && f.deployment_id != reference.deployment_id
+        {
+            return Err(Error::DiskFormat(format!(
+                "{} belongs to deployment {} but {} belongs to deployment {}: these disks come \
+                 from different tessera deployments.",
+                name(i),
+                f.deployment_id,
+                name(first_idx),
+                reference.deployment_id
+            )));
         }
     }
     if reference.disks.len() != disks.len() {
@@ -168,17 +257,26 @@ pub fn prepare_disks(
             disks.len()
         )));
     }
-    for (i, f) in formats.iter().enumerate() {
-        let Some(f) = f else { continue };
-        if f.disk_index != i || reference.disks.get(i) != Some(&f.disk_id) {
-            return Err(Error::DiskFormat(format!(
-                "{} is disk #{} of deployment {} but was given as disk #{}: give the disks in their \
-                 original order.",
-                name(i),
-                f.disk_index + 1,
-                reference.deployment_id,
-                i + 1
-            )));
+    let mut offline = Vec::new();
+    let mut adopt = Vec::new();
+    for (i, f) in found.iter().enumerate() {
+        match f {
+            Found::Formatted(f) => {
+                if f.disk_index != i || reference.disks.get(i) != Some(&f.disk_id) {
+                    return Err(Error::DiskFormat(format!(
+                        "{} is disk #{} of deployment {} but was given as disk #{}: give the disks \
+                         in their original order.",
+                        name(i),
+                        f.disk_index + 1,
+                        reference.deployment_id,
+                        i + 1
+                    )));
+                }
+            }
+            Found::Absent => offline.push((i, format!("{} does not exist", name(i)))),
+            Found::Empty => adopt.push(i),
+            Found::Unformatted => offline.push((i, unformatted(&disks[i]))),
+            Found::Unreadable(why) => offline.push((i, why.clone())),
         }
     }
     if let Some(p) = parity
@@ -189,30 +287,39 @@ pub fn prepare_disks(
             reference.deployment_id, reference.layout.parity
         )));
     }
-    // Every erasure set must keep at least k disks, or some chunks cannot be read at all.
+    // Every erasure set must keep at least k disks that still hold their shards, or some
+    // chunks cannot be read at all: an adopted empty disk holds none yet.
     let layout = reference.layout;
     for set in 0..layout.sets() {
-        let lost = offline
-            .iter()
-            .filter(|(i, _)| i / layout.set_size == set)
-            .count();
+        let in_set = |i: &usize| i / layout.set_size == set;
+        let lost = offline.iter().filter(|(i, _)| in_set(i)).count()
+            + adopt.iter().filter(|i| in_set(i)).count();
         if lost > layout.parity {
-            let names: Vec<_> = offline.iter().map(|(_, why)| why.as_str()).collect();
+            let mut names: Vec<_> = offline.iter().map(|(_, why)| why.clone()).collect();
+            names.extend(adopt.iter().map(|&i| format!("{} is empty", name(i))));
             return Err(Error::DiskFormat(format!(
-                "{lost} disks of erasure set {} are unavailable but it survives at most {}: {}",
+                "{lost} disks of erasure set {} are unavailable or empty but it survives at most \
+                 {}: {}",
                 set + 1,
                 layout.parity,
                 names.join("; ")
             )));
         }
     }
-    Ok(Deployment {
-        deployment_id: reference.deployment_id,
+    let deployment = Deployment {
+        deployment_id: reference.deployment_id.clone(),
         layout,
         chunk_size: reference.chunk_size,
+        disk_ids: reference.disks.clone(),
         freshly_formatted: false,
         offline,
-    })
+        adopted: adopt,
+    };
+    for &i in &deployment.adopted {
+        adopt_disk(&disks[i], &deployment, i)?;
+        tracing::warn!(disk = %name(i), position = i + 1, "adopted an empty directory as replacement disk; heal will refill it");
+    }
+    Ok(deployment)
 }
 
 #[cfg(test)]
@@ -266,35 +373,59 @@ mod tests {
     }
 
     #[test]
-    fn missing_disks_within_parity_run_degraded() {
+    fn missing_disks_within_parity_run_degraded_and_empty_ones_are_adopted() {
         let t = tempfile::tempdir().unwrap();
         let d = dirs(t.path(), 4);
-        prepare_disks(&d, None, 1 << 20).unwrap();
+        let first = prepare_disks(&d, None, 1 << 20).unwrap();
         std::fs::remove_dir_all(&d[1]).unwrap();
-        let mut with_empty = d.clone();
-        with_empty[3] = t.path().join("empty");
-        std::fs::create_dir(&with_empty[3]).unwrap();
-        let dep = prepare_disks(&with_empty, None, 1 << 20).unwrap();
+        let mut disks = d.clone();
+        disks[3] = t.path().join("empty");
+        std::fs::create_dir_all(disks[3].join("lost+found")).unwrap();
+        let dep = prepare_disks(&disks, None, 1 << 20).unwrap();
         assert_eq!(
             dep.offline.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-            [1, 3]
+            [1]
         );
+        assert_eq!(dep.adopted, [3]);
         assert!(!d[1].exists(), "a missing disk is not created");
-        assert!(
-            !with_empty[3].join(FORMAT_FILE).exists(),
-            "an empty disk is not formatted"
-        );
+        assert_eq!(probe_disk(&disks[3], &dep, 3), DiskProbe::Ready);
+        assert_eq!(dep.disk_ids, first.disk_ids);
 
-        std::fs::remove_dir_all(&d[2]).unwrap();
-        let e = prepare_disks(&with_empty, None, 1 << 20)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("3 disks of erasure set 1 are unavailable"),
-            "{e}"
-        );
+        // Adopted now, so only disk 2 is missing: still within parity.
+        let again = prepare_disks(&disks, None, 1 << 20).unwrap();
+        assert!(again.adopted.is_empty());
 
-        let e = prepare_disks(&d, Some(1), 1 << 20).unwrap_err().to_string();
+        // A directory with foreign files is never taken over; a damaged format is offline.
+        std::fs::create_dir_all(&d[1]).unwrap();
+        std::fs::write(d[1].join("notes.txt"), b"mine").unwrap();
+        std::fs::write(disks[2].join(FORMAT_FILE), b"{not json").unwrap();
+        let dep = prepare_disks(&disks, None, 1 << 20).unwrap();
+        assert_eq!(
+            dep.offline.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert!(dep.offline[1].1.contains("is damaged"), "{:?}", dep.offline);
+        std::fs::write(
+            disks[2].join(FORMAT_FILE),
+            serde_json::to_vec(&again.format_for(2)).unwrap(),
+        )
+        .unwrap();
+        let dep = prepare_disks(&disks, None, 1 << 20).unwrap();
+        assert!(dep.offline[0].1.contains("holds files but no tessera format"));
+        assert!(matches!(probe_disk(&d[1], &dep, 1), DiskProbe::Unusable(_)));
+
+        // Three of four disks empty or missing: more than parity 2, refused before adopting.
+        std::fs::remove_dir_all(&d[1]).unwrap();
+        let mut three = disks.clone();
+        three[0] = t.path().join("e0");
+        three[2] = t.path().join("e2");
+        std::fs::create_dir_all(&three[0]).unwrap();
+        std::fs::create_dir_all(&three[2]).unwrap();
+        let e = prepare_disks(&three, None, 1 << 20).unwrap_err().to_string();
+        assert!(e.contains("3 disks of erasure set 1 are unavailable or empty"), "{e}");
+        assert_eq!(probe_disk(&three[0], &dep, 0), DiskProbe::Adoptable);
+
+        let e = prepare_disks(&disks, Some(1), 1 << 20).unwrap_err().to_string();
         assert!(e.contains("cannot change"), "{e}");
     }
 }

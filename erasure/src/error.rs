@@ -24,6 +24,8 @@ pub enum Error {
         needed: usize,
         detail: String,
     },
+    #[error("no space left: {detail}")]
+    StorageFull { detail: String },
     #[error("chunk unreadable: only {available} of {needed} shards readable ({detail})")]
     ReadQuorum {
         available: usize,
@@ -51,6 +53,15 @@ impl Error {
     /// True for "this shard does not exist" as opposed to a failing store.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound)
+    }
+
+    /// True when a store ran out of space.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Error::StorageFull { .. } => true,
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
     }
 }
 

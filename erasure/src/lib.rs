@@ -7,14 +7,21 @@
 //! - [`shard_format`]: the self-describing, bitrot-checked on-disk shard encoding;
 //! - [`ShardStore`] with [`LocalDiskStore`] and [`MemoryShardStore`];
 //! - [`Layout`]: erasure sets, MinIO default parity and per-chunk placement;
-//! - [`ChunkStore`]: write a chunk with a write quorum, read it back reconstructing from parity;
+//! - [`ChunkStore`]: write a chunk with a write quorum, read it back reconstructing from parity,
+//!   heal damaged shards on read and on demand ([`HealReport`]);
+//! - [`DiskSlot`]: a disk position whose store the server can swap (disk lost, returned,
+//!   replaced);
+//! - [`FaultyStore`]: a fault-injecting wrapper for tests;
 //! - [`disk_format`]: the per-disk format file that ties disks to one deployment.
 
 mod chunk_store;
 mod codec;
 pub mod disk_format;
+mod disk_slot;
 mod error;
+mod faulty;
 mod hash;
+mod heal;
 mod layout;
 mod local_disk;
 mod memory;
@@ -25,7 +32,10 @@ mod store;
 #[cfg(test)]
 mod store_suite;
 
-pub use chunk_store::{ChunkStore, PutChunkReport};
+pub use chunk_store::{ChunkCounters, ChunkStore, PutChunkReport};
+pub use disk_slot::{DiskSlot, DiskState};
+pub use faulty::{Faults, FaultyStore};
+pub use heal::HealReport;
 pub use codec::Codec;
 pub use error::{Error, Result};
 pub use hash::ChunkHash;
@@ -33,4 +43,4 @@ pub use layout::{Layout, default_parity};
 pub use local_disk::LocalDiskStore;
 pub use memory::MemoryShardStore;
 pub use offline::OfflineStore;
-pub use store::{ShardKey, ShardStore};
+pub use store::{DiskSpace, ShardKey, ShardStore};

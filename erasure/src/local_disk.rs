@@ -3,7 +3,9 @@
 //! Shards live at `<root>/shards/<h0h1>/<h2h3>/<chunk hex>.<index>`: names come from content
 //! hashes only, so no object key ever becomes a path. Writes go to `<root>/.tessera/tmp`, are
 //! fsynced, renamed into place and the directory is fsynced, so a crash leaves either the old
-//! state or the complete new shard. All file I/O runs on the blocking pool.
+//! state or the complete new shard; whatever a crash leaves in the temp area is removed at the
+//! next open. Shards that fail their checksum are moved to `<root>/.tessera/quarantine`, kept
+//! for inspection. All file I/O runs on the blocking pool.
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
@@ -17,6 +19,7 @@ use crate::{ChunkHash, Error, Result, ShardKey, ShardStore};
 
 pub const SHARDS_DIR: &str = "shards";
 pub const TMP_DIR: &str = ".tessera/tmp";
+pub const QUARANTINE_DIR: &str = ".tessera/quarantine";
 
 #[derive(Debug, Clone)]
 pub struct LocalDiskStore {
@@ -24,12 +27,24 @@ pub struct LocalDiskStore {
 }
 
 impl LocalDiskStore {
-    /// Opens the store, creating its directories if needed.
+    /// Opens the store, creating its directories if needed and removing the temp files of
+    /// writes a crash interrupted (one process owns a disk, so none of them is in progress).
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         for dir in [SHARDS_DIR, TMP_DIR] {
             let p = root.join(dir);
             fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        let tmp = root.join(TMP_DIR);
+        let mut removed = 0;
+        for entry in fs::read_dir(&tmp).map_err(|e| Error::io(&tmp, e))? {
+            let path = entry.map_err(|e| Error::io(&tmp, e))?.path();
+            if fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(disk = %root.display(), files = removed, "removed temp files of interrupted writes");
         }
         Ok(LocalDiskStore {
             root: Arc::new(root),
@@ -160,6 +175,39 @@ impl ShardStore for LocalDiskStore {
         .await
     }
 
+    async fn quarantine(&self, key: ShardKey) -> Result<()> {
+        self.blocking(move |me| {
+            let from = me.shard_path(&key);
+            let dir = me.root.join(QUARANTINE_DIR);
+            fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let to = dir.join(format!("{}.{}.{stamp}", key.chunk.to_hex(), key.index));
+            match fs::rename(&from, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => return Err(Error::NotFound),
+                Err(e) => return Err(Error::io(from, e)),
+            }
+            sync_dir(&dir)?;
+            sync_dir(from.parent().expect("shard path has a parent"))
+        })
+        .await
+    }
+
+    async fn space(&self) -> Result<Option<crate::DiskSpace>> {
+        self.blocking(|me| {
+            let st = rustix::fs::statvfs(me.root.as_path())
+                .map_err(|e| Error::io(me.root.as_path(), e.into()))?;
+            Ok(Some(crate::DiskSpace {
+                total: st.f_blocks.saturating_mul(st.f_frsize),
+                free: st.f_bavail.saturating_mul(st.f_frsize),
+            }))
+        })
+        .await
+    }
+
     async fn health(&self) -> Result<()> {
         self.blocking(|me| {
             let probe = me
@@ -184,6 +232,29 @@ mod tests {
         crate::store_suite::run(&store).await;
         // Nothing is left behind in the temp area.
         assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn quarantine_keeps_the_file_and_open_clears_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDiskStore::open(dir.path()).unwrap();
+        let key = ShardKey {
+            chunk: ChunkHash::of(b"q"),
+            index: 2,
+        };
+        store.put(key, Bytes::from_static(b"bad")).await.unwrap();
+        store.quarantine(key).await.unwrap();
+        let kept: Vec<_> = fs::read_dir(dir.path().join(QUARANTINE_DIR))
+            .unwrap()
+            .map(|e| fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(kept, vec![b"bad".to_vec()]);
+
+        fs::write(dir.path().join(TMP_DIR).join("torn.0"), b"half").unwrap();
+        LocalDiskStore::open(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+        let space = store.space().await.unwrap().unwrap();
+        assert!(space.total >= space.free && space.total > 0);
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use crate::{Error, Result, ShardKey, ShardStore};
 pub struct MemoryShardStore {
     name: String,
     shards: Mutex<HashMap<ShardKey, Bytes>>,
+    quarantined: Mutex<Vec<(ShardKey, Bytes)>>,
 }
 
 impl MemoryShardStore {
@@ -19,7 +20,14 @@ impl MemoryShardStore {
         MemoryShardStore {
             name: name.into(),
             shards: Mutex::default(),
+            quarantined: Mutex::default(),
         }
+    }
+
+    /// Shards moved aside so far, oldest first.
+    pub fn quarantined(&self) -> Vec<ShardKey> {
+        let q = self.quarantined.lock().unwrap_or_else(|p| p.into_inner());
+        q.iter().map(|(k, _)| *k).collect()
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ShardKey, Bytes>> {
@@ -50,6 +58,15 @@ impl ShardStore for MemoryShardStore {
 
     async fn list(&self) -> Result<Vec<ShardKey>> {
         Ok(self.map().keys().copied().collect())
+    }
+
+    async fn quarantine(&self, key: ShardKey) -> Result<()> {
+        let shard = self.map().remove(&key).ok_or(Error::NotFound)?;
+        self.quarantined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key, shard));
+        Ok(())
     }
 
     async fn health(&self) -> Result<()> {

@@ -42,6 +42,9 @@ impl ShardStore for OfflineStore {
     async fn list(&self) -> Result<Vec<ShardKey>> {
         Err(self.err())
     }
+    async fn quarantine(&self, _: ShardKey) -> Result<()> {
+        Err(self.err())
+    }
     async fn health(&self) -> Result<()> {
         Err(self.err())
     }

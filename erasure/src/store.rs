@@ -7,7 +7,10 @@
 //!   (the caller checks the shard's own checksum, so every store is verified the same way);
 //! - `delete` is idempotent: deleting a missing shard succeeds;
 //! - `list` returns every stored shard key, in no particular order;
-//! - `health` fails when the store cannot currently serve reads and writes.
+//! - `quarantine` moves a shard aside (a failed checksum, kept for inspection rather than
+//!   deleted); afterwards `get` reports it missing, so a rewrite can take its place;
+//! - `health` fails when the store cannot currently serve reads and writes;
+//! - `space` reports capacity where the store knows it.
 
 use std::fmt;
 
@@ -37,5 +40,16 @@ pub trait ShardStore: Send + Sync + fmt::Debug + 'static {
     async fn get(&self, key: ShardKey) -> Result<Bytes>;
     async fn delete(&self, key: ShardKey) -> Result<()>;
     async fn list(&self) -> Result<Vec<ShardKey>>;
+    async fn quarantine(&self, key: ShardKey) -> Result<()>;
     async fn health(&self) -> Result<()>;
+    async fn space(&self) -> Result<Option<DiskSpace>> {
+        Ok(None)
+    }
+}
+
+/// Capacity of the file system a store lives on, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiskSpace {
+    pub total: u64,
+    pub free: u64,
 }

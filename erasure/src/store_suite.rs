@@ -50,4 +50,12 @@ pub async fn run(store: &dyn ShardStore) {
         Bytes::from_static(b"other index")
     );
     assert_eq!(store.list().await.unwrap().len(), 2);
+
+    // A quarantined shard is gone from the store's view, and a rewrite can take its place.
+    store.quarantine(a1).await.unwrap();
+    assert!(store.get(a1).await.unwrap_err().is_not_found());
+    assert!(store.quarantine(a1).await.unwrap_err().is_not_found());
+    assert_eq!(store.list().await.unwrap(), vec![b]);
+    store.put(a1, Bytes::from_static(b"healed")).await.unwrap();
+    assert_eq!(store.get(a1).await.unwrap(), Bytes::from_static(b"healed"));
 }
