@@ -22,10 +22,12 @@ pub enum Tree {
     Parts,
     Refcounts,
     Gc,
+    /// Chunks whose stripes are known to lack shards (degraded writes), to heal.
+    Heal,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 8] = [
+    pub const ALL: [Tree; 9] = [
         Tree::Meta,
         Tree::Buckets,
         Tree::Objects,
@@ -34,6 +36,7 @@ impl Tree {
         Tree::Parts,
         Tree::Refcounts,
         Tree::Gc,
+        Tree::Heal,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Tree {
             Tree::Parts => "parts",
             Tree::Refcounts => "refcounts",
             Tree::Gc => "gc",
+            Tree::Heal => "heal",
         }
     }
 }

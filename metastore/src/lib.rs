@@ -1,5 +1,5 @@
-//! Tessera's metadata: buckets, objects, multipart uploads, chunk reference counts and the
-//! chunk garbage-collection queue.
+//! Tessera's metadata: buckets, objects, multipart uploads, chunk reference counts, the
+//! chunk garbage-collection queue and the heal queue.
 //!
 //! Two layers:
 //! - [`KvStore`], the narrow storage boundary: ordered trees with atomic, durable batches.
@@ -15,6 +15,7 @@ mod error;
 pub mod keys;
 mod kv;
 mod listing;
+mod maintenance;
 mod memory;
 mod mirror;
 pub mod records;
@@ -32,6 +33,7 @@ mod suite_versions;
 pub use error::{Error, Result};
 pub use kv::{Batch, KvStore, Tree};
 pub use listing::{ListEntry, ListPage, ListQuery};
+pub use maintenance::{ChunkEntry, RefMismatch, RefcountCheck, Usage};
 pub use memory::MemoryKv;
 pub use mirror::MirroredKv;
 pub use records::{

@@ -75,6 +75,11 @@ fn check_expect(current: Option<&ObjectRecord>, expect: Option<&Expect>) -> Resu
 pub(crate) struct RefDelta(HashMap<[u8; 32], (i64, u32)>);
 
 impl RefDelta {
+    /// A change that takes a chunk's count from `from` to `to`.
+    pub(crate) fn set(&mut self, hash: [u8; 32], from: u64, to: u64, len: u32) {
+        self.0.insert(hash, (to as i64 - from as i64, len));
+    }
+
     pub(crate) fn add(&mut self, chunks: &[ChunkRef], by: i64) {
         for c in chunks {
             let e = self.0.entry(c.hash).or_insert((0, c.len));
@@ -92,7 +97,7 @@ impl Inner {
         self.kv.get(tree, key)?.map(|v| decode(&v)).transpose()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.write_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -104,7 +109,7 @@ impl Inner {
     }
 
     /// Adds the refcount changes to `batch`; chunks that drop to zero are queued for GC.
-    fn apply_refs(&self, batch: &mut Batch, delta: RefDelta) -> Result<()> {
+    pub(crate) fn apply_refs(&self, batch: &mut Batch, delta: RefDelta) -> Result<()> {
         let due = now_ms() + self.gc_grace_ms;
         for (hash, (change, len)) in delta.0 {
             if change == 0 {
@@ -146,12 +151,18 @@ impl MetaStore {
         }
     }
 
+    /// The backend, for tests that must bypass the domain rules.
+    #[cfg(test)]
+    pub(crate) fn kv(&self) -> &dyn KvStore {
+        self.inner.kv.as_ref()
+    }
+
     /// An in-memory store with no GC grace period, for tests.
     pub fn memory() -> Self {
         Self::new(MemoryKv::new(), std::time::Duration::ZERO)
     }
 
-    async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
     ) -> Result<T> {

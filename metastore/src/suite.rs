@@ -54,6 +54,71 @@ pub async fn run(store: MetaStore) {
     conditions_and_updates(&store).await;
     crate::suite_versions::upload_listing(&store).await;
     crate::suite_versions::versions(&store).await;
+    maintenance(&store).await;
+}
+
+/// Runs last: the recount must agree with everything the other parts left behind.
+async fn maintenance(store: &MetaStore) {
+    store.heal_enqueue([7; 32], 99).await.unwrap();
+    store.heal_enqueue([3; 32], 5).await.unwrap();
+    store.heal_enqueue([7; 32], 99).await.unwrap();
+    assert_eq!(store.heal_queue_len().await.unwrap(), 2);
+    assert_eq!(
+        store.heal_queue(10).await.unwrap(),
+        vec![([3; 32], 5), ([7; 32], 99)]
+    );
+    store.heal_done([3; 32]).await.unwrap();
+    assert_eq!(store.heal_queue(10).await.unwrap(), vec![([7; 32], 99)]);
+    store.heal_done([7; 32]).await.unwrap();
+
+    let clean = store.check_refcounts(false).await.unwrap();
+    assert!(clean.mismatched.is_empty(), "{clean:?}");
+    assert!(clean.chunks_referenced > 0);
+
+    // Every stored chunk is visited once, in pages.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.chunks_after(after, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.hash);
+        seen.extend(page);
+    }
+    assert_eq!(seen.len() as u64, clean.chunks_recorded);
+    assert!(seen.windows(2).all(|w| w[0].hash < w[1].hash));
+
+    // Damage the counts behind the store's back: one stray record, one wrong count.
+    let victim = seen.iter().find(|c| c.refs > 0).unwrap();
+    let mut b = Batch::default();
+    b.put(
+        Tree::Refcounts,
+        [0xEE; 32].to_vec(),
+        encode(&RefRecord { count: 4, len: 10 }),
+    );
+    b.put(
+        Tree::Refcounts,
+        victim.hash.to_vec(),
+        encode(&RefRecord {
+            count: victim.refs + 3,
+            len: victim.len,
+        }),
+    );
+    store.kv().write(b).unwrap();
+    let found = store.check_refcounts(false).await.unwrap();
+    assert_eq!(found.mismatched.len(), 2, "{found:?}");
+    assert!(!found.repaired);
+    let fixed = store.check_refcounts(true).await.unwrap();
+    assert!(fixed.repaired);
+    assert!(store.check_refcounts(false).await.unwrap().mismatched.is_empty());
+    assert_eq!(store.chunk_refcount([0xEE; 32]).await.unwrap(), Some(0));
+    assert_eq!(
+        store.chunk_refcount(victim.hash).await.unwrap(),
+        Some(victim.refs)
+    );
+
+    let usage = store.usage().await.unwrap();
+    assert!(usage.buckets > 0 && usage.versions >= usage.objects);
+    assert_eq!(usage.chunks, clean.chunks_recorded + 1);
 }
 
 async fn buckets(store: &MetaStore) {

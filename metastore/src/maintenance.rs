@@ -1,0 +1,257 @@
+//! Bookkeeping for durability work: the persistent heal queue, paging through every stored
+//! chunk (for the scanner), recounting chunk references from the manifests (`check`), and
+//! usage totals.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::kv::{Batch, Tree, scan_all};
+use crate::records::{ObjectRecord, PartRecord, RefRecord, decode, encode};
+use crate::store::{MetaStore, RefDelta};
+use crate::Result;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct HealRecord {
+    len: u32,
+    queued_ms: u64,
+}
+
+/// A stored chunk and its reference count (0: waiting for garbage collection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkEntry {
+    pub hash: [u8; 32],
+    pub len: u32,
+    pub refs: u64,
+}
+
+/// A chunk whose recorded reference count disagrees with the manifests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefMismatch {
+    pub chunk: String,
+    /// The recorded count; `None` when the chunk has no record at all.
+    pub recorded: Option<u64>,
+    /// References found in object versions and uploaded parts.
+    pub counted: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RefcountCheck {
+    pub chunks_recorded: u64,
+    pub chunks_referenced: u64,
+    pub mismatched: Vec<RefMismatch>,
+    /// True when the mismatches were corrected.
+    pub repaired: bool,
+}
+
+/// Totals over the whole store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub buckets: u64,
+    /// Current objects (latest versions that are not delete markers).
+    pub objects: u64,
+    /// Every stored version, delete markers included.
+    pub versions: u64,
+    /// Sum of the sizes of every version that holds data, as clients see them.
+    pub logical_bytes: u64,
+    /// Bytes kept inside the metadata (small objects).
+    pub inline_bytes: u64,
+    /// Distinct chunks stored, and their bytes before erasure coding.
+    pub chunks: u64,
+    pub chunk_bytes: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl MetaStore {
+    /// Records that a chunk's stripe lacks shards. Survives restarts until [`Self::heal_done`].
+    pub async fn heal_enqueue(&self, hash: [u8; 32], len: u32) -> Result<()> {
+        self.run(move |s| {
+            let mut b = Batch::default();
+            let rec = HealRecord {
+                len,
+                queued_ms: now_ms(),
+            };
+            b.put(Tree::Heal, hash.to_vec(), encode(&rec));
+            s.kv.write(b)
+        })
+        .await
+    }
+
+    /// Up to `limit` queued chunks: (hash, length).
+    pub async fn heal_queue(&self, limit: usize) -> Result<Vec<([u8; 32], u32)>> {
+        self.run(move |s| {
+            s.kv.scan(Tree::Heal, &[], None, limit)?
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let hash: [u8; 32] = k.as_slice().try_into().ok()?;
+                    Some(decode::<HealRecord>(&v).map(|r| (hash, r.len)))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn heal_done(&self, hash: [u8; 32]) -> Result<()> {
+        self.run(move |s| {
+            let mut b = Batch::default();
+            b.delete(Tree::Heal, hash.to_vec());
+            s.kv.write(b)
+        })
+        .await
+    }
+
+    pub async fn heal_queue_len(&self) -> Result<u64> {
+        self.run(|s| {
+            let mut n = 0;
+            scan_all(s.kv.as_ref(), Tree::Heal, |_| {
+                n += 1;
+                Ok(())
+            })?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Stored chunks in hash order, starting after `after`.
+    pub async fn chunks_after(
+        &self,
+        after: Option<[u8; 32]>,
+        limit: usize,
+    ) -> Result<Vec<ChunkEntry>> {
+        self.run(move |s| {
+            let start = match after {
+                Some(h) => {
+                    let mut k = h.to_vec();
+                    k.push(0);
+                    k
+                }
+                None => Vec::new(),
+            };
+            s.kv.scan(Tree::Refcounts, &start, None, limit)?
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let hash: [u8; 32] = k.as_slice().try_into().ok()?;
+                    Some(decode::<RefRecord>(&v).map(|r| ChunkEntry {
+                        hash,
+                        len: r.len,
+                        refs: r.count,
+                    }))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Recounts every chunk reference from the object versions and uploaded parts and compares
+    /// the counts with the recorded ones; with `repair`, corrects the records (a chunk no
+    /// longer referenced is queued for garbage collection). Writes wait while it runs, so the
+    /// counts it compares belong to one moment.
+    pub async fn check_refcounts(&self, repair: bool) -> Result<RefcountCheck> {
+        self.run(move |s| {
+            let _g = s.lock();
+            let kv = s.kv.as_ref();
+            let mut counted: HashMap<[u8; 32], (u64, u32)> = HashMap::new();
+            let mut count = |chunks: &[crate::ChunkRef]| {
+                for c in chunks {
+                    let e = counted.entry(c.hash).or_insert((0, c.len));
+                    e.0 += 1;
+                }
+            };
+            scan_all(kv, Tree::Versions, |(_, v)| {
+                count(decode::<ObjectRecord>(&v)?.data.chunks());
+                Ok(())
+            })?;
+            scan_all(kv, Tree::Parts, |(_, v)| {
+                count(&decode::<PartRecord>(&v)?.chunks);
+                Ok(())
+            })?;
+            let mut recorded: HashMap<[u8; 32], RefRecord> = HashMap::new();
+            scan_all(kv, Tree::Refcounts, |(k, v)| {
+                if let Ok(hash) = <[u8; 32]>::try_from(k.as_slice()) {
+                    recorded.insert(hash, decode(&v)?);
+                }
+                Ok(())
+            })?;
+
+            let mut report = RefcountCheck {
+                chunks_recorded: recorded.len() as u64,
+                chunks_referenced: counted.len() as u64,
+                ..RefcountCheck::default()
+            };
+            let mut fixes = RefDelta::default();
+            for (hash, &(n, len)) in &counted {
+                let have = recorded.get(hash).map(|r| r.count);
+                if have != Some(n) {
+                    report.mismatched.push(RefMismatch {
+                        chunk: hex::encode(hash),
+                        recorded: have,
+                        counted: n,
+                    });
+                    fixes.set(*hash, have.unwrap_or(0), n, len);
+                }
+            }
+            for (hash, rec) in &recorded {
+                if rec.count > 0 && !counted.contains_key(hash) {
+                    report.mismatched.push(RefMismatch {
+                        chunk: hex::encode(hash),
+                        recorded: Some(rec.count),
+                        counted: 0,
+                    });
+                    fixes.set(*hash, rec.count, 0, rec.len);
+                }
+            }
+            report.mismatched.sort_by(|a, b| a.chunk.cmp(&b.chunk));
+            if repair && !report.mismatched.is_empty() {
+                let mut batch = Batch::default();
+                s.apply_refs(&mut batch, fixes)?;
+                s.kv.write(batch)?;
+                report.repaired = true;
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    /// Counts buckets, objects, versions and bytes. Reads everything: for admin use.
+    pub async fn usage(&self) -> Result<Usage> {
+        self.run(|s| {
+            let kv = s.kv.as_ref();
+            let mut u = Usage::default();
+            scan_all(kv, Tree::Buckets, |_| {
+                u.buckets += 1;
+                Ok(())
+            })?;
+            scan_all(kv, Tree::Objects, |(_, v)| {
+                if !decode::<ObjectRecord>(&v)?.delete_marker {
+                    u.objects += 1;
+                }
+                Ok(())
+            })?;
+            scan_all(kv, Tree::Versions, |(_, v)| {
+                let r: ObjectRecord = decode(&v)?;
+                u.versions += 1;
+                if !r.delete_marker {
+                    u.logical_bytes += r.size;
+                    if let crate::ObjectData::Inline(b) = &r.data {
+                        u.inline_bytes += b.len() as u64;
+                    }
+                }
+                Ok(())
+            })?;
+            scan_all(kv, Tree::Refcounts, |(_, v)| {
+                let r: RefRecord = decode(&v)?;
+                u.chunks += 1;
+                u.chunk_bytes += r.len as u64;
+                Ok(())
+            })?;
+            Ok(u)
+        })
+        .await
+    }
+}
