@@ -34,6 +34,30 @@ pub struct ChunkCounters {
     pub shard_write_errors: AtomicU64,
 }
 
+/// A copy of [`ChunkCounters`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CounterSnapshot {
+    pub corrupt_found: u64,
+    pub missing_found: u64,
+    pub shards_healed: u64,
+    pub heal_failures: u64,
+    pub shard_read_errors: u64,
+    pub shard_write_errors: u64,
+}
+
+impl ChunkCounters {
+    pub fn snapshot(&self) -> CounterSnapshot {
+        CounterSnapshot {
+            corrupt_found: self.corrupt_found.load(Relaxed),
+            missing_found: self.missing_found.load(Relaxed),
+            shards_healed: self.shards_healed.load(Relaxed),
+            heal_failures: self.heal_failures.load(Relaxed),
+            shard_read_errors: self.shard_read_errors.load(Relaxed),
+            shard_write_errors: self.shard_write_errors.load(Relaxed),
+        }
+    }
+}
+
 /// What a chunk write achieved: the shard positions that could not be written are the ones a
 /// heal must fill in later.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +176,12 @@ impl ChunkStore {
     }
 
     /// Reads and verifies the shard at stripe position `index`.
-    pub(crate) async fn read_shard(&self, hash: ChunkHash, index: usize, len: u64) -> Result<Bytes> {
+    pub(crate) async fn read_shard(
+        &self,
+        hash: ChunkHash,
+        index: usize,
+        len: u64,
+    ) -> Result<Bytes> {
         let key = ShardKey {
             chunk: hash,
             index: index as u8,
@@ -191,7 +220,11 @@ impl ChunkStore {
 }
 
 /// The shard files (header + payload) of every stripe position of a chunk.
-pub(crate) fn encode_shard_files(codec: Codec, hash: ChunkHash, data: &Bytes) -> Result<Vec<Bytes>> {
+pub(crate) fn encode_shard_files(
+    codec: Codec,
+    hash: ChunkHash,
+    data: &Bytes,
+) -> Result<Vec<Bytes>> {
     let shards = codec.encode(data)?;
     Ok(shards
         .iter()

@@ -111,7 +111,11 @@ fn inspect(disk: &Path) -> Result<Found> {
                         Err(e) => return Ok(Found::Unreadable(format!("{}: {e}", disk.display()))),
                     }
                 }
-                Ok(if empty { Found::Empty } else { Found::Unformatted })
+                Ok(if empty {
+                    Found::Empty
+                } else {
+                    Found::Unformatted
+                })
             }
         },
         Err(e) => Ok(Found::Unreadable(format!("{}: {e}", path.display()))),
@@ -382,10 +386,7 @@ mod tests {
         disks[3] = t.path().join("empty");
         std::fs::create_dir_all(disks[3].join("lost+found")).unwrap();
         let dep = prepare_disks(&disks, None, 1 << 20).unwrap();
-        assert_eq!(
-            dep.offline.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-            [1]
-        );
+        assert_eq!(dep.offline.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
         assert_eq!(dep.adopted, [3]);
         assert!(!d[1].exists(), "a missing disk is not created");
         assert_eq!(probe_disk(&disks[3], &dep, 3), DiskProbe::Ready);
@@ -411,7 +412,11 @@ mod tests {
         )
         .unwrap();
         let dep = prepare_disks(&disks, None, 1 << 20).unwrap();
-        assert!(dep.offline[0].1.contains("holds files but no tessera format"));
+        assert!(
+            dep.offline[0]
+                .1
+                .contains("holds files but no tessera format")
+        );
         assert!(matches!(probe_disk(&d[1], &dep, 1), DiskProbe::Unusable(_)));
 
         // Three of four disks empty or missing: more than parity 2, refused before adopting.
@@ -421,11 +426,18 @@ mod tests {
         three[2] = t.path().join("e2");
         std::fs::create_dir_all(&three[0]).unwrap();
         std::fs::create_dir_all(&three[2]).unwrap();
-        let e = prepare_disks(&three, None, 1 << 20).unwrap_err().to_string();
-        assert!(e.contains("3 disks of erasure set 1 are unavailable or empty"), "{e}");
+        let e = prepare_disks(&three, None, 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("3 disks of erasure set 1 are unavailable or empty"),
+            "{e}"
+        );
         assert_eq!(probe_disk(&three[0], &dep, 0), DiskProbe::Adoptable);
 
-        let e = prepare_disks(&disks, Some(1), 1 << 20).unwrap_err().to_string();
+        let e = prepare_disks(&disks, Some(1), 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot change"), "{e}");
     }
 }

@@ -107,7 +107,11 @@ impl ShardStore for FaultyStore {
         let quota = self.faults.quota_bytes.load(Ordering::SeqCst);
         {
             let sizes = self.sizes();
-            let used: u64 = sizes.iter().filter(|(k, _)| **k != key).map(|(_, s)| s).sum();
+            let used: u64 = sizes
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .map(|(_, s)| s)
+                .sum();
             if used + file.len() as u64 > quota {
                 return Err(Error::Io {
                     path: format!("(quota of {quota} bytes)").into(),
@@ -209,7 +213,10 @@ mod tests {
         Faults::set(&faults.lose_writes, false);
 
         faults.quota_bytes.store(6, Ordering::SeqCst);
-        let e = store.put(other, Bytes::from_static(b"xyz")).await.unwrap_err();
+        let e = store
+            .put(other, Bytes::from_static(b"xyz"))
+            .await
+            .unwrap_err();
         assert!(e.is_storage_full(), "{e}");
         store.put(other, Bytes::from_static(b"xy")).await.unwrap();
         // Overwriting a shard does not count it twice.

@@ -89,6 +89,33 @@ impl ChunkStore {
         Ok(report)
     }
 
+    /// Reads and verifies every shard of a chunk, changing nothing and counting nothing.
+    /// Fails with [`Error::ReadQuorum`] when fewer than k shards are readable.
+    pub async fn verify_chunk(&self, hash: ChunkHash, len: u64) -> Result<HealReport> {
+        let n = self.codec.total_shards();
+        let mut report = HealReport::default();
+        let reads = join_all((0..n).map(|i| self.read_shard(hash, i, len))).await;
+        for (i, r) in reads.into_iter().enumerate() {
+            match r {
+                Ok(p) => report.bytes_read += p.len() as u64,
+                Err(e) => match classify(&e) {
+                    Damage::Missing => report.missing.push(i),
+                    Damage::Corrupt => report.corrupt.push(i),
+                    Damage::Unavailable => report.unavailable.push(i),
+                },
+            }
+        }
+        let lost = report.missing.len() + report.corrupt.len() + report.unavailable.len();
+        if n - lost < self.codec.data_shards() {
+            return Err(Error::ReadQuorum {
+                available: n - lost,
+                needed: self.codec.data_shards(),
+                detail: format!("{report:?}"),
+            });
+        }
+        Ok(report)
+    }
+
     /// Decodes a chunk from the shards that could be read, counting and logging the rest.
     pub(crate) async fn reconstruct(
         &self,
@@ -211,7 +238,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::{FaultyStore, Faults, Layout, MemoryShardStore, ShardStore};
+    use crate::{Faults, FaultyStore, Layout, MemoryShardStore, ShardStore};
 
     struct Rig {
         mem: Vec<Arc<MemoryShardStore>>,
@@ -234,7 +261,10 @@ mod tests {
     }
 
     fn chunk(len: usize) -> (ChunkHash, Bytes) {
-        let data: Bytes = (0..len).map(|i| (i * 31 % 251) as u8).collect::<Vec<_>>().into();
+        let data: Bytes = (0..len)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect::<Vec<_>>()
+            .into();
         (ChunkHash::of(&data), data)
     }
 
@@ -281,12 +311,18 @@ mod tests {
         flip(&r.mem[p[k]], key(h, k)).await;
         r.mem[p[k + 1]].delete(key(h, k + 1)).await.unwrap();
 
+        let found = r.cs.verify_chunk(h, data.len() as u64).await.unwrap();
+        assert_eq!(
+            (found.corrupt.clone(), found.missing.clone()),
+            (vec![k], vec![k + 1])
+        );
+        assert_eq!(found.rewritten, 0);
         let report = r.cs.heal_chunk(h, data.len() as u64).await.unwrap();
         assert_eq!(report.corrupt, vec![k]);
         assert_eq!(report.missing, vec![k + 1]);
         assert_eq!(report.rewritten, 2);
         assert!(report.complete());
-        let again = r.cs.heal_chunk(h, data.len() as u64).await.unwrap();
+        let again = r.cs.verify_chunk(h, data.len() as u64).await.unwrap();
         assert!(!again.damaged(), "{again:?}");
         assert!(again.bytes_read >= data.len() as u64);
     }

@@ -32,13 +32,13 @@ mod store;
 #[cfg(test)]
 mod store_suite;
 
-pub use chunk_store::{ChunkCounters, ChunkStore, PutChunkReport};
-pub use disk_slot::{DiskSlot, DiskState};
-pub use faulty::{Faults, FaultyStore};
-pub use heal::HealReport;
+pub use chunk_store::{ChunkCounters, ChunkStore, CounterSnapshot, PutChunkReport};
 pub use codec::Codec;
+pub use disk_slot::{DiskSlot, DiskState};
 pub use error::{Error, Result};
+pub use faulty::{Faults, FaultyStore};
 pub use hash::ChunkHash;
+pub use heal::HealReport;
 pub use layout::{Layout, default_parity};
 pub use local_disk::LocalDiskStore;
 pub use memory::MemoryShardStore;

@@ -76,9 +76,19 @@ impl LocalDiskStore {
         let dest = self.shard_path(key);
         let dir = dest.parent().expect("shard path has a parent");
         if !dir.exists() {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            // Only the two fan-out levels are created: a disk whose directory vanished (pulled,
+            // wiped) fails the write instead of growing a stray tree the monitor would then
+            // refuse to adopt.
+            let top = dir.parent().expect("fan-out dir has a parent");
+            for d in [top, dir] {
+                match fs::create_dir(d) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(Error::io(d, e)),
+                }
+            }
             // Make the new directory entries themselves durable.
-            sync_dir(dir.parent().expect("fan-out dir has a parent"))?;
+            sync_dir(top)?;
             sync_dir(&self.root.join(SHARDS_DIR))?;
         }
         let tmp = self

@@ -73,6 +73,10 @@ pub struct ServeConfig {
     pub region: String,
     /// Domains under which `bucket.<domain>` addresses a bucket (virtual-host style).
     pub domains: Vec<String>,
+    /// The background scanner's schedule and bandwidth.
+    pub scan: crate::storage::ScanSchedule,
+    /// How often the disk monitor probes every disk.
+    pub disk_check_interval: Duration,
 }
 
 /// Expands every `{a...b}` range in `arg` (numbers, optionally zero-padded) into the list of

@@ -2,7 +2,9 @@
 //! knows s3s), and the object service that turns S3 operations into metastore commits and
 //! erasure-coded chunk I/O.
 
+pub mod admin;
 pub mod config;
+pub mod disks;
 pub mod error;
 pub mod http;
 pub mod s3;

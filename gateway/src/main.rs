@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use gateway::admin::{AdminCommand, run_admin};
 use gateway::config::{Credentials, ServeConfig, expand_ellipsis};
 
 #[derive(Parser)]
@@ -22,6 +23,25 @@ struct Cli {
 enum Command {
     /// Serve S3 from one or more directories (disks). `DIR` accepts ranges: /data{1...4}.
     Serve(ServeArgs),
+    /// Administer a running server through its admin API (root credentials from
+    /// TESSERA_ROOT_USER / TESSERA_ROOT_PASSWORD, else the development defaults).
+    Admin(AdminArgs),
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The server's S3 endpoint.
+    #[arg(
+        long,
+        env = "TESSERA_ENDPOINT",
+        default_value = "http://127.0.0.1:9000"
+    )]
+    endpoint: String,
+    /// Print the server's JSON answer instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
 }
 
 #[derive(clap::Args)]
@@ -45,6 +65,15 @@ struct ServeArgs {
     /// keep working.
     #[arg(long = "domain", value_name = "DOMAIN")]
     domains: Vec<String>,
+    /// Seconds between scheduled scanner passes over every shard (0: only on demand).
+    #[arg(long, default_value_t = 24 * 3600)]
+    scan_interval_secs: u64,
+    /// Shard bytes per second a scheduled scanner pass may read, in MiB (0: unlimited).
+    #[arg(long, default_value_t = 64)]
+    scan_bandwidth_mib: u64,
+    /// Seconds between probes of every disk (missing, returned, replaced, faulty).
+    #[arg(long, default_value_t = 5)]
+    disk_check_secs: u64,
     /// Data directories, one per disk.
     #[arg(required = true, value_name = "DIR")]
     dirs: Vec<String>,
@@ -61,9 +90,7 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, String> {
             return Err(format!("{} is given more than once", d.display()));
         }
     }
-    let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-    let credentials =
-        Credentials::from_env_values(env("TESSERA_ROOT_USER"), env("TESSERA_ROOT_PASSWORD"))?;
+    let credentials = root_credentials()?;
     Ok(ServeConfig {
         address: args.address,
         disks,
@@ -73,7 +100,18 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, String> {
         multipart_expiry: Duration::from_secs(args.multipart_expiry_secs),
         region: args.region,
         domains: args.domains,
+        scan: gateway::storage::ScanSchedule {
+            interval: (args.scan_interval_secs > 0)
+                .then(|| Duration::from_secs(args.scan_interval_secs)),
+            bytes_per_sec: args.scan_bandwidth_mib << 20,
+        },
+        disk_check_interval: Duration::from_secs(args.disk_check_secs.max(1)),
     })
+}
+
+fn root_credentials() -> Result<Credentials, String> {
+    let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    Credentials::from_env_values(env("TESSERA_ROOT_USER"), env("TESSERA_ROOT_PASSWORD"))
 }
 
 fn main() {
@@ -92,6 +130,10 @@ fn main() {
                 .build()
                 .map_err(|e| e.to_string())?
                 .block_on(gateway::server::serve(cfg))
+        }),
+        Command::Admin(args) => root_credentials().and_then(|creds| {
+            let code = run_admin(&args.endpoint, creds, args.json, args.command)?;
+            std::process::exit(code)
         }),
     };
     if let Err(e) = result {

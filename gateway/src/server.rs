@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use erasure::disk_format::{self, Deployment};
-use erasure::{ChunkStore, LocalDiskStore, OfflineStore, ShardStore};
+use erasure::disk_format;
+use erasure::{ChunkStore, DiskState};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use metastore::{KvStore, MetaStore, MirroredKv, RocksKv};
@@ -14,7 +14,9 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::admin::AdminApi;
 use crate::config::{CHUNK_SIZE, CredentialSource, INLINE_MAX, ServeConfig};
+use crate::disks::Disks;
 use crate::s3::{RootAuth, TesseraS3};
 use crate::storage::ObjectService;
 
@@ -22,7 +24,7 @@ pub const META_DIR: &str = ".tessera/meta";
 
 /// Everything a running server is made of, opened and checked.
 pub struct Opened {
-    pub deployment: Deployment,
+    pub disks: Arc<Disks>,
     pub service: Arc<ObjectService>,
     pub meta_replicas: Vec<PathBuf>,
 }
@@ -31,40 +33,38 @@ pub struct Opened {
 pub fn open(cfg: &ServeConfig) -> Result<Opened, String> {
     let deployment = disk_format::prepare_disks(&cfg.disks, cfg.parity, CHUNK_SIZE)
         .map_err(|e| e.to_string())?;
-    let offline = |i: usize| {
-        deployment
-            .offline
-            .iter()
-            .find(|(o, _)| *o == i)
-            .map(|(_, why)| why.clone())
-    };
-    let mut stores: Vec<Arc<dyn ShardStore>> = Vec::new();
-    for (i, d) in cfg.disks.iter().enumerate() {
-        match offline(i) {
-            Some(why) => {
-                warn!(disk = %d.display(), "DISK OFFLINE: {why}; running degraded (reads rebuild its shards from parity, writes need the others)");
-                stores.push(Arc::new(OfflineStore::new(d.display().to_string(), why)));
+    let disks = Arc::new(Disks::open(deployment, cfg.disks.clone()));
+    // The metadata must survive the loss of any `parity` disks, like the data: keep a replica on
+    // the first parity + 1 disks (those of them that can be opened now). A replica that missed
+    // writes while its disk was away, or a new one on a replacement disk, is rebuilt from the
+    // most recent one as the mirror opens.
+    let layout = disks.deployment.layout;
+    let replica_count = (layout.parity + 1).min(cfg.disks.len());
+    let mut meta_replicas = Vec::new();
+    let mut replicas: Vec<(String, Box<dyn KvStore>)> = Vec::new();
+    for i in 0..replica_count {
+        if matches!(disks.slots[i].state(), DiskState::Offline(_)) {
+            continue;
+        }
+        let path = cfg.disks[i].join(META_DIR);
+        match RocksKv::open(&path) {
+            Ok(kv) => {
+                replicas.push((path.display().to_string(), Box::new(kv)));
+                meta_replicas.push(path);
             }
-            None => stores.push(Arc::new(
-                LocalDiskStore::open(d).map_err(|e| e.to_string())?,
-            )),
+            Err(e) => {
+                warn!(replica = %path.display(), error = %e, "METADATA REPLICA UNAVAILABLE; continuing on the others")
+            }
         }
     }
-    // The metadata must survive the loss of any `parity` disks, like the data: keep a replica on
-    // the first parity + 1 disks (those of them that are online now).
-    let replica_count = (deployment.layout.parity + 1).min(cfg.disks.len());
-    let meta_replicas: Vec<PathBuf> = (0..replica_count)
-        .filter(|&i| offline(i).is_none())
-        .map(|i| cfg.disks[i].join(META_DIR))
-        .collect();
-    let mut replicas: Vec<(String, Box<dyn KvStore>)> = Vec::new();
-    for p in &meta_replicas {
-        let kv = RocksKv::open(p).map_err(|e| e.to_string())?;
-        replicas.push((p.display().to_string(), Box::new(kv)));
+    if replicas.is_empty() {
+        return Err(format!(
+            "no metadata replica could be opened (they live on the first {replica_count} disks)"
+        ));
     }
     let kv = MirroredKv::new(replicas).map_err(|e| e.to_string())?;
     let meta = MetaStore::new(kv, cfg.gc_grace);
-    let chunks = ChunkStore::new(deployment.layout, stores).map_err(|e| e.to_string())?;
+    let chunks = ChunkStore::new(layout, disks.stores()).map_err(|e| e.to_string())?;
     let service = Arc::new(ObjectService::new(
         meta,
         Arc::new(chunks),
@@ -72,14 +72,14 @@ pub fn open(cfg: &ServeConfig) -> Result<Opened, String> {
         INLINE_MAX,
     ));
     Ok(Opened {
-        deployment,
+        disks,
         service,
         meta_replicas,
     })
 }
 
 fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
-    let d = &opened.deployment;
+    let d = &opened.disks.deployment;
     println!(
         "tessera {} - S3-compatible object storage",
         env!("CARGO_PKG_VERSION")
@@ -107,6 +107,12 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
     println!("  erasure:     {}", d.layout);
     for (_, why) in &d.offline {
         println!("  WARNING: disk offline, running degraded: {why}");
+    }
+    for &i in &d.adopted {
+        println!(
+            "  NOTICE:  adopted empty replacement disk {}; heal is refilling it",
+            cfg.disks[i].display()
+        );
     }
     println!("  deployment:  {}", d.deployment_id);
     println!(
@@ -153,6 +159,24 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let _expiry = opened
         .service
         .spawn_upload_expiry(cfg.multipart_expiry, expiry_interval);
+    let _healers = opened.service.spawn_healers(cfg.scan);
+    let _monitor = opened
+        .disks
+        .spawn_monitor(Arc::downgrade(&opened.service), cfg.disk_check_interval);
+    // Disks adopted or missing at start need a full pass: what they lack is in no queue.
+    // Shards of uploads a crash interrupted are swept now; later passes sweep again.
+    let d = &opened.disks.deployment;
+    if !d.offline.is_empty() || !d.adopted.is_empty() {
+        opened.service.request_heal_pass();
+    }
+    {
+        let service = opened.service.clone();
+        tokio::spawn(async move {
+            if let Err(e) = service.sweep_orphans(true).await {
+                warn!(error = %e, "start-up orphan sweep failed");
+            }
+        });
+    }
 
     let mut builder =
         S3ServiceBuilder::new(TesseraS3::new(opened.service.clone(), cfg.region.clone()));
@@ -160,6 +184,17 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         cfg.credentials.access_key.clone(),
         cfg.credentials.secret_key.clone(),
     ));
+    builder.set_route(AdminApi {
+        service: opened.service.clone(),
+        disks: opened.disks.clone(),
+        root_access_key: cfg.credentials.access_key.clone(),
+        meta_replicas: opened
+            .meta_replicas
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        started: std::time::Instant::now(),
+    });
     if !cfg.domains.is_empty() {
         let host =
             crate::s3::Domains::new(&cfg.domains).map_err(|e| format!("invalid --domain: {e}"))?;

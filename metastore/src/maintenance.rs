@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Result;
 use crate::kv::{Batch, Tree, scan_all};
 use crate::records::{ObjectRecord, PartRecord, RefRecord, decode, encode};
 use crate::store::{MetaStore, RefDelta};
-use crate::Result;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct HealRecord {

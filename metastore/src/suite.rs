@@ -109,7 +109,14 @@ async fn maintenance(store: &MetaStore) {
     assert!(!found.repaired);
     let fixed = store.check_refcounts(true).await.unwrap();
     assert!(fixed.repaired);
-    assert!(store.check_refcounts(false).await.unwrap().mismatched.is_empty());
+    assert!(
+        store
+            .check_refcounts(false)
+            .await
+            .unwrap()
+            .mismatched
+            .is_empty()
+    );
     assert_eq!(store.chunk_refcount([0xEE; 32]).await.unwrap(), Some(0));
     assert_eq!(
         store.chunk_refcount(victim.hash).await.unwrap(),

@@ -31,6 +31,8 @@ impl From<Error> for S3Error {
                     "At least one of the pre-conditions you specified did not hold".to_string(),
                 ),
                 metastore::Error::PartChanged(n) => (C::InvalidPart, format!("Part {n} was replaced during completion")),
+                // RocksDB reports a full disk only in its message.
+                metastore::Error::Backend(m) if m.contains("No space left") => return storage_full(m),
                 other => return internal(other),
             },
             Error::Storage(s) => match s {
@@ -38,6 +40,7 @@ impl From<Error> for S3Error {
                     tracing::error!(error = %s, "storage quorum lost");
                     (C::ServiceUnavailable, "Not enough disks are available; please retry later".to_string())
                 }
+                erasure::Error::StorageFull { detail } => return storage_full(detail),
                 other => return internal(other),
             },
             Error::NoSuchVersion => (C::NoSuchVersion, "The specified version does not exist.".to_string()),
@@ -94,6 +97,18 @@ fn delete_marker(version_id: Option<&str>, requested: bool) -> S3Error {
         headers.insert("x-amz-version-id", v);
     }
     e.set_headers(headers);
+    e
+}
+
+/// No space for the data: 507, as MinIO answers (S3 itself never runs out).
+fn storage_full(detail: &str) -> S3Error {
+    tracing::error!(detail, "write refused: storage full");
+    let mut e = S3Error::with_message(
+        S3ErrorCode::Custom("XTesseraStorageFull".into()),
+        "Storage backend has no free space left for this object. Delete objects or add \
+         capacity, then retry.",
+    );
+    e.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
     e
 }
 

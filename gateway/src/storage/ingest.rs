@@ -209,7 +209,20 @@ impl ObjectService {
         let written = if already_here || self.meta.chunk_known(hash.0).await? {
             false
         } else {
-            self.chunks.put_chunk(hash, chunk).await?;
+            let report = match self.chunks.put_chunk(hash, chunk).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // Shards that landed without a quorum are of no use: remove them now
+                    // rather than leave them to the orphan sweep.
+                    drop(pin);
+                    self.discard_chunks(vec![hash.0]).await;
+                    return Err(e.into());
+                }
+            };
+            if !report.failed_positions.is_empty() {
+                // Durable with a quorum, but short of full redundancy until healed.
+                self.queue_heal(hash, len).await;
+            }
             seen.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(hash.0);

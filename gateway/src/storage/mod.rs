@@ -1,8 +1,10 @@
 //! The object service: S3-independent operations on buckets and objects, built from metastore
 //! commits and erasure-coded chunks. The S3 layer (`crate::s3`) translates to and from it.
 
+mod check;
 mod chunk_locks;
 mod gc;
+mod heal;
 mod ingest;
 mod multipart;
 mod read;
@@ -15,7 +17,9 @@ use metastore::{
     BucketRecord, ContentHeaders, Expect, ListPage, ListQuery, MetaStore, ObjectRecord,
 };
 
+pub use check::CheckReport;
 pub use chunk_locks::ChunkLocks;
+pub use heal::{PassProgress, ScanSchedule};
 pub use multipart::{CompletedPart, PartsCheck};
 pub use read::ObjectStream;
 
@@ -73,6 +77,7 @@ pub struct ObjectService {
     meta: MetaStore,
     chunks: Arc<ChunkStore>,
     locks: Arc<ChunkLocks>,
+    heal: Arc<heal::HealState>,
     chunk_size: usize,
     inline_max: usize,
 }
@@ -92,6 +97,7 @@ impl ObjectService {
             meta,
             chunks,
             locks: Arc::default(),
+            heal: Arc::default(),
             chunk_size,
             inline_max,
         }
@@ -99,6 +105,10 @@ impl ObjectService {
 
     pub fn chunk_store(&self) -> &ChunkStore {
         &self.chunks
+    }
+
+    pub fn meta(&self) -> &MetaStore {
+        &self.meta
     }
 
     // ---- buckets ----
@@ -304,7 +314,12 @@ impl ObjectService {
     async fn discard(&self, ingested: ingest::Ingested) {
         let written = ingested.written.clone();
         drop(ingested);
-        for hash in written {
+        self.discard_chunks(written).await;
+    }
+
+    /// Deletes the shards of chunks nothing references, skipping any a request has pinned.
+    async fn discard_chunks(&self, hashes: Vec<[u8; 32]>) {
+        for hash in hashes {
             let Some(_claim) = self.locks.try_claim_delete(hash) else {
                 continue;
             };

@@ -1,0 +1,176 @@
+//! The server half of the admin API: an s3s custom route, so SigV4 verification is s3s's.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::http::Extensions;
+use hyper::{HeaderMap, Method, Uri};
+use s3s::route::S3Route;
+use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use serde::Serialize;
+
+use crate::disks::{DiskInfo, Disks};
+use crate::storage::{ObjectService, PassProgress};
+
+pub const ADMIN_PREFIX: &str = "/tessera-admin/v1/";
+
+pub struct AdminApi {
+    pub service: Arc<ObjectService>,
+    pub disks: Arc<Disks>,
+    pub root_access_key: String,
+    pub meta_replicas: Vec<String>,
+    pub started: Instant,
+}
+
+#[derive(Serialize)]
+struct Info {
+    version: &'static str,
+    uptime_secs: u64,
+    deployment_id: String,
+    layout: Layout,
+    disks: Vec<DiskInfo>,
+    metadata_replicas: Vec<String>,
+    usage: metastore::Usage,
+    /// Logical bytes per stored chunk byte (before erasure coding); above 1 means dedup saves.
+    dedup_ratio: f64,
+    counters: erasure::CounterSnapshot,
+    heal: HealInfo,
+}
+
+#[derive(Serialize)]
+struct Layout {
+    disks: usize,
+    sets: usize,
+    set_size: usize,
+    data: usize,
+    parity: usize,
+}
+
+#[derive(Serialize)]
+struct HealInfo {
+    queue: u64,
+    queue_healed: u64,
+    pass: PassProgress,
+}
+
+#[derive(Serialize)]
+struct HealStarted {
+    /// The pass is done once `passes_finished` reaches this.
+    wait_for_passes: u64,
+    pass: PassProgress,
+}
+
+fn json(value: &impl Serialize) -> S3Result<S3Response<Body>> {
+    let body = serde_json::to_string_pretty(value)
+        .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
+    let mut resp = S3Response::new(Body::from(body));
+    resp.headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+impl AdminApi {
+    async fn info(&self) -> S3Result<S3Response<Body>> {
+        let usage = self
+            .service
+            .meta()
+            .usage()
+            .await
+            .map_err(crate::error::Error::from)?;
+        let queue = self
+            .service
+            .meta()
+            .heal_queue_len()
+            .await
+            .map_err(crate::error::Error::from)?;
+        let layout = self.disks.deployment.layout;
+        let chunks = self.service.chunk_store();
+        json(&Info {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_secs: self.started.elapsed().as_secs(),
+            deployment_id: self.disks.deployment.deployment_id.clone(),
+            layout: Layout {
+                disks: layout.disks,
+                sets: layout.sets(),
+                set_size: layout.set_size,
+                data: layout.data(),
+                parity: layout.parity,
+            },
+            disks: self.disks.info().await,
+            metadata_replicas: self.meta_replicas.clone(),
+            dedup_ratio: if usage.chunk_bytes == 0 {
+                1.0
+            } else {
+                (usage.logical_bytes - usage.inline_bytes) as f64 / usage.chunk_bytes as f64
+            },
+            usage,
+            counters: chunks.counters().snapshot(),
+            heal: HealInfo {
+                queue,
+                queue_healed: self.service.heal_queue_healed(),
+                pass: self.service.heal_progress(),
+            },
+        })
+    }
+
+    fn start_heal(&self) -> S3Result<S3Response<Body>> {
+        let pass = self.service.heal_progress();
+        let wait_for_passes = pass.passes_finished + if pass.running { 2 } else { 1 };
+        self.service.request_heal_pass();
+        json(&HealStarted {
+            wait_for_passes,
+            pass,
+        })
+    }
+
+    async fn check(&self, uri: &Uri) -> S3Result<S3Response<Body>> {
+        let repair = !uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .any(|kv| kv == "repair=false");
+        let report = self
+            .service
+            .check(repair)
+            .await
+            .map_err(crate::error::Error::from)?;
+        json(&report)
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Route for AdminApi {
+    fn is_match(&self, _: &Method, uri: &Uri, _: &HeaderMap, _: &mut Extensions) -> bool {
+        uri.path().starts_with(ADMIN_PREFIX)
+    }
+
+    async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        match &req.credentials {
+            Some(c) if c.access_key == self.root_access_key => Ok(()),
+            Some(_) => Err(S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                "The admin API needs the root credentials.",
+            )),
+            None => Err(S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                "The admin API needs signed requests.",
+            )),
+        }
+    }
+
+    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let op = &req.uri.path()[ADMIN_PREFIX.len()..];
+        match (&req.method, op) {
+            (&Method::GET, "info") => self.info().await,
+            (&Method::GET, "heal") => json(&self.service.heal_progress()),
+            (&Method::POST, "heal") => self.start_heal(),
+            (&Method::POST, "check") => self.check(&req.uri).await,
+            _ => Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!("unknown admin request {} {op}", req.method),
+            )),
+        }
+    }
+}

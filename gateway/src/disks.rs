@@ -1,0 +1,188 @@
+//! The server's local disks and the monitor that watches them.
+//!
+//! Every few seconds each disk directory is probed: a missing disk that is back is brought
+//! online, an empty directory in place of a lost disk is adopted (formatted as that disk, with a
+//! log line saying so), a disk whose directory vanished goes offline, and a disk that fails its
+//! write probe (read-only, I/O errors) is marked faulty. Whenever a disk comes (back) online the
+//! heal queue is retried and a full heal pass refills it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use erasure::disk_format::{self, Deployment, DiskProbe};
+use erasure::{DiskSlot, DiskSpace, DiskState, LocalDiskStore, ShardStore};
+use serde::Serialize;
+use tracing::{error, info, warn};
+
+use crate::storage::ObjectService;
+
+#[derive(Debug)]
+pub struct Disks {
+    pub deployment: Deployment,
+    pub paths: Vec<PathBuf>,
+    pub slots: Vec<Arc<DiskSlot>>,
+}
+
+/// One disk as `tessera admin info` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskInfo {
+    pub index: usize,
+    pub path: String,
+    pub set: usize,
+    #[serde(flatten)]
+    pub state: DiskState,
+    pub space: Option<DiskSpace>,
+}
+
+impl Disks {
+    /// Opens a slot per disk: the store, or an offline placeholder with the reason. Blocking.
+    pub fn open(deployment: Deployment, paths: Vec<PathBuf>) -> Self {
+        let slots = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let name = p.display().to_string();
+                if let Some((_, why)) = deployment.offline.iter().find(|(o, _)| *o == i) {
+                    warn!(disk = %name, "DISK OFFLINE: {why}; running degraded (reads rebuild its shards from parity, writes go to the others and are queued for heal)");
+                    return Arc::new(DiskSlot::offline(name, why.clone()));
+                }
+                match LocalDiskStore::open(p) {
+                    Ok(store) => Arc::new(DiskSlot::online(name, Arc::new(store))),
+                    Err(e) => {
+                        warn!(disk = %name, error = %e, "DISK OFFLINE: cannot open it; running degraded");
+                        Arc::new(DiskSlot::offline(name, e.to_string()))
+                    }
+                }
+            })
+            .collect();
+        Disks {
+            deployment,
+            paths,
+            slots,
+        }
+    }
+
+    pub fn stores(&self) -> Vec<Arc<dyn ShardStore>> {
+        self.slots
+            .iter()
+            .map(|s| s.clone() as Arc<dyn ShardStore>)
+            .collect()
+    }
+
+    pub async fn info(&self) -> Vec<DiskInfo> {
+        let mut out = Vec::with_capacity(self.slots.len());
+        for (i, slot) in self.slots.iter().enumerate() {
+            out.push(DiskInfo {
+                index: i,
+                path: self.paths[i].display().to_string(),
+                set: i / self.deployment.layout.set_size,
+                state: slot.state(),
+                space: slot.space().await.ok().flatten(),
+            });
+        }
+        out
+    }
+
+    /// Probes every disk once; returns true when a disk came (back) online.
+    pub async fn check_once(self: &Arc<Self>) -> bool {
+        let mut came_online = false;
+        for i in 0..self.slots.len() {
+            let me = self.clone();
+            let step = tokio::task::spawn_blocking(move || me.probe_and_fix(i)).await;
+            match step {
+                Ok(Some(true)) => came_online = true,
+                Ok(_) => {}
+                Err(e) => error!(error = %e, "disk probe task failed"),
+            }
+        }
+        for slot in &self.slots {
+            if matches!(slot.state(), DiskState::Offline(_)) {
+                continue;
+            }
+            match slot.health().await {
+                Ok(()) => {
+                    if let DiskState::Faulty(_) = slot.state() {
+                        info!(disk = %slot.name(), "disk passes its health probe again");
+                    }
+                    slot.set_faulty(None);
+                }
+                Err(e) => {
+                    if slot.state().is_online() {
+                        warn!(disk = %slot.name(), error = %e, "DISK FAULTY: health probe failed; reads still try it, failed writes are queued for heal");
+                    }
+                    slot.set_faulty(Some(e.to_string()));
+                }
+            }
+        }
+        came_online
+    }
+
+    /// Blocking: probes disk `i` and brings it online, adopts it or takes it offline.
+    /// `Some(true)` when it came online.
+    fn probe_and_fix(&self, i: usize) -> Option<bool> {
+        let path = &self.paths[i];
+        let slot = &self.slots[i];
+        let probe = disk_format::probe_disk(path, &self.deployment, i);
+        let offline = matches!(slot.state(), DiskState::Offline(_));
+        match probe {
+            DiskProbe::Ready if offline => match LocalDiskStore::open(path) {
+                Ok(store) => {
+                    slot.bring_online(Arc::new(store));
+                    info!(disk = %path.display(), "disk is back online; healing what it missed");
+                    Some(true)
+                }
+                Err(e) => {
+                    warn!(disk = %path.display(), error = %e, "disk is back but cannot be opened");
+                    None
+                }
+            },
+            DiskProbe::Ready => None,
+            DiskProbe::Adoptable => {
+                let adopted = disk_format::adopt_disk(path, &self.deployment, i)
+                    .and_then(|()| LocalDiskStore::open(path));
+                match adopted {
+                    Ok(store) => {
+                        slot.bring_online(Arc::new(store));
+                        warn!(disk = %path.display(), position = i + 1, "adopted an empty directory as replacement disk; heal will refill it");
+                        Some(true)
+                    }
+                    Err(e) => {
+                        warn!(disk = %path.display(), error = %e, "cannot adopt the empty replacement disk");
+                        None
+                    }
+                }
+            }
+            DiskProbe::Unusable(why) => {
+                if !offline {
+                    error!(disk = %path.display(), "DISK OFFLINE: {why}; running degraded");
+                    slot.take_offline(why);
+                }
+                None
+            }
+        }
+    }
+
+    /// Probes the disks every `every` until the service is gone; a disk coming online wakes
+    /// the heal queue and starts a full heal pass.
+    pub fn spawn_monitor(
+        self: &Arc<Self>,
+        service: Weak<ObjectService>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let disks = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let came_online = disks.check_once().await;
+                let Some(service) = service.upgrade() else {
+                    return;
+                };
+                if came_online {
+                    service.wake_heal_queue();
+                    service.request_heal_pass();
+                }
+            }
+        })
+    }
+}
