@@ -5,6 +5,8 @@ mod check;
 mod chunk_locks;
 mod gc;
 mod heal;
+#[cfg(test)]
+mod heal_tests;
 mod ingest;
 mod multipart;
 mod read;
