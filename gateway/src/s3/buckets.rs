@@ -32,6 +32,13 @@ pub async fn create_bucket(
     s: &TesseraS3,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
+    // The admin API lives under this path; a bucket of that name could not be addressed.
+    if format!("/{}/", req.input.bucket) == crate::admin::ADMIN_PREFIX.trim_end_matches("v1/") {
+        return Err(s3s::S3Error::with_message(
+            s3s::S3ErrorCode::InvalidBucketName,
+            "The bucket name is reserved for tessera's admin API.",
+        ));
+    }
     s.service.create_bucket(&req.input.bucket).await?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", req.input.bucket)),
