@@ -131,11 +131,7 @@ impl AdminApi {
             .unwrap_or("")
             .split('&')
             .any(|kv| kv == "repair=false");
-        let report = self
-            .service
-            .check(repair)
-            .await
-            .map_err(crate::error::Error::from)?;
+        let report = self.service.check(repair).await?;
         json(&report)
     }
 }
