@@ -38,6 +38,16 @@ impl HealReport {
         self.missing.len() + self.corrupt.len() + self.unavailable.len() == self.rewritten
     }
 
+    fn record(&mut self, problems: &[(usize, Error)]) {
+        for (i, e) in problems {
+            match classify(e) {
+                Damage::Missing => self.missing.push(*i),
+                Damage::Corrupt => self.corrupt.push(*i),
+                Damage::Unavailable => self.unavailable.push(*i),
+            }
+        }
+    }
+
     pub fn damaged(&self) -> bool {
         !(self.missing.is_empty() && self.corrupt.is_empty() && self.unavailable.is_empty())
     }
@@ -63,6 +73,25 @@ impl ChunkStore {
     /// Reads every shard of a chunk, verifies it, and rebuilds what is missing or corrupt.
     /// Fails with [`Error::ReadQuorum`] when fewer than k shards are readable.
     pub async fn heal_chunk(&self, hash: ChunkHash, len: u64) -> Result<HealReport> {
+        let (slots, problems, bytes_read) = self.read_all(hash, len).await;
+        if problems.is_empty() {
+            return Ok(HealReport {
+                bytes_read,
+                ..HealReport::default()
+            });
+        }
+        let data = self.reconstruct(hash, len, slots, &problems).await?;
+        let mut report = self.repair(hash, &data, problems).await;
+        report.bytes_read = bytes_read;
+        Ok(report)
+    }
+
+    /// Reads and verifies all k+m shards: the payloads by position, what failed, bytes read.
+    async fn read_all(
+        &self,
+        hash: ChunkHash,
+        len: u64,
+    ) -> (Vec<Option<Bytes>>, Vec<(usize, Error)>, u64) {
         let n = self.codec.total_shards();
         let mut slots: Vec<Option<Bytes>> = vec![None; n];
         let mut problems = Vec::new();
@@ -77,38 +106,22 @@ impl ChunkStore {
                 Err(e) => problems.push((i, e)),
             }
         }
-        if problems.is_empty() {
-            return Ok(HealReport {
-                bytes_read,
-                ..HealReport::default()
-            });
-        }
-        let data = self.reconstruct(hash, len, slots, &problems).await?;
-        let mut report = self.repair(hash, &data, problems).await;
-        report.bytes_read = bytes_read;
-        Ok(report)
+        (slots, problems, bytes_read)
     }
 
     /// Reads and verifies every shard of a chunk, changing nothing and counting nothing.
     /// Fails with [`Error::ReadQuorum`] when fewer than k shards are readable.
     pub async fn verify_chunk(&self, hash: ChunkHash, len: u64) -> Result<HealReport> {
-        let n = self.codec.total_shards();
-        let mut report = HealReport::default();
-        let reads = join_all((0..n).map(|i| self.read_shard(hash, i, len))).await;
-        for (i, r) in reads.into_iter().enumerate() {
-            match r {
-                Ok(p) => report.bytes_read += p.len() as u64,
-                Err(e) => match classify(&e) {
-                    Damage::Missing => report.missing.push(i),
-                    Damage::Corrupt => report.corrupt.push(i),
-                    Damage::Unavailable => report.unavailable.push(i),
-                },
-            }
-        }
-        let lost = report.missing.len() + report.corrupt.len() + report.unavailable.len();
-        if n - lost < self.codec.data_shards() {
+        let (slots, problems, bytes_read) = self.read_all(hash, len).await;
+        let mut report = HealReport {
+            bytes_read,
+            ..HealReport::default()
+        };
+        report.record(&problems);
+        let available = slots.iter().filter(|s| s.is_some()).count();
+        if available < self.codec.data_shards() {
             return Err(Error::ReadQuorum {
-                available: n - lost,
+                available,
                 needed: self.codec.data_shards(),
                 detail: format!("{report:?}"),
             });
@@ -159,13 +172,7 @@ impl ChunkStore {
         problems: Vec<(usize, Error)>,
     ) -> HealReport {
         let mut report = HealReport::default();
-        for (i, e) in &problems {
-            match classify(e) {
-                Damage::Missing => report.missing.push(*i),
-                Damage::Corrupt => report.corrupt.push(*i),
-                Damage::Unavailable => report.unavailable.push(*i),
-            }
-        }
+        report.record(&problems);
         let codec = self.codec;
         let bytes = data.clone();
         let files =
