@@ -198,6 +198,18 @@ impl ChunkStore {
         Ok(payload)
     }
 
+    /// How many shard files of a chunk exist now (read back, not verified).
+    pub async fn count_shards(&self, hash: ChunkHash) -> usize {
+        let placement = self.layout.placement(&hash);
+        let gets = placement.iter().enumerate().map(|(i, &disk)| {
+            self.disks[disk].get(ShardKey {
+                chunk: hash,
+                index: i as u8,
+            })
+        });
+        join_all(gets).await.iter().filter(|r| r.is_ok()).count()
+    }
+
     /// Removes every shard of a chunk. Missing shards are fine; failing disks are reported.
     pub async fn delete_chunk(&self, hash: ChunkHash) -> Result<()> {
         let placement = self.layout.placement(&hash);

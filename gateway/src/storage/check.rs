@@ -60,6 +60,11 @@ impl ObjectService {
             let Some(last) = page.last() else { break };
             after = Some(last.hash);
             for c in page.into_iter().filter(|c| c.refs > 0) {
+                // Pinned, so GC cannot delete it between the listing and the reads.
+                let _pin = self.locks.pin(c.hash).await;
+                if !self.meta.chunk_known(c.hash).await? {
+                    continue;
+                }
                 p.chunks_total += 1;
                 p.chunks_checked += 1;
                 match self

@@ -12,7 +12,6 @@
 //! Chunks are pinned while they are healed, so garbage collection never deletes a chunk a heal
 //! is about to rewrite, and a sweep never deletes a chunk a request is writing.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -237,22 +236,17 @@ impl ObjectService {
     /// know. A chunk pinned by a request in progress is left alone, so only leftovers of
     /// requests that never committed go.
     pub async fn sweep_orphans(&self, remove: bool) -> Result<u64> {
-        // Chunk -> shards of it found on the disks.
-        let mut candidates: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+        let mut candidates = std::collections::BTreeSet::new();
         for disk in self.chunks.disks() {
             match disk.list().await {
-                Ok(keys) => {
-                    for k in keys {
-                        *candidates.entry(k.chunk.0).or_default() += 1;
-                    }
-                }
+                Ok(keys) => candidates.extend(keys.into_iter().map(|k| k.chunk.0)),
                 Err(e) => {
                     tracing::debug!(disk = %disk.name(), error = %e, "orphan sweep skips an unreadable disk")
                 }
             }
         }
-        let mut removed = 0;
-        for (hash, shards) in candidates {
+        let mut found = 0;
+        for hash in candidates {
             if self.meta.chunk_known(hash).await? {
                 continue;
             }
@@ -262,24 +256,31 @@ impl ObjectService {
             if self.meta.chunk_known(hash).await? {
                 continue;
             }
-            if !remove {
-                removed += shards;
+            // The listing may be stale: GC may have deleted this chunk since. Under the claim
+            // nothing else deletes or writes it, so count what is really there.
+            let shards = self.chunks.count_shards(ChunkHash(hash)).await as u64;
+            if shards == 0 {
                 continue;
             }
-            match self.chunks.delete_chunk(ChunkHash(hash)).await {
-                Ok(()) => removed += shards,
-                Err(e) => {
-                    tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove every orphan shard")
-                }
+            found += shards;
+            if remove && let Err(e) = self.chunks.delete_chunk(ChunkHash(hash)).await {
+                tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove every orphan shard");
             }
         }
-        if removed > 0 {
-            tracing::info!(
-                shards = removed,
-                "removed orphan shards of uncommitted writes"
-            );
+        if found > 0 {
+            if remove {
+                tracing::info!(
+                    shards = found,
+                    "removed orphan shards of uncommitted writes"
+                );
+            } else {
+                tracing::info!(
+                    shards = found,
+                    "found orphan shards of uncommitted writes (left in place)"
+                );
+            }
         }
-        Ok(removed)
+        Ok(found)
     }
 
     /// Runs the scanner (scheduled and requested passes) and the heal-queue worker until the
