@@ -1,5 +1,5 @@
-//! The HTTP layer around the s3s service: liveness, request ids, and the parts of S3's error
-//! format that s3s leaves out.
+//! The HTTP layer around the s3s service: health probes, request ids, one access-log line per
+//! request, and the parts of S3's error format that s3s leaves out.
 //!
 //! Every response carries `x-amz-request-id`; every S3 error body also names it in
 //! `<RequestId>` and names the request path in `<Resource>` (s3s writes neither), so a user's
@@ -15,10 +15,6 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use s3s::service::S3Service;
-
-/// Paths under this prefix are answered by the server itself, never by the S3 layer; no
-/// bucket can be named `.tessera`, so they cannot shadow S3 requests.
-pub const HEALTH_PATH: &str = "/.tessera/health/live";
 
 /// Error bodies larger than this are passed through untouched (S3 errors are a few hundred
 /// bytes; this only guards against buffering something unexpected).
@@ -207,12 +203,68 @@ fn policy_violation_is_access_denied(status: &mut StatusCode, body: String) -> S
 
 pub async fn handle(
     s3: S3Service,
+    disks: Arc<crate::disks::Disks>,
     req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
-    if req.uri().path() == HEALTH_PATH {
-        return Ok(Response::new(s3s::Body::from("ok\n".to_string())));
+    if let Some(resp) = crate::health::answer(&req, &disks) {
+        return Ok(resp);
     }
     let request_id = new_request_id();
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let bytes_in = content_length(req.headers());
+    let span = tracing::info_span!("request", id = %request_id);
+    let result =
+        tracing::Instrument::instrument(respond(s3, req, request_id.clone()), span.clone()).await;
+    let _entered = span.enter();
+    match &result {
+        Ok(resp) => access_log(&method, &path, resp, bytes_in, started),
+        Err(e) => {
+            tracing::info!(target: "access", method = %method, path = %path, error = ?e, "request failed")
+        }
+    }
+    result
+}
+
+fn content_length(headers: &http::HeaderMap) -> u64 {
+    headers
+        .get("x-amz-decoded-content-length")
+        .or_else(|| headers.get(http::header::CONTENT_LENGTH))
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One line per request: who asked for what, and how it went.
+fn access_log(
+    method: &http::Method,
+    path: &str,
+    resp: &Response<s3s::Body>,
+    bytes_in: u64,
+    started: std::time::Instant,
+) {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let mut parts = decoded.trim_start_matches('/').splitn(2, '/');
+    let bucket = parts.next().unwrap_or("");
+    let key = parts.next().unwrap_or("");
+    tracing::info!(
+        target: "access",
+        method = %method,
+        bucket,
+        key,
+        status = resp.status().as_u16(),
+        bytes_in,
+        bytes_out = content_length(resp.headers()),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+}
+
+async fn respond(
+    s3: S3Service,
+    req: Request<Incoming>,
+    request_id: String,
+) -> Result<Response<s3s::Body>, s3s::HttpError> {
     let resource = req.uri().path().to_owned();
     let is_head = req.method() == http::Method::HEAD;
     let finished = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(req.body())));

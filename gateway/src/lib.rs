@@ -6,6 +6,7 @@ pub mod admin;
 pub mod config;
 pub mod disks;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod s3;
 pub mod server;

@@ -224,8 +224,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
                 };
                 let _ = socket.set_nodelay(true);
                 let s3 = s3.clone();
+                let disks = opened.disks.clone();
                 let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    crate::http::handle(s3.clone(), req)
+                    crate::http::handle(s3.clone(), disks.clone(), req)
                 });
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(socket), svc).into_owned();
                 let conn = graceful.watch(conn);

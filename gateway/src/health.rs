@@ -1,0 +1,91 @@
+//! Health endpoints for probes and load balancers, answered before the S3 layer.
+//!
+//! | path | answers |
+//! |---|---|
+//! | `/health/live`, `/minio/health/live`, `/.tessera/health/live` | 200 while the process serves |
+//! | `/health/ready`, `/minio/health/ready`, `/.tessera/health/ready` | 200 when every erasure set has its write quorum (k+1 online disks, which also gives the read quorum), else 503 naming what is missing |
+//!
+//! Only unsigned GET/HEAD requests are taken: a signed request for a bucket that happens to be
+//! named `health` or `minio` still reaches S3.
+
+use http::{Method, Request, Response, StatusCode};
+
+use crate::disks::Disks;
+
+const LIVE: [&str; 3] = [
+    "/health/live",
+    "/minio/health/live",
+    "/.tessera/health/live",
+];
+const READY: [&str; 3] = [
+    "/health/ready",
+    "/minio/health/ready",
+    "/.tessera/health/ready",
+];
+
+fn is_signed<B>(req: &Request<B>) -> bool {
+    req.headers().contains_key(http::header::AUTHORIZATION)
+        || req.uri().query().is_some_and(|q| {
+            q.contains("X-Amz-Signature")
+                || q.contains("Signature=")
+                || q.contains("X-Amz-Credential")
+        })
+}
+
+/// The health answer for `req`, or `None` when it is not a health probe.
+pub fn answer<B>(req: &Request<B>, disks: &Disks) -> Option<Response<s3s::Body>> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) || is_signed(req) {
+        return None;
+    }
+    let path = req.uri().path();
+    let (status, text) = if LIVE.contains(&path) {
+        (StatusCode::OK, "ok\n".to_string())
+    } else if READY.contains(&path) {
+        match disks.readiness() {
+            Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
+        }
+    } else {
+        return None;
+    };
+    let body = if req.method() == Method::HEAD {
+        s3s::Body::empty()
+    } else {
+        s3s::Body::from(text)
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Some(resp)
+}
+
+impl Disks {
+    /// Ok when every erasure set has enough online disks to take writes (and so reads).
+    pub fn readiness(&self) -> Result<(), String> {
+        let layout = self.deployment.layout;
+        let mut short = Vec::new();
+        for set in 0..layout.sets() {
+            let slots = &self.slots[set * layout.set_size..(set + 1) * layout.set_size];
+            let online = slots.iter().filter(|s| s.state().is_online()).count();
+            if online < layout.write_quorum() {
+                short.push(format!(
+                    "erasure set {} has {online} of {} disks online, writes need {}",
+                    set + 1,
+                    layout.set_size,
+                    layout.write_quorum()
+                ));
+            }
+        }
+        if short.is_empty() {
+            Ok(())
+        } else {
+            Err(short.join("; "))
+        }
+    }
+}
