@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,22 +33,11 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from benchlib import binary, free_port
+
 MiB = 1 << 20
 USER, PASSWORD = "benchadmin", "benchadmin-secret"
 BUCKET = "bench"
-
-
-def binary() -> str:
-    if os.environ.get("TESSERA_BIN"):
-        return os.environ["TESSERA_BIN"]
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/tessera-target"))
-    return os.path.join(target, "release", "tessera")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 BASE_BLOCK = hashlib.shake_256(b"tessera-multipart-bench").digest(MiB)

@@ -18,7 +18,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,21 +29,10 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from benchlib import binary, free_port
+
 MiB = 1 << 20
 USER, PASSWORD = "benchadmin", "benchadmin-secret"
-
-
-def binary() -> str:
-    if os.environ.get("TESSERA_BIN"):
-        return os.environ["TESSERA_BIN"]
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/tessera-target"))
-    return os.path.join(target, "release", "tessera")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def peak_rss_mib(pid: int) -> float:
