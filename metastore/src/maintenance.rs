@@ -107,9 +107,18 @@ impl MetaStore {
     }
 
     pub async fn heal_queue_len(&self) -> Result<u64> {
-        self.run(|s| {
+        self.count(Tree::Heal).await
+    }
+
+    /// How many chunks are stored (referenced or waiting for GC).
+    pub async fn chunk_count(&self) -> Result<u64> {
+        self.count(Tree::Refcounts).await
+    }
+
+    async fn count(&self, tree: Tree) -> Result<u64> {
+        self.run(move |s| {
             let mut n = 0;
-            scan_all(s.kv.as_ref(), Tree::Heal, |_| {
+            scan_all(s.kv.as_ref(), tree, |_| {
                 n += 1;
                 Ok(())
             })?;

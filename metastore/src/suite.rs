@@ -85,6 +85,7 @@ async fn maintenance(store: &MetaStore) {
         seen.extend(page);
     }
     assert_eq!(seen.len() as u64, clean.chunks_recorded);
+    assert_eq!(store.chunk_count().await.unwrap(), clean.chunks_recorded);
     assert!(seen.windows(2).all(|w| w[0].hash < w[1].hash));
 
     // Damage the counts behind the store's back: one stray record, one wrong count.

@@ -72,14 +72,7 @@ impl ObjectService {
                     .verify_chunk(erasure::ChunkHash(c.hash), c.len as u64)
                     .await
                 {
-                    Ok(r) => {
-                        p.shards_missing += r.missing.len() as u64;
-                        p.shards_corrupt += r.corrupt.len() as u64;
-                        p.bytes_read += r.bytes_read;
-                        if r.damaged() {
-                            p.chunks_incomplete += 1;
-                        }
-                    }
+                    Ok(r) => p.add(&r),
                     Err(_) => p.chunks_unrecoverable.push(hex::encode(c.hash)),
                 }
             }

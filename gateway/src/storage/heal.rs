@@ -59,7 +59,8 @@ pub struct PassProgress {
 }
 
 impl PassProgress {
-    fn add(&mut self, r: &HealReport) {
+    /// Adds one chunk's findings; a chunk not whole afterwards counts as incomplete.
+    pub(super) fn add(&mut self, r: &HealReport) {
         self.shards_missing += r.missing.len() as u64;
         self.shards_corrupt += r.corrupt.len() as u64;
         self.shards_rewritten += r.rewritten as u64;
@@ -149,7 +150,7 @@ impl ObjectService {
     pub async fn heal_pass(&self, bytes_per_sec: u64) -> Result<PassProgress> {
         // One pass at a time; a pass asked for while another runs starts after it.
         let _running = self.heal.pass_lock.lock().await;
-        let total = self.meta.usage().await.map(|u| u.chunks).unwrap_or(0);
+        let total = self.meta.chunk_count().await.unwrap_or(0);
         {
             let mut p = self.heal.progress();
             let finished = p.passes_finished;
