@@ -1,9 +1,12 @@
-//! The server's configuration, read once from the command line and environment into typed
-//! structs, plus MinIO-style disk ellipsis expansion (`/data{1...4}`).
+//! The server's configuration: flags, environment variables and an optional TOML file, merged
+//! once at start into one typed [`ServeConfig`]; plus MinIO-style disk ellipsis expansion
+//! (`/data{1...4}`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde::Deserialize;
 
 /// Development credentials used when `TESSERA_ROOT_USER` / `TESSERA_ROOT_PASSWORD` are unset.
 pub const DEV_ACCESS_KEY: &str = "tesseraadmin";
@@ -39,10 +42,10 @@ impl Credentials {
         match (user, password) {
             (Some(u), Some(p)) => {
                 if u.len() < 3 {
-                    return Err("TESSERA_ROOT_USER must be at least 3 characters".into());
+                    return Err("the root user (TESSERA_ROOT_USER, root_user) must be at least 3 characters".into());
                 }
                 if p.len() < 8 {
-                    return Err("TESSERA_ROOT_PASSWORD must be at least 8 characters".into());
+                    return Err("the root password (TESSERA_ROOT_PASSWORD, root_password) must be at least 8 characters".into());
                 }
                 Ok(Credentials {
                     access_key: u,
@@ -55,11 +58,13 @@ impl Credentials {
                 secret_key: DEV_SECRET_KEY.into(),
                 source: CredentialSource::Development,
             }),
-            _ => Err("set both TESSERA_ROOT_USER and TESSERA_ROOT_PASSWORD, or neither".into()),
+            _ => Err("set both the root user and password (TESSERA_ROOT_USER and TESSERA_ROOT_PASSWORD, or root_user and root_password in the config file), or neither".into()),
         }
     }
 }
 
+/// The running server's configuration: one typed struct, read once at start from the flags,
+/// the environment and the `--config` file (in that order of precedence), then the defaults.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub address: SocketAddr,
@@ -77,6 +82,197 @@ pub struct ServeConfig {
     pub scan: crate::storage::ScanSchedule,
     /// How often the disk monitor probes every disk.
     pub disk_check_interval: Duration,
+    /// How long a shutdown waits for requests in flight.
+    pub shutdown_timeout: Duration,
+    /// When set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `tessera serve`'s flags. Every setting is optional here so that a value given neither as a
+/// flag nor in the environment can come from the config file; the defaults are applied last,
+/// in [`ServeArgs::resolve`].
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML file with any of the settings below (keys as the flags, with `_` for `-`, and
+    /// `disks`, `root_user`, `root_password`); flags and environment variables override it.
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0:9000].
+    #[arg(long, env = "TESSERA_ADDRESS")]
+    pub address: Option<SocketAddr>,
+    /// Parity shards per erasure set [default by set size: 1 disk 0, 2-3 1, 4-5 2, 6-7 3, 8+ 4].
+    #[arg(long, env = "TESSERA_PARITY")]
+    pub parity: Option<usize>,
+    /// Seconds an unreferenced chunk is kept before its shards are deleted [default: 600].
+    #[arg(long, env = "TESSERA_GC_GRACE_SECS")]
+    pub gc_grace_secs: Option<u64>,
+    /// Seconds after which an unfinished multipart upload is aborted [default: 604800, 7 days].
+    #[arg(long, env = "TESSERA_MULTIPART_EXPIRY_SECS")]
+    pub multipart_expiry_secs: Option<u64>,
+    /// Region reported to clients [default: us-east-1].
+    #[arg(long, env = "TESSERA_REGION")]
+    pub region: Option<String>,
+    /// Serve virtual-host-style requests for `BUCKET.DOMAIN` (repeatable, or comma-separated in
+    /// TESSERA_DOMAINS); path-style requests keep working.
+    #[arg(
+        long = "domain",
+        value_name = "DOMAIN",
+        env = "TESSERA_DOMAINS",
+        value_delimiter = ','
+    )]
+    pub domains: Option<Vec<String>>,
+    /// Seconds between scheduled scanner passes over every shard (0: only on demand)
+    /// [default: 86400].
+    #[arg(long, env = "TESSERA_SCAN_INTERVAL_SECS")]
+    pub scan_interval_secs: Option<u64>,
+    /// Shard bytes per second a scheduled scanner pass may read, in MiB (0: unlimited)
+    /// [default: 64].
+    #[arg(long, env = "TESSERA_SCAN_BANDWIDTH_MIB")]
+    pub scan_bandwidth_mib: Option<u64>,
+    /// Seconds between probes of every disk (missing, returned, replaced, faulty) [default: 5].
+    #[arg(long, env = "TESSERA_DISK_CHECK_SECS")]
+    pub disk_check_secs: Option<u64>,
+    /// Seconds a shutdown (SIGTERM, SIGINT) waits for requests in flight [default: 30].
+    #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT_SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
+    /// Require `Authorization: Bearer TOKEN` on `/metrics` [default: open].
+    #[arg(long, env = "TESSERA_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Data directories, one per disk (or `disks` in the config file). Ranges: /data{1...4}.
+    #[arg(value_name = "DIR")]
+    pub dirs: Vec<String>,
+}
+
+/// The `--config` file. The keys mirror the flags; a key this struct does not know is an
+/// error naming it, so a typo never silently falls back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub address: Option<SocketAddr>,
+    pub disks: Option<Vec<String>>,
+    pub parity: Option<usize>,
+    pub gc_grace_secs: Option<u64>,
+    pub multipart_expiry_secs: Option<u64>,
+    pub region: Option<String>,
+    pub domains: Option<Vec<String>>,
+    pub scan_interval_secs: Option<u64>,
+    pub scan_bandwidth_mib: Option<u64>,
+    pub disk_check_secs: Option<u64>,
+    pub shutdown_timeout_secs: Option<u64>,
+    pub metrics_token: Option<String>,
+    pub root_user: Option<String>,
+    pub root_password: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+impl FileConfig {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+}
+
+/// Values that come from the process environment outside clap: the root credentials (never
+/// flags, so they do not show in `ps`) and the log format given to the global flag.
+#[derive(Debug, Default)]
+pub struct EnvSettings {
+    pub root_user: Option<String>,
+    pub root_password: Option<String>,
+    /// `--log-format` or TESSERA_LOG_FORMAT, when either was given.
+    pub log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    /// Merges flags and environment (already in `self` and `env`) over the config file over
+    /// the defaults, and checks the result.
+    pub fn resolve(self, file: FileConfig, env: EnvSettings) -> Result<ServeConfig, String> {
+        let dir_args = if self.dirs.is_empty() {
+            file.disks.unwrap_or_default()
+        } else {
+            self.dirs
+        };
+        if dir_args.is_empty() {
+            return Err(
+                "no data directories: give DIR arguments or `disks` in the config file".into(),
+            );
+        }
+        let mut disks = Vec::new();
+        for d in &dir_args {
+            disks.extend(expand_ellipsis(d)?.into_iter().map(PathBuf::from));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for d in &disks {
+            if !seen.insert(d) {
+                return Err(format!("{} is given more than once", d.display()));
+            }
+        }
+        // Each credential is taken whole from one place, so a user from the environment is
+        // never paired with a password from the file.
+        let (user, password) = if env.root_user.is_some() || env.root_password.is_some() {
+            (env.root_user, env.root_password)
+        } else {
+            (file.root_user, file.root_password)
+        };
+        let credentials = Credentials::from_env_values(user, password)?;
+        let secs = |flag: Option<u64>, file: Option<u64>, default: u64| {
+            Duration::from_secs(flag.or(file).unwrap_or(default))
+        };
+        let scan_interval = self
+            .scan_interval_secs
+            .or(file.scan_interval_secs)
+            .unwrap_or(24 * 3600);
+        let metrics_token = self
+            .metrics_token
+            .or(file.metrics_token)
+            .filter(|t| !t.is_empty());
+        Ok(ServeConfig {
+            address: self
+                .address
+                .or(file.address)
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 9000))),
+            disks,
+            parity: self.parity.or(file.parity),
+            credentials,
+            gc_grace: secs(self.gc_grace_secs, file.gc_grace_secs, 600),
+            multipart_expiry: secs(
+                self.multipart_expiry_secs,
+                file.multipart_expiry_secs,
+                7 * 24 * 3600,
+            ),
+            region: self
+                .region
+                .or(file.region)
+                .unwrap_or_else(|| "us-east-1".into()),
+            domains: self.domains.or(file.domains).unwrap_or_default(),
+            scan: crate::storage::ScanSchedule {
+                interval: (scan_interval > 0).then(|| Duration::from_secs(scan_interval)),
+                bytes_per_sec: self
+                    .scan_bandwidth_mib
+                    .or(file.scan_bandwidth_mib)
+                    .unwrap_or(64)
+                    << 20,
+            },
+            disk_check_interval: secs(self.disk_check_secs, file.disk_check_secs, 5)
+                .max(Duration::from_secs(1)),
+            shutdown_timeout: secs(self.shutdown_timeout_secs, file.shutdown_timeout_secs, 30),
+            metrics_token,
+            log_format: env.log_format.or(file.log_format).unwrap_or_default(),
+        })
+    }
 }
 
 /// Expands every `{a...b}` range in `arg` (numbers, optionally zero-padded) into the list of
@@ -150,5 +346,104 @@ mod tests {
         assert_eq!(env.source, CredentialSource::Environment);
         assert!(Credentials::from_env_values(Some("admin".into()), None).is_err());
         assert!(Credentials::from_env_values(Some("admin".into()), Some("short".into())).is_err());
+    }
+
+    fn args(flags: &[&str]) -> ServeArgs {
+        use clap::{FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let m = <Cli as clap::CommandFactory>::command()
+            .try_get_matches_from(std::iter::once("tessera").chain(flags.iter().copied()))
+            .unwrap();
+        Cli::from_arg_matches(&m).unwrap().serve
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let file = FileConfig::parse(
+            r#"
+            address = "127.0.0.1:9100"
+            disks = ["/d{1...4}"]
+            region = "eu-file-1"
+            gc_grace_secs = 42
+            scan_interval_secs = 0
+            metrics_token = "from-file"
+            log_format = "json"
+            "#,
+        )
+        .unwrap();
+        let cfg = args(&["--region", "eu-flag-1", "--scan-bandwidth-mib", "0"])
+            .resolve(file, EnvSettings::default())
+            .unwrap();
+        assert_eq!(cfg.region, "eu-flag-1");
+        assert_eq!(cfg.address.to_string(), "127.0.0.1:9100");
+        assert_eq!(cfg.disks.len(), 4);
+        assert_eq!(cfg.gc_grace, Duration::from_secs(42));
+        assert_eq!(cfg.scan.interval, None);
+        assert_eq!(cfg.scan.bytes_per_sec, 0);
+        assert_eq!(cfg.metrics_token.as_deref(), Some("from-file"));
+        assert_eq!(cfg.log_format, LogFormat::Json);
+        assert_eq!(cfg.disk_check_interval, Duration::from_secs(5));
+        assert_eq!(cfg.shutdown_timeout, Duration::from_secs(30));
+
+        // DIR arguments replace the file's disks; the global flag's log format wins.
+        let file = FileConfig::parse("disks = [\"/a\", \"/b\"]\nlog_format = \"json\"").unwrap();
+        let env = EnvSettings {
+            log_format: Some(LogFormat::Text),
+            ..EnvSettings::default()
+        };
+        let cfg = args(&["/x"]).resolve(file, env).unwrap();
+        assert_eq!(cfg.disks, [PathBuf::from("/x")]);
+        assert_eq!(cfg.log_format, LogFormat::Text);
+        assert_eq!(cfg.address.to_string(), "0.0.0.0:9000");
+        assert_eq!(cfg.region, "us-east-1");
+    }
+
+    #[test]
+    fn credentials_come_whole_from_one_place() {
+        let file = || {
+            FileConfig::parse("root_user = \"fileuser\"\nroot_password = \"file-password\"")
+                .unwrap()
+        };
+        let cfg = args(&["/d"])
+            .resolve(file(), EnvSettings::default())
+            .unwrap();
+        assert_eq!(cfg.credentials.access_key, "fileuser");
+        let env = EnvSettings {
+            root_user: Some("envuser".into()),
+            root_password: Some("env-password".into()),
+            log_format: None,
+        };
+        let cfg = args(&["/d"]).resolve(file(), env).unwrap();
+        assert_eq!(cfg.credentials.access_key, "envuser");
+        assert_eq!(cfg.credentials.secret_key, "env-password");
+        let half = EnvSettings {
+            root_user: Some("envuser".into()),
+            ..EnvSettings::default()
+        };
+        assert!(args(&["/d"]).resolve(file(), half).is_err());
+    }
+
+    #[test]
+    fn file_errors_name_the_key() {
+        let e = FileConfig::parse("adress = \"127.0.0.1:9000\"").unwrap_err();
+        assert!(e.contains("adress"), "{e}");
+        let e = FileConfig::parse("parity = \"two\"").unwrap_err();
+        assert!(e.contains("parity"), "{e}");
+        let e = FileConfig::parse("log_format = \"xml\"").unwrap_err();
+        assert!(e.contains("log_format"), "{e}");
+        assert!(
+            args(&[])
+                .resolve(FileConfig::default(), EnvSettings::default())
+                .is_err()
+        );
+        assert!(
+            args(&["/d", "/d"])
+                .resolve(FileConfig::default(), EnvSettings::default())
+                .is_err()
+        );
     }
 }
