@@ -32,12 +32,16 @@ ensure_test_deps() {
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     hash -r
   fi
-  if ! command -v rclone >/dev/null 2>&1; then
-    echo "==> installing rclone"
+  # rclone as a client; promtool (Debian package prometheus) checks the /metrics output.
+  local missing=()
+  command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "==> installing ${missing[*]}"
     local log
     log="$(mktemp)"
     if ! { as_root apt-get update -qq \
-      && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone; } >"$log" 2>&1; then
+      && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
       cat "$log" >&2
       rm -f "$log"
       return 1

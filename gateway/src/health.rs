@@ -23,8 +23,12 @@ const READY: [&str; 3] = [
     "/.tessera/health/ready",
 ];
 
-fn is_signed<B>(req: &Request<B>) -> bool {
-    req.headers().contains_key(http::header::AUTHORIZATION)
+/// True for requests that carry an S3 signature (V4 or V2, header or query); a bearer token
+/// is not one.
+pub fn is_s3_signed<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(http::header::AUTHORIZATION)
+        .is_some_and(|v| !v.as_bytes().starts_with(b"Bearer "))
         || req.uri().query().is_some_and(|q| {
             q.contains("X-Amz-Signature")
                 || q.contains("Signature=")
@@ -34,7 +38,7 @@ fn is_signed<B>(req: &Request<B>) -> bool {
 
 /// The health answer for `req`, or `None` when it is not a health probe.
 pub fn answer<B>(req: &Request<B>, disks: &Disks) -> Option<Response<s3s::Body>> {
-    if !matches!(*req.method(), Method::GET | Method::HEAD) || is_signed(req) {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) || is_s3_signed(req) {
         return None;
     }
     let path = req.uri().path();

@@ -1,5 +1,6 @@
-//! The HTTP layer around the s3s service: health probes, request ids, one access-log line per
-//! request, and the parts of S3's error format that s3s leaves out.
+//! The HTTP layer around the s3s service: health probes and metrics, request ids, the access
+//! log and request metrics (see [`crate::access`]), and the parts of S3's error format that
+//! s3s leaves out.
 //!
 //! Every response carries `x-amz-request-id`; every S3 error body also names it in
 //! `<RequestId>` and names the request path in `<Resource>` (s3s writes neither), so a user's
@@ -7,7 +8,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -15,6 +16,9 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use s3s::service::S3Service;
+
+use crate::access::{OperationSlot, RequestRecord};
+use crate::metrics::Metrics;
 
 /// Error bodies larger than this are passed through untouched (S3 errors are a few hundred
 /// bytes; this only guards against buffering something unexpected).
@@ -25,7 +29,14 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// parsed as the next request on it.
 struct TrackedBody {
     inner: Incoming,
-    finished: Arc<AtomicBool>,
+    progress: Arc<BodyProgress>,
+}
+
+#[derive(Default)]
+struct BodyProgress {
+    finished: AtomicBool,
+    /// Body bytes read so far.
+    received: AtomicU64,
 }
 
 impl http_body::Body for TrackedBody {
@@ -37,8 +48,15 @@ impl http_body::Body for TrackedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.progress
+                .received
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
         if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.finished.store(true, Ordering::Relaxed);
+            self.progress.finished.store(true, Ordering::Relaxed);
         }
         polled
     }
@@ -201,79 +219,86 @@ fn policy_violation_is_access_denied(status: &mut StatusCode, body: String) -> S
     )
 }
 
+/// What every connection's service needs.
+pub struct Frontend {
+    pub s3: S3Service,
+    pub disks: Arc<crate::disks::Disks>,
+    pub service: Arc<crate::storage::ObjectService>,
+    pub metrics: Arc<Metrics>,
+}
+
 pub async fn handle(
-    s3: S3Service,
-    disks: Arc<crate::disks::Disks>,
+    front: Arc<Frontend>,
     req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
-    if let Some(resp) = crate::health::answer(&req, &disks) {
+    if let Some(resp) = crate::health::answer(&req, &front.disks) {
         return Ok(resp);
     }
+    if let Some(resp) = front
+        .metrics
+        .answer(&req, &front.service, &front.disks)
+        .await
+    {
+        return Ok(resp);
+    }
+    let _in_flight = front.metrics.start();
     let request_id = new_request_id();
-    let started = std::time::Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let bytes_in = content_length(req.headers());
-    let span = tracing::info_span!("request", id = %request_id);
-    let result =
-        tracing::Instrument::instrument(respond(s3, req, request_id.clone()), span.clone()).await;
-    let _entered = span.enter();
-    match &result {
-        Ok(resp) => access_log(&method, &path, resp, bytes_in, started),
+    let record = RequestRecord {
+        span: tracing::info_span!("request", id = %request_id),
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        started: std::time::Instant::now(),
+    };
+    let decoded_length = req
+        .headers()
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let operation = OperationSlot::default();
+    let body = Arc::new(BodyProgress::default());
+    let responding = respond(
+        front.s3.clone(),
+        req,
+        request_id,
+        operation.clone(),
+        body.clone(),
+    );
+    let result = tracing::Instrument::instrument(responding, record.span.clone()).await;
+    let op = operation.name(&record.path);
+    // Payload bytes: for aws-chunked uploads read to the end, the decoded length rather than
+    // the framing on the wire.
+    let bytes_in = match decoded_length {
+        Some(n) if body.finished.load(Ordering::Relaxed) => n,
+        _ => body.received.load(Ordering::Relaxed),
+    };
+    match result {
+        Ok(resp) => Ok(record.respond(&front.metrics, op, bytes_in, resp)),
         Err(e) => {
-            tracing::info!(target: "access", method = %method, path = %path, error = ?e, "request failed")
+            let _entered = record.span.enter();
+            tracing::info!(target: "access", method = %record.method, path = %record.path, operation = %op, error = ?e, "request failed");
+            Err(e)
         }
     }
-    result
-}
-
-fn content_length(headers: &http::HeaderMap) -> u64 {
-    headers
-        .get("x-amz-decoded-content-length")
-        .or_else(|| headers.get(http::header::CONTENT_LENGTH))
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// One line per request: who asked for what, and how it went.
-fn access_log(
-    method: &http::Method,
-    path: &str,
-    resp: &Response<s3s::Body>,
-    bytes_in: u64,
-    started: std::time::Instant,
-) {
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    let mut parts = decoded.trim_start_matches('/').splitn(2, '/');
-    let bucket = parts.next().unwrap_or("");
-    let key = parts.next().unwrap_or("");
-    tracing::info!(
-        target: "access",
-        method = %method,
-        bucket,
-        key,
-        status = resp.status().as_u16(),
-        bytes_in,
-        bytes_out = content_length(resp.headers()),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
 }
 
 async fn respond(
     s3: S3Service,
     req: Request<Incoming>,
     request_id: String,
+    operation: OperationSlot,
+    body: Arc<BodyProgress>,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
     let resource = req.uri().path().to_owned();
     let is_head = req.method() == http::Method::HEAD;
-    let finished = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(req.body())));
-    let req = req.map(|inner| {
+    if http_body::Body::is_end_stream(req.body()) {
+        body.finished.store(true, Ordering::Relaxed);
+    }
+    let mut req = req.map(|inner| {
         s3s::Body::http_body_unsync(TrackedBody {
             inner,
-            finished: finished.clone(),
+            progress: body.clone(),
         })
     });
+    req.extensions_mut().insert(operation);
     let mut resp = match check_presigned_expiry(req.uri().query()) {
         Ok(()) => s3.call(req).await?,
         Err(e) => e
@@ -283,7 +308,7 @@ async fn respond(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amz-request-id", v);
     }
-    if !finished.load(Ordering::Relaxed) {
+    if !body.finished.load(Ordering::Relaxed) {
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }

@@ -1,5 +1,6 @@
-//! Credentials lookup for SigV4 verification (done by s3s). Today there is one root key pair;
-//! the users-and-policies issue replaces this with a user store.
+//! Credentials lookup for SigV4 verification (done by s3s) and the access check after it.
+//! Today there is one root key pair; the users-and-policies issue replaces this with a user
+//! store.
 
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Error, S3ErrorCode, S3Result};
@@ -30,6 +31,29 @@ impl S3Auth for RootAuth {
                 S3ErrorCode::InvalidAccessKeyId,
                 "The AWS Access Key Id you provided does not exist in our records.",
             ))
+        }
+    }
+}
+
+/// The access check s3s runs after a request's signature is verified and its operation
+/// resolved: it names the operation for the metrics and, like s3s' default, refuses anonymous
+/// requests.
+#[derive(Debug)]
+pub struct AccessCheck;
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for AccessCheck {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
+        let name = cx.s3_op().name().to_owned();
+        if let Some(slot) = cx.extensions_mut().get::<crate::access::OperationSlot>() {
+            slot.set(&name);
+        }
+        match cx.credentials() {
+            Some(_) => Ok(()),
+            None => Err(S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                "Signature is required",
+            )),
         }
     }
 }

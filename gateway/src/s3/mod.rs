@@ -25,7 +25,7 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::storage::ObjectService;
 
-pub use auth::RootAuth;
+pub use auth::{AccessCheck, RootAuth};
 pub use host::Domains;
 
 #[derive(Debug, Clone)]

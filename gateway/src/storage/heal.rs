@@ -80,6 +80,8 @@ pub struct HealState {
     start_pass: Notify,
     wake_queue: Notify,
     pub queue_healed: AtomicU64,
+    /// Shard bytes every pass since start has read.
+    scanned_bytes: AtomicU64,
 }
 
 impl HealState {
@@ -96,6 +98,11 @@ impl ObjectService {
     /// Chunks the heal queue brought back to full redundancy since start.
     pub fn heal_queue_healed(&self) -> u64 {
         self.heal.queue_healed.load(Relaxed)
+    }
+
+    /// Shard bytes the scanner has read since start.
+    pub fn scanned_bytes(&self) -> u64 {
+        self.heal.scanned_bytes.load(Relaxed)
     }
 
     /// Asks the scanner for a full, unthrottled pass now (no-op while one runs).
@@ -209,7 +216,10 @@ impl ObjectService {
                     let mut p = self.heal.progress();
                     p.chunks_checked += 1;
                     match &outcome {
-                        Ok(Some(r)) => p.add(r),
+                        Ok(Some(r)) => {
+                            p.add(r);
+                            self.heal.scanned_bytes.fetch_add(r.bytes_read, Relaxed);
+                        }
                         Ok(None) => {}
                         Err(e) => {
                             tracing::error!(chunk = %ChunkHash(c.hash), error = %e, "chunk cannot be rebuilt");
