@@ -53,6 +53,28 @@ impl HealReport {
     }
 }
 
+/// Where one shard of a chunk lives and what a read of it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ShardLocation {
+    /// Stripe position: below k a data shard, else parity.
+    pub index: usize,
+    pub parity: bool,
+    /// Disk position in the layout.
+    pub disk: usize,
+    pub status: ShardStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardStatus {
+    /// Present and its checksum verified.
+    Ok,
+    Missing,
+    Corrupt,
+    /// The disk could not be read (offline or failing).
+    Unavailable,
+}
+
 /// Why a shard could not be used.
 enum Damage {
     Missing,
@@ -127,6 +149,31 @@ impl ChunkStore {
             });
         }
         Ok(report)
+    }
+
+    /// Where each shard of a chunk is placed, each read and verified; changes and counts
+    /// nothing.
+    pub async fn locate_chunk(&self, hash: ChunkHash, len: u64) -> Vec<ShardLocation> {
+        let (_, problems, _) = self.read_all(hash, len).await;
+        let k = self.codec.data_shards();
+        self.layout
+            .placement(&hash)
+            .into_iter()
+            .enumerate()
+            .map(|(index, disk)| ShardLocation {
+                index,
+                parity: index >= k,
+                disk,
+                status: match problems.iter().find(|(p, _)| *p == index) {
+                    None => ShardStatus::Ok,
+                    Some((_, e)) => match classify(e) {
+                        Damage::Missing => ShardStatus::Missing,
+                        Damage::Corrupt => ShardStatus::Corrupt,
+                        Damage::Unavailable => ShardStatus::Unavailable,
+                    },
+                },
+            })
+            .collect()
     }
 
     /// Decodes a chunk from the shards that could be read, counting and logging the rest.
@@ -323,6 +370,14 @@ mod tests {
             (found.corrupt.clone(), found.missing.clone()),
             (vec![k], vec![k + 1])
         );
+        let located = r.cs.locate_chunk(h, data.len() as u64).await;
+        let statuses: Vec<_> = located.iter().map(|l| l.status).collect();
+        let mut expected = vec![ShardStatus::Ok; 6];
+        expected[k] = ShardStatus::Corrupt;
+        expected[k + 1] = ShardStatus::Missing;
+        assert_eq!(statuses, expected);
+        assert_eq!(located.iter().map(|l| l.disk).collect::<Vec<_>>(), p);
+        assert!(located.iter().all(|l| l.parity == (l.index >= k)));
         assert_eq!(found.rewritten, 0);
         let report = r.cs.heal_chunk(h, data.len() as u64).await.unwrap();
         assert_eq!(report.corrupt, vec![k]);

@@ -38,7 +38,7 @@ pub use disk_slot::{DiskSlot, DiskState};
 pub use error::{Error, Result};
 pub use faulty::{Faults, FaultyStore};
 pub use hash::ChunkHash;
-pub use heal::HealReport;
+pub use heal::{HealReport, ShardLocation, ShardStatus};
 pub use layout::{Layout, default_parity};
 pub use local_disk::LocalDiskStore;
 pub use memory::MemoryShardStore;

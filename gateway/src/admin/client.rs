@@ -13,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use super::ADMIN_PREFIX;
+use super::tables::{check_left_problems, pass_line, print_check, print_info, print_locate};
 use crate::config::Credentials;
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -33,6 +34,27 @@ pub enum AdminCommand {
         #[arg(long)]
         no_repair: bool,
     },
+    /// Shows which disk holds each shard of each chunk of an object, reading and verifying
+    /// every shard (missing and corrupt ones are marked).
+    Locate {
+        /// The object, as BUCKET/KEY.
+        #[arg(value_name = "BUCKET/KEY")]
+        object: String,
+        /// A version other than the current one.
+        #[arg(long)]
+        version_id: Option<String>,
+    },
+}
+
+/// Query-string encoding for SigV4: everything but the unreserved characters.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn query_value(v: &str) -> String {
+    percent_encoding::utf8_percent_encode(v, QUERY_VALUE).to_string()
 }
 
 struct Client {
@@ -106,10 +128,20 @@ impl Client {
             .map_err(|e| e.to_string())?
             .to_bytes();
         if !status.is_success() {
-            return Err(format!(
-                "server answered {status}: {}",
-                String::from_utf8_lossy(&body).trim()
-            ));
+            let text = String::from_utf8_lossy(&body);
+            // S3 errors: say the code and message rather than dumping the XML.
+            let element = |name: &str| {
+                let open = format!("<{name}>");
+                let start = text.find(&open)? + open.len();
+                let end = start + text[start..].find(&format!("</{name}>"))?;
+                Some(text[start..end].to_string())
+            };
+            return Err(match (element("Code"), element("Message")) {
+                (Some(code), Some(message)) => {
+                    format!("server answered {status}: {code}: {message}")
+                }
+                _ => format!("server answered {status}: {}", text.trim()),
+            });
         }
         serde_json::from_slice(&body).map_err(|e| format!("unreadable answer: {e}"))
     }
@@ -144,7 +176,7 @@ pub fn run_admin(
             AdminCommand::Info => {
                 let info = client.call("GET", &path("info")).await?;
                 if json {
-                    println!("{info:#}");
+                    out!("{info:#}");
                 } else {
                     print_info(&info);
                 }
@@ -155,9 +187,9 @@ pub fn run_admin(
                 let target = started["wait_for_passes"].as_u64().unwrap_or(1);
                 if no_wait {
                     if json {
-                        println!("{started:#}");
+                        out!("{started:#}");
                     } else {
-                        println!("heal pass requested");
+                        out!("heal pass requested");
                     }
                     return Ok(0);
                 }
@@ -168,9 +200,9 @@ pub fn run_admin(
                         && !p["running"].as_bool().unwrap_or(false);
                     if done {
                         if json {
-                            println!("{p:#}");
+                            out!("{p:#}");
                         } else {
-                            println!("heal pass finished: {}", pass_line(&p));
+                            out!("heal pass finished: {}", pass_line(&p));
                         }
                         let bad = p["chunks_unrecoverable"].as_array().map_or(0, Vec::len);
                         return Ok(if bad == 0 { 0 } else { 2 });
@@ -185,197 +217,36 @@ pub fn run_admin(
                     .call("POST", &format!("{}?repair={}", path("check"), !no_repair))
                     .await?;
                 if json {
-                    println!("{report:#}");
+                    out!("{report:#}");
                 } else {
                     print_check(&report);
                 }
                 Ok(if check_left_problems(&report) { 2 } else { 0 })
             }
+            AdminCommand::Locate { object, version_id } => {
+                let Some((bucket, key)) = object
+                    .split_once('/')
+                    .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+                else {
+                    return Err(format!("{object:?} is not BUCKET/KEY"));
+                };
+                let mut query = format!(
+                    "{}?bucket={}&key={}",
+                    path("locate"),
+                    query_value(bucket),
+                    query_value(key)
+                );
+                if let Some(v) = version_id {
+                    query.push_str(&format!("&versionId={}", query_value(&v)));
+                }
+                let located = client.call("GET", &query).await?;
+                if json {
+                    out!("{located:#}");
+                } else {
+                    print_locate(&located);
+                }
+                Ok(0)
+            }
         }
     })
-}
-
-fn n(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(0)
-}
-
-fn bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-fn pass_line(p: &Value) -> String {
-    format!(
-        "{}/{} chunks checked, {} shards missing, {} corrupt, {} rewritten, {} chunks incomplete, {} unrecoverable, {} orphan shards removed",
-        n(&p["chunks_checked"]),
-        n(&p["chunks_total"]),
-        n(&p["shards_missing"]),
-        n(&p["shards_corrupt"]),
-        n(&p["shards_rewritten"]),
-        n(&p["chunks_incomplete"]),
-        p["chunks_unrecoverable"].as_array().map_or(0, Vec::len),
-        n(&p["orphan_shards_removed"]),
-    )
-}
-
-fn print_info(info: &Value) {
-    let l = &info["layout"];
-    println!(
-        "tessera {} up {} s, deployment {}",
-        info["version"].as_str().unwrap_or("?"),
-        n(&info["uptime_secs"]),
-        info["deployment_id"].as_str().unwrap_or("?")
-    );
-    println!(
-        "erasure: {} disks in {} set(s) of {}, EC {}+{}",
-        n(&l["disks"]),
-        n(&l["sets"]),
-        n(&l["set_size"]),
-        n(&l["data"]),
-        n(&l["parity"])
-    );
-    println!();
-    println!(
-        "{:<5} {:<4} {:<8} {:>22}  PATH",
-        "DISK", "SET", "STATE", "FREE / TOTAL"
-    );
-    for d in info["disks"].as_array().into_iter().flatten() {
-        let space = match (&d["space"]["free"], &d["space"]["total"]) {
-            (Value::Number(f), Value::Number(t)) => format!(
-                "{} / {}",
-                bytes(f.as_u64().unwrap_or(0)),
-                bytes(t.as_u64().unwrap_or(0))
-            ),
-            _ => "-".into(),
-        };
-        println!(
-            "{:<5} {:<4} {:<8} {:>22}  {}{}",
-            n(&d["index"]) + 1,
-            n(&d["set"]) + 1,
-            d["state"].as_str().unwrap_or("?"),
-            space,
-            d["path"].as_str().unwrap_or("?"),
-            d["reason"]
-                .as_str()
-                .map(|r| format!("  ({r})"))
-                .unwrap_or_default()
-        );
-    }
-    println!();
-    let u = &info["usage"];
-    println!(
-        "objects: {} ({} versions) in {} buckets, {} logical",
-        n(&u["objects"]),
-        n(&u["versions"]),
-        n(&u["buckets"]),
-        bytes(n(&u["logical_bytes"]))
-    );
-    println!(
-        "chunks:  {} holding {} before erasure coding, {} inline; dedup ratio {:.2}",
-        n(&u["chunks"]),
-        bytes(n(&u["chunk_bytes"])),
-        bytes(n(&u["inline_bytes"])),
-        info["dedup_ratio"].as_f64().unwrap_or(1.0)
-    );
-    let c = &info["counters"];
-    println!(
-        "shards:  {} corrupt found, {} missing found, {} healed, {} heal failures, {} read errors, {} write errors",
-        n(&c["corrupt_found"]),
-        n(&c["missing_found"]),
-        n(&c["shards_healed"]),
-        n(&c["heal_failures"]),
-        n(&c["shard_read_errors"]),
-        n(&c["shard_write_errors"])
-    );
-    let h = &info["heal"];
-    println!(
-        "heal:    {} chunks queued, {} healed from the queue; {} pass(es) finished{}",
-        n(&h["queue"]),
-        n(&h["queue_healed"]),
-        n(&h["pass"]["passes_finished"]),
-        if h["pass"]["running"].as_bool().unwrap_or(false) {
-            ", one running"
-        } else {
-            ""
-        }
-    );
-    if n(&h["pass"]["passes_finished"]) > 0 || h["pass"]["running"].as_bool().unwrap_or(false) {
-        println!("         last pass: {}", pass_line(&h["pass"]));
-    }
-    println!(
-        "metadata replicas: {}",
-        info["metadata_replicas"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-}
-
-fn check_left_problems(r: &Value) -> bool {
-    let s = &r["shards"];
-    let repaired = r["repair"].as_bool().unwrap_or(false);
-    let unrecoverable = s["chunks_unrecoverable"].as_array().map_or(0, Vec::len);
-    if repaired {
-        unrecoverable > 0 || n(&s["chunks_incomplete"]) > 0
-    } else {
-        !r["clean"].as_bool().unwrap_or(false)
-    }
-}
-
-fn print_check(r: &Value) {
-    let refs = &r["refcounts"];
-    let repair = r["repair"].as_bool().unwrap_or(false);
-    let mismatched = refs["mismatched"].as_array().map_or(0, Vec::len);
-    println!(
-        "refcounts: {} chunks referenced, {} recorded, {} mismatched{}",
-        n(&refs["chunks_referenced"]),
-        n(&refs["chunks_recorded"]),
-        mismatched,
-        if mismatched > 0 && refs["repaired"].as_bool().unwrap_or(false) {
-            " (corrected)"
-        } else {
-            ""
-        }
-    );
-    for m in refs["mismatched"].as_array().into_iter().flatten().take(20) {
-        println!(
-            "  chunk {}: recorded {}, counted {}",
-            m["chunk"].as_str().unwrap_or("?"),
-            m["recorded"]
-                .as_u64()
-                .map_or("none".to_string(), |v| v.to_string()),
-            n(&m["counted"])
-        );
-    }
-    println!("shards:    {}", pass_line(&r["shards"]));
-    for c in r["shards"]["chunks_unrecoverable"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        println!("  UNRECOVERABLE chunk {}", c.as_str().unwrap_or("?"));
-    }
-    println!("heal queue: {} chunk(s) waiting", n(&r["heal_queue"]));
-    if r["clean"].as_bool().unwrap_or(false) {
-        println!("result: clean");
-    } else if check_left_problems(r) {
-        println!("result: PROBLEMS REMAIN");
-    } else if repair {
-        println!("result: problems found and repaired");
-    } else {
-        println!("result: problems found (run without --no-repair to repair)");
-    }
 }

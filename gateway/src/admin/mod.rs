@@ -10,9 +10,20 @@
 //! | GET    | `heal`          | progress of the current or last full heal pass    |
 //! | POST   | `heal`          | starts a full heal pass (after one already running) |
 //! | POST   | `check?repair=` | verifies manifests, refcounts and shards          |
+//! | GET    | `locate?bucket=&key=[&versionId=]` | each chunk's shards: disk and state |
+
+/// `println!` that ignores a closed stdout (`tessera admin info | head`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 mod client;
+mod locate;
 mod route;
+mod tables;
 
 pub use client::{AdminCommand, run_admin};
 pub use route::{ADMIN_PREFIX, AdminApi};

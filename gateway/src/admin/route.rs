@@ -163,6 +163,7 @@ impl S3Route for AdminApi {
             (&Method::GET, "heal") => json(&self.service.heal_progress()),
             (&Method::POST, "heal") => self.start_heal(),
             (&Method::POST, "check") => self.check(&req.uri).await,
+            (&Method::GET, "locate") => json(&self.locate(&req.uri).await?),
             _ => Err(S3Error::with_message(
                 S3ErrorCode::InvalidRequest,
                 format!("unknown admin request {} {op}", req.method),

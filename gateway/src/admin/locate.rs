@@ -1,0 +1,111 @@
+//! `GET locate?bucket=&key=[&versionId=]`: which disk holds each shard of each chunk of an
+//! object, with every shard read and verified (so the answer also says which are missing or
+//! corrupt). Reads the whole object's shards: meant for investigating one object.
+
+use hyper::Uri;
+use s3s::{S3Error, S3ErrorCode, S3Result};
+use serde::Serialize;
+
+use super::route::AdminApi;
+use erasure::{ChunkHash, DiskState, ShardStatus};
+
+#[derive(Serialize)]
+pub(super) struct ObjectLocation {
+    bucket: String,
+    key: String,
+    version_id: Option<String>,
+    size: u64,
+    etag: String,
+    /// Small objects live in the metadata, not on the disks.
+    inline: bool,
+    data_shards: usize,
+    parity_shards: usize,
+    chunks: Vec<ChunkLocation>,
+}
+
+#[derive(Serialize)]
+struct ChunkLocation {
+    offset: u64,
+    length: u32,
+    sha256: String,
+    shards: Vec<ShardOnDisk>,
+}
+
+#[derive(Serialize)]
+struct ShardOnDisk {
+    index: usize,
+    parity: bool,
+    disk: usize,
+    path: String,
+    disk_state: &'static str,
+    status: ShardStatus,
+}
+
+fn state_name(s: &DiskState) -> &'static str {
+    match s {
+        DiskState::Online => "online",
+        DiskState::Faulty(_) => "faulty",
+        DiskState::Offline(_) => "offline",
+    }
+}
+
+impl AdminApi {
+    pub(super) async fn locate(&self, uri: &Uri) -> S3Result<ObjectLocation> {
+        let (mut bucket, mut key, mut version) = (None, None, None);
+        for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+            match &*k {
+                "bucket" => bucket = Some(v.into_owned()),
+                "key" => key = Some(v.into_owned()),
+                "versionId" => version = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let (Some(bucket), Some(key)) = (bucket, key) else {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "locate needs the bucket and key query parameters",
+            ));
+        };
+        let record = self
+            .service
+            .head_object_version(&bucket, &key, version.as_deref())
+            .await?;
+        let layout = self.disks.deployment.layout;
+        let chunk_store = self.service.chunk_store();
+        let mut chunks = Vec::new();
+        let mut offset = 0;
+        for c in record.data.chunks() {
+            let shards = chunk_store
+                .locate_chunk(ChunkHash(c.hash), u64::from(c.len))
+                .await
+                .into_iter()
+                .map(|l| ShardOnDisk {
+                    index: l.index,
+                    parity: l.parity,
+                    disk: l.disk,
+                    path: self.disks.paths[l.disk].display().to_string(),
+                    disk_state: state_name(&self.disks.slots[l.disk].state()),
+                    status: l.status,
+                })
+                .collect();
+            chunks.push(ChunkLocation {
+                offset,
+                length: c.len,
+                sha256: hex::encode(c.hash),
+                shards,
+            });
+            offset += u64::from(c.len);
+        }
+        Ok(ObjectLocation {
+            bucket,
+            key,
+            version_id: record.version_id.clone(),
+            size: record.size,
+            etag: record.etag.clone(),
+            inline: matches!(record.data, metastore::ObjectData::Inline(_)),
+            data_shards: layout.data(),
+            parity_shards: layout.parity,
+            chunks,
+        })
+    }
+}
