@@ -17,7 +17,9 @@ use tracing::{info, warn};
 use crate::admin::AdminApi;
 use crate::config::{CHUNK_SIZE, CredentialSource, INLINE_MAX, ServeConfig};
 use crate::disks::Disks;
-use crate::s3::{RootAuth, TesseraS3};
+use crate::http::Frontend;
+use crate::metrics::Metrics;
+use crate::s3::{AccessCheck, RootAuth, TesseraS3};
 use crate::storage::ObjectService;
 
 pub const META_DIR: &str = ".tessera/meta";
@@ -153,16 +155,20 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
             .map_err(|e| e.to_string())??
     };
     let gc_interval = (cfg.gc_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
-    let _gc = opened.service.spawn_gc(gc_interval);
+    let mut background = vec![opened.service.spawn_gc(gc_interval)];
     let expiry_interval =
         (cfg.multipart_expiry / 4).clamp(Duration::from_millis(500), Duration::from_secs(3600));
-    let _expiry = opened
-        .service
-        .spawn_upload_expiry(cfg.multipart_expiry, expiry_interval);
-    let _healers = opened.service.spawn_healers(cfg.scan);
-    let _monitor = opened
-        .disks
-        .spawn_monitor(Arc::downgrade(&opened.service), cfg.disk_check_interval);
+    background.push(
+        opened
+            .service
+            .spawn_upload_expiry(cfg.multipart_expiry, expiry_interval),
+    );
+    background.extend(opened.service.spawn_healers(cfg.scan));
+    background.push(
+        opened
+            .disks
+            .spawn_monitor(Arc::downgrade(&opened.service), cfg.disk_check_interval),
+    );
     // Disks adopted or missing at start need a full pass: what they lack is in no queue.
     // Shards of uploads a crash interrupted are swept now; later passes sweep again.
     let d = &opened.disks.deployment;
@@ -184,6 +190,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         cfg.credentials.access_key.clone(),
         cfg.credentials.secret_key.clone(),
     ));
+    builder.set_access(AccessCheck);
     builder.set_route(AdminApi {
         service: opened.service.clone(),
         disks: opened.disks.clone(),
@@ -200,7 +207,12 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
             crate::s3::Domains::new(&cfg.domains).map_err(|e| format!("invalid --domain: {e}"))?;
         builder.set_host(host);
     }
-    let s3 = builder.build();
+    let front = Arc::new(Frontend {
+        s3: builder.build(),
+        disks: opened.disks.clone(),
+        service: opened.service.clone(),
+        metrics: Metrics::new(cfg.metrics_token.as_deref()),
+    });
 
     let listener = TcpListener::bind(cfg.address)
         .await
@@ -223,10 +235,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
                     }
                 };
                 let _ = socket.set_nodelay(true);
-                let s3 = s3.clone();
-                let disks = opened.disks.clone();
+                let front = front.clone();
                 let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    crate::http::handle(s3.clone(), disks.clone(), req)
+                    crate::http::handle(front.clone(), req)
                 });
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(socket), svc).into_owned();
                 let conn = graceful.watch(conn);
@@ -239,11 +250,31 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
             () = &mut shutdown => break,
         }
     }
-    info!("shutting down: no new connections, waiting up to 10 s for requests in flight");
+    // The listener closes first, so new connections are refused while requests in flight
+    // finish; idle keep-alive connections are closed at once.
+    drop(listener);
+    let limit = cfg.shutdown_timeout;
+    info!(
+        "shutting down: no new connections, waiting up to {} s for requests in flight",
+        limit.as_secs()
+    );
     tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(Duration::from_secs(10)) => warn!("requests still in flight after 10 s; stopping anyway"),
+        () = graceful.shutdown() => info!("requests in flight finished"),
+        () = tokio::time::sleep(limit) => warn!("requests still in flight after {} s; stopping anyway", limit.as_secs()),
     }
+    // Metadata writes are synced as they commit; the stores close when the last reference
+    // goes (here, unless a request outlived the limit).
+    // Background work stops at a safe point: everything it does is either committed in one
+    // metadata write or found again by the next start's sweeps.
+    for task in &background {
+        task.abort();
+    }
+    for task in background {
+        let _ = task.await;
+    }
+    drop(front);
+    drop(opened);
+    info!("stopped");
     Ok(())
 }
 
