@@ -37,6 +37,8 @@ impl OperationSlot {
 
 /// One request, from its arrival until its response body is gone.
 pub struct RequestRecord {
+    /// Keeps the request counted as in flight until its body is gone.
+    pub in_flight: crate::metrics::InFlight,
     pub span: tracing::Span,
     pub method: Method,
     pub path: String,

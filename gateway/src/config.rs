@@ -17,6 +17,7 @@ pub const INLINE_MAX: usize = 128 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialSource {
     Environment,
+    ConfigFile,
     Development,
 }
 
@@ -222,12 +223,15 @@ impl ServeArgs {
         }
         // Each credential is taken whole from one place, so a user from the environment is
         // never paired with a password from the file.
-        let (user, password) = if env.root_user.is_some() || env.root_password.is_some() {
-            (env.root_user, env.root_password)
+        let from_env = env.root_user.is_some() || env.root_password.is_some();
+        let mut credentials = if from_env {
+            Credentials::from_env_values(env.root_user, env.root_password)?
         } else {
-            (file.root_user, file.root_password)
+            Credentials::from_env_values(file.root_user, file.root_password)?
         };
-        let credentials = Credentials::from_env_values(user, password)?;
+        if !from_env && credentials.source == CredentialSource::Environment {
+            credentials.source = CredentialSource::ConfigFile;
+        }
         let secs = |flag: Option<u64>, file: Option<u64>, default: u64| {
             Duration::from_secs(flag.or(file).unwrap_or(default))
         };

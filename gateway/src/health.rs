@@ -23,12 +23,15 @@ const READY: [&str; 3] = [
     "/.tessera/health/ready",
 ];
 
-/// True for requests that carry an S3 signature (V4 or V2, header or query); a bearer token
-/// is not one.
+/// True for requests that carry an S3 signature (V4 or V2, header or query); other
+/// `Authorization` schemes (a bearer token) are not one.
 pub fn is_s3_signed<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(http::header::AUTHORIZATION)
-        .is_some_and(|v| !v.as_bytes().starts_with(b"Bearer "))
+        .is_some_and(|v| {
+            let v = v.as_bytes();
+            v.starts_with(b"AWS4-") || v.starts_with(b"AWS ")
+        })
         || req.uri().query().is_some_and(|q| {
             q.contains("X-Amz-Signature")
                 || q.contains("Signature=")

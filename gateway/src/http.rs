@@ -241,9 +241,9 @@ pub async fn handle(
     {
         return Ok(resp);
     }
-    let _in_flight = front.metrics.start();
     let request_id = new_request_id();
     let record = RequestRecord {
+        in_flight: front.metrics.start(),
         span: tracing::info_span!("request", id = %request_id),
         method: req.method().clone(),
         path: req.uri().path().to_owned(),

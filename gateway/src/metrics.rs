@@ -96,7 +96,7 @@ impl Metrics {
         ));
         let in_flight = must(IntGauge::new(
             "tessera_s3_requests_in_flight",
-            "S3 requests being handled now.",
+            "S3 requests being handled now (until their response body is sent).",
         ));
         for c in [
             Box::new(requests.clone()) as Box<dyn Collector>,

@@ -134,6 +134,12 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
                 cfg.credentials.access_key
             )
         }
+        CredentialSource::ConfigFile => {
+            println!(
+                "  credentials: access key {:?} from the config file (root_user / root_password)",
+                cfg.credentials.access_key
+            )
+        }
         CredentialSource::Development => {
             println!(
                 "  credentials: DEVELOPMENT DEFAULTS access key {:?} secret key {:?}",
