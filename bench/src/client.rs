@@ -1,0 +1,306 @@
+//! A lean S3 client for benchmarking: SigV4 (aws-sigv4) with `UNSIGNED-PAYLOAD`, a pooled
+//! hyper connection set, bodies generated on the fly. It does as little work per byte as it
+//! can, because on one machine every cycle the client spends is one the server does not get.
+
+use std::time::SystemTime;
+
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
+};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// Bytes per generated body piece: the servers' chunk size, so every chunk of a generated
+/// object carries its own unique header.
+pub const PIECE: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct S3 {
+    http: Client<HttpConnector, BoxBody>,
+    endpoint: String,
+    authority: String,
+    identity: Identity,
+}
+
+/// Object contents: pseudo-random pieces, each stamped with (seed, piece index) so that no
+/// two pieces of different seeds or positions are equal (dedup finds nothing unless the
+/// same seed is uploaded twice).
+#[derive(Clone)]
+pub struct Pattern {
+    pool: Bytes,
+}
+
+impl Pattern {
+    pub fn new() -> Self {
+        // xorshift64*: fast, and incompressible enough for storage that does not compress.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut pool = BytesMut::with_capacity(PIECE);
+        while pool.len() < PIECE {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            pool.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+        }
+        Pattern {
+            pool: pool.freeze(),
+        }
+    }
+
+    /// Piece `index` of the object with `seed`, `len` bytes (at most [`PIECE`]).
+    pub fn piece(&self, seed: u64, index: u64, len: usize) -> Bytes {
+        let mut b = BytesMut::from(&self.pool[..len]);
+        let stamp = [seed.to_le_bytes(), index.to_le_bytes()].concat();
+        let n = stamp.len().min(len);
+        b[..n].copy_from_slice(&stamp[..n]);
+        // A second stamp mid-piece keeps sub-piece chunkers from matching, too.
+        if len >= 2 * stamp.len() {
+            let mid = len / 2;
+            b[mid..mid + stamp.len()].copy_from_slice(&stamp);
+        }
+        b.freeze()
+    }
+
+    pub fn body(&self, seed: u64, size: u64) -> BoxBody {
+        let this = self.clone();
+        let pieces = size.div_ceil(PIECE as u64);
+        let stream = futures::stream::iter(0..pieces).map(move |i| {
+            let len = (size - i * PIECE as u64).min(PIECE as u64) as usize;
+            Ok::<_, std::io::Error>(http_body::Frame::data(this.piece(seed, i, len)))
+        });
+        BodyExt::boxed_unsync(StreamBody::new(stream))
+    }
+}
+
+fn empty() -> BoxBody {
+    BodyExt::boxed_unsync(Full::new(Bytes::new()).map_err(|never| match never {}))
+}
+
+pub type Result<T> = std::result::Result<T, String>;
+
+impl S3 {
+    pub fn new(endpoint: &str, access_key: &str, secret_key: &str) -> Result<Self> {
+        let uri: http::Uri = endpoint
+            .parse()
+            .map_err(|e| format!("bad endpoint {endpoint}: {e}"))?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("endpoint {endpoint} has no host"))?
+            .to_string();
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        let identity = aws_credential_types::Credentials::new(
+            access_key,
+            secret_key,
+            None,
+            None,
+            "tessera-bench",
+        )
+        .into();
+        Ok(S3 {
+            http,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            authority,
+            identity,
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: BoxBody,
+        content_length: Option<u64>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
+        let url = format!("{}{path_and_query}", self.endpoint);
+        let mut settings = SigningSettings::default();
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = v4::SigningParams::builder()
+            .identity(&self.identity)
+            .region("us-east-1")
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(|e| e.to_string())?
+            .into();
+        let signable = SignableRequest::new(
+            method.as_str(),
+            &url,
+            [("host", self.authority.as_str())].into_iter(),
+            SignableBody::UnsignedPayload,
+        )
+        .map_err(|e| e.to_string())?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| e.to_string())?
+            .into_parts();
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(http::header::HOST, &self.authority);
+        if let Some(n) = content_length {
+            req = req.header(http::header::CONTENT_LENGTH, n);
+        }
+        let mut req = req.body(body).map_err(|e| e.to_string())?;
+        instructions.apply_to_request_http1x(&mut req);
+        self.http
+            .request(req)
+            .await
+            .map_err(|e| format!("{url}: {e}"))
+    }
+
+    async fn expect(
+        &self,
+        method: Method,
+        path: &str,
+        body: BoxBody,
+        len: Option<u64>,
+        ok: &[StatusCode],
+    ) -> Result<(hyper::body::Incoming, StatusCode)> {
+        let resp = self.send(method.clone(), path, body, len).await?;
+        let status = resp.status();
+        let body = resp.into_body();
+        if !ok.contains(&status) {
+            let text = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            return Err(format!(
+                "{method} {path}: {status}: {}",
+                String::from_utf8_lossy(&text)
+            ));
+        }
+        Ok((body, status))
+    }
+
+    /// Reads a body to its end, returning its length.
+    async fn drain(mut body: hyper::body::Incoming) -> Result<u64> {
+        let mut n = 0;
+        while let Some(frame) = body.frame().await {
+            if let Some(d) = frame.map_err(|e| e.to_string())?.data_ref() {
+                n += d.len() as u64;
+            }
+        }
+        Ok(n)
+    }
+
+    pub async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        let (body, _) = self
+            .expect(
+                Method::PUT,
+                &format!("/{bucket}"),
+                empty(),
+                Some(0),
+                &[StatusCode::OK, StatusCode::CONFLICT],
+            )
+            .await?;
+        Self::drain(body).await.map(drop)
+    }
+
+    pub async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        pattern: &Pattern,
+        seed: u64,
+        size: u64,
+    ) -> Result<()> {
+        let (body, _) = self
+            .expect(
+                Method::PUT,
+                &format!("/{bucket}/{key}"),
+                pattern.body(seed, size),
+                Some(size),
+                &[StatusCode::OK],
+            )
+            .await?;
+        Self::drain(body).await.map(drop)
+    }
+
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<u64> {
+        let (body, _) = self
+            .expect(
+                Method::GET,
+                &format!("/{bucket}/{key}"),
+                empty(),
+                None,
+                &[StatusCode::OK],
+            )
+            .await?;
+        Self::drain(body).await
+    }
+
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<()> {
+        let (body, _) = self
+            .expect(
+                Method::HEAD,
+                &format!("/{bucket}/{key}"),
+                empty(),
+                None,
+                &[StatusCode::OK],
+            )
+            .await?;
+        Self::drain(body).await.map(drop)
+    }
+
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        let (body, _) = self
+            .expect(
+                Method::DELETE,
+                &format!("/{bucket}/{key}"),
+                empty(),
+                None,
+                &[StatusCode::NO_CONTENT, StatusCode::OK],
+            )
+            .await?;
+        Self::drain(body).await.map(drop)
+    }
+
+    /// One ListObjectsV2 page of up to 1000 keys: (keys on it, the next continuation token).
+    pub async fn list_page(
+        &self,
+        bucket: &str,
+        token: Option<&str>,
+    ) -> Result<(usize, Option<String>)> {
+        let mut path = format!("/{bucket}?list-type=2&max-keys=1000");
+        if let Some(t) = token {
+            path.push_str("&continuation-token=");
+            path.push_str(&encode_query(t));
+        }
+        let (body, _) = self
+            .expect(Method::GET, &path, empty(), None, &[StatusCode::OK])
+            .await?;
+        let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        let keys = text.matches("<Key>").count();
+        let next = text
+            .split_once("<NextContinuationToken>")
+            .and_then(|(_, rest)| rest.split_once("</NextContinuationToken>"))
+            .map(|(t, _)| t.replace("&amp;", "&"));
+        Ok((keys, next))
+    }
+}
+
+fn encode_query(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,433 @@
+//! `tessera-bench`: drives one or two S3 servers through the same workload, phase by phase
+//! and interleaved (each phase runs on every server before the next begins, so both see the
+//! same machine state), then prints a table with ratios and writes the figures as JSON.
+//!
+//! ```text
+//! cargo run --release -p tessera-bench -- --target tessera --vs s3s-fs
+//! ```
+
+mod client;
+mod server;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+use serde::Serialize;
+
+use client::{Pattern, S3};
+use server::{ACCESS_KEY, SECRET_KEY, Server, Target};
+use workload::{Plan, SmallOp};
+
+#[derive(Parser)]
+#[command(name = "tessera-bench", about = "S3 benchmark, side by side")]
+struct Args {
+    /// The server under test: `tessera`, `tessera:DISKS` (default 4 disks), `s3s-fs`, or an
+    /// `http://HOST:PORT` endpoint that is already running.
+    #[arg(long, default_value = "tessera")]
+    target: String,
+    /// A second server to run the same workload against, interleaved; ratios are target/vs.
+    #[arg(long)]
+    vs: Option<String>,
+    /// The tessera binary to start [default: $CARGO_TARGET_DIR/release/tessera, else
+    /// ~/.cache/tessera-target/release/tessera].
+    #[arg(long)]
+    tessera_bin: Option<PathBuf>,
+    /// The s3s-fs binary to start (`cargo install s3s-fs --version 0.14.1 --features binary`).
+    #[arg(long, default_value = "s3s-fs")]
+    s3s_fs_bin: PathBuf,
+    /// Where started servers keep their data (a real disk, not tmpfs) [default: a temporary
+    /// directory under ~/.cache].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Access key and secret for `http://` targets.
+    #[arg(long, default_value = ACCESS_KEY)]
+    access_key: String,
+    #[arg(long, default_value = SECRET_KEY)]
+    secret_key: String,
+    /// Size of each large object.
+    #[arg(long, default_value_t = 256)]
+    large_mib: u64,
+    /// Operations per small-object phase.
+    #[arg(long, default_value_t = 2000)]
+    small_ops: usize,
+    /// Keys in the listing bucket.
+    #[arg(long, default_value_t = 10_000)]
+    list_keys: usize,
+    /// Seconds of listing.
+    #[arg(long, default_value_t = 3.0)]
+    list_secs: f64,
+    /// Size of the object uploaded twice for the dedup phase (0: skip).
+    #[arg(long, default_value_t = 1024)]
+    dedup_mib: u64,
+    /// Concurrent large PUTs of the memory phase (0: skip).
+    #[arg(long, default_value_t = 8)]
+    parallel_puts: usize,
+    /// Size of each of those PUTs.
+    #[arg(long, default_value_t = 1024)]
+    parallel_mib: u64,
+    /// After the other phases, restart each tessera started here without `parity` of its
+    /// disks and time the large GET again.
+    #[arg(long)]
+    degraded: bool,
+    /// Phases to run (comma-separated): large, small, list, dedup, parallel.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "large,small,list,dedup,parallel"
+    )]
+    phases: Vec<String>,
+    /// Where to write the figures as JSON.
+    #[arg(long, default_value = "bench-results.json")]
+    json: PathBuf,
+}
+
+/// One line of the results table: a figure per server.
+#[derive(Serialize)]
+struct Row {
+    phase: String,
+    unit: &'static str,
+    values: Vec<Option<f64>>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    servers: Vec<String>,
+    plan: String,
+    rows: Vec<Row>,
+}
+
+impl Report {
+    fn set(&mut self, phase: &str, unit: &'static str, server: usize, value: f64) {
+        let n = self.servers.len();
+        let row = match self.rows.iter_mut().position(|r| r.phase == phase) {
+            Some(i) => &mut self.rows[i],
+            None => {
+                self.rows.push(Row {
+                    phase: phase.into(),
+                    unit,
+                    values: vec![None; n],
+                });
+                self.rows.last_mut().expect("just pushed")
+            }
+        };
+        row.values[server] = Some(value);
+        eprintln!("  {:<12} {phase}: {value:.2} {unit}", self.servers[server]);
+    }
+
+    fn print(&self) {
+        let mut header = format!("{:<44} {:<7}", "phase", "unit");
+        for s in &self.servers {
+            header.push_str(&format!(" {s:>12}"));
+        }
+        if self.servers.len() == 2 {
+            header.push_str(&format!(" {:>8}", "ratio"));
+        }
+        println!("{header}");
+        println!("{}", "-".repeat(header.len()));
+        for r in &self.rows {
+            let mut line = format!("{:<44} {:<7}", r.phase, r.unit);
+            for v in &r.values {
+                line.push_str(&match v {
+                    Some(v) => format!(" {v:>12.2}"),
+                    None => format!(" {:>12}", "-"),
+                });
+            }
+            if let [Some(a), Some(b)] = r.values[..]
+                && b != 0.0
+            {
+                line.push_str(&format!(" {:>8.2}", a / b));
+            }
+            println!("{line}");
+        }
+    }
+}
+
+fn default_tessera_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/tessera-target")
+        });
+    target.join("release/tessera")
+}
+
+const MIB: u64 = 1 << 20;
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args).await {
+        eprintln!("tessera-bench: error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let tessera_bin = args.tessera_bin.clone().unwrap_or_else(default_tessera_bin);
+    let work = match &args.work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+            tempfile::Builder::new().prefix("run-").tempdir_in(d)
+        }
+        None => {
+            let base = PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache");
+            std::fs::create_dir_all(&base).map_err(|e| e.to_string())?;
+            tempfile::Builder::new()
+                .prefix("tessera-bench-")
+                .tempdir_in(base)
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let mut specs = vec![args.target.clone()];
+    specs.extend(args.vs.clone());
+    let mut servers = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let target = Target::parse(spec, &tessera_bin, &args.s3s_fs_bin)?;
+        let name = if specs.iter().filter(|s| *s == spec).count() > 1 {
+            format!("{spec}#{}", i + 1)
+        } else {
+            spec.clone()
+        };
+        servers.push(Server::start(target, &name, work.path())?);
+    }
+    let clients = servers
+        .iter()
+        .map(|s| {
+            let (ak, sk) = if s.is_external() {
+                (args.access_key.as_str(), args.secret_key.as_str())
+            } else {
+                (ACCESS_KEY, SECRET_KEY)
+            };
+            S3::new(&s.url, ak, sk)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for c in &clients {
+        c.create_bucket(workload::BUCKET).await?;
+    }
+    let plan = Plan {
+        large_bytes: args.large_mib * MIB,
+        small_ops: args.small_ops,
+        list_keys: args.list_keys,
+        list_secs: args.list_secs,
+        dedup_bytes: args.dedup_mib * MIB,
+        parallel_puts: args.parallel_puts,
+        parallel_bytes: args.parallel_mib * MIB,
+    };
+    let mut report = Report {
+        servers: servers.iter().map(|s| s.name.clone()).collect(),
+        plan: format!("{plan:?}"),
+        rows: Vec::new(),
+    };
+    let pattern = Pattern::new();
+    let phase = |name: &str| args.phases.iter().any(|p| p == name);
+    let started = Instant::now();
+
+    if phase("large") {
+        for streams in [1, 4] {
+            let prefix = format!("large{streams}");
+            for (i, c) in clients.iter().enumerate() {
+                let v = workload::put_streams(
+                    c,
+                    &pattern,
+                    &prefix,
+                    1000 * streams as u64,
+                    streams,
+                    plan.large_bytes,
+                )
+                .await?;
+                report.set(
+                    &format!("large PUT, {streams} stream(s) x {} MiB", args.large_mib),
+                    "MB/s",
+                    i,
+                    v,
+                );
+            }
+            for (i, c) in clients.iter().enumerate() {
+                let v = workload::get_streams(c, &prefix, streams, plan.large_bytes).await?;
+                report.set(
+                    &format!("large GET, {streams} stream(s) x {} MiB", args.large_mib),
+                    "MB/s",
+                    i,
+                    v,
+                );
+            }
+        }
+    }
+
+    if phase("small") {
+        let ops = [
+            (SmallOp::Put, "PUT"),
+            (SmallOp::Get, "GET"),
+            (SmallOp::Head, "HEAD"),
+            (SmallOp::Delete, "DELETE"),
+        ];
+        for (op, label) in ops {
+            for clients_n in [1, 8] {
+                for (i, c) in clients.iter().enumerate() {
+                    // Each client count works on its own key set, so DELETE finds every key.
+                    let s =
+                        workload::small_ops(c, &pattern, op, clients_n, plan.small_ops, clients_n)
+                            .await?;
+                    let what = format!("4 KiB {label}, {clients_n} client(s)");
+                    report.set(&what, "ops/s", i, s.ops_per_sec);
+                    report.set(&format!("{what} p50"), "ms", i, s.p50_ms);
+                    report.set(&format!("{what} p99"), "ms", i, s.p99_ms);
+                }
+            }
+        }
+    }
+
+    if phase("list") {
+        for (i, c) in clients.iter().enumerate() {
+            let t = Instant::now();
+            workload::fill_list_bucket(c, &pattern, plan.list_keys).await?;
+            report.set(
+                &format!("fill: {} x 16 B PUT, 8 clients", plan.list_keys),
+                "ops/s",
+                i,
+                plan.list_keys as f64 / t.elapsed().as_secs_f64(),
+            );
+        }
+        for (i, c) in clients.iter().enumerate() {
+            let v = workload::list_pages(c, plan.list_keys, plan.list_secs).await?;
+            report.set(
+                &format!("LIST pages of 1000, bucket of {}", plan.list_keys),
+                "ops/s",
+                i,
+                v,
+            );
+        }
+    }
+
+    if phase("dedup") && plan.dedup_bytes > 0 {
+        for (i, (c, s)) in clients.iter().zip(&servers).enumerate() {
+            let before = s.disk_bytes();
+            let t = Instant::now();
+            c.put(
+                workload::BUCKET,
+                "dedup-first",
+                &pattern,
+                9_000_000,
+                plan.dedup_bytes,
+            )
+            .await?;
+            let first = t.elapsed();
+            let middle = s.disk_bytes();
+            let t = Instant::now();
+            c.put(
+                workload::BUCKET,
+                "dedup-again",
+                &pattern,
+                9_000_000,
+                plan.dedup_bytes,
+            )
+            .await?;
+            let again = t.elapsed();
+            let after = s.disk_bytes();
+            let mib = args.dedup_mib;
+            report.set(
+                &format!("dedup: first PUT of {mib} MiB"),
+                "MB/s",
+                i,
+                workload::mb_per_sec(plan.dedup_bytes, first),
+            );
+            report.set(
+                &format!("dedup: same {mib} MiB again"),
+                "MB/s",
+                i,
+                workload::mb_per_sec(plan.dedup_bytes, again),
+            );
+            report.set(
+                "dedup: speed-up of the second PUT",
+                "x",
+                i,
+                first.as_secs_f64() / again.as_secs_f64(),
+            );
+            if let (Some(b), Some(m), Some(a)) = (before, middle, after) {
+                report.set(
+                    "dedup: disk growth, first PUT",
+                    "% obj",
+                    i,
+                    m.saturating_sub(b) as f64 * 100.0 / plan.dedup_bytes as f64,
+                );
+                report.set(
+                    "dedup: disk growth, second PUT",
+                    "% obj",
+                    i,
+                    a.saturating_sub(m) as f64 * 100.0 / plan.dedup_bytes as f64,
+                );
+            }
+        }
+    }
+
+    if phase("parallel") && plan.parallel_puts > 0 && plan.parallel_bytes > 0 {
+        for (i, c) in clients.iter().enumerate() {
+            let v = workload::put_streams(
+                c,
+                &pattern,
+                "parallel",
+                5_000_000,
+                plan.parallel_puts,
+                plan.parallel_bytes,
+            )
+            .await?;
+            report.set(
+                &format!(
+                    "{} parallel PUTs x {} MiB",
+                    plan.parallel_puts, args.parallel_mib
+                ),
+                "MB/s",
+                i,
+                v,
+            );
+        }
+    }
+
+    for (i, s) in servers.iter().enumerate() {
+        if let Some(rss) = s.peak_rss() {
+            report.set(
+                "server peak RSS (whole run)",
+                "MiB",
+                i,
+                rss as f64 / MIB as f64,
+            );
+        }
+    }
+
+    if args.degraded && phase("large") {
+        for (i, s) in servers.iter_mut().enumerate() {
+            let Some(m) = s.tessera_parity().filter(|m| *m > 0) else {
+                continue;
+            };
+            s.restart_without_disks(m)?;
+            let v = workload::get_streams(&clients[i], "large1", 1, plan.large_bytes).await?;
+            report.set(
+                &format!("degraded GET ({m} disks missing), 1 stream"),
+                "MB/s",
+                i,
+                v,
+            );
+        }
+    }
+
+    println!();
+    println!(
+        "tessera-bench: {} in {:.0} s; data under {}",
+        report.servers.join(" vs "),
+        started.elapsed().as_secs_f64(),
+        work.path().display()
+    );
+    println!();
+    report.print();
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&args.json, json).map_err(|e| format!("{}: {e}", args.json.display()))?;
+    println!();
+    println!("figures written to {}", args.json.display());
+    for mut s in servers {
+        s.stop();
+    }
+    Ok(())
+}

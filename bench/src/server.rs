@@ -1,0 +1,234 @@
+//! The servers under test: a `tessera` or `s3s-fs` the benchmark starts itself (on fresh
+//! directories under the work dir, so it can read their peak RSS and bytes on disk), or any
+//! running S3 endpoint.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "benchadmin";
+pub const SECRET_KEY: &str = "benchadmin-secret";
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    Tessera { bin: PathBuf, disks: usize },
+    S3sFs { bin: PathBuf },
+    Endpoint { url: String },
+}
+
+impl Target {
+    /// `tessera`, `tessera:N` (N disks), `s3s-fs`, or an `http://` URL.
+    pub fn parse(spec: &str, tessera_bin: &Path, s3s_fs_bin: &Path) -> Result<Self, String> {
+        if spec.starts_with("http://") {
+            return Ok(Target::Endpoint { url: spec.into() });
+        }
+        match spec.split_once(':') {
+            None if spec == "tessera" => Ok(Target::Tessera {
+                bin: tessera_bin.into(),
+                disks: 4,
+            }),
+            Some(("tessera", n)) => Ok(Target::Tessera {
+                bin: tessera_bin.into(),
+                disks: n
+                    .parse()
+                    .map_err(|_| format!("bad disk count in {spec:?}"))?,
+            }),
+            None if spec == "s3s-fs" => Ok(Target::S3sFs {
+                bin: s3s_fs_bin.into(),
+            }),
+            _ => Err(format!(
+                "unknown target {spec:?}: use tessera, tessera:DISKS, s3s-fs or http://HOST:PORT"
+            )),
+        }
+    }
+}
+
+pub struct Server {
+    pub name: String,
+    pub url: String,
+    target: Target,
+    child: Option<Child>,
+    port: u16,
+    pub dirs: Vec<PathBuf>,
+    log: PathBuf,
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+impl Server {
+    pub fn start(target: Target, name: &str, work: &Path) -> Result<Self, String> {
+        let base = work.join(name);
+        std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+        let dirs = match &target {
+            Target::Tessera { disks, .. } => (1..=*disks)
+                .map(|i| base.join(format!("disk{i}")))
+                .collect(),
+            Target::S3sFs { .. } => vec![base.join("root")],
+            Target::Endpoint { .. } => vec![],
+        };
+        for d in &dirs {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let mut server = Server {
+            name: name.into(),
+            url: String::new(),
+            target,
+            child: None,
+            port: 0,
+            dirs,
+            log: base.join("server.log"),
+        };
+        if let Target::Endpoint { url } = &server.target {
+            server.url = url.clone();
+            return Ok(server);
+        }
+        server.port = free_port()?;
+        server.url = format!("http://127.0.0.1:{}", server.port);
+        server.spawn()?;
+        Ok(server)
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut cmd = match &self.target {
+            Target::Tessera { bin, .. } => {
+                let mut c = Command::new(bin);
+                c.arg("serve")
+                    .arg("--address")
+                    .arg(format!("127.0.0.1:{}", self.port))
+                    // No scheduled scan during a benchmark.
+                    .args(["--scan-interval-secs", "0"])
+                    .args(&self.dirs)
+                    .env("TESSERA_ROOT_USER", ACCESS_KEY)
+                    .env("TESSERA_ROOT_PASSWORD", SECRET_KEY)
+                    .env("RUST_LOG", "warn");
+                c
+            }
+            Target::S3sFs { bin } => {
+                let mut c = Command::new(bin);
+                c.args(["--host", "127.0.0.1", "--port"])
+                    .arg(self.port.to_string())
+                    .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                    .arg(&self.dirs[0])
+                    .env("RUST_LOG", "warn");
+                c
+            }
+            Target::Endpoint { .. } => return Ok(()),
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| e.to_string())?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.name))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                return Err(format!(
+                    "{} exited with {status} at start; see {}",
+                    self.name,
+                    self.log.display()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} did not start listening within 60 s", self.name));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// True for an endpoint the benchmark did not start.
+    pub fn is_external(&self) -> bool {
+        matches!(self.target, Target::Endpoint { .. })
+    }
+
+    /// The server process's peak resident set (VmHWM), when the benchmark started it.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    /// Bytes allocated on disk under the server's directories, when the benchmark made them.
+    pub fn disk_bytes(&self) -> Option<u64> {
+        fn walk(p: &Path) -> u64 {
+            use std::os::unix::fs::MetadataExt;
+            let Ok(entries) = std::fs::read_dir(p) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.blocks() * 512,
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        if self.dirs.is_empty() {
+            return None;
+        }
+        Some(self.dirs.iter().map(|d| walk(d)).sum())
+    }
+
+    /// Parity shards of a tessera started here (the default for its disk count).
+    pub fn tessera_parity(&self) -> Option<usize> {
+        match self.target {
+            Target::Tessera { disks, .. } => Some(match disks {
+                1 => 0,
+                2..=3 => 1,
+                4..=5 => 2,
+                6..=7 => 3,
+                _ => 4,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Restarts a tessera started here with its first `missing` disks moved away.
+    pub fn restart_without_disks(&mut self, missing: usize) -> Result<(), String> {
+        self.stop();
+        for d in self.dirs.iter().take(missing) {
+            let away = d.with_extension("away");
+            std::fs::rename(d, &away).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        self.spawn()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM through `kill` keeps this crate free of unsafe/libc.
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
