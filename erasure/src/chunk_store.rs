@@ -1,5 +1,6 @@
 //! Writing and reading whole chunks as erasure-coded stripes over a set of [`ShardStore`]s.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -64,6 +65,9 @@ impl ChunkCounters {
 pub struct PutChunkReport {
     pub written: usize,
     pub failed_positions: Vec<usize>,
+    /// Disks that took a shard: [`ChunkStore::sync_disks`] must flush them before the chunk
+    /// counts as stored.
+    pub disks_written: Vec<usize>,
 }
 
 impl ChunkStore {
@@ -109,7 +113,8 @@ impl ChunkStore {
                 chunk: hash,
                 index: i as u8,
             };
-            async move { disk.put(key, file).await }
+            // Durable later, by `sync_disks`, once the writer has stored all its chunks.
+            async move { disk.put_unsynced(key, file).await }
         });
         let results = join_all(writes).await;
         let mut failed_positions = Vec::new();
@@ -138,10 +143,34 @@ impl ChunkStore {
                 detail,
             });
         }
+        let disks_written = placement
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !failed_positions.contains(i))
+            .map(|(_, &d)| d)
+            .collect();
         Ok(PutChunkReport {
             written,
             failed_positions,
+            disks_written,
         })
+    }
+
+    /// Makes the shards [`ChunkStore::put_chunk`] wrote on `disks` durable, one flush per
+    /// disk, all at once. Returns the disks whose flush failed (their new shards may be lost).
+    pub async fn sync_disks(&self, disks: &BTreeSet<usize>) -> BTreeSet<usize> {
+        let syncs = disks
+            .iter()
+            .map(|&d| async move { (d, self.disks[d].sync().await) });
+        let mut failed = BTreeSet::new();
+        for (d, r) in join_all(syncs).await {
+            if let Err(e) = r {
+                self.counters.shard_write_errors.fetch_add(1, Relaxed);
+                warn!(disk = %self.disks[d].name(), error = %e, "flushing new shards failed");
+                failed.insert(d);
+            }
+        }
+        failed
     }
 
     /// Reads a chunk of `len` bytes: data shards first, parity only when some are missing or

@@ -106,6 +106,12 @@ impl ShardStore for DiskSlot {
     async fn put(&self, key: ShardKey, file: Bytes) -> Result<()> {
         self.store().put(key, file).await
     }
+    async fn put_unsynced(&self, key: ShardKey, file: Bytes) -> Result<()> {
+        self.store().put_unsynced(key, file).await
+    }
+    async fn sync(&self) -> Result<()> {
+        self.store().sync().await
+    }
     async fn get(&self, key: ShardKey) -> Result<Bytes> {
         self.store().get(key).await
     }

@@ -27,6 +27,8 @@ pub struct Faults {
     pub corrupt_reads: AtomicBool,
     /// `put` reports success but stores nothing (a lying disk cache).
     pub lose_writes: AtomicBool,
+    /// `sync` fails with an I/O error (the flush of unsynced puts).
+    pub fail_syncs: AtomicBool,
     /// Added to every call, in milliseconds.
     pub latency_ms: AtomicU64,
     /// Bytes this store may hold; a `put` beyond it fails as "no space left on device".
@@ -41,6 +43,7 @@ impl Default for Faults {
             fail_gets: AtomicBool::new(false),
             corrupt_reads: AtomicBool::new(false),
             lose_writes: AtomicBool::new(false),
+            fail_syncs: AtomicBool::new(false),
             latency_ms: AtomicU64::new(0),
             quota_bytes: AtomicU64::new(u64::MAX),
         }
@@ -91,15 +94,8 @@ impl FaultyStore {
     fn sizes(&self) -> std::sync::MutexGuard<'_, HashMap<ShardKey, u64>> {
         self.sizes.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-#[async_trait]
-impl ShardStore for FaultyStore {
-    fn name(&self) -> String {
-        format!("faulty:{}", self.inner.name())
-    }
-
-    async fn put(&self, key: ShardKey, file: Bytes) -> Result<()> {
+    async fn faulty_put(&self, key: ShardKey, file: Bytes, durable: bool) -> Result<()> {
         self.enter("put").await?;
         if self.faults.fail_puts.load(Ordering::SeqCst) {
             return Err(injected("put"));
@@ -123,9 +119,38 @@ impl ShardStore for FaultyStore {
             return Ok(());
         }
         let len = file.len() as u64;
-        self.inner.put(key, file).await?;
+        if durable {
+            self.inner.put(key, file).await?;
+        } else {
+            self.inner.put_unsynced(key, file).await?;
+        }
         self.sizes().insert(key, len);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ShardStore for FaultyStore {
+    fn name(&self) -> String {
+        format!("faulty:{}", self.inner.name())
+    }
+
+    async fn put(&self, key: ShardKey, file: Bytes) -> Result<()> {
+        self.faulty_put(key, file, true).await
+    }
+
+    async fn put_unsynced(&self, key: ShardKey, file: Bytes) -> Result<()> {
+        self.faulty_put(key, file, false).await
+    }
+
+    async fn sync(&self) -> Result<()> {
+        self.enter("sync").await?;
+        if self.faults.fail_puts.load(Ordering::SeqCst)
+            || self.faults.fail_syncs.load(Ordering::SeqCst)
+        {
+            return Err(injected("sync"));
+        }
+        self.inner.sync().await
     }
 
     async fn get(&self, key: ShardKey) -> Result<Bytes> {

@@ -4,7 +4,9 @@
 //! hashes only, so no object key ever becomes a path. Writes go to `<root>/.tessera/tmp`, are
 //! fsynced, renamed into place and the directory is fsynced, so a crash leaves either the old
 //! state or the complete new shard; whatever a crash leaves in the temp area is removed at the
-//! next open. Shards that fail their checksum are moved to `<root>/.tessera/quarantine`, kept
+//! next open. Bulk writers (`put_unsynced`) skip the fsyncs and then make everything durable
+//! with one `syncfs` (`sync`) before they acknowledge; a shard torn by a crash before that
+//! belongs to a write nobody was told succeeded, fails its checksum, and is healed or swept. Shards that fail their checksum are moved to `<root>/.tessera/quarantine`, kept
 //! for inspection. All file I/O runs on the blocking pool.
 
 use std::fs::{self, File};
@@ -72,7 +74,9 @@ impl LocalDiskStore {
         tokio::task::spawn_blocking(move || f(&me)).await?
     }
 
-    fn put_sync(&self, key: &ShardKey, file: &[u8]) -> Result<()> {
+    /// Writes a shard through a temp file and a rename; with `durable`, fsyncs the file and
+    /// its directory too (else [`LocalDiskStore::sync_all`] makes it durable later).
+    fn write_shard(&self, key: &ShardKey, file: &[u8], durable: bool) -> Result<()> {
         let dest = self.shard_path(key);
         let dir = dest.parent().expect("shard path has a parent");
         if !dir.exists() {
@@ -87,9 +91,11 @@ impl LocalDiskStore {
                     Err(e) => return Err(Error::io(d, e)),
                 }
             }
-            // Make the new directory entries themselves durable.
-            sync_dir(top)?;
-            sync_dir(&self.root.join(SHARDS_DIR))?;
+            if durable {
+                // Make the new directory entries themselves durable.
+                sync_dir(top)?;
+                sync_dir(&self.root.join(SHARDS_DIR))?;
+            }
         }
         let tmp = self
             .root
@@ -98,9 +104,11 @@ impl LocalDiskStore {
         let result = (|| {
             let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
             f.write_all(file).map_err(|e| Error::io(&tmp, e))?;
-            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            if durable {
+                f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            }
             fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-            sync_dir(dir)
+            if durable { sync_dir(dir) } else { Ok(()) }
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -130,7 +138,24 @@ impl ShardStore for LocalDiskStore {
     }
 
     async fn put(&self, key: ShardKey, file: Bytes) -> Result<()> {
-        self.blocking(move |me| me.put_sync(&key, &file)).await
+        self.blocking(move |me| me.write_shard(&key, &file, true))
+            .await
+    }
+
+    async fn put_unsynced(&self, key: ShardKey, file: Bytes) -> Result<()> {
+        self.blocking(move |me| me.write_shard(&key, &file, false))
+            .await
+    }
+
+    /// One `syncfs` of the disk's file system: every file and directory written since is
+    /// durable afterwards (and concurrent writers' flushes coalesce in the kernel).
+    async fn sync(&self) -> Result<()> {
+        self.blocking(|me| {
+            let root: &Path = &me.root;
+            let dir = File::open(root).map_err(|e| Error::io(root, e))?;
+            rustix::fs::syncfs(&dir).map_err(|e| Error::io(root, e.into()))
+        })
+        .await
     }
 
     async fn get(&self, key: ShardKey) -> Result<Bytes> {

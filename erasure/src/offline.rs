@@ -33,6 +33,12 @@ impl ShardStore for OfflineStore {
     async fn put(&self, _: ShardKey, _: Bytes) -> Result<()> {
         Err(self.err())
     }
+    async fn put_unsynced(&self, _: ShardKey, _: Bytes) -> Result<()> {
+        Err(self.err())
+    }
+    async fn sync(&self) -> Result<()> {
+        Err(self.err())
+    }
     async fn get(&self, _: ShardKey) -> Result<Bytes> {
         Err(self.err())
     }

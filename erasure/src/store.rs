@@ -36,7 +36,18 @@ impl fmt::Debug for ShardKey {
 pub trait ShardStore: Send + Sync + fmt::Debug + 'static {
     /// A human-readable name (a path or a URL) for logs and errors.
     fn name(&self) -> String;
+    /// Stores a shard atomically (readers see all of it or nothing) and durably.
     async fn put(&self, key: ShardKey, file: Bytes) -> Result<()>;
+    /// Stores a shard atomically; it is durable only once a later [`ShardStore::sync`]
+    /// returns. A writer of many shards makes them durable with one flush instead of two
+    /// fsyncs each.
+    async fn put_unsynced(&self, key: ShardKey, file: Bytes) -> Result<()> {
+        self.put(key, file).await
+    }
+    /// Makes every shard stored with `put_unsynced` before this call durable.
+    async fn sync(&self) -> Result<()> {
+        Ok(())
+    }
     async fn get(&self, key: ShardKey) -> Result<Bytes>;
     async fn delete(&self, key: ShardKey) -> Result<()>;
     async fn list(&self) -> Result<Vec<ShardKey>>;

@@ -58,4 +58,25 @@ pub async fn run(store: &dyn ShardStore) {
     assert_eq!(store.list().await.unwrap(), vec![b]);
     store.put(a1, Bytes::from_static(b"healed")).await.unwrap();
     assert_eq!(store.get(a1).await.unwrap(), Bytes::from_static(b"healed"));
+
+    // An unsynced put is visible at once, whole, and replaces what was there; sync succeeds.
+    let c = ShardKey {
+        chunk: ChunkHash::of(b"c"),
+        index: 2,
+    };
+    store
+        .put_unsynced(c, Bytes::from(vec![7u8; 200_000]))
+        .await
+        .unwrap();
+    assert_eq!(store.get(c).await.unwrap(), Bytes::from(vec![7u8; 200_000]));
+    store
+        .put_unsynced(a1, Bytes::from_static(b"rewritten"))
+        .await
+        .unwrap();
+    store.sync().await.expect("sync");
+    assert_eq!(
+        store.get(a1).await.unwrap(),
+        Bytes::from_static(b"rewritten")
+    );
+    store.delete(c).await.unwrap();
 }

@@ -105,6 +105,35 @@ async fn degraded_writes_are_queued_and_healed_when_the_disk_returns() {
 }
 
 #[tokio::test]
+async fn a_failed_flush_counts_like_a_failed_write() {
+    let r = rig().await;
+    // One disk cannot flush: the write stands on the other three and is queued for heal.
+    Faults::set(&r.faults[1].fail_syncs, true);
+    let record = put(&r.service, "one", body(7, 150_000)).await;
+    let chunks = record.data.chunks().len() as u64;
+    assert_eq!(r.service.meta().heal_queue_len().await.unwrap(), chunks);
+
+    // Two disks cannot flush: fewer than k+1 durable shards, so the PUT fails and leaves
+    // no object behind.
+    Faults::set(&r.faults[2].fail_syncs, true);
+    let upload = UploadBody {
+        stream: futures::stream::iter(vec![Ok::<Bytes, Error>(body(8, 150_000))]),
+        expected_len: None,
+        content_md5: None,
+        check: None,
+    };
+    let failed = r
+        .service
+        .put_object("bkt", "two", upload, ObjectMeta::default(), None)
+        .await;
+    assert!(failed.is_err(), "a PUT without a durable quorum succeeded");
+    assert!(matches!(
+        r.service.head_object("bkt", "two").await,
+        Err(Error::NoSuchKey)
+    ));
+}
+
+#[tokio::test]
 async fn orphan_sweep_removes_uncommitted_shards_but_not_pinned_ones() {
     let r = rig().await;
     put(&r.service, "kept", body(5, 70_000)).await;

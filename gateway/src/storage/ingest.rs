@@ -2,7 +2,7 @@
 //! dedup check -> erasure-coded write, with a few chunks in flight so memory stays bounded
 //! whatever the object size.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
@@ -32,7 +32,8 @@ pub(crate) struct Ingested {
 struct StoredChunk {
     chunk: ChunkRef,
     pin: Pin,
-    written: bool,
+    /// Disks that took a shard of it (not yet flushed); empty for a chunk already stored.
+    disks: Vec<usize>,
 }
 
 #[derive(Default)]
@@ -40,6 +41,8 @@ struct Progress {
     chunks: Vec<ChunkRef>,
     pins: Vec<Pin>,
     written: Vec<[u8; 32]>,
+    /// Chunks this request wrote, with the disks holding their unflushed shards.
+    unflushed: Vec<(ChunkRef, Vec<usize>)>,
 }
 
 impl Progress {
@@ -47,8 +50,9 @@ impl Progress {
         let s = r?;
         self.chunks.push(s.chunk);
         self.pins.push(s.pin);
-        if s.written {
+        if !s.disks.is_empty() {
             self.written.push(s.chunk.hash);
+            self.unflushed.push((s.chunk, s.disks));
         }
         Ok(())
     }
@@ -74,9 +78,14 @@ impl ObjectService {
             <[u8; 16]>::from(h.finalize())
         });
         let mut progress = Progress::default();
-        let outcome = self
+        let mut outcome = self
             .chunk_body(body, expected_len, allow_inline, md5_tx, &mut progress)
             .await;
+        if outcome.is_ok()
+            && let Err(e) = self.flush_chunks(&progress.unflushed).await
+        {
+            outcome = Err(e);
+        }
         let md5 = md5_task.await?;
         match outcome {
             Ok((size, inline)) => Ok(Ingested {
@@ -206,8 +215,8 @@ impl ObjectService {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(&hash.0);
-        let written = if already_here || self.meta.chunk_known(hash.0).await? {
-            false
+        let disks = if already_here || self.meta.chunk_known(hash.0).await? {
+            Vec::new()
         } else {
             let report = match self.chunks.put_chunk(hash, chunk).await {
                 Ok(r) => r,
@@ -226,12 +235,46 @@ impl ObjectService {
             seen.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(hash.0);
-            true
+            report.disks_written
         };
         Ok(StoredChunk {
             chunk: ChunkRef { hash: hash.0, len },
             pin,
-            written,
+            disks,
         })
+    }
+
+    /// Makes the shards this request wrote durable before anything refers to them: one flush
+    /// per disk touched, instead of two fsyncs per shard. A chunk left with fewer durable
+    /// shards than the write quorum fails the request; one short of full redundancy is queued
+    /// for heal, as for a shard write that failed.
+    async fn flush_chunks(&self, unflushed: &[(ChunkRef, Vec<usize>)]) -> Result<()> {
+        let disks: BTreeSet<usize> = unflushed
+            .iter()
+            .flat_map(|(_, d)| d.iter().copied())
+            .collect();
+        if disks.is_empty() {
+            return Ok(());
+        }
+        let failed = self.chunks.sync_disks(&disks).await;
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let layout = self.chunks.layout();
+        for (chunk, disks) in unflushed {
+            let durable = disks.iter().filter(|d| !failed.contains(d)).count();
+            if durable < layout.write_quorum() {
+                return Err(erasure::Error::WriteQuorum {
+                    written: durable,
+                    needed: layout.write_quorum(),
+                    detail: format!("flushing shards failed on disk(s) {failed:?}"),
+                }
+                .into());
+            }
+            if durable < layout.set_size {
+                self.queue_heal(ChunkHash(chunk.hash), chunk.len).await;
+            }
+        }
+        Ok(())
     }
 }
