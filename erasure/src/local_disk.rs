@@ -97,6 +97,12 @@ impl LocalDiskStore {
                 sync_dir(&self.root.join(SHARDS_DIR))?;
             }
         }
+        // An unflushed shard must not replace an identical one already there: that may be
+        // the flushed shard of a committed chunk, and a crash before our flush could leave it
+        // torn. (A different one, torn or rotten, is replaced.)
+        if !durable && fs::read(&dest).is_ok_and(|existing| existing == file) {
+            return Ok(());
+        }
         let tmp = self
             .root
             .join(TMP_DIR)

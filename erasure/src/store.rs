@@ -40,7 +40,7 @@ pub trait ShardStore: Send + Sync + fmt::Debug + 'static {
     async fn put(&self, key: ShardKey, file: Bytes) -> Result<()>;
     /// Stores a shard atomically; it is durable only once a later [`ShardStore::sync`]
     /// returns. A writer of many shards makes them durable with one flush instead of two
-    /// fsyncs each.
+    /// fsyncs each. An identical shard already stored is left as it is.
     async fn put_unsynced(&self, key: ShardKey, file: Bytes) -> Result<()> {
         self.put(key, file).await
     }

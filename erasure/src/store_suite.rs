@@ -73,7 +73,12 @@ pub async fn run(store: &dyn ShardStore) {
         .put_unsynced(a1, Bytes::from_static(b"rewritten"))
         .await
         .unwrap();
+    store
+        .put_unsynced(c, Bytes::from(vec![7u8; 200_000]))
+        .await
+        .expect("an identical shard again");
     store.sync().await.expect("sync");
+    assert_eq!(store.get(c).await.unwrap(), Bytes::from(vec![7u8; 200_000]));
     assert_eq!(
         store.get(a1).await.unwrap(),
         Bytes::from_static(b"rewritten")
