@@ -90,7 +90,17 @@ pub trait KvStore: Send + Sync + 'static {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Entry>>;
+    /// Applies a batch atomically and durably.
     fn write(&self, batch: Batch) -> Result<()>;
+    /// Applies a batch atomically; readers see it at once, but it is durable only after a
+    /// later [`KvStore::sync`]. Lets concurrent writers share one flush (group commit).
+    fn write_unsynced(&self, batch: Batch) -> Result<()> {
+        self.write(batch)
+    }
+    /// Makes every batch written before this call durable.
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Every entry of a tree, page by page (used to copy a replica).

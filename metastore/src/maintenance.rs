@@ -78,7 +78,7 @@ impl MetaStore {
                 queued_ms: now_ms(),
             };
             b.put(Tree::Heal, hash.to_vec(), encode(&rec));
-            s.kv.write(b)
+            s.commit(b)
         })
         .await
     }
@@ -101,7 +101,7 @@ impl MetaStore {
         self.run(move |s| {
             let mut b = Batch::default();
             b.delete(Tree::Heal, hash.to_vec());
-            s.kv.write(b)
+            s.commit(b)
         })
         .await
     }
@@ -219,7 +219,7 @@ impl MetaStore {
             if repair && !report.mismatched.is_empty() {
                 let mut batch = Batch::default();
                 s.apply_refs(&mut batch, fixes)?;
-                s.kv.write(batch)?;
+                s.commit(batch)?;
                 report.repaired = true;
             }
             Ok(report)

@@ -151,7 +151,56 @@ impl KvStore for MirroredKv {
         self.read(|kv| kv.scan(tree, start, end, limit))
     }
 
-    fn write(&self, mut batch: Batch) -> Result<()> {
+    fn write(&self, batch: Batch) -> Result<()> {
+        self.apply(batch, true)
+    }
+
+    fn write_unsynced(&self, batch: Batch) -> Result<()> {
+        self.apply(batch, false)
+    }
+
+    /// Flushes every healthy replica, all at once (one flush's latency, not one per replica).
+    fn sync(&self) -> Result<()> {
+        let healthy: Vec<&Replica> = self
+            .replicas
+            .iter()
+            .filter(|r| r.healthy.load(Ordering::Relaxed))
+            .collect();
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let flushes: Vec<_> = healthy
+                .iter()
+                .map(|r| scope.spawn(|| r.kv.sync()))
+                .collect();
+            flushes
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Backend("replica flush panicked".into())))
+                })
+                .collect()
+        });
+        let mut ok = 0;
+        let mut last = None;
+        for (r, result) in healthy.iter().zip(results) {
+            match result {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    self.fail(r, &e);
+                    last = Some(e);
+                }
+            }
+        }
+        if ok == 0 {
+            return Err(
+                last.unwrap_or_else(|| Error::Backend("no healthy metadata replica left".into()))
+            );
+        }
+        Ok(())
+    }
+}
+
+impl MirroredKv {
+    fn apply(&self, mut batch: Batch, sync: bool) -> Result<()> {
         // The sequence lock orders batches identically on every replica.
         let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
         let next = *seq + 1;
@@ -163,7 +212,12 @@ impl KvStore for MirroredKv {
             .iter()
             .filter(|r| r.healthy.load(Ordering::Relaxed))
         {
-            match r.kv.write(batch.clone()) {
+            let written = if sync {
+                r.kv.write(batch.clone())
+            } else {
+                r.kv.write_unsynced(batch.clone())
+            };
+            match written {
                 Ok(()) => ok += 1,
                 Err(e) => {
                     self.fail(r, &e);

@@ -48,6 +48,21 @@ impl RocksKv {
     }
 }
 
+impl RocksKv {
+    fn apply(&self, batch: Batch, sync: bool) -> Result<()> {
+        let mut wb = WriteBatch::default();
+        for op in &batch.ops {
+            match op {
+                Op::Put(t, k, v) => wb.put_cf(self.cf(*t), k, v),
+                Op::Delete(t, k) => wb.delete_cf(self.cf(*t), k),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        Ok(self.db.write_opt(wb, &wo)?)
+    }
+}
+
 impl KvStore for RocksKv {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get_cf(self.cf(tree), key)?)
@@ -78,15 +93,15 @@ impl KvStore for RocksKv {
     }
 
     fn write(&self, batch: Batch) -> Result<()> {
-        let mut wb = WriteBatch::default();
-        for op in &batch.ops {
-            match op {
-                Op::Put(t, k, v) => wb.put_cf(self.cf(*t), k, v),
-                Op::Delete(t, k) => wb.delete_cf(self.cf(*t), k),
-            }
-        }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        Ok(self.db.write_opt(wb, &wo)?)
+        self.apply(batch, true)
+    }
+
+    fn write_unsynced(&self, batch: Batch) -> Result<()> {
+        self.apply(batch, false)
+    }
+
+    /// fsyncs the write-ahead log: every batch written before is durable.
+    fn sync(&self) -> Result<()> {
+        Ok(self.db.flush_wal(true)?)
     }
 }
