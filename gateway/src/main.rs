@@ -4,6 +4,11 @@ use clap::{Parser, Subcommand};
 use gateway::admin::{AdminCommand, run_admin};
 use gateway::config::{Credentials, EnvSettings, FileConfig, LogFormat, ServeArgs, ServeConfig};
 
+/// jemalloc rather than glibc malloc: with many threads glibc keeps per-thread arenas whose
+/// freed memory stays resident (peak RSS during 8 parallel 1 GiB PUTs: see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tessera",
