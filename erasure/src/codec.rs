@@ -4,7 +4,10 @@
 //! read concatenates data shards and never runs the decoder. reed-solomon-simd wants shards of
 //! an even, non-zero length; the shard length is rounded up accordingly.
 
+use std::cell::RefCell;
+
 use bytes::{Bytes, BytesMut};
+use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
 use crate::{Error, Result};
 
@@ -59,9 +62,17 @@ impl Codec {
             }
         }
         if self.parity > 0 {
-            let parity = reed_solomon_simd::encode(self.data, self.parity, &shards)
-                .map_err(|e| Error::Codec(e.to_string()))?;
-            shards.extend(parity.into_iter().map(Bytes::from));
+            let parity = with_encoder(self.data, self.parity, shard_len, |enc| {
+                for s in &shards {
+                    enc.add_original_shard(s).map_err(codec_error)?;
+                }
+                let result = enc.encode().map_err(codec_error)?;
+                Ok(result
+                    .recovery_iter()
+                    .map(Bytes::copy_from_slice)
+                    .collect::<Vec<_>>())
+            })?;
+            shards.extend(parity);
         }
         Ok(shards)
     }
@@ -85,9 +96,17 @@ impl Codec {
                 bad.len()
             )));
         }
-        let data_present = shards[..self.data].iter().all(Option::is_some);
-        let mut restored = std::collections::BTreeMap::new();
-        if !data_present {
+        if self.data == 1
+            && let Some(only) = &shards[0]
+        {
+            return Ok(only.slice(..chunk_len));
+        }
+        let mut out = BytesMut::with_capacity(shard_len * self.data);
+        if shards[..self.data].iter().all(Option::is_some) {
+            for s in shards[..self.data].iter().flatten() {
+                out.extend_from_slice(s);
+            }
+        } else {
             let available = shards.iter().filter(|s| s.is_some()).count();
             if available < self.data {
                 return Err(Error::ReadQuorum {
@@ -96,32 +115,79 @@ impl Codec {
                     detail: "not enough shards to reconstruct".into(),
                 });
             }
-            let originals = shards[..self.data]
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)));
-            let recovery = shards[self.data..]
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)));
-            restored = reed_solomon_simd::decode(self.data, self.parity, originals, recovery)
-                .map_err(|e| Error::Codec(e.to_string()))?;
-        }
-        if self.data == 1
-            && let Some(only) = &shards[0]
-        {
-            return Ok(only.slice(..chunk_len));
-        }
-        let mut out = BytesMut::with_capacity(shard_len * self.data);
-        for (i, shard) in shards[..self.data].iter().enumerate() {
-            match shard {
-                Some(s) => out.extend_from_slice(s),
-                None => out.extend_from_slice(&restored[&i][..]),
-            }
+            with_decoder(self.data, self.parity, shard_len, |dec| {
+                for (i, s) in shards[..self.data].iter().enumerate() {
+                    if let Some(s) = s {
+                        dec.add_original_shard(i, s).map_err(codec_error)?;
+                    }
+                }
+                for (i, s) in shards[self.data..].iter().enumerate() {
+                    if let Some(s) = s {
+                        dec.add_recovery_shard(i, s).map_err(codec_error)?;
+                    }
+                }
+                let restored = dec.decode().map_err(codec_error)?;
+                for (i, s) in shards[..self.data].iter().enumerate() {
+                    match s {
+                        Some(s) => out.extend_from_slice(s),
+                        None => out.extend_from_slice(restored.restored_original(i).ok_or_else(
+                            || Error::Codec(format!("data shard {i} was not restored")),
+                        )?),
+                    }
+                }
+                Ok(())
+            })?;
         }
         out.truncate(chunk_len);
         Ok(out.freeze())
     }
+}
+
+fn codec_error(e: reed_solomon_simd::Error) -> Error {
+    Error::Codec(e.to_string())
+}
+
+thread_local! {
+    // The coders keep large work buffers: reusing them per thread saves an allocation,
+    // zeroing and page faults per chunk (they showed as ~10% of a degraded GET's profile).
+    static ENCODER: RefCell<Option<ReedSolomonEncoder>> = const { RefCell::new(None) };
+    static DECODER: RefCell<Option<ReedSolomonDecoder>> = const { RefCell::new(None) };
+}
+
+fn with_encoder<T>(
+    k: usize,
+    m: usize,
+    shard_len: usize,
+    f: impl FnOnce(&mut ReedSolomonEncoder) -> Result<T>,
+) -> Result<T> {
+    ENCODER.with_borrow_mut(|slot| {
+        let enc = match slot {
+            Some(enc) => {
+                enc.reset(k, m, shard_len).map_err(codec_error)?;
+                enc
+            }
+            None => slot.insert(ReedSolomonEncoder::new(k, m, shard_len).map_err(codec_error)?),
+        };
+        f(enc)
+    })
+}
+
+fn with_decoder<T>(
+    k: usize,
+    m: usize,
+    shard_len: usize,
+    f: impl FnOnce(&mut ReedSolomonDecoder) -> Result<T>,
+) -> Result<T> {
+    DECODER.with_borrow_mut(|slot| {
+        let dec = match slot {
+            Some(dec) => {
+                dec.reset(k, m, shard_len).map_err(codec_error)?;
+                dec
+            }
+            None => slot.insert(ReedSolomonDecoder::new(k, m, shard_len).map_err(codec_error)?),
+        };
+        f(dec)
+    })
 }
 
 #[cfg(test)]
