@@ -773,7 +773,10 @@ mod group_commit_tests {
             .create_bucket("one", BucketRecord::new(0))
             .await
             .unwrap();
-        assert_eq!(durable.load(Ordering::SeqCst), written.load(Ordering::SeqCst));
+        assert_eq!(
+            durable.load(Ordering::SeqCst),
+            written.load(Ordering::SeqCst)
+        );
         assert_eq!(flushes.load(Ordering::SeqCst), 1);
 
         let tasks: Vec<_> = (0..64)
