@@ -144,6 +144,26 @@ impl Report {
     }
 }
 
+fn reset_peaks(servers: &[Server]) {
+    for s in servers {
+        s.reset_peak_rss();
+    }
+}
+
+/// Peak RSS of each started server since the last [`reset_peaks`].
+fn read_peaks(report: &mut Report, servers: &[Server], phase: &str) {
+    for (i, s) in servers.iter().enumerate() {
+        if let Some(rss) = s.peak_rss() {
+            report.set(
+                &format!("server peak RSS: {phase} phase"),
+                "MiB",
+                i,
+                rss as f64 / MIB as f64,
+            );
+        }
+    }
+}
+
 fn default_tessera_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -226,6 +246,7 @@ async fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
 
     if phase("large") {
+        reset_peaks(&servers);
         for streams in [1, 4] {
             let prefix = format!("large{streams}");
             for (i, c) in clients.iter().enumerate() {
@@ -257,7 +278,12 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
 
+    if phase("large") {
+        read_peaks(&mut report, &servers, "large");
+    }
+
     if phase("small") {
+        reset_peaks(&servers);
         let ops = [
             (SmallOp::Put, "PUT"),
             (SmallOp::Get, "GET"),
@@ -280,7 +306,12 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
 
+    if phase("small") {
+        read_peaks(&mut report, &servers, "small");
+    }
+
     if phase("list") {
+        reset_peaks(&servers);
         for (i, c) in clients.iter().enumerate() {
             let t = Instant::now();
             workload::fill_list_bucket(c, &pattern, plan.list_keys).await?;
@@ -302,7 +333,12 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
 
+    if phase("list") {
+        read_peaks(&mut report, &servers, "list");
+    }
+
     if phase("dedup") && plan.dedup_bytes > 0 {
+        reset_peaks(&servers);
         for (i, (c, s)) in clients.iter().zip(&servers).enumerate() {
             let before = s.disk_bytes();
             let t = Instant::now();
@@ -363,7 +399,12 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
 
+    if phase("dedup") && plan.dedup_bytes > 0 {
+        read_peaks(&mut report, &servers, "dedup");
+    }
+
     if phase("parallel") && plan.parallel_puts > 0 && plan.parallel_bytes > 0 {
+        reset_peaks(&servers);
         for (i, c) in clients.iter().enumerate() {
             let v = workload::put_streams(
                 c,
@@ -386,15 +427,8 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
 
-    for (i, s) in servers.iter().enumerate() {
-        if let Some(rss) = s.peak_rss() {
-            report.set(
-                "server peak RSS (whole run)",
-                "MiB",
-                i,
-                rss as f64 / MIB as f64,
-            );
-        }
+    if phase("parallel") && plan.parallel_puts > 0 && plan.parallel_bytes > 0 {
+        read_peaks(&mut report, &servers, "parallel PUTs");
     }
 
     if args.degraded && phase("large") {

@@ -164,6 +164,14 @@ impl Server {
         Some(kib * 1024)
     }
 
+    /// Resets the peak RSS the kernel tracks (`clear_refs` 5), so the next reading is the
+    /// peak of what follows.
+    pub fn reset_peak_rss(&self) {
+        if let Some(c) = &self.child {
+            let _ = std::fs::write(format!("/proc/{}/clear_refs", c.id()), "5");
+        }
+    }
+
     /// Bytes allocated on disk under the server's directories, when the benchmark made them.
     pub fn disk_bytes(&self) -> Option<u64> {
         fn walk(p: &Path) -> u64 {

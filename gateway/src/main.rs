@@ -102,6 +102,10 @@ fn main() {
             let cfg = serve_config(args, cli.log_format).unwrap_or_else(|e| fail(e));
             init_logging(cfg.log_format);
             let served = tokio::runtime::Builder::new_multi_thread()
+                // File I/O, hashing and RocksDB run on the blocking pool. A bounded pool
+                // queues work beyond what the cores and disks can do anyway, instead of
+                // growing hundreds of threads, each with its own allocator cache.
+                .max_blocking_threads(64)
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())

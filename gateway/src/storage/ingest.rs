@@ -69,7 +69,9 @@ impl ObjectService {
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
         E: Into<Error>,
     {
-        let (md5_tx, mut md5_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        // Few frames queued for MD5: it is the slowest stage, and a long queue only holds
+        // memory (frames can be hundreds of KiB).
+        let (md5_tx, mut md5_rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let md5_task = tokio::task::spawn_blocking(move || {
             let mut h = Md5::new();
             while let Some(b) = md5_rx.blocking_recv() {
@@ -207,6 +209,12 @@ impl ObjectService {
         chunk: Bytes,
         seen: Arc<Mutex<HashSet<[u8; 32]>>>,
     ) -> Result<StoredChunk> {
+        let _slot = self
+            .chunk_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Internal("chunk slots closed".into()))?;
         let (hash, chunk) =
             tokio::task::spawn_blocking(move || (ChunkHash::of(&chunk), chunk)).await?;
         let pin = self.locks.pin(hash.0).await;

@@ -82,7 +82,13 @@ pub struct ObjectService {
     heal: Arc<heal::HealState>,
     chunk_size: usize,
     inline_max: usize,
+    /// Chunks being hashed, encoded and written by all uploads together: bounds the server's
+    /// upload memory however many clients upload at once.
+    chunk_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
+const CHUNK_SLOTS: usize = 16;
 
 impl ObjectService {
     pub fn new(
@@ -102,6 +108,7 @@ impl ObjectService {
             heal: Arc::default(),
             chunk_size,
             inline_max,
+            chunk_slots: Arc::new(tokio::sync::Semaphore::new(CHUNK_SLOTS)),
         }
     }
 
