@@ -166,17 +166,20 @@ impl KvStore for MirroredKv {
             .iter()
             .filter(|r| r.healthy.load(Ordering::Relaxed))
             .collect();
+        // The first replica is flushed on this thread, the others on helper threads alongside.
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
-            let flushes: Vec<_> = healthy
+            let others: Vec<_> = healthy
                 .iter()
+                .skip(1)
                 .map(|r| scope.spawn(|| r.kv.sync()))
                 .collect();
-            flushes
+            let first = healthy.first().map(|r| r.kv.sync());
+            first
                 .into_iter()
-                .map(|h| {
+                .chain(others.into_iter().map(|h| {
                     h.join()
                         .unwrap_or_else(|_| Err(Error::Backend("replica flush panicked".into())))
-                })
+                }))
                 .collect()
         });
         let mut ok = 0;
