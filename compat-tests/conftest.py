@@ -115,6 +115,17 @@ def tessera_binary() -> Path:
     return (target_path / "release" / "tessera").resolve()
 
 
+def poll(predicate, timeout: float, interval: float = 0.1):
+    """Calls predicate() until it returns something truthy or the deadline passes; returns
+    the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ROOT_PASSWORD, ROOT_USER
+from conftest import ROOT_PASSWORD, ROOT_USER, poll
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -84,16 +84,6 @@ def shard_inventory(dirs) -> tuple[dict[str, list[tuple[int, int]]], list[Path]]
 def shard_count(dirs) -> int:
     chunks, strays = shard_inventory(dirs)
     return sum(len(v) for v in chunks.values()) + len(strays)
-
-
-def poll(predicate, timeout: float, interval: float = 0.25):
-    """Calls predicate() until it returns a truthy value or the timeout expires; returns the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def error_code(exc: ClientError) -> str:

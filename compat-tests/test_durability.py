@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ROOT_PASSWORD, ROOT_USER, tessera_binary
+from conftest import ROOT_PASSWORD, ROOT_USER, poll, tessera_binary
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -94,16 +94,6 @@ def check_clean(srv) -> dict:
     assert doc["refcounts"]["mismatched"] == [], doc
     assert doc["shards"]["chunks_unrecoverable"] == [], doc
     return doc
-
-
-def poll(predicate, timeout: float, interval: float = 0.5):
-    """Calls predicate() until it returns a truthy value; returns the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def info_when(srv, condition):

@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 
 import aws_chunked
-from conftest import REGION, ROOT_PASSWORD, ROOT_USER, _die_with_parent, free_port, raw_request, tessera_binary
+from conftest import REGION, ROOT_PASSWORD, ROOT_USER, _die_with_parent, free_port, poll, raw_request, tessera_binary
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -60,17 +60,6 @@ def fetch(url: str, *, method: str = "GET", headers: dict[str, str] | None = Non
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
-
-
-def poll(predicate, timeout: float, interval: float = 0.1):
-    """Calls predicate() until it returns something truthy or the deadline passes; returns
-    the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 # ============================================================ metrics parser ===

@@ -117,6 +117,31 @@ impl MirroredKv {
         }
     }
 
+    /// Takes replicas whose operation failed out of service. Returns how many succeeded, or
+    /// the last error when none did.
+    fn tally<'a>(
+        &self,
+        outcomes: impl IntoIterator<Item = (&'a Replica, Result<()>)>,
+    ) -> Result<usize> {
+        let mut ok = 0;
+        let mut last = None;
+        for (r, outcome) in outcomes {
+            match outcome {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    self.fail(r, &e);
+                    last = Some(e);
+                }
+            }
+        }
+        if ok == 0 {
+            return Err(
+                last.unwrap_or_else(|| Error::Backend("no healthy metadata replica left".into()))
+            );
+        }
+        Ok(ok)
+    }
+
     fn read<T>(&self, f: impl Fn(&dyn KvStore) -> Result<T>) -> Result<T> {
         let mut last = None;
         for r in self
@@ -182,23 +207,7 @@ impl KvStore for MirroredKv {
                 }))
                 .collect()
         });
-        let mut ok = 0;
-        let mut last = None;
-        for (r, result) in healthy.iter().zip(results) {
-            match result {
-                Ok(()) => ok += 1,
-                Err(e) => {
-                    self.fail(r, &e);
-                    last = Some(e);
-                }
-            }
-        }
-        if ok == 0 {
-            return Err(
-                last.unwrap_or_else(|| Error::Backend("no healthy metadata replica left".into()))
-            );
-        }
-        Ok(())
+        self.tally(healthy.into_iter().zip(results)).map(drop)
     }
 }
 
@@ -208,31 +217,19 @@ impl MirroredKv {
         let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
         let next = *seq + 1;
         batch.put(Tree::Meta, SEQ_KEY, next.to_be_bytes());
-        let mut ok = 0;
-        let mut last = None;
-        for r in self
+        let writes = self
             .replicas
             .iter()
             .filter(|r| r.healthy.load(Ordering::Relaxed))
-        {
-            let written = if sync {
-                r.kv.write(batch.clone())
-            } else {
-                r.kv.write_unsynced(batch.clone())
-            };
-            match written {
-                Ok(()) => ok += 1,
-                Err(e) => {
-                    self.fail(r, &e);
-                    last = Some(e);
-                }
-            }
-        }
-        if ok == 0 {
-            return Err(
-                last.unwrap_or_else(|| Error::Backend("no healthy metadata replica left".into()))
-            );
-        }
+            .map(|r| {
+                let written = if sync {
+                    r.kv.write(batch.clone())
+                } else {
+                    r.kv.write_unsynced(batch.clone())
+                };
+                (r, written)
+            });
+        let ok = self.tally(writes)?;
         if ok < self.replicas.len() {
             warn!(
                 healthy = ok,
