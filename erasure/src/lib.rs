@@ -29,8 +29,9 @@ mod offline;
 pub mod shard_format;
 mod store;
 
-#[cfg(test)]
-mod store_suite;
+/// The shared test suite for [`ShardStore`] implementations (feature `suite` for other crates).
+#[cfg(any(test, feature = "suite"))]
+pub mod store_suite;
 
 pub use chunk_store::{ChunkCounters, ChunkStore, CounterSnapshot, PutChunkReport};
 pub use codec::Codec;

@@ -10,6 +10,8 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod node;
 pub mod s3;
 pub mod server;
+pub mod signing;
 pub mod storage;

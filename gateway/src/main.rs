@@ -28,9 +28,22 @@ struct Cli {
 enum Command {
     /// Serve S3 from one or more directories (disks). `DIR` accepts ranges: /data{1...4}.
     Serve(ServeArgs),
+    /// Serve the shards of one or more directories to tessera gateways (storage node). Needs
+    /// TESSERA_CLUSTER_SECRET. Not yet usable from `serve` (see the remote-nodes issue).
+    Node(NodeArgs),
     /// Administer a running server through its admin API (root credentials from
     /// TESSERA_ROOT_USER / TESSERA_ROOT_PASSWORD, else the development defaults).
     Admin(AdminArgs),
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TESSERA_NODE_ADDRESS", default_value = "0.0.0.0:9100")]
+    address: std::net::SocketAddr,
+    /// Directories to serve, one per disk. Ranges: /data{1...4}.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -110,6 +123,27 @@ fn main() {
                 .build()
                 .map_err(|e| e.to_string())
                 .and_then(|rt| rt.block_on(gateway::server::serve(cfg)));
+            if let Err(e) = served {
+                fail(e);
+            }
+        }
+        Command::Node(args) => {
+            init_logging(cli.log_format.unwrap_or_default());
+            let mut dirs = Vec::new();
+            for d in &args.dirs {
+                dirs.extend(
+                    gateway::config::expand_ellipsis(d)
+                        .unwrap_or_else(|e| fail(e))
+                        .into_iter()
+                        .map(std::path::PathBuf::from),
+                );
+            }
+            let secret = env_var("TESSERA_CLUSTER_SECRET").unwrap_or_default();
+            let served = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(gateway::node::run_node(args.address, dirs, secret)));
             if let Err(e) = served {
                 fail(e);
             }

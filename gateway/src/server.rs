@@ -286,7 +286,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
 
 /// Registers for SIGINT and SIGTERM right away (so a signal during start-up is not lost to
 /// the default action) and resolves when one arrives.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());

@@ -1,13 +1,8 @@
 //! `tessera admin ...`: SigV4-signed (aws-sigv4) calls to a running server's admin API, printed
 //! as tables or JSON.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -77,36 +72,14 @@ impl Client {
             .body(Empty::<bytes::Bytes>::new())
             .map_err(|e| e.to_string())?;
 
-        let identity: Identity = aws_credential_types::Credentials::new(
+        crate::signing::sign_request(
+            &mut request,
+            &url,
+            authority.as_str(),
             &self.credentials.access_key,
             &self.credentials.secret_key,
-            None,
-            None,
-            "tessera-admin",
-        )
-        .into();
-        let mut settings = SigningSettings::default();
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(|e| e.to_string())?
-            .into();
-        let signable = SignableRequest::new(
-            method,
-            &url,
-            [("host", authority.as_str())].into_iter(),
-            SignableBody::Bytes(&[]),
-        )
-        .map_err(|e| e.to_string())?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| e.to_string())?
-            .into_parts();
-        instructions.apply_to_request_http1x(&mut request);
+            &[],
+        )?;
 
         let port = authority.port_u16().unwrap_or(80);
         let stream = tokio::net::TcpStream::connect((authority.host(), port))

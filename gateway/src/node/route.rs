@@ -1,0 +1,211 @@
+//! The node's side of the shard protocol: an s3s custom route, so SigV4 verification (and its
+//! time window) is s3s's.
+
+use std::sync::Arc;
+
+use erasure::{ChunkHash, ShardKey, ShardStore};
+use hyper::http::Extensions;
+use hyper::{HeaderMap, Method, StatusCode, Uri};
+use s3s::route::S3Route;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use sha2::{Digest, Sha256};
+
+pub const NODE_PREFIX: &str = "/tessera-node/v1/disks/";
+/// The access key of cluster-internal requests; the secret is the cluster secret.
+pub const NODE_ACCESS_KEY: &str = "tessera-cluster";
+/// Shards are at most a chunk (1 MiB) over k plus a header; this leaves room for larger
+/// chunk sizes without letting a request make the node buffer without bound.
+const MAX_SHARD_BYTES: usize = 64 << 20;
+
+pub struct NodeApi {
+    pub disks: Vec<Arc<dyn ShardStore>>,
+}
+
+/// The S3 operations a node answers: none (every one is NotImplemented).
+struct NoS3;
+impl s3s::S3 for NoS3 {}
+
+/// The node's HTTP service: the shard route under the cluster secret.
+pub fn node_service(disks: Vec<Arc<dyn ShardStore>>, cluster_secret: &str) -> S3Service {
+    let mut builder = S3ServiceBuilder::new(NoS3);
+    builder.set_auth(crate::s3::RootAuth::new(
+        NODE_ACCESS_KEY.to_owned(),
+        cluster_secret.to_owned(),
+    ));
+    builder.set_route(NodeApi { disks });
+    builder.build()
+}
+
+fn bad(msg: impl Into<String>) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InvalidArgument, msg.into())
+}
+
+/// `{64 hex}.{index}` into a shard key; anything else (`..`, slashes, other names) is refused.
+pub(super) fn parse_shard_id(id: &str) -> Option<ShardKey> {
+    let (hex, index) = id.split_once('.')?;
+    if hex.len() != 64 || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(ShardKey {
+        chunk: ChunkHash::from_hex(hex)?,
+        index: index.parse().ok()?,
+    })
+}
+
+fn from_store(e: erasure::Error) -> S3Error {
+    match e {
+        erasure::Error::NotFound => S3Error::new(S3ErrorCode::NoSuchKey),
+        e if e.is_storage_full() => {
+            let mut err = S3Error::with_message(
+                S3ErrorCode::Custom("XTesseraStorageFull".into()),
+                e.to_string(),
+            );
+            err.set_status_code(StatusCode::INSUFFICIENT_STORAGE);
+            err
+        }
+        e => S3Error::with_message(S3ErrorCode::InternalError, e.to_string()),
+    }
+}
+
+fn reply(body: impl Into<Body>) -> S3Result<S3Response<Body>> {
+    Ok(S3Response::new(body.into()))
+}
+
+impl NodeApi {
+    fn disk(&self, index: &str) -> S3Result<&Arc<dyn ShardStore>> {
+        index
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| self.disks.get(i))
+            .ok_or_else(|| bad(format!("no disk {index:?} on this node")))
+    }
+
+    async fn body(req: &mut S3Request<Body>) -> S3Result<bytes::Bytes> {
+        let body = req
+            .input
+            .store_all_limited(MAX_SHARD_BYTES)
+            .await
+            .map_err(|e| bad(format!("unreadable body: {e}")))?;
+        // The signature covers the declared hash; this ties the body to it.
+        let declared = req
+            .headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if hex::encode(Sha256::digest(&body)) != declared {
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+                "the body does not match its signed SHA-256",
+            );
+            e.set_status_code(StatusCode::BAD_REQUEST);
+            return Err(e);
+        }
+        Ok(body)
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Route for NodeApi {
+    fn is_match(&self, _: &Method, uri: &Uri, _: &HeaderMap, _: &mut Extensions) -> bool {
+        uri.path().starts_with(NODE_PREFIX)
+    }
+
+    async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        match &req.credentials {
+            Some(c) if c.access_key == NODE_ACCESS_KEY => Ok(()),
+            _ => Err(S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                "node requests must be signed with the cluster secret",
+            )),
+        }
+    }
+
+    async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let path = req.uri.path()[NODE_PREFIX.len()..].to_owned();
+        let parts: Vec<&str> = path.split('/').collect();
+        let method = req.method.clone();
+        match (method, parts.as_slice()) {
+            (Method::PUT, [disk, "shards", id]) => {
+                let disk = self.disk(disk)?;
+                let key = parse_shard_id(id).ok_or_else(|| bad("invalid shard id"))?;
+                let body = Self::body(&mut req).await?;
+                let unsynced = req.uri.query().is_some_and(|q| q == "unsynced");
+                let put = if unsynced {
+                    disk.put_unsynced(key, body).await
+                } else {
+                    disk.put(key, body).await
+                };
+                put.map_err(from_store)?;
+                reply(Body::empty())
+            }
+            (Method::GET, [disk, "shards", id]) => {
+                let disk = self.disk(disk)?;
+                let key = parse_shard_id(id).ok_or_else(|| bad("invalid shard id"))?;
+                reply(disk.get(key).await.map_err(from_store)?)
+            }
+            (Method::DELETE, [disk, "shards", id]) => {
+                let disk = self.disk(disk)?;
+                let key = parse_shard_id(id).ok_or_else(|| bad("invalid shard id"))?;
+                disk.delete(key).await.map_err(from_store)?;
+                reply(Body::empty())
+            }
+            (Method::GET, [disk, "shards"]) => {
+                let keys = self.disk(disk)?.list().await.map_err(from_store)?;
+                let mut text = String::with_capacity(keys.len() * 68);
+                for k in keys {
+                    text.push_str(&format!("{}.{}\n", k.chunk.to_hex(), k.index));
+                }
+                reply(text)
+            }
+            (Method::POST, [disk, "quarantine", id]) => {
+                let disk = self.disk(disk)?;
+                let key = parse_shard_id(id).ok_or_else(|| bad("invalid shard id"))?;
+                disk.quarantine(key).await.map_err(from_store)?;
+                reply(Body::empty())
+            }
+            (Method::POST, [disk, "sync"]) => {
+                self.disk(disk)?.sync().await.map_err(from_store)?;
+                reply(Body::empty())
+            }
+            (Method::GET, [disk, "health"]) => {
+                self.disk(disk)?.health().await.map_err(from_store)?;
+                reply(Body::empty())
+            }
+            (Method::GET, [disk, "space"]) => {
+                let space = self.disk(disk)?.space().await.map_err(from_store)?;
+                let json = serde_json::to_string(&space).map_err(|e| {
+                    S3Error::with_message(S3ErrorCode::InternalError, e.to_string())
+                })?;
+                reply(json)
+            }
+            (m, _) => Err(bad(format!("unknown node request {m} {path}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shard_id;
+
+    #[test]
+    fn shard_ids_cannot_name_paths() {
+        let hex = "ab".repeat(32);
+        let key = parse_shard_id(&format!("{hex}.3")).unwrap();
+        assert_eq!((key.chunk.to_hex(), key.index), (hex.clone(), 3));
+        for bad in [
+            "../../etc/passwd".to_string(),
+            format!("{hex}.3/../x"),
+            format!("{hex}.-1"),
+            format!("{hex}.256"),
+            format!("{hex}.+1"),
+            format!("..{hex}.1"),
+            format!("{}.1", "zz".repeat(32)),
+            format!("{}.1", "ab".repeat(31)),
+            hex.clone(),
+            String::new(),
+        ] {
+            assert!(parse_shard_id(&bad).is_none(), "{bad:?} was accepted");
+        }
+    }
+}

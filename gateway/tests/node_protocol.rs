@@ -1,0 +1,189 @@
+//! The storage-node protocol end to end, in process: a node serving a real directory, and
+//! `RemoteNode` passing the same ShardStore suite as the local and in-memory stores; then the
+//! security rules (signatures, time window, body hash, shard ids).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use erasure::{LocalDiskStore, ShardStore};
+use gateway::node::{NODE_ACCESS_KEY, RemoteNode, node_service};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+const SECRET: &str = "cluster-secret-for-tests";
+
+struct Node {
+    url: String,
+    authority: String,
+    dir: tempfile::TempDir,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_node() -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk0");
+    std::fs::create_dir_all(&disk).unwrap();
+    let store: Arc<dyn ShardStore> = Arc::new(LocalDiskStore::open(&disk).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(gateway::node::serve(
+        listener,
+        node_service(vec![store], SECRET),
+    ));
+    Node {
+        url: format!("http://{authority}"),
+        authority,
+        dir,
+        _task: task,
+    }
+}
+
+#[tokio::test]
+async fn remote_node_passes_the_shard_store_suite() {
+    let node = start_node().await;
+    let remote = RemoteNode::new(&node.url, 0, SECRET).unwrap();
+    erasure::store_suite::run(&remote).await;
+    // The shards really are on the node's disk.
+    assert!(node.dir.path().join("disk0/shards").is_dir());
+}
+
+/// Sends a request signed with `secret` (or unsigned), the signature computed over
+/// `signed_body` while `sent_body` goes on the wire.
+async fn raw(
+    node: &Node,
+    method: &str,
+    path: &str,
+    secret: Option<&str>,
+    signed_body: &[u8],
+    sent_body: &[u8],
+) -> (u16, String) {
+    let url = format!("{}{path}", node.url);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header(http::header::HOST, &node.authority)
+        .body(Full::new(Bytes::copy_from_slice(sent_body)))
+        .unwrap();
+    if let Some(secret) = secret {
+        gateway::signing::sign_request(
+            &mut req,
+            &url,
+            &node.authority,
+            NODE_ACCESS_KEY,
+            secret,
+            signed_body,
+        )
+        .unwrap();
+    }
+    let client = Client::builder(TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn unsigned_wrongly_signed_stale_and_tampered_requests_touch_nothing() {
+    let node = start_node().await;
+    let id = format!("{}.0", "ab".repeat(32));
+    let path = format!("/tessera-node/v1/disks/0/shards/{id}");
+    let shard_file = node.dir.path().join(format!("disk0/shards/ab/ab/{id}"));
+
+    let (status, _) = raw(&node, "PUT", &path, None, b"x", b"x").await;
+    assert_eq!(status, 403, "unsigned");
+    let (status, _) = raw(&node, "PUT", &path, Some("not-the-secret"), b"x", b"x").await;
+    assert_eq!(status, 403, "wrong secret");
+    let (status, body) = raw(&node, "PUT", &path, Some(SECRET), b"signed", b"sent!!").await;
+    assert_eq!(status, 400, "tampered body: {body}");
+    assert!(!shard_file.exists(), "a refused request stored a shard");
+
+    // A request signed an hour ago is refused even with the right secret (no replay).
+    let url = format!("{}{path}", node.url);
+    let mut stale = http::Request::builder()
+        .method("GET")
+        .uri(&url)
+        .header(http::header::HOST, &node.authority)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        let identity =
+            aws_credential_types::Credentials::new(NODE_ACCESS_KEY, SECRET, None, None, "test")
+                .into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("s3")
+            .time(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let signable = SignableRequest::new(
+            "GET",
+            &url,
+            [("host", node.authority.as_str())].into_iter(),
+            SignableBody::Bytes(&[]),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        instructions.apply_to_request_http1x(&mut stale);
+    }
+    let client = Client::builder(TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let status = client.request(stale).await.unwrap().status().as_u16();
+    assert_eq!(status, 403, "stale signature");
+
+    // The right signature works.
+    let (status, body) = raw(&node, "PUT", &path, Some(SECRET), b"shard", b"shard").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(std::fs::read(&shard_file).unwrap(), b"shard");
+}
+
+#[tokio::test]
+async fn shard_ids_cannot_reach_outside_the_disk() {
+    let node = start_node().await;
+    let outside = node.dir.path().join("outside");
+    for id in [
+        "..%2F..%2Foutside".to_string(),
+        "../../outside".to_string(),
+        format!("{}.1/..", "ab".repeat(32)),
+        format!("{}.1", "ab".repeat(31)),
+        "x".to_string(),
+    ] {
+        let path = format!("/tessera-node/v1/disks/0/shards/{id}");
+        let (status, body) = raw(&node, "PUT", &path, Some(SECRET), b"evil", b"evil").await;
+        assert!(
+            (400..500).contains(&status),
+            "{id:?} answered {status}: {body}"
+        );
+    }
+    let (status, _) = raw(
+        &node,
+        "PUT",
+        &format!("/tessera-node/v1/disks/7/shards/{}.0", "ab".repeat(32)),
+        Some(SECRET),
+        b"x",
+        b"x",
+    )
+    .await;
+    assert_eq!(status, 400, "a disk the node does not have");
+    assert!(!outside.exists());
+    let stray: Vec<_> = walk(node.dir.path());
+    assert!(stray.iter().all(|p| !p.ends_with("outside")), "{stray:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
