@@ -100,7 +100,9 @@ impl ChunkStore {
         &self.counters
     }
 
-    /// Encodes and stores a chunk. Succeeds once the write quorum of shards is durable.
+    /// Encodes and stores a chunk. Succeeds once the write quorum of shards is written; they
+    /// are durable only after [`ChunkStore::sync_disks`] on `disks_written`, which the caller
+    /// must await before anything refers to the chunk.
     pub async fn put_chunk(&self, hash: ChunkHash, data: Bytes) -> Result<PutChunkReport> {
         let codec = self.codec;
         let files =

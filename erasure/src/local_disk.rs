@@ -114,7 +114,15 @@ impl LocalDiskStore {
                 f.sync_all().map_err(|e| Error::io(&tmp, e))?;
             }
             fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-            if durable { sync_dir(dir) } else { Ok(()) }
+            if !durable {
+                return Ok(());
+            }
+            // The fan-out directories may have been made by an unsynced write whose flush
+            // never came (a failed upload): make their entries durable too. Durable single
+            // writes are rare (heal), so the extra fsyncs cost little.
+            sync_dir(dir)?;
+            sync_dir(dir.parent().expect("fan-out dir has a parent"))?;
+            sync_dir(&self.root.join(SHARDS_DIR))
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);

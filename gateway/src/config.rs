@@ -200,7 +200,20 @@ pub struct EnvSettings {
 impl ServeArgs {
     /// Merges flags and environment (already in `self` and `env`) over the config file over
     /// the defaults, and checks the result.
-    pub fn resolve(self, file: FileConfig, env: EnvSettings) -> Result<ServeConfig, String> {
+    pub fn resolve(mut self, file: FileConfig, env: EnvSettings) -> Result<ServeConfig, String> {
+        // An empty flag or variable (`TESSERA_METRICS_TOKEN=`) counts as not given, so it
+        // cannot silently replace the file's value (and, for the token, open the metrics).
+        let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        self.region = given(self.region);
+        self.metrics_token = given(self.metrics_token);
+        self.domains = self
+            .domains
+            .map(|d| {
+                d.into_iter()
+                    .filter(|s| !s.trim().is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|d| !d.is_empty());
         let dir_args = if self.dirs.is_empty() {
             file.disks.unwrap_or_default()
         } else {
@@ -424,6 +437,15 @@ mod tests {
         let cfg = args(&["/d"]).resolve(file(), env).unwrap();
         assert_eq!(cfg.credentials.access_key, "envuser");
         assert_eq!(cfg.credentials.secret_key, "env-password");
+        // An empty variable does not replace the file's token.
+        let token_file =
+            FileConfig::parse("disks = [\"/d\"]\nmetrics_token = \"file-token\"").unwrap();
+        let mut empty = args(&[]);
+        empty.metrics_token = Some(String::new());
+        empty.region = Some(" ".into());
+        let cfg = empty.resolve(token_file, EnvSettings::default()).unwrap();
+        assert_eq!(cfg.metrics_token.as_deref(), Some("file-token"));
+        assert_eq!(cfg.region, "us-east-1");
         let half = EnvSettings {
             root_user: Some("envuser".into()),
             ..EnvSettings::default()

@@ -55,6 +55,7 @@ struct UsageScan {
     at: Instant,
     took: Duration,
     usage: metastore::Usage,
+    heal_queue: u64,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -209,12 +210,7 @@ impl Metrics {
 
     /// Every metric in the text format.
     pub async fn render(&self, service: &ObjectService, disks: &Disks) -> Result<String, String> {
-        let usage = self.usage(service).await?;
-        let queue = service
-            .meta()
-            .heal_queue_len()
-            .await
-            .map_err(|e| e.to_string())?;
+        let (usage, queue) = self.usage(service).await?;
         let state = StateMetrics::collect(service, disks, &usage, queue).await?;
         let mut families = self.registry.gather();
         families.extend(state.gather());
@@ -225,22 +221,30 @@ impl Metrics {
         String::from_utf8(out).map_err(|e| e.to_string())
     }
 
-    async fn usage(&self, service: &ObjectService) -> Result<metastore::Usage, String> {
+    /// Usage and the heal queue's length (both scans of the metadata), reused as described
+    /// in the module docs.
+    async fn usage(&self, service: &ObjectService) -> Result<(metastore::Usage, u64), String> {
         // Held across the scan, so concurrent scrapes share one.
         let mut cached = self.usage.lock().await;
         if let Some(c) = cached.as_ref()
             && c.at.elapsed() < c.took * 10
         {
-            return Ok(c.usage.clone());
+            return Ok((c.usage.clone(), c.heal_queue));
         }
         let started = Instant::now();
         let usage = service.meta().usage().await.map_err(|e| e.to_string())?;
+        let heal_queue = service
+            .meta()
+            .heal_queue_len()
+            .await
+            .map_err(|e| e.to_string())?;
         *cached = Some(UsageScan {
             at: Instant::now(),
             took: started.elapsed(),
             usage: usage.clone(),
+            heal_queue,
         });
-        Ok(usage)
+        Ok((usage, heal_queue))
     }
 }
 

@@ -9,10 +9,10 @@ use bytes::{Bytes, BytesMut};
 use erasure::ChunkHash;
 use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
-use md5::{Digest, Md5};
 use metastore::{ChunkRef, ObjectData};
 
 use super::chunk_locks::Pin;
+use super::md5_stream::Md5Stream;
 use super::{MAX_OBJECT_SIZE, ObjectService};
 use crate::error::{Error, Result};
 
@@ -69,26 +69,23 @@ impl ObjectService {
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
         E: Into<Error>,
     {
-        // Few frames queued for MD5: it is the slowest stage, and a long queue only holds
-        // memory (frames can be hundreds of KiB).
-        let (md5_tx, mut md5_rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-        let md5_task = tokio::task::spawn_blocking(move || {
-            let mut h = Md5::new();
-            while let Some(b) = md5_rx.blocking_recv() {
-                h.update(&b);
-            }
-            <[u8; 16]>::from(h.finalize())
-        });
+        let mut md5 = Md5Stream::new();
         let mut progress = Progress::default();
         let mut outcome = self
-            .chunk_body(body, expected_len, allow_inline, md5_tx, &mut progress)
+            .chunk_body(body, expected_len, allow_inline, &mut md5, &mut progress)
             .await;
         if outcome.is_ok()
             && let Err(e) = self.flush_chunks(&progress.unflushed).await
         {
             outcome = Err(e);
         }
-        let md5 = md5_task.await?;
+        let md5 = match md5.finish().await {
+            Ok(digest) => digest,
+            Err(e) => {
+                outcome = outcome.and(Err(e));
+                [0; 16]
+            }
+        };
         match outcome {
             Ok((size, inline)) => Ok(Ingested {
                 size,
@@ -120,7 +117,7 @@ impl ObjectService {
         mut body: S,
         expected_len: Option<u64>,
         allow_inline: bool,
-        md5_tx: tokio::sync::mpsc::Sender<Bytes>,
+        md5: &mut Md5Stream,
         progress: &mut Progress,
     ) -> Result<(u64, Option<Vec<u8>>)>
     where
@@ -132,10 +129,25 @@ impl ObjectService {
         let mut buf = BytesMut::new();
         let mut size: u64 = 0;
         let mut failure = None;
-        while let Some(frame) = body.next().await {
+        loop {
+            // Chunk work is polled while the body is read (it progresses, and frees its
+            // shared slot, even while this client is slow to send); the body is read only
+            // while fewer than CHUNKS_IN_FLIGHT chunks are under way.
+            let frame = tokio::select! {
+                biased;
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Err(e) = progress.take(done) {
+                        failure = Some(e);
+                        break;
+                    }
+                    continue;
+                }
+                frame = body.next(), if in_flight.len() < CHUNKS_IN_FLIGHT => frame,
+            };
             let frame = match frame {
-                Ok(f) => f,
-                Err(e) => {
+                None => break,
+                Some(Ok(f)) => f,
+                Some(Err(e)) => {
                     failure = Some(e.into());
                     break;
                 }
@@ -154,30 +166,16 @@ impl ObjectService {
                 )));
                 break;
             }
-            if md5_tx.send(frame.clone()).await.is_err() {
-                failure = Some(Error::Internal("MD5 worker stopped".into()));
+            if let Err(e) = md5.feed(frame.clone()).await {
+                failure = Some(e);
                 break;
             }
             buf.extend_from_slice(&frame);
             while buf.len() >= self.chunk_size {
                 let chunk = buf.split_to(self.chunk_size).freeze();
                 in_flight.push_back(self.store_chunk(chunk, seen.clone()));
-                while in_flight.len() >= CHUNKS_IN_FLIGHT {
-                    let done = in_flight.next().await.expect("non-empty");
-                    if let Err(e) = progress.take(done) {
-                        failure = Some(e);
-                        break;
-                    }
-                }
-                if failure.is_some() {
-                    break;
-                }
-            }
-            if failure.is_some() {
-                break;
             }
         }
-        drop(md5_tx);
         if failure.is_none()
             && let Some(n) = expected_len
             && size < n

@@ -8,6 +8,7 @@ mod heal;
 #[cfg(test)]
 mod heal_tests;
 mod ingest;
+mod md5_stream;
 mod multipart;
 mod read;
 

@@ -161,25 +161,15 @@ impl ObjectService {
         }
     }
 
-    /// MD5 of a byte range of an object, computed on the blocking pool as the range streams by.
+    /// MD5 of a byte range of an object, computed as the range streams by.
     async fn md5_of(&self, source: &ObjectRecord, range: std::ops::Range<u64>) -> Result<[u8; 16]> {
         use futures::StreamExt;
         let mut stream = self.read_object(source, range).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
-        let hasher = tokio::task::spawn_blocking(move || {
-            let mut h = Md5::new();
-            while let Some(b) = rx.blocking_recv() {
-                h.update(&b);
-            }
-            <[u8; 16]>::from(h.finalize())
-        });
+        let mut md5 = super::md5_stream::Md5Stream::new();
         while let Some(piece) = stream.next().await {
-            if tx.send(piece?).await.is_err() {
-                break;
-            }
+            md5.feed(piece?).await?;
         }
-        drop(tx);
-        Ok(hasher.await?)
+        md5.finish().await
     }
 
     /// UploadPartCopy: the part is `range` of `source`. When the range starts and ends on
