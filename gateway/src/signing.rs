@@ -13,8 +13,9 @@ use aws_smithy_runtime_api::client::identity::Identity;
 const REGION: &str = "us-east-1";
 const SERVICE: &str = "s3";
 
-/// Signs `request` (whose URI is the path and query; `url` the full URL and `authority` its
-/// host:port) with `x-amz-content-sha256` set to the SHA-256 of `body`.
+/// Signs `request` (`url` its full URL, `authority` its host:port) with
+/// `x-amz-content-sha256` set to the SHA-256 of `body`. The host header and every header of
+/// the request that starts with `x-tessera-` are covered by the signature.
 pub fn sign_request<B>(
     request: &mut http::Request<B>,
     url: &str,
@@ -23,6 +24,12 @@ pub fn sign_request<B>(
     secret_key: &str,
     body: &[u8],
 ) -> Result<(), String> {
+    let own: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("x-tessera-"))
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
     let identity: Identity =
         aws_credential_types::Credentials::new(access_key, secret_key, None, None, "tessera")
             .into();
@@ -40,7 +47,8 @@ pub fn sign_request<B>(
     let signable = SignableRequest::new(
         request.method().as_str(),
         url,
-        [("host", authority)].into_iter(),
+        std::iter::once(("host", authority))
+            .chain(own.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         SignableBody::Bytes(body),
     )
     .map_err(|e| e.to_string())?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use erasure::{LocalDiskStore, ShardStore};
-use gateway::node::{NODE_ACCESS_KEY, RemoteNode, node_service};
+use gateway::node::{NODE_ACCESS_KEY, NodeIdentity, RemoteNode, node_service};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -25,11 +25,12 @@ async fn start_node() -> Node {
     let disk = dir.path().join("disk0");
     std::fs::create_dir_all(&disk).unwrap();
     let store: Arc<dyn ShardStore> = Arc::new(LocalDiskStore::open(&disk).unwrap());
+    let identity = Arc::new(NodeIdentity::load_or_create(std::slice::from_ref(&disk)).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let authority = listener.local_addr().unwrap().to_string();
     let task = tokio::spawn(gateway::node::serve(
         listener,
-        node_service(vec![store], SECRET),
+        node_service(vec![store], identity, SECRET),
     ));
     Node {
         url: format!("http://{authority}"),
@@ -46,6 +47,52 @@ async fn remote_node_passes_the_shard_store_suite() {
     erasure::store_suite::run(&remote).await;
     // The shards really are on the node's disk.
     assert!(node.dir.path().join("disk0/shards").is_dir());
+}
+
+#[tokio::test]
+async fn the_first_deployment_claims_the_node_and_others_are_refused() {
+    let node = start_node().await;
+    let (status, info) = raw(
+        &node,
+        "GET",
+        "/tessera-node/v1/info",
+        Some(SECRET),
+        b"",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{info}");
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert!(info["deployment_id"].is_null(), "{info}");
+    let node_id = info["node_id"].as_str().unwrap().to_owned();
+
+    let ours = RemoteNode::new(&node.url, 0, SECRET)
+        .unwrap()
+        .for_deployment("deployment-a");
+    ours.health().await.unwrap();
+    let theirs = RemoteNode::new(&node.url, 0, SECRET)
+        .unwrap()
+        .for_deployment("deployment-b");
+    let refused = theirs.health().await.unwrap_err();
+    assert!(refused.to_string().contains("deployment-a"), "{refused}");
+    ours.health().await.unwrap();
+
+    let (_, info) = raw(
+        &node,
+        "GET",
+        "/tessera-node/v1/info",
+        Some(SECRET),
+        b"",
+        b"",
+    )
+    .await;
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["deployment_id"], "deployment-a");
+    assert_eq!(info["node_id"], node_id.as_str());
+    // The claim is on the disk: the node's identity after a restart is the same.
+    let again = NodeIdentity::load_or_create(&[node.dir.path().join("disk0")]).unwrap();
+    assert_eq!(again.node_id, node_id);
+    assert_eq!(again.deployment().as_deref(), Some("deployment-a"));
 }
 
 /// Sends a request signed with `secret` (or unsigned), the signature computed over

@@ -16,9 +16,14 @@
 //! | POST | `sync` | flushes unsynced writes |
 //! | GET | `health`, `space` | write probe; free and total bytes (JSON) |
 //!
+//! `GET /tessera-node/v1/info` names the node (its id, kept on its disks; see [`identity`]),
+//! its deployment and its disk count. A request carrying `x-tessera-deployment` (signed) from
+//! a deployment other than the one that first claimed the node gets 409.
+//!
 //! Today a gateway cannot use nodes yet (`serve --node` is not built); this is the shard
 //! protocol and both of its ends.
 
+mod identity;
 mod remote;
 mod route;
 
@@ -29,8 +34,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use s3s::service::S3Service;
 use tokio::net::TcpListener;
 
+pub use identity::NodeIdentity;
 pub use remote::RemoteNode;
-pub use route::{NODE_ACCESS_KEY, NODE_PREFIX, NodeApi, node_service};
+pub use route::{
+    DEPLOYMENT_HEADER, NODE_ACCESS_KEY, NODE_PREFIX, NODE_ROOT, NodeApi, node_service,
+};
 
 /// `tessera node`: serves `dirs` on `address` until SIGTERM/SIGINT.
 pub async fn run_node(
@@ -48,18 +56,24 @@ pub async fn run_node(
             erasure::LocalDiskStore::open(d).map_err(|e| format!("{}: {e}", d.display()))?;
         disks.push(Arc::new(store));
     }
+    let identity = Arc::new(NodeIdentity::load_or_create(&dirs)?);
     let listener = TcpListener::bind(address)
         .await
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     println!("tessera node {} - shard storage", env!("CARGO_PKG_VERSION"));
     println!("  endpoint: http://{bound}");
+    println!("  node id:  {}", identity.node_id);
+    match identity.deployment() {
+        Some(d) => println!("  deployment: {d}"),
+        None => println!("  deployment: none yet (the first gateway to connect claims this node)"),
+    }
     for (i, d) in dirs.iter().enumerate() {
         println!("  disk {i}:   {}", d.display());
     }
     let shutdown = crate::server::shutdown_signal();
     tokio::select! {
-        () = serve(listener, node_service(disks, &cluster_secret)) => {}
+        () = serve(listener, node_service(disks, identity, &cluster_secret)) => {}
         () = shutdown => tracing::info!("node stopping"),
     }
     Ok(())

@@ -26,6 +26,8 @@ pub struct RemoteNode {
     authority: String,
     disk: usize,
     secret: String,
+    /// Sent with every request, so the node refuses us if it belongs to another deployment.
+    deployment: Option<String>,
 }
 
 impl std::fmt::Debug for RemoteNode {
@@ -62,7 +64,14 @@ impl RemoteNode {
             authority,
             disk,
             secret: cluster_secret.to_owned(),
+            deployment: None,
         })
+    }
+
+    /// Requests carry this deployment id (the node admits only the deployment that claimed it).
+    pub fn for_deployment(mut self, deployment_id: &str) -> Self {
+        self.deployment = Some(deployment_id.to_owned());
+        self
     }
 
     fn path(&self, rest: &str) -> String {
@@ -78,10 +87,14 @@ impl RemoteNode {
         let url = format!("{}{path}", self.endpoint);
         let mut last = None;
         for _ in 0..=RETRIES {
-            let mut req = http::Request::builder()
+            let mut builder = http::Request::builder()
                 .method(method.clone())
                 .uri(&url)
-                .header(http::header::HOST, &self.authority)
+                .header(http::header::HOST, &self.authority);
+            if let Some(d) = &self.deployment {
+                builder = builder.header(super::route::DEPLOYMENT_HEADER, d);
+            }
+            let mut req = builder
                 .body(Full::new(body.clone()))
                 .map_err(|e| failure(format!("{url}: {e}"), std::io::ErrorKind::InvalidInput))?;
             crate::signing::sign_request(
@@ -122,6 +135,11 @@ impl RemoteNode {
         match status {
             s if s.is_success() => Ok(bytes),
             StatusCode::NOT_FOUND => Err(Error::NotFound),
+            StatusCode::CONFLICT => Err(Error::DiskFormat(format!(
+                "{}: {}",
+                self.name(),
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            ))),
             StatusCode::INSUFFICIENT_STORAGE => Err(failure(
                 format!("{}{path}", self.endpoint),
                 std::io::ErrorKind::StorageFull,

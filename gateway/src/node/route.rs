@@ -11,7 +11,12 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use sha2::{Digest, Sha256};
 
+use super::identity::NodeIdentity;
+
+pub const NODE_ROOT: &str = "/tessera-node/v1/";
 pub const NODE_PREFIX: &str = "/tessera-node/v1/disks/";
+/// The deployment a gateway's request comes from; signed with the request.
+pub const DEPLOYMENT_HEADER: &str = "x-tessera-deployment";
 /// The access key of cluster-internal requests; the secret is the cluster secret.
 pub const NODE_ACCESS_KEY: &str = "tessera-cluster";
 /// Shards are at most a chunk (1 MiB) over k plus a header; this leaves room for larger
@@ -20,6 +25,7 @@ const MAX_SHARD_BYTES: usize = 64 << 20;
 
 pub struct NodeApi {
     pub disks: Vec<Arc<dyn ShardStore>>,
+    pub identity: Arc<NodeIdentity>,
 }
 
 /// The S3 operations a node answers: none (every one is NotImplemented).
@@ -27,13 +33,17 @@ struct NoS3;
 impl s3s::S3 for NoS3 {}
 
 /// The node's HTTP service: the shard route under the cluster secret.
-pub fn node_service(disks: Vec<Arc<dyn ShardStore>>, cluster_secret: &str) -> S3Service {
+pub fn node_service(
+    disks: Vec<Arc<dyn ShardStore>>,
+    identity: Arc<NodeIdentity>,
+    cluster_secret: &str,
+) -> S3Service {
     let mut builder = S3ServiceBuilder::new(NoS3);
     builder.set_auth(crate::s3::RootAuth::new(
         NODE_ACCESS_KEY.to_owned(),
         cluster_secret.to_owned(),
     ));
-    builder.set_route(NodeApi { disks });
+    builder.set_route(NodeApi { disks, identity });
     builder.build()
 }
 
@@ -108,7 +118,7 @@ impl NodeApi {
 #[async_trait::async_trait]
 impl S3Route for NodeApi {
     fn is_match(&self, _: &Method, uri: &Uri, _: &HeaderMap, _: &mut Extensions) -> bool {
-        uri.path().starts_with(NODE_PREFIX)
+        uri.path().starts_with(NODE_ROOT)
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
@@ -122,7 +132,29 @@ impl S3Route for NodeApi {
     }
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
-        let path = req.uri.path()[NODE_PREFIX.len()..].to_owned();
+        // A gateway names its deployment: the first one claims the node, others are refused.
+        if let Some(d) = req.headers.get(DEPLOYMENT_HEADER) {
+            let d = d.to_str().map_err(|_| bad("invalid deployment header"))?;
+            if let Err(why) = self.identity.admit(d) {
+                let mut e = S3Error::with_message(
+                    S3ErrorCode::Custom("XTesseraWrongDeployment".into()),
+                    why,
+                );
+                e.set_status_code(StatusCode::CONFLICT);
+                return Err(e);
+            }
+        }
+        if req.method == Method::GET && req.uri.path() == format!("{NODE_ROOT}info") {
+            let info = serde_json::json!({
+                "node_id": self.identity.node_id,
+                "deployment_id": self.identity.deployment(),
+                "disks": self.disks.len(),
+            });
+            return reply(info.to_string());
+        }
+        let Some(path) = req.uri.path().strip_prefix(NODE_PREFIX).map(str::to_owned) else {
+            return Err(bad(format!("unknown node request {}", req.uri.path())));
+        };
         let parts: Vec<&str> = path.split('/').collect();
         let method = req.method.clone();
         match (method, parts.as_slice()) {
