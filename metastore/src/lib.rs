@@ -12,6 +12,7 @@
 //! listing order ([`keys`]). The crate knows nothing of S3 wire types.
 
 mod error;
+mod group_commit;
 pub mod keys;
 mod kv;
 mod listing;

@@ -5,9 +5,9 @@
 //! short (a few point reads and one batch), which keeps the lock cheap.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::group_commit::GroupCommit;
 use crate::kv::{Batch, KvStore, Tree};
 use crate::listing::{self, ListPage, ListQuery};
 use crate::records::{
@@ -31,40 +31,18 @@ impl std::fmt::Debug for MetaStore {
 pub(crate) struct Inner {
     pub(crate) kv: Box<dyn KvStore>,
     write_lock: Mutex<()>,
-    /// Group commit: batches are applied under `write_lock` without a flush, numbered here;
-    /// the flush happens after the lock is released, and one flush covers every batch
-    /// numbered before it started.
-    committed: AtomicU64,
-    flushed: Mutex<u64>,
+    /// Batches applied under `write_lock` are flushed after it, together (group commit).
+    group: GroupCommit,
     gc_grace_ms: u64,
     /// Last version sequence handed out (see `versioning`).
     pub(crate) last_version_seq: Mutex<u64>,
-}
-
-thread_local! {
-    /// The number of the last batch this thread committed and has not flushed yet.
-    static UNFLUSHED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 impl Inner {
     /// Applies a batch inside a transaction (under the write lock). It is flushed by
     /// [`MetaStore::run`] once the transaction is over.
     pub(crate) fn commit(&self, batch: Batch) -> Result<()> {
-        self.kv.write_unsynced(batch)?;
-        let n = self.committed.fetch_add(1, Ordering::SeqCst) + 1;
-        UNFLUSHED.set(n);
-        Ok(())
-    }
-
-    fn flush_through(&self, n: u64) -> Result<()> {
-        let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
-        if *flushed >= n {
-            return Ok(()); // a flush that started after our batch covered it
-        }
-        let upto = self.committed.load(Ordering::SeqCst);
-        self.kv.sync()?;
-        *flushed = upto;
-        Ok(())
+        self.group.commit(self.kv.as_ref(), batch)
     }
 }
 
@@ -178,8 +156,7 @@ impl MetaStore {
             inner: Arc::new(Inner {
                 kv,
                 write_lock: Mutex::new(()),
-                committed: AtomicU64::new(0),
-                flushed: Mutex::new(0),
+                group: GroupCommit::default(),
                 last_version_seq: Mutex::new(0),
                 gc_grace_ms: gc_grace.as_millis() as u64,
             }),
@@ -205,16 +182,8 @@ impl MetaStore {
         f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            UNFLUSHED.set(0);
-            let out = f(&inner);
-            let mine = UNFLUSHED.replace(0);
-            if mine > 0 {
-                inner.flush_through(mine)?;
-            }
-            out
-        })
-        .await?
+        tokio::task::spawn_blocking(move || inner.group.run(inner.kv.as_ref(), || f(&inner)))
+            .await?
     }
 
     // ---- buckets ----
@@ -694,114 +663,4 @@ fn scan_parts(s: &Inner, upload_id: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let prefix = keys::part_prefix(upload_id);
     let end = keys::prefix_end(&prefix);
     s.kv.scan(Tree::Parts, &prefix, end.as_deref(), usize::MAX)
-}
-
-#[cfg(test)]
-mod group_commit_tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    use super::*;
-    use crate::kv::Entry;
-
-    /// A store that counts batches written and those flushed.
-    #[derive(Default)]
-    struct Counting {
-        inner: MemoryKv,
-        written: Arc<AtomicU64>,
-        durable: Arc<AtomicU64>,
-        flushes: Arc<AtomicU64>,
-        /// The number of the batch that wrote each key.
-        batch_of: Arc<Mutex<std::collections::HashMap<Vec<u8>, u64>>>,
-    }
-
-    impl KvStore for Counting {
-        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
-            self.inner.get(tree, key)
-        }
-        fn scan(
-            &self,
-            tree: Tree,
-            start: &[u8],
-            end: Option<&[u8]>,
-            limit: usize,
-        ) -> Result<Vec<Entry>> {
-            self.inner.scan(tree, start, end, limit)
-        }
-        fn write(&self, batch: Batch) -> Result<()> {
-            self.inner.write(batch)?;
-            let n = self.written.fetch_add(1, Ordering::SeqCst) + 1;
-            self.durable.fetch_max(n, Ordering::SeqCst);
-            Ok(())
-        }
-        fn write_unsynced(&self, batch: Batch) -> Result<()> {
-            let keys: Vec<Vec<u8>> = batch
-                .ops
-                .iter()
-                .map(|op| match op {
-                    crate::kv::Op::Put(_, k, _) | crate::kv::Op::Delete(_, k) => k.clone(),
-                })
-                .collect();
-            self.inner.write(batch)?;
-            let n = self.written.fetch_add(1, Ordering::SeqCst) + 1;
-            let mut map = self.batch_of.lock().unwrap();
-            for k in keys {
-                map.insert(k, n);
-            }
-            Ok(())
-        }
-        fn sync(&self) -> Result<()> {
-            self.flushes.fetch_add(1, Ordering::SeqCst);
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            let w = self.written.load(Ordering::SeqCst);
-            self.durable.fetch_max(w, Ordering::SeqCst);
-            Ok(())
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn every_write_is_flushed_before_it_returns() {
-        let kv = Counting::default();
-        let (written, durable, flushes, batch_of) = (
-            kv.written.clone(),
-            kv.durable.clone(),
-            kv.flushes.clone(),
-            kv.batch_of.clone(),
-        );
-        let store = Arc::new(MetaStore::new(kv, std::time::Duration::ZERO));
-        store
-            .create_bucket("one", BucketRecord::new(0))
-            .await
-            .unwrap();
-        assert_eq!(
-            durable.load(Ordering::SeqCst),
-            written.load(Ordering::SeqCst)
-        );
-        assert_eq!(flushes.load(Ordering::SeqCst), 1);
-
-        let tasks: Vec<_> = (0..64)
-            .map(|i| {
-                let (store, durable, batch_of) = (store.clone(), durable.clone(), batch_of.clone());
-                tokio::spawn(async move {
-                    let name = format!("bucket-{i}");
-                    store
-                        .create_bucket(&name, BucketRecord::new(0))
-                        .await
-                        .unwrap();
-                    let durable_now = durable.load(Ordering::SeqCst);
-                    let mine = batch_of.lock().unwrap()[name.as_bytes()];
-                    assert!(
-                        durable_now >= mine,
-                        "{name}: batch {mine} returned with only {durable_now} flushed"
-                    );
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(durable.load(Ordering::SeqCst), 65);
-        // Reads never flush; 65 writes needed at most 65 flushes (fewer when they overlap).
-        assert!(flushes.load(Ordering::SeqCst) <= 65);
-    }
 }
