@@ -46,7 +46,8 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    fn format_for(&self, index: usize) -> DiskFormat {
+    /// The format file of the disk at position `index`.
+    pub fn format_for(&self, index: usize) -> DiskFormat {
         DiskFormat {
             format_version: FORMAT_VERSION,
             deployment_id: self.deployment_id.clone(),
@@ -59,9 +60,10 @@ impl Deployment {
     }
 }
 
-/// What a disk directory holds.
-#[derive(Debug)]
-enum Found {
+/// What a disk position holds: read from a local directory by [`inspect`], or reported by a
+/// storage node for one of its disks.
+#[derive(Debug, Clone)]
+pub enum Found {
     Formatted(DiskFormat),
     /// The directory does not exist.
     Absent,
@@ -77,7 +79,8 @@ fn format_path(disk: &Path) -> PathBuf {
     disk.join(FORMAT_FILE)
 }
 
-fn inspect(disk: &Path) -> Result<Found> {
+/// Reads what a local disk directory holds.
+pub fn inspect(disk: &Path) -> Result<Found> {
     let path = format_path(disk);
     match fs::read(&path) {
         Ok(bytes) => {
@@ -122,7 +125,8 @@ fn inspect(disk: &Path) -> Result<Found> {
     }
 }
 
-fn write_format(disk: &Path, f: &DiskFormat) -> Result<()> {
+/// Writes a disk's format file durably (temporary file, fsync, rename, directory fsync).
+pub fn write_format(disk: &Path, f: &DiskFormat) -> Result<()> {
     let path = format_path(disk);
     let dir = path.parent().expect("format file has a parent");
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -172,7 +176,7 @@ pub fn probe_disk(disk: &Path, deployment: &Deployment, index: usize) -> DiskPro
         }
         Ok(Found::Empty) => DiskProbe::Adoptable,
         Ok(Found::Absent) => DiskProbe::Unusable(format!("{} does not exist", disk.display())),
-        Ok(Found::Unformatted) => DiskProbe::Unusable(unformatted(disk)),
+        Ok(Found::Unformatted) => DiskProbe::Unusable(unformatted(&disk.display().to_string())),
         Ok(Found::Unreadable(why)) => DiskProbe::Unusable(why),
         Err(e) => DiskProbe::Unusable(e.to_string()),
     }
@@ -183,10 +187,9 @@ pub fn adopt_disk(disk: &Path, deployment: &Deployment, index: usize) -> Result<
     write_format(disk, &deployment.format_for(index))
 }
 
-fn unformatted(disk: &Path) -> String {
+fn unformatted(disk: &str) -> String {
     format!(
-        "{} holds files but no tessera format; empty it to have it adopted as a replacement disk",
-        disk.display()
+        "{disk} holds files but no tessera format; empty it to have it adopted as a replacement disk"
     )
 }
 
@@ -202,7 +205,31 @@ pub fn prepare_disks(
         .iter()
         .map(|d| inspect(d))
         .collect::<Result<Vec<_>>>()?;
+    let names: Vec<String> = disks.iter().map(|d| d.display().to_string()).collect();
+    let deployment = plan(&found, &names, parity, chunk_size)?;
+    if deployment.freshly_formatted {
+        for (i, d) in disks.iter().enumerate() {
+            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+            write_format(d, &deployment.format_for(i))?;
+        }
+    }
+    for &i in &deployment.adopted {
+        adopt_disk(&disks[i], &deployment, i)?;
+        tracing::warn!(disk = %names[i], position = i + 1, "adopted an empty directory as replacement disk; heal will refill it");
+    }
+    Ok(deployment)
+}
 
+/// Decides the deployment from what each disk position holds, writing nothing: a new one when
+/// no disk is formatted (the caller then formats every disk), else the existing one, checked
+/// against every disk, with the offline disks and the empty ones to adopt (the caller formats
+/// those). `names` name the positions in messages.
+pub fn plan(
+    found: &[Found],
+    names: &[String],
+    parity: Option<usize>,
+    chunk_size: usize,
+) -> Result<Deployment> {
     let reference = found.iter().enumerate().find_map(|(i, f)| match f {
         Found::Formatted(f) => Some((i, f.clone())),
         _ => None,
@@ -216,27 +243,20 @@ pub fn prepare_disks(
                 "cannot format a new deployment: {why}"
             )));
         }
-        for d in disks {
-            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-        }
-        let deployment = Deployment {
+        return Ok(Deployment {
             deployment_id: uuid::Uuid::new_v4().to_string(),
-            layout: Layout::new(disks.len(), parity)?,
+            layout: Layout::new(found.len(), parity)?,
             chunk_size,
-            disk_ids: disks
+            disk_ids: found
                 .iter()
                 .map(|_| uuid::Uuid::new_v4().to_string())
                 .collect(),
             freshly_formatted: true,
             offline: Vec::new(),
             adopted: Vec::new(),
-        };
-        for (i, d) in disks.iter().enumerate() {
-            write_format(d, &deployment.format_for(i))?;
-        }
-        return Ok(deployment);
+        });
     };
-    let name = |i: usize| disks[i].display().to_string();
+    let name = |i: usize| names[i].clone();
 
     for (i, f) in found.iter().enumerate() {
         if let Found::Formatted(f) = f
@@ -252,13 +272,13 @@ pub fn prepare_disks(
             )));
         }
     }
-    if reference.disks.len() != disks.len() {
+    if reference.disks.len() != found.len() {
         return Err(Error::DiskFormat(format!(
             "deployment {} was formatted with {} disks but {} were given; changing the number of \
              disks is not supported.",
             reference.deployment_id,
             reference.disks.len(),
-            disks.len()
+            found.len()
         )));
     }
     let mut offline = Vec::new();
@@ -279,7 +299,7 @@ pub fn prepare_disks(
             }
             Found::Absent => offline.push((i, format!("{} does not exist", name(i)))),
             Found::Empty => adopt.push(i),
-            Found::Unformatted => offline.push((i, unformatted(&disks[i]))),
+            Found::Unformatted => offline.push((i, unformatted(&name(i)))),
             Found::Unreadable(why) => offline.push((i, why.clone())),
         }
     }
@@ -319,10 +339,6 @@ pub fn prepare_disks(
         offline,
         adopted: adopt,
     };
-    for &i in &deployment.adopted {
-        adopt_disk(&disks[i], &deployment, i)?;
-        tracing::warn!(disk = %name(i), position = i + 1, "adopted an empty directory as replacement disk; heal will refill it");
-    }
     Ok(deployment)
 }
 

@@ -88,6 +88,12 @@ pub struct ServeConfig {
     /// When set, `/metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
     pub log_format: LogFormat,
+    /// Storage nodes (`http://host:port`, ranges expanded) whose disks follow the local ones.
+    pub nodes: Vec<String>,
+    /// The metadata directory of a gateway without local disks.
+    pub meta_dir: Option<PathBuf>,
+    /// Signs the traffic with the nodes; set when there are nodes.
+    pub cluster_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -148,6 +154,19 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer TOKEN` on `/metrics` [default: open].
     #[arg(long, env = "TESSERA_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// A storage node (`tessera node`) whose disks join the deployment after the local ones
+    /// (repeatable, or comma-separated in TESSERA_NODES). Ranges: http://10.0.0.{1...6}:9100.
+    #[arg(
+        long = "node",
+        value_name = "URL",
+        env = "TESSERA_NODES",
+        value_delimiter = ','
+    )]
+    pub nodes: Option<Vec<String>>,
+    /// Where a gateway without local disks keeps its metadata (RocksDB); with local disks the
+    /// metadata is mirrored on them instead.
+    #[arg(long, env = "TESSERA_META_DIR", value_name = "DIR")]
+    pub meta_dir: Option<PathBuf>,
     /// Data directories, one per disk (or `disks` in the config file). Ranges: /data{1...4}.
     #[arg(value_name = "DIR")]
     pub dirs: Vec<String>,
@@ -173,6 +192,9 @@ pub struct FileConfig {
     pub root_user: Option<String>,
     pub root_password: Option<String>,
     pub log_format: Option<LogFormat>,
+    pub nodes: Option<Vec<String>>,
+    pub meta_dir: Option<PathBuf>,
+    pub cluster_secret: Option<String>,
 }
 
 impl FileConfig {
@@ -195,6 +217,8 @@ pub struct EnvSettings {
     pub root_password: Option<String>,
     /// `--log-format` or TESSERA_LOG_FORMAT, when either was given.
     pub log_format: Option<LogFormat>,
+    /// TESSERA_CLUSTER_SECRET: signs gateway-node traffic.
+    pub cluster_secret: Option<String>,
 }
 
 impl ServeArgs {
@@ -219,10 +243,46 @@ impl ServeArgs {
         } else {
             self.dirs
         };
-        if dir_args.is_empty() {
+        let node_args = self
+            .nodes
+            .map(|n| n.into_iter().filter(|s| !s.trim().is_empty()).collect())
+            .filter(|n: &Vec<String>| !n.is_empty())
+            .or(file.nodes)
+            .unwrap_or_default();
+        let mut nodes = Vec::new();
+        for n in &node_args {
+            for url in expand_ellipsis(n.trim())? {
+                if !url.starts_with("http://") {
+                    return Err(format!("node {url:?}: expected http://HOST:PORT"));
+                }
+                let url = url.trim_end_matches('/').to_owned();
+                if nodes.contains(&url) {
+                    return Err(format!("node {url} is given more than once"));
+                }
+                nodes.push(url);
+            }
+        }
+        if dir_args.is_empty() && nodes.is_empty() {
             return Err(
-                "no data directories: give DIR arguments or `disks` in the config file".into(),
+                "no data directories: give DIR arguments or `disks` in the config file, or --node"
+                    .into(),
             );
+        }
+        let meta_dir = self.meta_dir.or(file.meta_dir);
+        match (&meta_dir, dir_args.is_empty()) {
+            (None, true) => {
+                return Err(
+                    "a gateway without local disks needs --meta-dir DIR for its metadata".into(),
+                );
+            }
+            (Some(_), false) => {
+                return Err("--meta-dir is for gateways without local disks; with local disks the metadata is mirrored on them".into());
+            }
+            _ => {}
+        }
+        let cluster_secret = given(env.cluster_secret).or(file.cluster_secret);
+        if !nodes.is_empty() && cluster_secret.as_ref().is_none_or(|s| s.len() < 16) {
+            return Err("storage nodes need TESSERA_CLUSTER_SECRET (or cluster_secret in the config file), at least 16 characters, the same on every node".into());
         }
         let mut disks = Vec::new();
         for d in &dir_args {
@@ -288,6 +348,9 @@ impl ServeArgs {
             shutdown_timeout: secs(self.shutdown_timeout_secs, file.shutdown_timeout_secs, 30),
             metrics_token,
             log_format: env.log_format.or(file.log_format).unwrap_or_default(),
+            nodes,
+            meta_dir,
+            cluster_secret,
         })
     }
 }
@@ -432,7 +495,7 @@ mod tests {
         let env = EnvSettings {
             root_user: Some("envuser".into()),
             root_password: Some("env-password".into()),
-            log_format: None,
+            ..EnvSettings::default()
         };
         let cfg = args(&["/d"]).resolve(file(), env).unwrap();
         assert_eq!(cfg.credentials.access_key, "envuser");
@@ -451,6 +514,43 @@ mod tests {
             ..EnvSettings::default()
         };
         assert!(args(&["/d"]).resolve(file(), half).is_err());
+    }
+
+    #[test]
+    fn nodes_need_a_secret_and_a_metadata_home() {
+        let env = || EnvSettings {
+            cluster_secret: Some("sixteen-chars-secret".into()),
+            ..EnvSettings::default()
+        };
+        let cfg = args(&["--node", "http://127.0.0.{1...3}:9100/", "--meta-dir", "/m"])
+            .resolve(FileConfig::default(), env())
+            .unwrap();
+        assert_eq!(
+            cfg.nodes,
+            [
+                "http://127.0.0.1:9100",
+                "http://127.0.0.2:9100",
+                "http://127.0.0.3:9100"
+            ]
+        );
+        assert!(cfg.disks.is_empty());
+        let err = |flags: &[&str], env: EnvSettings| {
+            args(flags).resolve(FileConfig::default(), env).unwrap_err()
+        };
+        assert!(err(&["--node", "http://a:1"], env()).contains("--meta-dir"));
+        assert!(
+            err(
+                &["--node", "http://a:1", "--meta-dir", "/m"],
+                EnvSettings::default()
+            )
+            .contains("TESSERA_CLUSTER_SECRET")
+        );
+        assert!(err(&["--node", "a:1", "--meta-dir", "/m"], env()).contains("http://"));
+        assert!(err(&["--meta-dir", "/m", "/d"], env()).contains("local disks"));
+        // Local disks and nodes combine; the file may list the nodes.
+        let file = FileConfig::parse("nodes = [\"http://n{1...2}:9100\"]").unwrap();
+        let cfg = args(&["/d"]).resolve(file, env()).unwrap();
+        assert_eq!(cfg.nodes.len(), 2);
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! The server's local disks and the monitor that watches them.
+//! The server's disks, local and on storage nodes, and the monitor that watches them.
 //!
-//! Every few seconds each disk directory is probed: a missing disk that is back is brought
+//! Every few seconds each local disk directory is probed: a missing disk that is back is brought
 //! online, an empty directory in place of a lost disk is adopted (formatted as that disk, with a
 //! log line saying so), a disk whose directory vanished goes offline, and a disk that fails its
 //! write probe (read-only, I/O errors) is marked faulty. Whenever a disk comes (back) online the
-//! heal queue is retried and a full heal pass refills it.
+//! heal queue is retried and a full heal pass refills it. Node disks are followed by
+//! [`NodeSet::check_once`] in the same round.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -15,13 +16,18 @@ use erasure::{DiskSlot, DiskSpace, DiskState, LocalDiskStore, ShardStore};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
+use crate::nodes::{NodeSet, NodeStatus, Placement};
 use crate::storage::ObjectService;
 
 #[derive(Debug)]
 pub struct Disks {
     pub deployment: Deployment,
-    pub paths: Vec<PathBuf>,
+    /// The local disk directories: positions `0..local.len()`; node disks follow.
+    pub local: Vec<PathBuf>,
+    /// Each position's name at start (a path, or a node disk's URL).
+    names: Vec<String>,
     pub slots: Vec<Arc<DiskSlot>>,
+    pub nodes: Option<NodeSet>,
 }
 
 /// One disk as `tessera admin info` reports it.
@@ -36,31 +42,55 @@ pub struct DiskInfo {
 }
 
 impl Disks {
-    /// Opens a slot per disk: the store, or an offline placeholder with the reason. Blocking.
-    pub fn open(deployment: Deployment, paths: Vec<PathBuf>) -> Self {
-        let slots = paths
+    /// Opens a slot per disk position: the local or node disk store, or an offline
+    /// placeholder with the reason. Blocking.
+    pub fn open(
+        deployment: Deployment,
+        local: Vec<PathBuf>,
+        placement: &Placement,
+        nodes: Option<NodeSet>,
+    ) -> Self {
+        let slots = placement
+            .names
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                let name = p.display().to_string();
+            .map(|(i, name)| {
                 if let Some((_, why)) = deployment.offline.iter().find(|(o, _)| *o == i) {
                     warn!(disk = %name, "DISK OFFLINE: {why}; running degraded (reads rebuild its shards from parity, writes go to the others and are queued for heal)");
-                    return Arc::new(DiskSlot::offline(name, why.clone()));
+                    return Arc::new(DiskSlot::offline(name.clone(), why.clone()));
                 }
-                match LocalDiskStore::open(p) {
-                    Ok(store) => Arc::new(DiskSlot::online(name, Arc::new(store))),
+                if let (Some(nodes), Some(b)) = (&nodes, placement.bindings[i]) {
+                    return Arc::new(DiskSlot::online(name.clone(), nodes.store(b)));
+                }
+                match LocalDiskStore::open(&local[i]) {
+                    Ok(store) => Arc::new(DiskSlot::online(name.clone(), Arc::new(store))),
                     Err(e) => {
                         warn!(disk = %name, error = %e, "DISK OFFLINE: cannot open it; running degraded");
-                        Arc::new(DiskSlot::offline(name, e.to_string()))
+                        Arc::new(DiskSlot::offline(name.clone(), e.to_string()))
                     }
                 }
             })
             .collect();
         Disks {
             deployment,
-            paths,
+            local,
+            names: placement.names.clone(),
             slots,
+            nodes,
         }
+    }
+
+    /// Where position `i` is now: a local path, or the node disk serving it.
+    pub fn location(&self, i: usize) -> String {
+        self.nodes
+            .as_ref()
+            .and_then(|n| n.location(i))
+            .unwrap_or_else(|| self.names[i].clone())
+    }
+
+    /// The nodes, as `tessera admin info` reports them.
+    pub fn node_status(&self) -> Vec<NodeStatus> {
+        self.nodes.as_ref().map(NodeSet::status).unwrap_or_default()
     }
 
     pub fn stores(&self) -> Vec<Arc<dyn ShardStore>> {
@@ -75,7 +105,7 @@ impl Disks {
         for (i, slot) in self.slots.iter().enumerate() {
             out.push(DiskInfo {
                 index: i,
-                path: self.paths[i].display().to_string(),
+                path: self.location(i),
                 set: i / self.deployment.layout.set_size,
                 state: slot.state(),
                 space: slot.space().await.ok().flatten(),
@@ -87,7 +117,7 @@ impl Disks {
     /// Probes every disk once; returns true when a disk came (back) online.
     pub async fn check_once(self: &Arc<Self>) -> bool {
         let mut came_online = false;
-        for i in 0..self.slots.len() {
+        for i in 0..self.local.len() {
             let me = self.clone();
             let step = tokio::task::spawn_blocking(move || me.probe_and_fix(i)).await;
             match step {
@@ -95,6 +125,9 @@ impl Disks {
                 Ok(_) => {}
                 Err(e) => error!(error = %e, "disk probe task failed"),
             }
+        }
+        if let Some(nodes) = &self.nodes {
+            came_online |= nodes.check_once(&self.slots).await;
         }
         for slot in &self.slots {
             if matches!(slot.state(), DiskState::Offline(_)) {
@@ -121,7 +154,7 @@ impl Disks {
     /// Blocking: probes disk `i` and brings it online, adopts it or takes it offline.
     /// `Some(true)` when it came online.
     fn probe_and_fix(&self, i: usize) -> Option<bool> {
-        let path = &self.paths[i];
+        let path = &self.local[i];
         let slot = &self.slots[i];
         let probe = disk_format::probe_disk(path, &self.deployment, i);
         let offline = matches!(slot.state(), DiskState::Offline(_));

@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod nodes;
 pub mod s3;
 pub mod server;
 pub mod signing;

@@ -26,10 +26,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve S3 from one or more directories (disks). `DIR` accepts ranges: /data{1...4}.
-    Serve(ServeArgs),
+    /// Serve S3 from one or more directories (disks) and/or storage nodes (`--node URL`).
+    /// `DIR` and `URL` accept ranges: /data{1...4}, http://10.0.0.{1...6}:9100.
+    Serve(Box<ServeArgs>),
     /// Serve the shards of one or more directories to tessera gateways (storage node). Needs
-    /// TESSERA_CLUSTER_SECRET. Not yet usable from `serve` (see the remote-nodes issue).
+    /// TESSERA_CLUSTER_SECRET, the same as the gateway's.
     Node(NodeArgs),
     /// Administer a running server through its admin API (root credentials from
     /// TESSERA_ROOT_USER / TESSERA_ROOT_PASSWORD, else the development defaults).
@@ -84,6 +85,7 @@ fn serve_config(args: ServeArgs, log_format: Option<LogFormat>) -> Result<ServeC
             root_user: env_var("TESSERA_ROOT_USER"),
             root_password: env_var("TESSERA_ROOT_PASSWORD"),
             log_format,
+            cluster_secret: env_var("TESSERA_CLUSTER_SECRET"),
         },
     )
 }
@@ -112,7 +114,7 @@ fn main() {
     match cli.command {
         Command::Serve(args) => {
             // The config file is read before logging starts, since it may choose the format.
-            let cfg = serve_config(args, cli.log_format).unwrap_or_else(|e| fail(e));
+            let cfg = serve_config(*args, cli.log_format).unwrap_or_else(|e| fail(e));
             init_logging(cfg.log_format);
             let served = tokio::runtime::Builder::new_multi_thread()
                 // File I/O, hashing and RocksDB run on the blocking pool. A bounded pool

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use http::{Method, Request, Response, StatusCode};
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use sha2::{Digest, Sha256};
 
@@ -319,6 +319,27 @@ impl StateMetrics {
             }
         }
 
+        let nodes = disks.node_status();
+        if !nodes.is_empty() {
+            let up = m.gauge_vec(
+                "tessera_node_online",
+                "1 while the storage node answers the gateway's health checks.",
+                &["node"],
+            )?;
+            let latency = m.float_gauge_vec(
+                "tessera_node_latency_seconds",
+                "Round trip of the last health check to each storage node.",
+                &["node"],
+            )?;
+            for n in nodes {
+                up.with_label_values(&[&n.url])
+                    .set(i64::from(n.state == "online"));
+                if let Some(ms) = n.latency_ms {
+                    latency.with_label_values(&[&n.url]).set(ms / 1000.0);
+                }
+            }
+        }
+
         let c = service.chunk_store().counters().snapshot();
         for (name, help, value) in [
             (
@@ -446,6 +467,12 @@ impl StateMetrics {
 
     fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, String> {
         let g = IntGaugeVec::new(Opts::new(name, help), labels).map_err(|e| e.to_string())?;
+        self.register(g.clone())?;
+        Ok(g)
+    }
+
+    fn float_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, String> {
+        let g = GaugeVec::new(Opts::new(name, help), labels).map_err(|e| e.to_string())?;
         self.register(g.clone())?;
         Ok(g)
     }

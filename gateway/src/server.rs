@@ -19,6 +19,7 @@ use crate::config::{CHUNK_SIZE, CredentialSource, INLINE_MAX, ServeConfig};
 use crate::disks::Disks;
 use crate::http::Frontend;
 use crate::metrics::Metrics;
+use crate::nodes::{self, NodeSet};
 use crate::s3::{AccessCheck, RootAuth, TesseraS3};
 use crate::storage::ObjectService;
 
@@ -31,24 +32,158 @@ pub struct Opened {
     pub meta_replicas: Vec<PathBuf>,
 }
 
-/// Formats or verifies the disks and opens the stores. Blocking: run it before serving.
-pub fn open(cfg: &ServeConfig) -> Result<Opened, String> {
-    let deployment = disk_format::prepare_disks(&cfg.disks, cfg.parity, CHUNK_SIZE)
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// Finds the disks (local ones and the nodes'), formats or verifies them, and opens the stores.
+pub async fn open(cfg: &ServeConfig) -> Result<Opened, String> {
+    let local = cfg.disks.clone();
+    let local_found = {
+        let local = local.clone();
+        blocking(move || {
+            local
+                .iter()
+                .map(|d| disk_format::inspect(d).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?
+    };
+    let secret = cfg.cluster_secret.clone().unwrap_or_default();
+    let infos = if cfg.nodes.is_empty() {
+        Vec::new()
+    } else {
+        let infos = nodes::discover(&cfg.nodes, &secret, nodes::START_WAIT).await?;
+        for (url, info) in cfg.nodes.iter().zip(&infos) {
+            if let Err(e) = info {
+                warn!(node = %url, error = %e, "NODE UNREACHABLE at start");
+            }
+        }
+        infos
+    };
+    let local_names = local.iter().map(|d| d.display().to_string()).collect();
+    let placement = nodes::place(local_found, local_names, &cfg.nodes, &infos)?;
+    let deployment = disk_format::plan(&placement.found, &placement.names, cfg.parity, CHUNK_SIZE)
         .map_err(|e| e.to_string())?;
-    let disks = Arc::new(Disks::open(deployment, cfg.disks.clone()));
+    let node_set = if cfg.nodes.is_empty() {
+        None
+    } else {
+        Some(NodeSet::new(
+            &cfg.nodes,
+            &secret,
+            &deployment,
+            local.len(),
+            &placement,
+            &infos,
+        )?)
+    };
+    // Fresh disks get their formats, and empty ones standing in for lost disks are adopted.
+    let to_format: Vec<usize> = if deployment.freshly_formatted {
+        (0..placement.found.len()).collect()
+    } else {
+        deployment.adopted.clone()
+    };
+    for &i in &to_format {
+        let format = deployment.format_for(i);
+        if !deployment.freshly_formatted {
+            warn!(disk = %placement.names[i], position = i + 1, "adopting an empty disk as replacement; heal will refill it");
+        }
+        match (placement.bindings[i], &node_set) {
+            (Some(b), Some(nodes)) => nodes.put_format(b, &format).await?,
+            _ => {
+                let dir = local[i].clone();
+                blocking(move || {
+                    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    disk_format::write_format(&dir, &format).map_err(|e| e.to_string())
+                })
+                .await?
+            }
+        }
+    }
+    let meta_dir = cfg.meta_dir.clone();
+    let gc_grace = cfg.gc_grace;
+    blocking(move || {
+        let disks = Arc::new(Disks::open(deployment, local, &placement, node_set));
+        open_services(disks, meta_dir, gc_grace)
+    })
+    .await
+}
+
+/// Ties a gateway's `--meta-dir` to its deployment (`DIR/deployment`, written when the
+/// deployment is formatted). The nodes' disks alone cannot tell an empty metadata directory
+/// from a lost one, and serving a formatted deployment with empty metadata would show no
+/// objects and let the orphan sweep delete every shard: that start is refused.
+fn claim_meta_dir(
+    dir: &std::path::Path,
+    deployment: &disk_format::Deployment,
+) -> Result<(), String> {
+    let marker = dir.join("deployment");
+    let err = |e: std::io::Error| format!("{}: {e}", marker.display());
+    match std::fs::read_to_string(&marker) {
+        Ok(id) if id.trim() == deployment.deployment_id => Ok(()),
+        Ok(id) => Err(format!(
+            "metadata directory {} belongs to deployment {}, but the disks belong to {}",
+            dir.display(),
+            id.trim(),
+            deployment.deployment_id
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !deployment.freshly_formatted {
+                return Err(format!(
+                    "metadata directory {} holds no metadata, but the disks already belong to deployment {}: give the --meta-dir this deployment was created with",
+                    dir.display(),
+                    deployment.deployment_id
+                ));
+            }
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let tmp = dir.join("deployment.tmp");
+            std::fs::write(&tmp, format!("{}\n", deployment.deployment_id)).map_err(err)?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(err)?;
+            std::fs::rename(&tmp, &marker).map_err(err)?;
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| format!("{}: {e}", dir.display()))
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Opens the metadata mirror and the object service over `disks`. Blocking.
+fn open_services(
+    disks: Arc<Disks>,
+    meta_dir: Option<PathBuf>,
+    gc_grace: Duration,
+) -> Result<Opened, String> {
     // The metadata must survive the loss of any `parity` disks, like the data: keep a replica on
-    // the first parity + 1 disks (those of them that can be opened now). A replica that missed
-    // writes while its disk was away, or a new one on a replacement disk, is rebuilt from the
-    // most recent one as the mirror opens.
+    // the first parity + 1 local disks (those of them that can be opened now). A replica that
+    // missed writes while its disk was away, or a new one on a replacement disk, is rebuilt
+    // from the most recent one as the mirror opens. A gateway without local disks keeps it in
+    // its --meta-dir.
     let layout = disks.deployment.layout;
-    let replica_count = (layout.parity + 1).min(cfg.disks.len());
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    match meta_dir {
+        Some(dir) => {
+            claim_meta_dir(&dir, &disks.deployment)?;
+            candidates.push(dir.join("meta"));
+        }
+        None => {
+            let count = (layout.parity + 1).min(disks.local.len());
+            for i in 0..count {
+                if !matches!(disks.slots[i].state(), DiskState::Offline(_)) {
+                    candidates.push(disks.local[i].join(META_DIR));
+                }
+            }
+        }
+    }
     let mut meta_replicas = Vec::new();
     let mut replicas: Vec<(String, Box<dyn KvStore>)> = Vec::new();
-    for i in 0..replica_count {
-        if matches!(disks.slots[i].state(), DiskState::Offline(_)) {
-            continue;
-        }
-        let path = cfg.disks[i].join(META_DIR);
+    for path in candidates {
         match RocksKv::open(&path) {
             Ok(kv) => {
                 replicas.push((path.display().to_string(), Box::new(kv)));
@@ -60,12 +195,13 @@ pub fn open(cfg: &ServeConfig) -> Result<Opened, String> {
         }
     }
     if replicas.is_empty() {
-        return Err(format!(
-            "no metadata replica could be opened (they live on the first {replica_count} disks)"
-        ));
+        return Err(
+            "no metadata replica could be opened (they live on the first parity + 1 local disks, or in --meta-dir)"
+                .into(),
+        );
     }
     let kv = MirroredKv::new(replicas).map_err(|e| e.to_string())?;
-    let meta = MetaStore::new(kv, cfg.gc_grace);
+    let meta = MetaStore::new(kv, gc_grace);
     let chunks = ChunkStore::new(layout, disks.stores()).map_err(|e| e.to_string())?;
     let service = Arc::new(ObjectService::new(
         meta,
@@ -94,17 +230,28 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
             cfg.domains.join(", ")
         );
     }
+    let disks = &opened.disks;
     println!(
-        "  disks:       {}{}",
-        cfg.disks.len(),
+        "  disks:       {}{}{}",
+        disks.slots.len(),
+        if cfg.nodes.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} local, {} on {} node(s))",
+                disks.local.len(),
+                disks.slots.len() - disks.local.len(),
+                cfg.nodes.len()
+            )
+        },
         if d.freshly_formatted {
             " (formatted now)"
         } else {
             ""
         }
     );
-    for (i, disk) in cfg.disks.iter().enumerate() {
-        println!("    {:>3}. {}", i + 1, disk.display());
+    for i in 0..disks.slots.len() {
+        println!("    {:>3}. {}", i + 1, disks.location(i));
     }
     println!("  erasure:     {}", d.layout);
     for (_, why) in &d.offline {
@@ -113,7 +260,7 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
     for &i in &d.adopted {
         println!(
             "  NOTICE:  adopted empty replacement disk {}; heal is refilling it",
-            cfg.disks[i].display()
+            disks.location(i)
         );
     }
     println!("  deployment:  {}", d.deployment_id);
@@ -154,12 +301,7 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
 }
 
 pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
-    let opened = {
-        let cfg = cfg.clone();
-        tokio::task::spawn_blocking(move || open(&cfg))
-            .await
-            .map_err(|e| e.to_string())??
-    };
+    let opened = open(&cfg).await?;
     let gc_interval = (cfg.gc_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
     let mut background = vec![opened.service.spawn_gc(gc_interval)];
     let expiry_interval =

@@ -83,7 +83,7 @@ impl AdminApi {
                     index: l.index,
                     parity: l.parity,
                     disk: l.disk,
-                    path: self.disks.paths[l.disk].display().to_string(),
+                    path: self.disks.location(l.disk),
                     disk_state: state_name(&self.disks.slots[l.disk].state()),
                     status: l.status,
                 })

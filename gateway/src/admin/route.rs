@@ -10,6 +10,7 @@ use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use serde::Serialize;
 
 use crate::disks::{DiskInfo, Disks};
+use crate::nodes::NodeStatus;
 use crate::storage::{ObjectService, PassProgress};
 
 pub const ADMIN_PREFIX: &str = "/tessera-admin/v1/";
@@ -29,6 +30,8 @@ struct Info {
     deployment_id: String,
     layout: Layout,
     disks: Vec<DiskInfo>,
+    /// Storage nodes (`serve --node`), in the order given.
+    nodes: Vec<NodeStatus>,
     metadata_replicas: Vec<String>,
     usage: metastore::Usage,
     /// Logical bytes per stored chunk byte (before erasure coding); above 1 means dedup saves.
@@ -99,6 +102,7 @@ impl AdminApi {
                 parity: layout.parity,
             },
             disks: self.disks.info().await,
+            nodes: self.disks.node_status(),
             metadata_replicas: self.meta_replicas.clone(),
             dedup_ratio: if usage.chunk_bytes == 0 {
                 1.0

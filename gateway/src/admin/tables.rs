@@ -35,6 +35,63 @@ pub(super) fn pass_line(p: &Value) -> String {
     )
 }
 
+/// The storage nodes, with their disks' space summed from the disk rows.
+fn print_nodes(info: &Value) {
+    let Some(nodes) = info["nodes"].as_array().filter(|n| !n.is_empty()) else {
+        return;
+    };
+    let disks = info["disks"].as_array().cloned().unwrap_or_default();
+    out!();
+    out!(
+        "{:<30} {:<8} {:>9} {:<8} {:>22}  NODE ID",
+        "NODE",
+        "STATE",
+        "LATENCY",
+        "DISKS",
+        "FREE / TOTAL"
+    );
+    for node in nodes {
+        let positions: Vec<usize> = node["positions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_u64().map(|p| p as usize))
+            .collect();
+        let (mut free, mut total) = (0, 0);
+        for &p in &positions {
+            if let Some(d) = disks.get(p) {
+                free += n(&d["space"]["free"]);
+                total += n(&d["space"]["total"]);
+            }
+        }
+        let list: Vec<String> = positions.iter().map(|p| (p + 1).to_string()).collect();
+        out!(
+            "{:<30} {:<8} {:>9} {:<8} {:>22}  {}{}",
+            node["url"].as_str().unwrap_or("?"),
+            node["state"].as_str().unwrap_or("?"),
+            node["latency_ms"]
+                .as_f64()
+                .map(|l| format!("{l:.1} ms"))
+                .unwrap_or_else(|| "-".into()),
+            if list.is_empty() {
+                "-".to_owned()
+            } else {
+                list.join(",")
+            },
+            if total > 0 {
+                format!("{} / {}", bytes(free), bytes(total))
+            } else {
+                "-".into()
+            },
+            node["node_id"].as_str().unwrap_or("-"),
+            node["error"]
+                .as_str()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default()
+        );
+    }
+}
+
 pub(super) fn print_info(info: &Value) {
     let l = &info["layout"];
     out!(
@@ -81,6 +138,7 @@ pub(super) fn print_info(info: &Value) {
                 .unwrap_or_default()
         );
     }
+    print_nodes(info);
     out!();
     let u = &info["usage"];
     out!(

@@ -119,6 +119,11 @@ impl NodeIdentity {
         })
     }
 
+    /// The node's disk directories, in order.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
     pub fn deployment(&self) -> Option<String> {
         self.deployment
             .lock()

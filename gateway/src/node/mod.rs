@@ -15,13 +15,13 @@
 //! | POST | `quarantine/{id}` | moves one aside |
 //! | POST | `sync` | flushes unsynced writes |
 //! | GET | `health`, `space` | write probe; free and total bytes (JSON) |
+//! | PUT | `format` | writes the disk's deployment format (refused over another disk's) |
 //!
-//! `GET /tessera-node/v1/info` names the node (its id, kept on its disks; see [`identity`]),
-//! its deployment and its disk count. A request carrying `x-tessera-deployment` (signed) from
-//! a deployment other than the one that first claimed the node gets 409.
-//!
-//! Today a gateway cannot use nodes yet (`serve --node` is not built); this is the shard
-//! protocol and both of its ends.
+//! `GET /tessera-node/v1/info` ([`NodeInfo`]) names the node (its id, kept on its disks; see
+//! [`identity`]), its deployment and each disk's deployment format, so a gateway places a
+//! node's disks by their recorded positions whatever address the node has today. A request
+//! carrying `x-tessera-deployment` (signed) from a deployment other than the one that first
+//! claimed the node gets 409. The gateway side is `crate::nodes`.
 
 mod identity;
 mod remote;
@@ -35,9 +35,10 @@ use s3s::service::S3Service;
 use tokio::net::TcpListener;
 
 pub use identity::NodeIdentity;
-pub use remote::RemoteNode;
+pub use remote::{NodeClient, RemoteNode};
 pub use route::{
-    DEPLOYMENT_HEADER, NODE_ACCESS_KEY, NODE_PREFIX, NODE_ROOT, NodeApi, node_service,
+    DEPLOYMENT_HEADER, NODE_ACCESS_KEY, NODE_PREFIX, NODE_ROOT, NodeApi, NodeDiskFormat, NodeInfo,
+    node_service,
 };
 
 /// `tessera node`: serves `dirs` on `address` until SIGTERM/SIGINT.

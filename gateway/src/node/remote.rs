@@ -1,9 +1,11 @@
 //! [`RemoteNode`]: one directory of a `tessera node`, as a [`ShardStore`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use erasure::disk_format::DiskFormat;
 use erasure::{DiskSpace, Error, Result, ShardKey, ShardStore};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -11,23 +13,37 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::route::{NODE_ACCESS_KEY, NODE_PREFIX};
+use super::route::{NODE_ACCESS_KEY, NODE_PREFIX, NODE_ROOT, NodeInfo};
 
 /// How long one request may take before the node counts as failing for it.
 const TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Extra attempts after a connection failure (every request is idempotent).
 const RETRIES: usize = 2;
 
-#[derive(Clone)]
-pub struct RemoteNode {
+/// The connection to one node: its endpoint, a pooled HTTP client and the signing secret.
+/// Every [`RemoteNode`] of the node shares it, so they share the connection pool.
+pub struct NodeClient {
     http: Client<HttpConnector, Full<Bytes>>,
     /// `http://host:port`
     endpoint: String,
     authority: String,
-    disk: usize,
     secret: String,
     /// Sent with every request, so the node refuses us if it belongs to another deployment.
     deployment: Option<String>,
+}
+
+impl std::fmt::Debug for NodeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeClient({})", self.endpoint)
+    }
+}
+
+/// One directory of a node, as a [`ShardStore`].
+#[derive(Clone)]
+pub struct RemoteNode {
+    client: Arc<NodeClient>,
+    disk: usize,
 }
 
 impl std::fmt::Debug for RemoteNode {
@@ -43,53 +59,73 @@ fn failure(what: impl std::fmt::Display, kind: std::io::ErrorKind) -> Error {
     }
 }
 
-impl RemoteNode {
-    /// Directory `disk` of the node at `endpoint` (`http://host:port`).
-    pub fn new(endpoint: &str, disk: usize, cluster_secret: &str) -> Result<Self> {
+impl NodeClient {
+    /// A client for the node at `endpoint` (`http://host:port`); requests name `deployment`
+    /// when given (the node admits only the deployment that claimed it).
+    pub fn new(endpoint: &str, cluster_secret: &str, deployment: Option<&str>) -> Result<Self> {
         let uri: http::Uri = endpoint
             .parse()
             .map_err(|e| Error::Layout(format!("node address {endpoint:?}: {e}")))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(Error::Layout(format!(
+                "node address {endpoint:?}: expected http://HOST:PORT"
+            )));
+        }
         let authority = uri
             .authority()
             .ok_or_else(|| Error::Layout(format!("node address {endpoint:?} has no host")))?
             .to_string();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(3)));
-        Ok(RemoteNode {
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        Ok(NodeClient {
             http: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build(connector),
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             authority,
-            disk,
             secret: cluster_secret.to_owned(),
-            deployment: None,
+            deployment: deployment.map(str::to_owned),
         })
     }
 
-    /// Requests carry this deployment id (the node admits only the deployment that claimed it).
-    pub fn for_deployment(mut self, deployment_id: &str) -> Self {
-        self.deployment = Some(deployment_id.to_owned());
-        self
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
-    fn path(&self, rest: &str) -> String {
-        format!("{NODE_PREFIX}{}/{rest}", self.disk)
+    /// Who the node is and what its disks hold. `limit` bounds the whole exchange.
+    pub async fn info(&self, limit: Duration) -> Result<NodeInfo> {
+        let url = format!("{}{NODE_ROOT}info", self.endpoint);
+        let (status, body) = self.send(Method::GET, &url, Bytes::new(), limit, 0).await?;
+        let body = self.check(status, body, &url)?;
+        serde_json::from_slice(&body).map_err(|e| Error::Corrupt(format!("{url}: {e}")))
     }
 
-    fn shard_path(&self, dir: &str, key: &ShardKey) -> String {
-        self.path(&format!("{dir}/{}.{}", key.chunk.to_hex(), key.index))
+    /// Writes the deployment format of the node's disk `disk`.
+    pub async fn put_format(&self, disk: usize, format: &DiskFormat) -> Result<()> {
+        let url = format!("{}{NODE_PREFIX}{disk}/format", self.endpoint);
+        let json = serde_json::to_vec(format).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let (status, body) = self
+            .send(Method::PUT, &url, Bytes::from(json), TIMEOUT, RETRIES)
+            .await?;
+        self.check(status, body, &url).map(drop)
     }
 
-    /// Sends one signed request; returns the status and body.
-    async fn send(&self, method: Method, path: &str, body: Bytes) -> Result<(StatusCode, Bytes)> {
-        let url = format!("{}{path}", self.endpoint);
+    /// Sends one signed request to `url`, retrying connection failures; returns the status and
+    /// body.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Bytes,
+        limit: Duration,
+        retries: usize,
+    ) -> Result<(StatusCode, Bytes)> {
         let mut last = None;
-        for _ in 0..=RETRIES {
+        for _ in 0..=retries {
             let mut builder = http::Request::builder()
                 .method(method.clone())
-                .uri(&url)
+                .uri(url)
                 .header(http::header::HOST, &self.authority);
             if let Some(d) = &self.deployment {
                 builder = builder.header(super::route::DEPLOYMENT_HEADER, d);
@@ -99,7 +135,7 @@ impl RemoteNode {
                 .map_err(|e| failure(format!("{url}: {e}"), std::io::ErrorKind::InvalidInput))?;
             crate::signing::sign_request(
                 &mut req,
-                &url,
+                url,
                 &self.authority,
                 NODE_ACCESS_KEY,
                 &self.secret,
@@ -112,12 +148,12 @@ impl RemoteNode {
                 let bytes = resp.into_body().collect().await?.to_bytes();
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, bytes))
             };
-            match tokio::time::timeout(TIMEOUT, attempt).await {
+            match tokio::time::timeout(limit, attempt).await {
                 Ok(Ok(answer)) => return Ok(answer),
-                Ok(Err(e)) => last = Some(format!("{url}: {e}")),
+                Ok(Err(e)) => last = Some(format!("{url}: {}", error_chain(&*e))),
                 Err(_) => {
                     return Err(failure(
-                        format!("{url}: no answer within {} s", TIMEOUT.as_secs()),
+                        format!("{url}: no answer within {} ms", limit.as_millis()),
                         std::io::ErrorKind::TimedOut,
                     ));
                 }
@@ -129,36 +165,102 @@ impl RemoteNode {
         ))
     }
 
-    /// Sends and maps the node's answer: 2xx is success, 404 NotFound, 507 storage full.
-    async fn call(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes> {
-        let (status, bytes) = self.send(method, path, body).await?;
+    /// Maps the node's answer: 2xx is success, 404 NotFound, 409 another deployment's node or
+    /// disk, 507 storage full.
+    fn check(&self, status: StatusCode, bytes: Bytes, url: &str) -> Result<Bytes> {
         match status {
             s if s.is_success() => Ok(bytes),
             StatusCode::NOT_FOUND => Err(Error::NotFound),
             StatusCode::CONFLICT => Err(Error::DiskFormat(format!(
                 "{}: {}",
-                self.name(),
-                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+                self.endpoint,
+                node_message(&bytes)
             ))),
-            StatusCode::INSUFFICIENT_STORAGE => Err(failure(
-                format!("{}{path}", self.endpoint),
-                std::io::ErrorKind::StorageFull,
-            )),
+            StatusCode::INSUFFICIENT_STORAGE => Err(failure(url, std::io::ErrorKind::StorageFull)),
             s => Err(Error::Io {
-                path: format!("{}{path}", self.endpoint).into(),
+                path: url.into(),
                 source: std::io::Error::other(format!(
                     "node answered {s}: {}",
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+                    node_message(&bytes)
                 )),
             }),
         }
     }
 }
 
+/// The `<Message>` of a node's S3-style error body, else the start of the body.
+fn node_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(600)]);
+    match (text.find("<Message>"), text.find("</Message>")) {
+        (Some(a), Some(b)) if a + 9 <= b => text[a + 9..b].to_owned(),
+        _ => text.into_owned(),
+    }
+}
+
+/// An error with its causes ("connection refused" sits a few sources down in hyper's errors).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+impl RemoteNode {
+    /// Directory `disk` of the node at `endpoint` (`http://host:port`), with its own client.
+    pub fn new(endpoint: &str, disk: usize, cluster_secret: &str) -> Result<Self> {
+        Ok(RemoteNode {
+            client: Arc::new(NodeClient::new(endpoint, cluster_secret, None)?),
+            disk,
+        })
+    }
+
+    /// Directory `disk` of the node `client` talks to.
+    pub fn on(client: Arc<NodeClient>, disk: usize) -> Self {
+        RemoteNode { client, disk }
+    }
+
+    /// Requests carry this deployment id (the node admits only the deployment that claimed it).
+    pub fn for_deployment(self, deployment_id: &str) -> Self {
+        let c = &self.client;
+        let client = NodeClient {
+            http: c.http.clone(),
+            endpoint: c.endpoint.clone(),
+            authority: c.authority.clone(),
+            secret: c.secret.clone(),
+            deployment: Some(deployment_id.to_owned()),
+        };
+        RemoteNode {
+            client: Arc::new(client),
+            disk: self.disk,
+        }
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("{NODE_PREFIX}{}/{rest}", self.disk)
+    }
+
+    fn shard_path(&self, dir: &str, key: &ShardKey) -> String {
+        self.path(&format!("{dir}/{}.{}", key.chunk.to_hex(), key.index))
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes> {
+        let url = format!("{}{path}", self.client.endpoint);
+        let (status, bytes) = self
+            .client
+            .send(method, &url, body, TIMEOUT, RETRIES)
+            .await?;
+        self.client.check(status, bytes, &url)
+    }
+}
+
 #[async_trait]
 impl ShardStore for RemoteNode {
     fn name(&self) -> String {
-        format!("{}/disk{}", self.endpoint, self.disk)
+        format!("{}/disk{}", self.client.endpoint, self.disk)
     }
 
     async fn put(&self, key: ShardKey, file: Bytes) -> Result<()> {

@@ -1,14 +1,17 @@
 //! The node's side of the shard protocol: an s3s custom route, so SigV4 verification (and its
 //! time window) is s3s's.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use erasure::disk_format::{self, DiskFormat, Found};
 use erasure::{ChunkHash, ShardKey, ShardStore};
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Method, StatusCode, Uri};
 use s3s::route::S3Route;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::identity::NodeIdentity;
@@ -22,6 +25,23 @@ pub const NODE_ACCESS_KEY: &str = "tessera-cluster";
 /// Shards are at most a chunk (1 MiB) over k plus a header; this leaves room for larger
 /// chunk sizes without letting a request make the node buffer without bound.
 const MAX_SHARD_BYTES: usize = 64 << 20;
+
+/// `GET /tessera-node/v1/info`: who the node is and what each of its disks holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub deployment_id: Option<String>,
+    pub disks: Vec<NodeDiskFormat>,
+}
+
+/// A node disk's deployment format (`DIR/.tessera/format.json`, the same file a local disk has).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum NodeDiskFormat {
+    Formatted { format: DiskFormat },
+    Unformatted,
+    Unreadable { reason: String },
+}
 
 pub struct NodeApi {
     pub disks: Vec<Arc<dyn ShardStore>>,
@@ -82,7 +102,69 @@ fn reply(body: impl Into<Body>) -> S3Result<S3Response<Body>> {
     Ok(S3Response::new(body.into()))
 }
 
+/// Formats a node disk for a deployment; a disk that already belongs to a deployment
+/// position keeps it (the gateway formats only new and empty disks).
+async fn write_format_once(dir: PathBuf, format: DiskFormat) -> S3Result<()> {
+    let written = tokio::task::spawn_blocking(move || {
+        if let Ok(Found::Formatted(current)) = disk_format::inspect(&dir)
+            && current.disk_id != format.disk_id
+        {
+            return Err(format!(
+                "{} is already disk {} of deployment {}",
+                dir.display(),
+                current.disk_id,
+                current.deployment_id
+            ));
+        }
+        disk_format::write_format(&dir, &format).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
+    written.map_err(|why| {
+        let mut e = S3Error::with_message(S3ErrorCode::Custom("XTesseraDiskFormatted".into()), why);
+        e.set_status_code(StatusCode::CONFLICT);
+        e
+    })
+}
+
+/// What a node disk holds, for [`NodeInfo`]: its deployment format, none, or an error.
+fn disk_format_state(dir: &Path) -> NodeDiskFormat {
+    if !dir.join(disk_format::FORMAT_FILE).exists() {
+        return NodeDiskFormat::Unformatted;
+    }
+    match disk_format::inspect(dir) {
+        Ok(Found::Formatted(format)) => NodeDiskFormat::Formatted { format },
+        Ok(Found::Unreadable(reason)) => NodeDiskFormat::Unreadable { reason },
+        Ok(_) => NodeDiskFormat::Unformatted,
+        Err(e) => NodeDiskFormat::Unreadable {
+            reason: e.to_string(),
+        },
+    }
+}
+
 impl NodeApi {
+    async fn info(&self) -> S3Result<NodeInfo> {
+        let dirs = self.identity.dirs().to_vec();
+        let disks = tokio::task::spawn_blocking(move || {
+            dirs.iter().map(|d| disk_format_state(d)).collect()
+        })
+        .await
+        .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
+        Ok(NodeInfo {
+            node_id: self.identity.node_id.clone(),
+            deployment_id: self.identity.deployment(),
+            disks,
+        })
+    }
+
+    fn dir(&self, index: &str) -> S3Result<PathBuf> {
+        index
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| self.identity.dirs().get(i).cloned())
+            .ok_or_else(|| bad(format!("no disk {index:?} on this node")))
+    }
+
     fn disk(&self, index: &str) -> S3Result<&Arc<dyn ShardStore>> {
         index
             .parse::<usize>()
@@ -145,12 +227,10 @@ impl S3Route for NodeApi {
             }
         }
         if req.method == Method::GET && req.uri.path() == format!("{NODE_ROOT}info") {
-            let info = serde_json::json!({
-                "node_id": self.identity.node_id,
-                "deployment_id": self.identity.deployment(),
-                "disks": self.disks.len(),
-            });
-            return reply(info.to_string());
+            let info = self.info().await?;
+            let json = serde_json::to_string(&info)
+                .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
+            return reply(json);
         }
         let Some(path) = req.uri.path().strip_prefix(NODE_PREFIX).map(str::to_owned) else {
             return Err(bad(format!("unknown node request {}", req.uri.path())));
@@ -198,6 +278,14 @@ impl S3Route for NodeApi {
             }
             (Method::POST, [disk, "sync"]) => {
                 self.disk(disk)?.sync().await.map_err(from_store)?;
+                reply(Body::empty())
+            }
+            (Method::PUT, [disk, "format"]) => {
+                let dir = self.dir(disk)?;
+                let body = Self::body(&mut req).await?;
+                let format: DiskFormat = serde_json::from_slice(&body)
+                    .map_err(|e| bad(format!("invalid disk format: {e}")))?;
+                write_format_once(dir, format).await?;
                 reply(Body::empty())
             }
             (Method::GET, [disk, "health"]) => {
