@@ -23,8 +23,9 @@ use workload::{Plan, SmallOp};
 #[derive(Parser)]
 #[command(name = "tessera-bench", about = "S3 benchmark, side by side")]
 struct Args {
-    /// The server under test: `tessera`, `tessera:DISKS` (default 4 disks), `s3s-fs`, or an
-    /// `http://HOST:PORT` endpoint that is already running.
+    /// The server under test: `tessera`, `tessera:DISKS` (default 4 disks),
+    /// `tessera-nodes:NODES` (a gateway over NODES loopback storage nodes of one disk each),
+    /// `s3s-fs`, or an `http://HOST:PORT` endpoint that is already running.
     #[arg(long, default_value = "tessera")]
     target: String,
     /// A second server to run the same workload against, interleaved; ratios are target/vs.

@@ -1,6 +1,6 @@
-//! The servers under test: a `tessera` or `s3s-fs` the benchmark starts itself (on fresh
-//! directories under the work dir, so it can read their peak RSS and bytes on disk), or any
-//! running S3 endpoint.
+//! The servers under test: a `tessera` (on local disks, or a gateway over `tessera node`
+//! processes) or `s3s-fs` the benchmark starts itself (on fresh directories under the work
+//! dir, so it can read their peak RSS and bytes on disk), or any running S3 endpoint.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,13 +11,26 @@ pub const SECRET_KEY: &str = "benchadmin-secret";
 
 #[derive(Debug, Clone)]
 pub enum Target {
-    Tessera { bin: PathBuf, disks: usize },
-    S3sFs { bin: PathBuf },
-    Endpoint { url: String },
+    Tessera {
+        bin: PathBuf,
+        disks: usize,
+    },
+    /// A gateway over `nodes` storage nodes of one disk each, all on loopback.
+    TesseraNodes {
+        bin: PathBuf,
+        nodes: usize,
+    },
+    S3sFs {
+        bin: PathBuf,
+    },
+    Endpoint {
+        url: String,
+    },
 }
 
 impl Target {
-    /// `tessera`, `tessera:N` (N disks), `s3s-fs`, or an `http://` URL.
+    /// `tessera`, `tessera:N` (N disks), `tessera-nodes:N` (N nodes), `s3s-fs`, or an
+    /// `http://` URL.
     pub fn parse(spec: &str, tessera_bin: &Path, s3s_fs_bin: &Path) -> Result<Self, String> {
         if spec.starts_with("http://") {
             return Ok(Target::Endpoint { url: spec.into() });
@@ -33,11 +46,17 @@ impl Target {
                     .parse()
                     .map_err(|_| format!("bad disk count in {spec:?}"))?,
             }),
+            Some(("tessera-nodes", n)) => Ok(Target::TesseraNodes {
+                bin: tessera_bin.into(),
+                nodes: n
+                    .parse()
+                    .map_err(|_| format!("bad node count in {spec:?}"))?,
+            }),
             None if spec == "s3s-fs" => Ok(Target::S3sFs {
                 bin: s3s_fs_bin.into(),
             }),
             _ => Err(format!(
-                "unknown target {spec:?}: use tessera, tessera:DISKS, s3s-fs or http://HOST:PORT"
+                "unknown target {spec:?}: use tessera, tessera:DISKS, tessera-nodes:NODES, s3s-fs or http://HOST:PORT"
             )),
         }
     }
@@ -48,9 +67,40 @@ pub struct Server {
     pub url: String,
     target: Target,
     child: Option<Child>,
+    /// Storage node processes (`tessera-nodes`), with their ports.
+    nodes: Vec<(Option<Child>, u16)>,
     port: u16,
     pub dirs: Vec<PathBuf>,
     log: PathBuf,
+}
+
+const CLUSTER_SECRET: &str = "tessera-bench-cluster-secret";
+
+/// Waits until `port` accepts connections, failing when `child` exits first.
+fn wait_listening(
+    child: &mut Option<Child>,
+    port: u16,
+    name: &str,
+    log: &Path,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Some(c) = child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            return Err(format!(
+                "{name} exited with {status} at start; see {}",
+                log.display()
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{name} did not start listening within 60 s"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn free_port() -> Result<u16, String> {
@@ -63,9 +113,9 @@ impl Server {
         let base = work.join(name);
         std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
         let dirs = match &target {
-            Target::Tessera { disks, .. } => (1..=*disks)
-                .map(|i| base.join(format!("disk{i}")))
-                .collect(),
+            Target::Tessera { disks: n, .. } | Target::TesseraNodes { nodes: n, .. } => {
+                (1..=*n).map(|i| base.join(format!("disk{i}"))).collect()
+            }
             Target::S3sFs { .. } => vec![base.join("root")],
             Target::Endpoint { .. } => vec![],
         };
@@ -77,6 +127,7 @@ impl Server {
             url: String::new(),
             target,
             child: None,
+            nodes: Vec::new(),
             port: 0,
             dirs,
             log: base.join("server.log"),
@@ -87,11 +138,17 @@ impl Server {
         }
         server.port = free_port()?;
         server.url = format!("http://127.0.0.1:{}", server.port);
+        if let Target::TesseraNodes { nodes, .. } = &server.target {
+            for _ in 0..*nodes {
+                server.nodes.push((None, free_port()?));
+            }
+        }
         server.spawn()?;
         Ok(server)
     }
 
     fn spawn(&mut self) -> Result<(), String> {
+        self.spawn_nodes()?;
         let mut cmd = match &self.target {
             Target::Tessera { bin, .. } => {
                 let mut c = Command::new(bin);
@@ -103,6 +160,27 @@ impl Server {
                     .args(&self.dirs)
                     .env("TESSERA_ROOT_USER", ACCESS_KEY)
                     .env("TESSERA_ROOT_PASSWORD", SECRET_KEY)
+                    .env("RUST_LOG", "warn");
+                c
+            }
+            Target::TesseraNodes { bin, .. } => {
+                let urls: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .map(|(_, port)| format!("http://127.0.0.1:{port}"))
+                    .collect();
+                let mut c = Command::new(bin);
+                c.arg("serve")
+                    .arg("--address")
+                    .arg(format!("127.0.0.1:{}", self.port))
+                    .args(["--scan-interval-secs", "0"])
+                    .arg("--node")
+                    .arg(urls.join(","))
+                    .arg("--meta-dir")
+                    .arg(self.log.with_file_name("meta"))
+                    .env("TESSERA_ROOT_USER", ACCESS_KEY)
+                    .env("TESSERA_ROOT_PASSWORD", SECRET_KEY)
+                    .env("TESSERA_CLUSTER_SECRET", CLUSTER_SECRET)
                     .env("RUST_LOG", "warn");
                 c
             }
@@ -129,25 +207,42 @@ impl Server {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.name))?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
+        wait_listening(&mut self.child, self.port, &self.name, &self.log)
+    }
+
+    /// Starts the storage nodes that are not running (`tessera-nodes`), except those marked
+    /// lost by [`Server::restart_without_disks`].
+    fn spawn_nodes(&mut self) -> Result<(), String> {
+        let Target::TesseraNodes { bin, .. } = &self.target else {
+            return Ok(());
+        };
+        for (i, (child, port)) in self.nodes.iter_mut().enumerate() {
+            if child.is_some() || !self.dirs[i].exists() {
+                continue;
             }
-            if let Some(c) = self.child.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                return Err(format!(
-                    "{} exited with {status} at start; see {}",
-                    self.name,
-                    self.log.display()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{} did not start listening within 60 s", self.name));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            let log = self.log.with_file_name(format!("node{}.log", i + 1));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .map_err(|e| e.to_string())?;
+            *child = Some(
+                Command::new(bin)
+                    .arg("node")
+                    .arg("--address")
+                    .arg(format!("127.0.0.1:{port}"))
+                    .arg(&self.dirs[i])
+                    .env("TESSERA_CLUSTER_SECRET", CLUSTER_SECRET)
+                    .env("RUST_LOG", "warn")
+                    .stdin(Stdio::null())
+                    .stdout(file.try_clone().map_err(|e| e.to_string())?)
+                    .stderr(file)
+                    .spawn()
+                    .map_err(|e| format!("cannot start node {}: {e}", i + 1))?,
+            );
+            wait_listening(child, *port, &format!("node {}", i + 1), &log)?;
         }
+        Ok(())
     }
 
     /// True for an endpoint the benchmark did not start.
@@ -197,20 +292,24 @@ impl Server {
     /// Parity shards of a tessera started here (the default for its disk count).
     pub fn tessera_parity(&self) -> Option<usize> {
         match self.target {
-            Target::Tessera { disks, .. } => Some(match disks {
-                1 => 0,
-                2..=3 => 1,
-                4..=5 => 2,
-                6..=7 => 3,
-                _ => 4,
-            }),
+            Target::Tessera { disks, .. } | Target::TesseraNodes { nodes: disks, .. } => {
+                Some(match disks {
+                    1 => 0,
+                    2..=3 => 1,
+                    4..=5 => 2,
+                    6..=7 => 3,
+                    _ => 4,
+                })
+            }
             _ => None,
         }
     }
 
-    /// Restarts a tessera started here with its first `missing` disks moved away.
+    /// Restarts a tessera started here with its first `missing` disks moved away (their nodes
+    /// stay down).
     pub fn restart_without_disks(&mut self, missing: usize) -> Result<(), String> {
         self.stop();
+        self.stop_nodes();
         for d in self.dirs.iter().take(missing) {
             let away = d.with_extension("away");
             std::fs::rename(d, &away).map_err(|e| format!("{}: {e}", d.display()))?;
@@ -218,25 +317,39 @@ impl Server {
         self.spawn()
     }
 
+    /// Stops the gateway (or the single server); nodes keep running.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM through `kill` keeps this crate free of unsafe/libc.
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            terminate(c);
         }
     }
+
+    fn stop_nodes(&mut self) {
+        for (child, _) in &mut self.nodes {
+            if let Some(c) = child.take() {
+                terminate(c);
+            }
+        }
+    }
+}
+
+/// SIGTERM (through `kill`, which keeps this crate free of unsafe/libc), SIGKILL after 30 s.
+fn terminate(mut c: Child) {
+    let _ = Command::new("kill").arg(c.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+        self.stop_nodes();
     }
 }

@@ -119,7 +119,7 @@ async fn raw(
             &node.authority,
             NODE_ACCESS_KEY,
             secret,
-            signed_body,
+            gateway::signing::Payload::Sha256(signed_body),
         )
         .unwrap();
     }
@@ -233,4 +233,97 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Shard bodies are bound by a BLAKE3 hash in a signed header (UNSIGNED-PAYLOAD): a body that
+/// does not match it, or a hash header the signature does not cover, is refused.
+#[tokio::test]
+async fn blake3_bound_bodies_must_match_a_signed_hash() {
+    let node = start_node().await;
+    let id = format!("{}.1", "cd".repeat(32));
+    let path = format!("/tessera-node/v1/disks/0/shards/{id}");
+    let url = format!("{}{path}", node.url);
+    let shard_file = node.dir.path().join(format!("disk0/shards/cd/cd/{id}"));
+    let client = Client::builder(TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let request = |sent: &'static [u8]| {
+        http::Request::builder()
+            .method("PUT")
+            .uri(&url)
+            .header(http::header::HOST, &node.authority)
+            .body(Full::new(Bytes::from_static(sent)))
+            .unwrap()
+    };
+    let send = |req| async { client.request(req).await.unwrap().status().as_u16() };
+
+    let mut tampered = request(b"sent!!");
+    gateway::signing::sign_request(
+        &mut tampered,
+        &url,
+        &node.authority,
+        NODE_ACCESS_KEY,
+        SECRET,
+        gateway::signing::Payload::Blake3(b"signed"),
+    )
+    .unwrap();
+    assert_eq!(
+        send(tampered).await,
+        400,
+        "body differs from its signed BLAKE3"
+    );
+
+    // A valid UNSIGNED-PAYLOAD signature that does not cover the hash header, which is
+    // added afterwards: refused (whoever added it could have changed the body too).
+    let mut unsigned_hash = request(b"evil");
+    {
+        use aws_sigv4::http_request::{
+            PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
+        };
+        let identity =
+            aws_credential_types::Credentials::new(NODE_ACCESS_KEY, SECRET, None, None, "test")
+                .into();
+        let mut settings = SigningSettings::default();
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("s3")
+            .time(std::time::SystemTime::now())
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into();
+        let signable = SignableRequest::new(
+            "PUT",
+            &url,
+            [("host", node.authority.as_str())].into_iter(),
+            SignableBody::UnsignedPayload,
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        instructions.apply_to_request_http1x(&mut unsigned_hash);
+    }
+    unsigned_hash.headers_mut().insert(
+        gateway::signing::BLAKE3_HEADER,
+        blake3::hash(b"evil").to_hex().as_str().parse().unwrap(),
+    );
+    assert_eq!(
+        send(unsigned_hash).await,
+        400,
+        "hash header outside the signature"
+    );
+    assert!(!shard_file.exists(), "a refused request stored a shard");
+
+    let mut good = request(b"shard");
+    gateway::signing::sign_request(
+        &mut good,
+        &url,
+        &node.authority,
+        NODE_ACCESS_KEY,
+        SECRET,
+        gateway::signing::Payload::Blake3(b"shard"),
+    )
+    .unwrap();
+    assert_eq!(send(good).await, 200);
+    assert_eq!(std::fs::read(&shard_file).unwrap(), b"shard");
 }

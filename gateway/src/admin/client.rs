@@ -78,7 +78,7 @@ impl Client {
             authority.as_str(),
             &self.credentials.access_key,
             &self.credentials.secret_key,
-            &[],
+            crate::signing::Payload::Sha256(&[]),
         )?;
 
         let port = authority.port_u16().unwrap_or(80);

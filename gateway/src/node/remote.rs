@@ -13,6 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::signing::Payload;
+
 use super::route::{NODE_ACCESS_KEY, NODE_PREFIX, NODE_ROOT, NodeInfo};
 
 /// How long one request may take before the node counts as failing for it.
@@ -81,6 +83,7 @@ impl NodeClient {
         Ok(NodeClient {
             http: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
+                .http1_read_buf_exact_size(256 << 10)
                 .build(connector),
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             authority,
@@ -139,7 +142,11 @@ impl NodeClient {
                 &self.authority,
                 NODE_ACCESS_KEY,
                 &self.secret,
-                &body,
+                if body.is_empty() {
+                    Payload::Sha256(&[])
+                } else {
+                    Payload::Blake3(&body)
+                },
             )
             .map_err(|e| failure(format!("{url}: {e}"), std::io::ErrorKind::InvalidInput))?;
             let attempt = async {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::identity::NodeIdentity;
+use crate::signing::BLAKE3_HEADER;
 
 pub const NODE_ROOT: &str = "/tessera-node/v1/";
 pub const NODE_PREFIX: &str = "/tessera-node/v1/disks/";
@@ -180,15 +181,27 @@ impl NodeApi {
             .await
             .map_err(|e| bad(format!("unreadable body: {e}")))?;
         // The signature covers the declared hash; this ties the body to it.
-        let declared = req
-            .headers
-            .get("x-amz-content-sha256")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if hex::encode(Sha256::digest(&body)) != declared {
+        let header = |name: &str| {
+            req.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        let matches = match header("x-amz-content-sha256") {
+            "UNSIGNED-PAYLOAD" => {
+                // Then the hash is in our own header, which must be one the signature covers.
+                let signed = header("authorization")
+                    .split_once("SignedHeaders=")
+                    .and_then(|(_, rest)| rest.split(',').next())
+                    .is_some_and(|list| list.split(';').any(|h| h == BLAKE3_HEADER));
+                signed && blake3::hash(&body).to_hex().as_str() == header(BLAKE3_HEADER)
+            }
+            declared => hex::encode(Sha256::digest(&body)) == declared,
+        };
+        if !matches {
             let mut e = S3Error::with_message(
                 S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
-                "the body does not match its signed SHA-256",
+                "the body does not match its signed hash",
             );
             e.set_status_code(StatusCode::BAD_REQUEST);
             return Err(e);

@@ -14,8 +14,9 @@ use metastore::{ObjectData, ObjectRecord};
 use super::ObjectService;
 use crate::error::Result;
 
-/// Chunks fetched ahead of the one being sent.
-const READ_AHEAD: usize = 3;
+/// Chunks fetched ahead of the one being sent: enough to cover a storage node's round trip
+/// (with local disks 3 already kept the client busy).
+const READ_AHEAD: usize = 6;
 
 pub type ObjectStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + Sync>>;
 
