@@ -114,6 +114,14 @@ pub fn place(
     urls: &[String],
     infos: &[Result<NodeInfo, String>],
 ) -> Result<Placement, String> {
+    if urls.is_empty() {
+        // Local disks only: their order is checked by `plan`, as always.
+        return Ok(Placement {
+            bindings: vec![None; local.len()],
+            found: local,
+            names: local_names,
+        });
+    }
     let mut remote: Vec<(Binding, Found)> = Vec::new();
     for (e, info) in infos.iter().enumerate() {
         if let Ok(info) = info {
@@ -163,7 +171,8 @@ pub fn place(
     let total = reference.disks.len();
     if total < first_remote {
         return Err(format!(
-            "deployment {} has {total} disks but {first_remote} local disks were given",
+            "deployment {} was formatted with {total} disks but {first_remote} local disks \
+             were given before the nodes' disks; changing the number of disks is not supported.",
             reference.deployment_id
         ));
     }
