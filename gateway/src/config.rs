@@ -230,25 +230,21 @@ impl ServeArgs {
         let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         self.region = given(self.region);
         self.metrics_token = given(self.metrics_token);
-        self.domains = self
-            .domains
-            .map(|d| {
-                d.into_iter()
+        let given_list = |v: Option<Vec<String>>| {
+            v.map(|l| {
+                l.into_iter()
                     .filter(|s| !s.trim().is_empty())
                     .collect::<Vec<_>>()
             })
-            .filter(|d| !d.is_empty());
+            .filter(|l| !l.is_empty())
+        };
+        self.domains = given_list(self.domains);
         let dir_args = if self.dirs.is_empty() {
             file.disks.unwrap_or_default()
         } else {
             self.dirs
         };
-        let node_args = self
-            .nodes
-            .map(|n| n.into_iter().filter(|s| !s.trim().is_empty()).collect())
-            .filter(|n: &Vec<String>| !n.is_empty())
-            .or(file.nodes)
-            .unwrap_or_default();
+        let node_args = given_list(self.nodes).or(file.nodes).unwrap_or_default();
         let mut nodes = Vec::new();
         for n in &node_args {
             for url in expand_ellipsis(n.trim())? {
