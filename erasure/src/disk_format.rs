@@ -46,6 +46,16 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// The positions whose disks the caller of [`plan`] must format: every one of a new
+    /// deployment, else the adopted empty ones.
+    pub fn to_format(&self) -> Vec<usize> {
+        if self.freshly_formatted {
+            (0..self.disk_ids.len()).collect()
+        } else {
+            self.adopted.clone()
+        }
+    }
+
     /// The format file of the disk at position `index`.
     pub fn format_for(&self, index: usize) -> DiskFormat {
         DiskFormat {
@@ -184,6 +194,12 @@ pub fn probe_disk(disk: &Path, deployment: &Deployment, index: usize) -> DiskPro
 
 /// Formats an empty replacement directory as the deployment's disk at `index`.
 pub fn adopt_disk(disk: &Path, deployment: &Deployment, index: usize) -> Result<()> {
+    format_disk(disk, deployment, index)
+}
+
+/// Formats the local directory `disk` (created if missing) as the deployment's disk at `index`.
+pub fn format_disk(disk: &Path, deployment: &Deployment, index: usize) -> Result<()> {
+    fs::create_dir_all(disk).map_err(|e| Error::io(disk, e))?;
     write_format(disk, &deployment.format_for(index))
 }
 
@@ -207,15 +223,11 @@ pub fn prepare_disks(
         .collect::<Result<Vec<_>>>()?;
     let names: Vec<String> = disks.iter().map(|d| d.display().to_string()).collect();
     let deployment = plan(&found, &names, parity, chunk_size)?;
-    if deployment.freshly_formatted {
-        for (i, d) in disks.iter().enumerate() {
-            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-            write_format(d, &deployment.format_for(i))?;
+    for i in deployment.to_format() {
+        format_disk(&disks[i], &deployment, i)?;
+        if !deployment.freshly_formatted {
+            tracing::warn!(disk = %names[i], position = i + 1, "adopted an empty directory as replacement disk; heal will refill it");
         }
-    }
-    for &i in &deployment.adopted {
-        adopt_disk(&disks[i], &deployment, i)?;
-        tracing::warn!(disk = %names[i], position = i + 1, "adopted an empty directory as replacement disk; heal will refill it");
     }
     Ok(deployment)
 }

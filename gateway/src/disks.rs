@@ -62,7 +62,10 @@ impl Disks {
                 if let (Some(nodes), Some(b)) = (&nodes, placement.bindings[i]) {
                     return Arc::new(DiskSlot::online(name.clone(), nodes.store(b)));
                 }
-                match LocalDiskStore::open(&local[i]) {
+                let Some(dir) = local.get(i) else {
+                    return Arc::new(DiskSlot::offline(name.clone(), "no node serves this disk"));
+                };
+                match LocalDiskStore::open(dir) {
                     Ok(store) => Arc::new(DiskSlot::online(name.clone(), Arc::new(store))),
                     Err(e) => {
                         warn!(disk = %name, error = %e, "DISK OFFLINE: cannot open it; running degraded");

@@ -82,23 +82,16 @@ pub async fn open(cfg: &ServeConfig) -> Result<Opened, String> {
         )?)
     };
     // Fresh disks get their formats, and empty ones standing in for lost disks are adopted.
-    let to_format: Vec<usize> = if deployment.freshly_formatted {
-        (0..placement.found.len()).collect()
-    } else {
-        deployment.adopted.clone()
-    };
-    for &i in &to_format {
-        let format = deployment.format_for(i);
+    for i in deployment.to_format() {
         if !deployment.freshly_formatted {
             warn!(disk = %placement.names[i], position = i + 1, "adopting an empty disk as replacement; heal will refill it");
         }
         match (placement.bindings[i], &node_set) {
-            (Some(b), Some(nodes)) => nodes.put_format(b, &format).await?,
+            (Some(b), Some(nodes)) => nodes.put_format(b, &deployment.format_for(i)).await?,
             _ => {
-                let dir = local[i].clone();
+                let (dir, deployment) = (local[i].clone(), deployment.clone());
                 blocking(move || {
-                    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                    disk_format::write_format(&dir, &format).map_err(|e| e.to_string())
+                    disk_format::format_disk(&dir, &deployment, i).map_err(|e| e.to_string())
                 })
                 .await?
             }

@@ -25,6 +25,7 @@ const RETRIES: usize = 2;
 
 /// The connection to one node: its endpoint, a pooled HTTP client and the signing secret.
 /// Every [`RemoteNode`] of the node shares it, so they share the connection pool.
+#[derive(Clone)]
 pub struct NodeClient {
     http: Client<HttpConnector, Full<Bytes>>,
     /// `http://host:port`
@@ -232,14 +233,8 @@ impl RemoteNode {
 
     /// Requests carry this deployment id (the node admits only the deployment that claimed it).
     pub fn for_deployment(self, deployment_id: &str) -> Self {
-        let c = &self.client;
-        let client = NodeClient {
-            http: c.http.clone(),
-            endpoint: c.endpoint.clone(),
-            authority: c.authority.clone(),
-            secret: c.secret.clone(),
-            deployment: Some(deployment_id.to_owned()),
-        };
+        let mut client = (*self.client).clone();
+        client.deployment = Some(deployment_id.to_owned());
         RemoteNode {
             client: Arc::new(client),
             disk: self.disk,
