@@ -20,6 +20,10 @@ pub enum Error {
     NoSuchUpload,
     #[error("part {0} changed while the upload was being completed")]
     PartChanged(u32),
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("user already exists")]
+    UserExists,
     #[error("metadata backend error: {0}")]
     Backend(String),
     #[error("undecodable metadata record: {0}")]

@@ -24,10 +24,12 @@ pub enum Tree {
     Gc,
     /// Chunks whose stripes are known to lack shards (degraded writes), to heal.
     Heal,
+    /// Users by name, each with its access keys (secrets sealed by the gateway).
+    Users,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 9] = [
+    pub const ALL: [Tree; 10] = [
         Tree::Meta,
         Tree::Buckets,
         Tree::Objects,
@@ -37,6 +39,7 @@ impl Tree {
         Tree::Refcounts,
         Tree::Gc,
         Tree::Heal,
+        Tree::Users,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Tree {
             Tree::Refcounts => "refcounts",
             Tree::Gc => "gc",
             Tree::Heal => "heal",
+            Tree::Users => "users",
         }
     }
 }

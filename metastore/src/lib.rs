@@ -23,6 +23,7 @@ pub mod records;
 mod rocks;
 mod store;
 mod uploads;
+mod users;
 mod versioning;
 mod walk;
 
@@ -38,8 +39,8 @@ pub use maintenance::{ChunkEntry, RefMismatch, RefcountCheck, Usage};
 pub use memory::MemoryKv;
 pub use mirror::MirroredKv;
 pub use records::{
-    BucketRecord, ChunkRef, ContentHeaders, ObjectData, ObjectRecord, PartInfo, PartRecord,
-    UploadRecord, Versioning,
+    AccessKeyRecord, BucketRecord, ChunkRef, ContentHeaders, ObjectData, ObjectRecord, PartInfo,
+    PartRecord, UploadRecord, UserRecord, Versioning,
 };
 pub use rocks::RocksKv;
 pub use store::{Expect, GcItem, MetaStore};

@@ -43,6 +43,16 @@ pub struct BucketRecord {
     pub created_ms: i64,
     #[serde(default)]
     pub versioning: Versioning,
+    /// The id of the user that created the bucket; `None` is the root user (and every bucket
+    /// made before users existed).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The bucket policy as the client sent it (JSON), validated before it is stored.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// The canned ACL (`public-read`, ...); `None` is `private`.
+    #[serde(default)]
+    pub acl: Option<String>,
 }
 
 impl BucketRecord {
@@ -50,6 +60,9 @@ impl BucketRecord {
         BucketRecord {
             created_ms,
             versioning: Versioning::Unversioned,
+            owner: None,
+            policy: None,
+            acl: None,
         }
     }
 }
@@ -120,6 +133,9 @@ pub struct ObjectRecord {
     pub data: ObjectData,
     #[serde(default)]
     pub parts: Vec<PartInfo>,
+    /// The canned ACL (`public-read`, ...); `None` is `private`.
+    #[serde(default)]
+    pub acl: Option<String>,
 }
 
 impl ObjectRecord {
@@ -138,6 +154,7 @@ impl ObjectRecord {
             delete_marker: true,
             data: ObjectData::Inline(Vec::new()),
             parts: Vec::new(),
+            acl: None,
         }
     }
 }
@@ -168,6 +185,39 @@ pub struct PartRecord {
     /// Checksums of the part's bytes by algorithm name (base64), as for objects.
     #[serde(default)]
     pub checksums: BTreeMap<String, String>,
+}
+
+/// A user: its built-in policy, the buckets (and key prefixes) it is limited to, and its keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Random and never reused, so a user re-created under an old name owns nothing of the
+    /// old one's.
+    pub id: String,
+    pub policy: String,
+    /// `BUCKET` or `BUCKET/prefix`; empty means every bucket.
+    pub scopes: Vec<String>,
+    pub enabled: bool,
+    pub created_ms: i64,
+    pub keys: Vec<AccessKeyRecord>,
+}
+
+/// One access key. The secret is sealed by the gateway before it gets here: the metastore
+/// never holds it in plaintext.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyRecord {
+    pub access_key: String,
+    #[serde(with = "serde_bytes")]
+    pub sealed_secret: Vec<u8>,
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for AccessKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyRecord")
+            .field("access_key", &self.access_key)
+            .field("created_ms", &self.created_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub(crate) fn object(chunks: Vec<ChunkRef>) -> ObjectRecord {
         delete_marker: false,
         data: ObjectData::Chunks(chunks),
         parts: vec![],
+        acl: None,
     }
 }
 

@@ -1,0 +1,247 @@
+//! Users, bucket access settings (owner, policy, ACL) and store-wide settings.
+//!
+//! Secrets reach this crate already sealed by the gateway; policies are stored as the text the
+//! client sent, after the gateway validated them. This module only keeps them consistent.
+
+use crate::kv::{Batch, Tree};
+use crate::records::{BucketRecord, UserRecord, decode, encode};
+use crate::store::MetaStore;
+use crate::{Error, Result};
+
+/// Store-wide settings live in `Tree::Meta` under this prefix, apart from the store's own keys.
+const SETTING_PREFIX: &[u8] = b"setting/";
+
+fn setting_key(name: &str) -> Vec<u8> {
+    [SETTING_PREFIX, name.as_bytes()].concat()
+}
+
+impl MetaStore {
+    pub async fn list_users(&self) -> Result<Vec<(String, UserRecord)>> {
+        self.run(|s| {
+            let mut out = Vec::new();
+            crate::kv::scan_all(s.kv.as_ref(), Tree::Users, |(k, v)| {
+                out.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
+                Ok(())
+            })?;
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn create_user(&self, name: &str, record: UserRecord) -> Result<()> {
+        let name = name.to_owned();
+        self.run(move |s| {
+            let _g = s.lock();
+            if s.kv.get(Tree::Users, name.as_bytes())?.is_some() {
+                return Err(Error::UserExists);
+            }
+            let mut b = Batch::default();
+            b.put(Tree::Users, name.into_bytes(), encode(&record));
+            s.commit(b)
+        })
+        .await
+    }
+
+    /// Changes a user under the write lock and returns the stored result. `change` may refuse
+    /// with an error, and then nothing is written.
+    pub async fn update_user(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut UserRecord) -> Result<()> + Send + 'static,
+    ) -> Result<UserRecord> {
+        let name = name.to_owned();
+        self.run(move |s| {
+            let _g = s.lock();
+            let mut record: UserRecord = s
+                .get(Tree::Users, name.as_bytes())?
+                .ok_or(Error::NoSuchUser)?;
+            change(&mut record)?;
+            let mut b = Batch::default();
+            b.put(Tree::Users, name.into_bytes(), encode(&record));
+            s.commit(b)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Removes a user; the buckets it owned pass to the root user in the same batch, so no
+    /// bucket is ever left with an owner that does not exist.
+    pub async fn remove_user(&self, name: &str) -> Result<UserRecord> {
+        let name = name.to_owned();
+        self.run(move |s| {
+            let _g = s.lock();
+            let record: UserRecord = s
+                .get(Tree::Users, name.as_bytes())?
+                .ok_or(Error::NoSuchUser)?;
+            let mut b = Batch::default();
+            crate::kv::scan_all(s.kv.as_ref(), Tree::Buckets, |(k, v)| {
+                let mut bucket: BucketRecord = decode(&v)?;
+                if bucket.owner.as_deref() == Some(record.id.as_str()) {
+                    bucket.owner = None;
+                    b.put(Tree::Buckets, k, encode(&bucket));
+                }
+                Ok(())
+            })?;
+            b.delete(Tree::Users, name.into_bytes());
+            s.commit(b)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Changes a bucket's record (policy, ACL) under the write lock; returns the result.
+    pub async fn update_bucket(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut BucketRecord) + Send + 'static,
+    ) -> Result<BucketRecord> {
+        let name = name.to_owned();
+        self.run(move |s| {
+            let _g = s.lock();
+            let mut record: BucketRecord = s
+                .get(Tree::Buckets, name.as_bytes())?
+                .ok_or(Error::NoSuchBucket)?;
+            change(&mut record);
+            let mut b = Batch::default();
+            b.put(Tree::Buckets, name.into_bytes(), encode(&record));
+            s.commit(b)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    pub async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let key = setting_key(name);
+        self.run(move |s| s.kv.get(Tree::Meta, &key)).await
+    }
+
+    /// Stores a setting unless one exists and `replace` is false; returns the value now stored.
+    pub async fn put_setting(&self, name: &str, value: Vec<u8>, replace: bool) -> Result<Vec<u8>> {
+        let key = setting_key(name);
+        self.run(move |s| {
+            let _g = s.lock();
+            if !replace && let Some(existing) = s.kv.get(Tree::Meta, &key)? {
+                return Ok(existing);
+            }
+            let mut b = Batch::default();
+            b.put(Tree::Meta, key, value.clone());
+            s.commit(b)?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::AccessKeyRecord;
+
+    fn user(id: &str) -> UserRecord {
+        UserRecord {
+            id: id.into(),
+            policy: "readonly".into(),
+            scopes: vec!["b".into()],
+            enabled: true,
+            created_ms: 1,
+            keys: vec![AccessKeyRecord {
+                access_key: "AK1".into(),
+                sealed_secret: vec![1, 2, 3],
+                created_ms: 1,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn users_are_created_once_updated_and_removed() {
+        let m = MetaStore::memory();
+        m.create_user("alice", user("id-a")).await.unwrap();
+        assert!(matches!(
+            m.create_user("alice", user("id-x")).await,
+            Err(Error::UserExists)
+        ));
+        let after = m
+            .update_user("alice", |u| {
+                u.enabled = false;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert!(!after.enabled);
+        // A refused change writes nothing.
+        assert!(
+            m.update_user("alice", |u| {
+                u.keys.clear();
+                Err(Error::NoSuchUser)
+            })
+            .await
+            .is_err()
+        );
+        let users = m.list_users().await.unwrap();
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].1.keys.len(), 1);
+        assert!(!users[0].1.enabled);
+        assert!(matches!(
+            m.update_user("bob", |_| Ok(())).await,
+            Err(Error::NoSuchUser)
+        ));
+        m.remove_user("alice").await.unwrap();
+        assert!(m.list_users().await.unwrap().is_empty());
+        assert!(matches!(
+            m.remove_user("alice").await,
+            Err(Error::NoSuchUser)
+        ));
+    }
+
+    #[tokio::test]
+    async fn removing_a_user_hands_its_buckets_to_root() {
+        let m = MetaStore::memory();
+        m.create_user("alice", user("id-a")).await.unwrap();
+        for (name, owner) in [
+            ("mine", Some("id-a")),
+            ("other", Some("id-b")),
+            ("root", None),
+        ] {
+            let mut rec = BucketRecord::new(1);
+            rec.owner = owner.map(str::to_owned);
+            m.create_bucket(name, rec).await.unwrap();
+        }
+        m.remove_user("alice").await.unwrap();
+        let owners: Vec<_> = m
+            .list_buckets()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(n, r)| (n, r.owner))
+            .collect();
+        assert_eq!(
+            owners,
+            vec![
+                ("mine".to_owned(), None),
+                ("other".to_owned(), Some("id-b".to_owned())),
+                ("root".to_owned(), None)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn bucket_settings_and_store_settings_persist() {
+        let m = MetaStore::memory();
+        assert!(matches!(
+            m.update_bucket("b", |_| ()).await,
+            Err(Error::NoSuchBucket)
+        ));
+        m.create_bucket("b", BucketRecord::new(1)).await.unwrap();
+        m.update_bucket("b", |r| r.policy = Some("{}".into()))
+            .await
+            .unwrap();
+        let rec = m.get_bucket("b").await.unwrap().unwrap();
+        assert_eq!(rec.policy.as_deref(), Some("{}"));
+        assert_eq!(m.setting("k").await.unwrap(), None);
+        assert_eq!(m.put_setting("k", vec![1], false).await.unwrap(), vec![1]);
+        // Without `replace`, the first value wins (two starts racing to create a key).
+        assert_eq!(m.put_setting("k", vec![2], false).await.unwrap(), vec![1]);
+        assert_eq!(m.put_setting("k", vec![3], true).await.unwrap(), vec![3]);
+        assert_eq!(m.setting("k").await.unwrap(), Some(vec![3]));
+    }
+}
