@@ -186,6 +186,8 @@ class TesseraServer:
         self.returncode: int | None = None
         self.tests: set[str] = set()
         self.health_path: str | None = None  # the liveness path that answered
+        # Environment for the next starts, over the defaults (the root credentials included).
+        self.env_overrides: dict[str, str] = {}
         _ALL_SERVERS.append(self)
 
     # -- properties ---------------------------------------------------------
@@ -236,6 +238,7 @@ class TesseraServer:
         env["TESSERA_ROOT_USER"] = ROOT_USER
         env["TESSERA_ROOT_PASSWORD"] = ROOT_PASSWORD
         env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.env_overrides)
         cmd = self.command()
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())

@@ -1,8 +1,12 @@
 """ACLs and bucket configuration sub-resources that clients (s3cmd info, SDK tooling) probe.
 
-Tessera has a single owner: ACLs read back as the owner's FULL_CONTROL, a private ACL can be
-set (a no-op), and anything granting others access is refused instead of being ignored.
-Policy, CORS and lifecycle answer S3's "not configured" errors."""
+ACLs read back as the owner's FULL_CONTROL, plus AllUsers READ for the public canned ACLs.
+Every canned ACL can be set; explicit grants to others (x-amz-grant-*, an AccessControlPolicy
+naming another grantee) are refused with NotImplemented instead of being ignored. Bucket
+policies are stored and read back (their effect is tested in test_users.py); CORS and
+lifecycle answer S3's "not configured" errors."""
+
+import json
 
 import pytest
 from botocore.exceptions import ClientError
@@ -10,6 +14,14 @@ from botocore.exceptions import ClientError
 
 def code(exc):
     return exc.value.response["Error"]["Code"], exc.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+
+def grants(acl):
+    return sorted((g["Grantee"]["Type"], g["Grantee"].get("ID") or g["Grantee"].get("URI"), g["Permission"])
+                  for g in acl["Grants"])
 
 
 @pytest.fixture
@@ -26,17 +38,44 @@ def test_acls_report_owner_full_control(c, bucket_name):
         assert acl["Grants"][0]["Grantee"]["Type"] == "CanonicalUser"
 
 
-def test_private_acl_is_accepted_and_public_is_refused(c, bucket_name):
+def test_canned_acls_are_accepted_and_explicit_grants_are_refused(c, bucket_name):
     c.create_bucket(Bucket=bucket_name)
     c.put_object(Bucket=bucket_name, Key="k", Body=b"x")
+    owner = c.get_bucket_acl(Bucket=bucket_name)["Owner"]["ID"]
+    private = [("CanonicalUser", owner, "FULL_CONTROL")]
+    public = sorted(private + [("Group", ALL_USERS, "READ")])
+
     c.put_bucket_acl(Bucket=bucket_name, ACL="private")
     c.put_object_acl(Bucket=bucket_name, Key="k", ACL="private")
-    with pytest.raises(ClientError) as exc:
-        c.put_object_acl(Bucket=bucket_name, Key="k", ACL="public-read")
-    assert code(exc) == ("NotImplemented", 501)
-    with pytest.raises(ClientError) as exc:
-        c.put_bucket_acl(Bucket=bucket_name, ACL="public-read-write")
-    assert code(exc) == ("NotImplemented", 501)
+    assert grants(c.get_object_acl(Bucket=bucket_name, Key="k")) == private
+    c.put_object_acl(Bucket=bucket_name, Key="k", ACL="public-read")
+    assert grants(c.get_object_acl(Bucket=bucket_name, Key="k")) == public
+    c.put_bucket_acl(Bucket=bucket_name, ACL="public-read-write")  # anonymous READ only
+    assert grants(c.get_bucket_acl(Bucket=bucket_name)) == public
+    c.put_bucket_acl(Bucket=bucket_name, ACL="private")
+    assert grants(c.get_bucket_acl(Bucket=bucket_name)) == private
+
+    other = "0" * 64
+    acp = {
+        "Owner": {"ID": owner},
+        "Grants": [
+            {"Grantee": {"Type": "CanonicalUser", "ID": owner}, "Permission": "FULL_CONTROL"},
+            {"Grantee": {"Type": "CanonicalUser", "ID": other}, "Permission": "READ"},
+        ],
+    }
+    refused = [
+        lambda: c.put_object_acl(Bucket=bucket_name, Key="k", GrantRead=f'uri="{ALL_USERS}"'),
+        lambda: c.put_bucket_acl(Bucket=bucket_name, GrantFullControl=f'id="{other}"'),
+        lambda: c.put_object_acl(Bucket=bucket_name, Key="k", AccessControlPolicy=acp),
+        lambda: c.put_bucket_acl(Bucket=bucket_name, AccessControlPolicy=acp),
+    ]
+    for call in refused:
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert code(exc) == ("NotImplemented", 501)
+    # Nothing changed.
+    assert grants(c.get_object_acl(Bucket=bucket_name, Key="k")) == public
+    assert grants(c.get_bucket_acl(Bucket=bucket_name)) == private
 
 
 def test_acl_of_missing_things(c, bucket_name):
@@ -53,6 +92,7 @@ def test_unconfigured_bucket_settings_answer_like_s3(c, bucket_name):
     c.create_bucket(Bucket=bucket_name)
     cases = [
         (lambda: c.get_bucket_policy(Bucket=bucket_name), "NoSuchBucketPolicy"),
+        (lambda: c.get_bucket_policy_status(Bucket=bucket_name), "NoSuchBucketPolicy"),
         (lambda: c.get_bucket_cors(Bucket=bucket_name), "NoSuchCORSConfiguration"),
         (lambda: c.get_bucket_lifecycle_configuration(Bucket=bucket_name), "NoSuchLifecycleConfiguration"),
     ]
@@ -63,3 +103,30 @@ def test_unconfigured_bucket_settings_answer_like_s3(c, bucket_name):
     with pytest.raises(ClientError) as exc:
         c.get_bucket_policy(Bucket=bucket_name + "-missing")
     assert code(exc) == ("NoSuchBucket", 404)
+
+
+def test_bucket_policy_round_trip(c, bucket_name):
+    c.create_bucket(Bucket=bucket_name)
+    doc = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket_name}/public/*",
+            }
+        ],
+    }
+    c.put_bucket_policy(Bucket=bucket_name, Policy=json.dumps(doc))
+    assert json.loads(c.get_bucket_policy(Bucket=bucket_name)["Policy"]) == doc
+    assert c.get_bucket_policy_status(Bucket=bucket_name)["PolicyStatus"]["IsPublic"] is True
+    assert c.delete_bucket_policy(Bucket=bucket_name)["ResponseMetadata"]["HTTPStatusCode"] == 204
+    with pytest.raises(ClientError) as exc:
+        c.get_bucket_policy(Bucket=bucket_name)
+    assert code(exc) == ("NoSuchBucketPolicy", 404)
+    # Deleting a policy that is not there is not an error (as on S3).
+    assert c.delete_bucket_policy(Bucket=bucket_name)["ResponseMetadata"]["HTTPStatusCode"] == 204
+    with pytest.raises(ClientError) as exc:
+        c.put_bucket_policy(Bucket=bucket_name, Policy="not a policy")
+    assert code(exc) == ("MalformedPolicy", 400)

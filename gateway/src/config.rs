@@ -94,6 +94,9 @@ pub struct ServeConfig {
     pub meta_dir: Option<PathBuf>,
     /// Signs the traffic with the nodes; set when there are nodes.
     pub cluster_secret: Option<String>,
+    /// TESSERA_PREVIOUS_ROOT_PASSWORD: after a root password change, opens the users' data
+    /// key once so it is re-sealed under the new one.
+    pub previous_root_password: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -219,6 +222,7 @@ pub struct EnvSettings {
     pub log_format: Option<LogFormat>,
     /// TESSERA_CLUSTER_SECRET: signs gateway-node traffic.
     pub cluster_secret: Option<String>,
+    pub previous_root_password: Option<String>,
 }
 
 impl ServeArgs {
@@ -347,6 +351,7 @@ impl ServeArgs {
             nodes,
             meta_dir,
             cluster_secret,
+            previous_root_password: given(env.previous_root_password),
         })
     }
 }

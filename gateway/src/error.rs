@@ -41,6 +41,15 @@ pub enum Error {
     InvalidPartOrder,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    #[error("no user named {0:?}")]
+    NoSuchUser(String),
+    #[error("a user named {0:?} exists already")]
+    UserExists(String),
+    #[error("user {user:?} has no access key {key:?}")]
+    NoSuchAccessKey { user: String, key: String },
+    /// The users' data key cannot be opened (root password changed): only root works.
+    #[error("users are locked: {0}")]
+    UsersLocked(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

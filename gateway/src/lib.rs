@@ -16,3 +16,4 @@ pub mod s3;
 pub mod server;
 pub mod signing;
 pub mod storage;
+pub mod users;

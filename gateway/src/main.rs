@@ -86,6 +86,7 @@ fn serve_config(args: ServeArgs, log_format: Option<LogFormat>) -> Result<ServeC
             root_password: env_var("TESSERA_ROOT_PASSWORD"),
             log_format,
             cluster_secret: env_var("TESSERA_CLUSTER_SECRET"),
+            previous_root_password: env_var("TESSERA_PREVIOUS_ROOT_PASSWORD"),
         },
     )
 }

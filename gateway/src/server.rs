@@ -20,7 +20,7 @@ use crate::disks::Disks;
 use crate::http::Frontend;
 use crate::metrics::Metrics;
 use crate::nodes::{self, NodeSet};
-use crate::s3::{AccessCheck, RootAuth, TesseraS3};
+use crate::s3::{AccessCheck, Authz, ClientAddr, SecretLookup, TesseraS3};
 use crate::storage::ObjectService;
 
 pub const META_DIR: &str = ".tessera/meta";
@@ -325,14 +325,37 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         });
     }
 
-    let mut builder =
-        S3ServiceBuilder::new(TesseraS3::new(opened.service.clone(), cfg.region.clone()));
-    builder.set_auth(RootAuth::new(
+    let meta = opened.service.meta().clone();
+    let sealer = crate::users::load_data_key(
+        &meta,
+        &opened.disks.deployment.deployment_id,
+        &cfg.credentials.secret_key,
+        cfg.previous_root_password.as_deref(),
+    )
+    .await;
+    if let Err(e) = &sealer {
+        tracing::error!("users are locked (root still works): {e}");
+    }
+    let users = Arc::new(
+        crate::users::Users::load(meta.clone(), sealer, cfg.credentials.access_key.clone())
+            .await
+            .map_err(|e| format!("cannot load the users: {e}"))?,
+    );
+    let authz = Arc::new(Authz::new(
+        users.clone(),
         cfg.credentials.access_key.clone(),
         cfg.credentials.secret_key.clone(),
+        meta,
     ));
-    builder.set_access(AccessCheck);
+    let mut builder = S3ServiceBuilder::new(TesseraS3::new(
+        opened.service.clone(),
+        cfg.region.clone(),
+        authz.clone(),
+    ));
+    builder.set_auth(SecretLookup(authz.clone()));
+    builder.set_access(AccessCheck(authz));
     builder.set_route(AdminApi {
+        users,
         service: opened.service.clone(),
         disks: opened.disks.clone(),
         root_access_key: cfg.credentials.access_key.clone(),
@@ -367,7 +390,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (socket, _) = match accepted {
+                let (socket, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         warn!(error = %e, "accept failed");
@@ -377,7 +400,11 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
                 };
                 let _ = socket.set_nodelay(true);
                 let front = front.clone();
-                let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                // IPv4 clients of a dual-stack listener arrive as IPv4-mapped IPv6 addresses;
+                // policies (aws:SourceIp) name them as IPv4.
+                let client = ClientAddr(peer.ip().to_canonical());
+                let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                    req.extensions_mut().insert(client);
                     crate::http::handle(front.clone(), req)
                 });
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(socket), svc).into_owned();

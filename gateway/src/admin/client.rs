@@ -39,6 +39,9 @@ pub enum AdminCommand {
         #[arg(long)]
         version_id: Option<String>,
     },
+    /// Users and their access keys.
+    #[command(subcommand)]
+    User(super::users::UserCommand),
 }
 
 /// Query-string encoding for SigV4: everything but the unreserved characters.
@@ -48,17 +51,17 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
     .remove(b'_')
     .remove(b'~');
 
-fn query_value(v: &str) -> String {
+pub(super) fn query_value(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, QUERY_VALUE).to_string()
 }
 
-struct Client {
+pub(super) struct Client {
     endpoint: http::Uri,
     credentials: Credentials,
 }
 
 impl Client {
-    async fn call(&self, method: &str, path_and_query: &str) -> Result<Value, String> {
+    pub(super) async fn call(&self, method: &str, path_and_query: &str) -> Result<Value, String> {
         let authority = self
             .endpoint
             .authority()
@@ -220,6 +223,7 @@ pub fn run_admin(
                 }
                 Ok(0)
             }
+            AdminCommand::User(command) => super::users::run_user(&client, json, command).await,
         }
     })
 }

@@ -11,6 +11,12 @@
 //! | POST   | `heal`          | starts a full heal pass (after one already running) |
 //! | POST   | `check?repair=` | verifies manifests, refcounts and shards          |
 //! | GET    | `locate?bucket=&key=[&versionId=]` | each chunk's shards: disk and state |
+//! | GET    | `users`         | users, policies, access keys (no secrets)         |
+//! | POST   | `users?name=&policy=[&bucket=...]` | creates a user; answers its key and secret |
+//! | DELETE | `users?name=`   | removes a user (its buckets pass to root)         |
+//! | POST   | `users/disable?name=`, `users/enable?name=` | refuses / accepts its keys again |
+//! | POST   | `users/keys?name=` | adds an access key; answers it and its secret  |
+//! | DELETE | `users/keys?name=&access_key=` | removes an access key              |
 
 /// `println!` that ignores a closed stdout (`tessera admin info | head`) instead of panicking.
 macro_rules! out {
@@ -24,6 +30,22 @@ mod client;
 mod locate;
 mod route;
 mod tables;
+mod users;
 
 pub use client::{AdminCommand, run_admin};
 pub use route::{ADMIN_PREFIX, AdminApi};
+pub use users::{KeyCommand, UserCommand};
+
+/// A query parameter the admin request cannot do without.
+fn required_param(uri: &hyper::Uri, name: &str) -> s3s::S3Result<String> {
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            s3s::S3Error::with_message(
+                s3s::S3ErrorCode::InvalidArgument,
+                format!("the request needs the {name} query parameter"),
+            )
+        })
+}

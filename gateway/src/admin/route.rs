@@ -16,6 +16,7 @@ use crate::storage::{ObjectService, PassProgress};
 pub const ADMIN_PREFIX: &str = "/tessera-admin/v1/";
 
 pub struct AdminApi {
+    pub users: Arc<crate::users::Users>,
     pub service: Arc<ObjectService>,
     pub disks: Arc<Disks>,
     pub root_access_key: String,
@@ -38,6 +39,8 @@ struct Info {
     dedup_ratio: f64,
     counters: erasure::CounterSnapshot,
     heal: HealInfo,
+    /// Why users are refused (their data key does not open), if they are.
+    users_locked: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -63,7 +66,7 @@ struct HealStarted {
     pass: PassProgress,
 }
 
-fn json(value: &impl Serialize) -> S3Result<S3Response<Body>> {
+pub(super) fn json(value: &impl Serialize) -> S3Result<S3Response<Body>> {
     let body = serde_json::to_string_pretty(value)
         .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
     let mut resp = S3Response::new(Body::from(body));
@@ -116,6 +119,7 @@ impl AdminApi {
                 queue_healed: self.service.heal_queue_healed(),
                 pass: self.service.heal_progress(),
             },
+            users_locked: self.users.locked().map(str::to_owned),
         })
     }
 
@@ -168,6 +172,10 @@ impl S3Route for AdminApi {
             (&Method::POST, "heal") => self.start_heal(),
             (&Method::POST, "check") => self.check(&req.uri).await,
             (&Method::GET, "locate") => json(&self.locate(&req.uri).await?),
+            (method, op) if op == "users" || op.starts_with("users/") => {
+                self.users_call(method, &op["users".len()..], &req.uri)
+                    .await
+            }
             _ => Err(S3Error::with_message(
                 S3ErrorCode::InvalidRequest,
                 format!("unknown admin request {} {op}", req.method),

@@ -60,8 +60,8 @@ pub fn node_service(
     cluster_secret: &str,
 ) -> S3Service {
     let mut builder = S3ServiceBuilder::new(NoS3);
-    builder.set_auth(crate::s3::RootAuth::new(
-        NODE_ACCESS_KEY.to_owned(),
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(
+        NODE_ACCESS_KEY,
         cluster_secret.to_owned(),
     ));
     builder.set_route(NodeApi { disks, identity });

@@ -1,44 +1,127 @@
-//! Access control sub-resources. Tessera has one owner (the root credentials; users and
-//! policies are a later issue), so ACLs report that owner with FULL_CONTROL, a `private` ACL is
-//! accepted as a no-op, and bucket policy, CORS and lifecycle report "none configured" the way
-//! S3 does for a bucket without them (clients such as s3cmd ask for all of these).
+//! Access control lists at the level MinIO offers: the owner always has FULL_CONTROL, and a
+//! canned ACL (`public-read`, `authenticated-read`, ...) may add read access for everyone or
+//! for every signed user. Grants to anyone else are refused, not silently ignored. CORS and
+//! lifecycle report "none configured" the way S3 does (clients such as s3cmd ask for them).
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::TesseraS3;
 use super::convert::check_key;
 use super::versions::version_param;
-use super::{TesseraS3, owner};
 
-fn owner_full_control() -> Grants {
-    vec![Grant {
+const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+const AUTHENTICATED_USERS: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+
+/// Validates a canned ACL and returns what is stored: `None` for the owner-only ACLs
+/// (objects belong to their bucket's owner, so `bucket-owner-*` add nothing).
+pub fn canned_acl(acl: Option<&str>) -> S3Result<Option<String>> {
+    match acl {
+        None | Some("private" | "bucket-owner-read" | "bucket-owner-full-control") => Ok(None),
+        Some(a @ ("public-read" | "public-read-write" | "authenticated-read")) => {
+            Ok(Some(a.to_owned()))
+        }
+        Some(other) => Err(s3_error!(InvalidArgument, "Unknown canned ACL: {other}")),
+    }
+}
+
+/// The headers that grant ACL permissions to named accounts or groups.
+pub const GRANT_HEADERS: [&str; 5] = [
+    "x-amz-grant-read",
+    "x-amz-grant-write",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-grant-full-control",
+];
+
+pub fn grant_headers_present(headers: &http::HeaderMap) -> bool {
+    GRANT_HEADERS.iter().any(|h| headers.contains_key(*h))
+}
+
+/// Refuses explicit grants (`present`: the request names some).
+pub fn refuse_grant_headers(present: bool) -> S3Result<()> {
+    if present {
+        return Err(s3_error!(
+            NotImplemented,
+            "Grants to other accounts are not supported; use a canned ACL or a bucket policy"
+        ));
+    }
+    Ok(())
+}
+
+fn group_read(uri: &str) -> Grant {
+    Grant {
         grantee: Some(Grantee {
-            display_name: Some("tessera".into()),
+            display_name: None,
             email_address: None,
-            id: Some("tessera".into()),
+            id: None,
+            type_: Type::from_static(Type::GROUP),
+            uri: Some(uri.to_owned()),
+        }),
+        permission: Some(Permission::from_static(Permission::READ)),
+    }
+}
+
+/// The grants a stored canned ACL stands for.
+fn grants(owner: &Owner, acl: Option<&str>) -> Grants {
+    let mut grants = vec![Grant {
+        grantee: Some(Grantee {
+            display_name: owner.display_name.clone(),
+            email_address: None,
+            id: owner.id.clone(),
             type_: Type::from_static(Type::CANONICAL_USER),
             uri: None,
         }),
         permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-    }]
+    }];
+    // public-read-write grants reads only: tessera takes no anonymous writes.
+    match acl {
+        Some("public-read" | "public-read-write") => grants.push(group_read(ALL_USERS)),
+        Some("authenticated-read") => grants.push(group_read(AUTHENTICATED_USERS)),
+        _ => {}
+    }
+    grants
 }
 
-/// Only the owner-only ACL can be set: anything granting others access is refused rather than
-/// silently ignored.
-fn only_private(
+/// The canned ACL an ACL document (PutBucketAcl/PutObjectAcl body) amounts to: the owner's
+/// FULL_CONTROL plus at most a READ grant to everyone or to signed users.
+fn acl_from_policy(policy: &AccessControlPolicy) -> S3Result<Option<String>> {
+    let mut canned = None;
+    for g in policy.grants.iter().flatten() {
+        let grantee = g.grantee.as_ref();
+        let kind = grantee.map(|g| g.type_.as_str());
+        let uri = grantee.and_then(|g| g.uri.as_deref());
+        let permission = g.permission.as_ref().map(|p| p.as_str());
+        match (kind, uri, permission) {
+            (Some(Type::CANONICAL_USER), _, Some(Permission::FULL_CONTROL)) => {}
+            (Some(Type::GROUP), Some(ALL_USERS), Some(Permission::READ)) => {
+                canned = Some("public-read".to_owned())
+            }
+            (Some(Type::GROUP), Some(AUTHENTICATED_USERS), Some(Permission::READ))
+                if canned.is_none() =>
+            {
+                canned = Some("authenticated-read".to_owned())
+            }
+            _ => refuse_grant_headers(true)?,
+        }
+    }
+    Ok(canned)
+}
+
+/// The ACL a Put*Acl request sets: a canned ACL header or an ACL document, not both.
+fn requested_acl(
     canned: Option<&str>,
     policy: Option<&AccessControlPolicy>,
-    grants: bool,
-) -> S3Result<()> {
-    let canned_ok = canned.is_none_or(|c| c == "private" || c == "bucket-owner-full-control");
-    let policy_ok = policy.is_none_or(|p| p.grants.as_ref().is_none_or(|g| g.len() <= 1));
-    if canned_ok && policy_ok && !grants {
-        Ok(())
-    } else {
-        Err(s3_error!(
-            NotImplemented,
-            "Only the owner's FULL_CONTROL ACL is supported; grant access with credentials instead"
-        ))
+    grant_headers: bool,
+) -> S3Result<Option<String>> {
+    refuse_grant_headers(grant_headers)?;
+    match (canned, policy) {
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "Specify either a canned ACL or an access control policy, not both"
+        )),
+        (_, Some(p)) => acl_from_policy(p),
+        (c, None) => canned_acl(c),
     }
 }
 
@@ -46,10 +129,11 @@ pub async fn get_bucket_acl(
     s: &TesseraS3,
     req: S3Request<GetBucketAclInput>,
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
-    s.service.bucket(&req.input.bucket).await?;
+    let record = s.service.bucket(&req.input.bucket).await?;
+    let owner = s.authz.owner(record.owner.as_deref());
     Ok(S3Response::new(GetBucketAclOutput {
-        grants: Some(owner_full_control()),
-        owner: Some(owner()),
+        grants: Some(grants(&owner, record.acl.as_deref())),
+        owner: Some(owner),
     }))
 }
 
@@ -57,15 +141,18 @@ pub async fn put_bucket_acl(
     s: &TesseraS3,
     req: S3Request<PutBucketAclInput>,
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
+    let grant_headers = grant_headers_present(&req.headers);
     let i = req.input;
-    s.service.bucket(&i.bucket).await?;
-    let grants =
-        i.grant_full_control.is_some() || i.grant_read.is_some() || i.grant_write.is_some();
-    only_private(
+    let acl = requested_acl(
         i.acl.as_ref().map(|a| a.as_str()),
         i.access_control_policy.as_ref(),
-        grants,
+        grant_headers,
     )?;
+    s.service
+        .meta()
+        .update_bucket(&i.bucket, move |r| r.acl = acl)
+        .await
+        .map_err(crate::error::Error::from)?;
     Ok(S3Response::new(PutBucketAclOutput {}))
 }
 
@@ -75,12 +162,16 @@ pub async fn get_object_acl(
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
     let i = req.input;
     check_key(&i.key)?;
-    s.service
+    let bucket = s.service.bucket(&i.bucket).await?;
+    let object = s
+        .service
         .head_object_version(&i.bucket, &i.key, version_param(i.version_id.as_deref())?)
         .await?;
+    // Objects belong to their bucket's owner (S3's "bucket owner enforced").
+    let owner = s.authz.owner(bucket.owner.as_deref());
     Ok(S3Response::new(GetObjectAclOutput {
-        grants: Some(owner_full_control()),
-        owner: Some(owner()),
+        grants: Some(grants(&owner, object.acl.as_deref())),
+        owner: Some(owner),
         ..Default::default()
     }))
 }
@@ -89,30 +180,25 @@ pub async fn put_object_acl(
     s: &TesseraS3,
     req: S3Request<PutObjectAclInput>,
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
+    let grant_headers = grant_headers_present(&req.headers);
     let i = req.input;
     check_key(&i.key)?;
-    s.service
-        .head_object_version(&i.bucket, &i.key, version_param(i.version_id.as_deref())?)
-        .await?;
-    let grants =
-        i.grant_full_control.is_some() || i.grant_read.is_some() || i.grant_write.is_some();
-    only_private(
+    let acl = requested_acl(
         i.acl.as_ref().map(|a| a.as_str()),
         i.access_control_policy.as_ref(),
-        grants,
+        grant_headers,
     )?;
+    s.service
+        .meta()
+        .update_object(
+            &i.bucket,
+            &i.key,
+            version_param(i.version_id.as_deref())?,
+            move |r| r.acl = acl,
+        )
+        .await
+        .map_err(crate::error::Error::from)?;
     Ok(S3Response::new(PutObjectAclOutput::default()))
-}
-
-pub async fn get_bucket_policy(
-    s: &TesseraS3,
-    req: S3Request<GetBucketPolicyInput>,
-) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-    s.service.bucket(&req.input.bucket).await?;
-    Err(s3_error!(
-        NoSuchBucketPolicy,
-        "The bucket policy does not exist"
-    ))
 }
 
 pub async fn get_bucket_cors(

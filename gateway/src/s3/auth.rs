@@ -1,59 +1,391 @@
-//! Credentials lookup for SigV4 verification (done by s3s) and the access check after it.
-//! Today there is one root key pair; the users-and-policies issue replaces this with a user
-//! store.
+//! Who is asking, and may they: the secret lookup s3s verifies signatures with, and the access
+//! check it runs after. Root may do everything; a user what its identity policy or the
+//! bucket's policy allows (an explicit Deny in either wins); anonymous callers what a bucket
+//! policy or a public ACL grants. Everything else is AccessDenied before any data is touched.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use metastore::{BucketRecord, MetaStore};
+use policy::{Decision, Policy, Principal};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::{S3Error, S3ErrorCode, S3Result};
+use s3s::dto::Owner;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Result};
+use sha2::Digest;
 
-#[derive(Debug)]
-pub struct RootAuth {
-    access_key: String,
-    secret_key: SecretKey,
+use super::actions::{Need, Needs, RequestShape, needs, prefix_condition};
+use crate::users::{KeyRefusal, UserEntry, Users};
+
+/// The client's address, put into each request's extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+/// The authenticated caller, put into the request's extensions by the access check.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Root,
+    User(Arc<UserEntry>),
+    Anonymous,
 }
 
-impl RootAuth {
-    pub fn new(access_key: String, secret_key: String) -> Self {
-        RootAuth {
-            access_key,
-            secret_key: SecretKey::from(secret_key),
+pub struct Authz {
+    users: Arc<Users>,
+    root_access_key: String,
+    root_secret: SecretKey,
+    meta: MetaStore,
+    /// Parsed bucket policies, by bucket, with the text they were parsed from.
+    policies: Mutex<HashMap<String, (String, Arc<Policy>)>>,
+}
+
+impl std::fmt::Debug for Authz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authz").finish_non_exhaustive()
+    }
+}
+
+fn denied() -> S3Error {
+    S3Error::with_message(S3ErrorCode::AccessDenied, "Access Denied")
+}
+
+/// Canned ACLs that let anyone (or any signed user) read.
+fn acl_grants_read(acl: Option<&str>, caller: &Caller) -> bool {
+    match acl {
+        Some("public-read" | "public-read-write") => true,
+        Some("authenticated-read") => matches!(caller, Caller::User(_)),
+        _ => false,
+    }
+}
+
+impl Authz {
+    pub fn new(
+        users: Arc<Users>,
+        root_access_key: String,
+        root_secret: String,
+        meta: MetaStore,
+    ) -> Self {
+        Authz {
+            users,
+            root_access_key,
+            root_secret: SecretKey::from(root_secret),
+            meta,
+            policies: Mutex::default(),
+        }
+    }
+
+    pub fn users(&self) -> &Arc<Users> {
+        &self.users
+    }
+
+    pub fn root_owner() -> Owner {
+        Owner {
+            display_name: Some("tessera".into()),
+            id: Some("tessera".into()),
+        }
+    }
+
+    /// The owner of a bucket (stored by user id): a canonical id that no later user of the
+    /// same name shares, and the user's name.
+    pub fn owner(&self, owner_id: Option<&str>) -> Owner {
+        match owner_id.and_then(|id| Some((id, self.users.name_of(id)?))) {
+            Some((id, name)) => Owner {
+                display_name: Some(name),
+                id: Some(hex::encode(sha2::Sha256::digest(
+                    format!("tessera-user:{id}").as_bytes(),
+                ))),
+            },
+            None => Self::root_owner(),
+        }
+    }
+
+    pub fn caller_owner(&self, caller: &Caller) -> Owner {
+        match caller {
+            Caller::User(u) => self.owner(Some(&u.id)),
+            _ => Self::root_owner(),
+        }
+    }
+
+    fn bucket_policy(&self, bucket: &str, text: &str) -> Option<Arc<Policy>> {
+        let mut cache = self.policies.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cached, policy)) = cache.get(bucket)
+            && cached == text
+        {
+            return Some(policy.clone());
+        }
+        // Validated when it was stored; users it names may have gone since, which only
+        // means those statements match nobody.
+        match Policy::parse_bucket_policy(text, bucket, &|_| true) {
+            Ok(p) => {
+                let p = Arc::new(p);
+                cache.insert(bucket.to_owned(), (text.to_owned(), p.clone()));
+                Some(p)
+            }
+            Err(e) => {
+                tracing::error!(bucket, error = %e, "stored bucket policy no longer parses; ignoring it");
+                None
+            }
+        }
+    }
+
+    /// Whether `caller` has `need`. `prefix` is the `s3:prefix` condition key's value.
+    pub async fn allows(
+        &self,
+        caller: &Caller,
+        need: &Need,
+        client: Option<IpAddr>,
+        prefix: Option<&str>,
+    ) -> S3Result<bool> {
+        let who = match caller {
+            Caller::Root => return Ok(true),
+            Caller::User(u) => Principal::User(&u.name),
+            Caller::Anonymous => Principal::Anonymous,
+        };
+        let resource = need.resource();
+        let request = policy::Request {
+            action: &need.action,
+            resource: &resource,
+            source_ip: client,
+            // Tessera serves plain HTTP (TLS ends at a proxy, if any).
+            secure_transport: false,
+            prefix,
+        };
+        let mut allowed = false;
+        if let Caller::User(u) = caller {
+            match u.policy.evaluate(who, &request) {
+                Decision::Deny => return Ok(false),
+                Decision::Allow => allowed = true,
+                Decision::NotApplicable => {}
+            }
+        }
+        let Some(bucket) = need.bucket.as_deref() else {
+            return Ok(allowed);
+        };
+        let record = self
+            .meta
+            .get_bucket(bucket)
+            .await
+            .map_err(crate::error::Error::from)?;
+        let Some(record) = record else {
+            return Ok(allowed);
+        };
+        if let Some(text) = &record.policy
+            && let Some(p) = self.bucket_policy(bucket, text)
+        {
+            match p.evaluate(who, &request) {
+                Decision::Deny => return Ok(false),
+                Decision::Allow => allowed = true,
+                Decision::NotApplicable => {}
+            }
+        }
+        if allowed {
+            return Ok(true);
+        }
+        self.acl_allows(caller, need, &record).await
+    }
+
+    /// Canned ACLs grant reading: a bucket's lets callers list it, an object's lets them
+    /// read that object.
+    async fn acl_allows(
+        &self,
+        caller: &Caller,
+        need: &Need,
+        bucket: &BucketRecord,
+    ) -> S3Result<bool> {
+        match (need.action.as_str(), &need.bucket, &need.key) {
+            ("s3:ListBucket" | "s3:ListBucketVersions", _, None) => {
+                Ok(acl_grants_read(bucket.acl.as_deref(), caller))
+            }
+            ("s3:GetObject", Some(b), Some(k)) => {
+                let object = self
+                    .meta
+                    .get_object(b, k)
+                    .await
+                    .map_err(crate::error::Error::from)?;
+                Ok(object.is_some_and(|o| acl_grants_read(o.acl.as_deref(), caller)))
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// All of `needs`, or AccessDenied.
+    pub async fn require(
+        &self,
+        caller: &Caller,
+        needs: &[Need],
+        client: Option<IpAddr>,
+        prefix: Option<&str>,
+    ) -> S3Result<()> {
+        for need in needs {
+            if !self.allows(caller, need, client, prefix).await? {
+                tracing::debug!(action = %need.action, resource = %need.resource(), "access denied");
+                return Err(denied());
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether ListBuckets shows `bucket` to `caller`: everything to root and to users allowed
+    /// ListAllMyBuckets; otherwise buckets the user owns or is granted something on.
+    pub fn lists_bucket(
+        &self,
+        caller: &Caller,
+        all: bool,
+        name: &str,
+        record: &BucketRecord,
+    ) -> bool {
+        let u = match caller {
+            Caller::Root => return true,
+            Caller::User(u) => u,
+            Caller::Anonymous => return false,
+        };
+        if all || record.owner.as_deref() == Some(u.id.as_str()) {
+            return true;
+        }
+        let who = Principal::User(&u.name);
+        u.policy.grants_something_on_bucket(who, name)
+            || record
+                .policy
+                .as_deref()
+                .and_then(|text| self.bucket_policy(name, text))
+                .is_some_and(|p| p.grants_something_on_bucket(who, name))
+    }
+
+    /// Whether `caller` may list every bucket.
+    pub fn lists_all_buckets(&self, caller: &Caller, client: Option<IpAddr>) -> bool {
+        match caller {
+            Caller::Root => true,
+            Caller::Anonymous => false,
+            Caller::User(u) => {
+                let request = policy::Request {
+                    action: "s3:ListAllMyBuckets",
+                    resource: "*",
+                    source_ip: client,
+                    secure_transport: false,
+                    prefix: None,
+                };
+                u.policy.evaluate(Principal::User(&u.name), &request) == Decision::Allow
+            }
         }
     }
 }
 
+/// The caller and address a request's extensions carry (set by the access check).
+pub fn caller_of<T>(req: &S3Request<T>) -> (Caller, Option<IpAddr>) {
+    (
+        req.extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or(Caller::Anonymous),
+        req.extensions.get::<ClientAddr>().map(|a| a.0),
+    )
+}
+
+/// s3s' secret lookup: root's key, or an enabled user's.
+pub struct SecretLookup(pub Arc<Authz>);
+
 #[async_trait::async_trait]
-impl S3Auth for RootAuth {
+impl S3Auth for SecretLookup {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        if access_key == self.access_key {
-            Ok(self.secret_key.clone())
-        } else {
+        let a = &self.0;
+        if access_key == a.root_access_key {
+            return Ok(a.root_secret.clone());
+        }
+        match a.users.secret(access_key) {
+            Ok((_, secret)) => Ok(secret),
             // What AWS answers for an unknown key (s3s' SimpleAuth says NotSignedUp).
-            Err(S3Error::with_message(
+            Err(KeyRefusal::Unknown) => Err(S3Error::with_message(
                 S3ErrorCode::InvalidAccessKeyId,
                 "The AWS Access Key Id you provided does not exist in our records.",
-            ))
+            )),
+            // MinIO's answer for a disabled account.
+            Err(KeyRefusal::Disabled) => Err(S3Error::with_message(
+                S3ErrorCode::InvalidAccessKeyId,
+                "Your account is disabled; please contact your administrator.",
+            )),
         }
     }
 }
 
 /// The access check s3s runs after a request's signature is verified and its operation
-/// resolved: it names the operation for the metrics and, like s3s' default, refuses anonymous
-/// requests.
-#[derive(Debug)]
-pub struct AccessCheck;
+/// resolved, before its body is read. It also names the operation for the metrics.
+pub struct AccessCheck(pub Arc<Authz>);
+
+impl AccessCheck {
+    fn caller(&self, credentials: Option<&s3s::auth::Credentials>) -> S3Result<Caller> {
+        let a = &self.0;
+        Ok(match credentials {
+            None => Caller::Anonymous,
+            Some(c) if c.access_key == a.root_access_key => Caller::Root,
+            // The signature was checked moments ago; the key may have gone since.
+            Some(c) => Caller::User(a.users.secret(&c.access_key).map_err(|_| denied())?.0),
+        })
+    }
+}
 
 #[async_trait::async_trait]
 impl s3s::access::S3Access for AccessCheck {
     async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
-        let name = cx.s3_op().name().to_owned();
+        let op = cx.s3_op().name().to_owned();
+        let op = op.as_str();
         if let Some(slot) = cx.extensions_mut().get::<crate::access::OperationSlot>() {
-            slot.set(&name);
+            slot.set(op);
         }
-        match cx.credentials() {
-            Some(_) => Ok(()),
-            None => Err(S3Error::with_message(
-                S3ErrorCode::AccessDenied,
-                "Signature is required",
-            )),
+        let caller = self.caller(cx.credentials())?;
+        let client = cx.extensions_mut().get::<ClientAddr>().map(|a| a.0);
+        cx.extensions_mut().insert(caller.clone());
+        if matches!(caller, Caller::Root) {
+            return Ok(());
         }
+        let needs = needs(&RequestShape {
+            op,
+            path: cx.s3_path(),
+            query: cx.uri().query(),
+            headers: cx.headers(),
+        });
+        match needs {
+            Needs::All(all) => {
+                let prefix = prefix_condition(op, cx.uri().query());
+                self.0
+                    .require(&caller, &all, client, prefix.as_deref())
+                    .await
+            }
+            Needs::Deferred => Ok(()),
+            Needs::Filtered if matches!(caller, Caller::Anonymous) => Err(denied()),
+            Needs::Filtered => Ok(()),
+        }
+    }
+
+    async fn delete_objects(
+        &self,
+        req: &mut S3Request<s3s::dto::DeleteObjectsInput>,
+    ) -> S3Result<()> {
+        let (caller, client) = caller_of(req);
+        let bucket = req.input.bucket.as_str();
+        let all: Vec<Need> = req
+            .input
+            .delete
+            .objects
+            .iter()
+            .map(|o| {
+                let action = if o.version_id.is_some() {
+                    "s3:DeleteObjectVersion"
+                } else {
+                    "s3:DeleteObject"
+                };
+                Need::new(action, Some(bucket), Some(&o.key))
+            })
+            .collect();
+        // One denied key refuses the whole request, so a denial never deletes anything.
+        self.0.require(&caller, &all, client, None).await
+    }
+
+    async fn post_object(&self, req: &mut S3Request<s3s::dto::PostObjectInput>) -> S3Result<()> {
+        let (caller, client) = caller_of(req);
+        let i = &req.input;
+        let mut all = vec![Need::new("s3:PutObject", Some(&i.bucket), Some(&i.key))];
+        if i.acl.as_ref().is_some_and(|a| a.as_str() != "private") {
+            all.push(Need::new("s3:PutObjectAcl", Some(&i.bucket), Some(&i.key)));
+        }
+        self.0.require(&caller, &all, client, None).await
     }
 }

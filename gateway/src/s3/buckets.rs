@@ -3,18 +3,23 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
+use super::TesseraS3;
+use super::acl::{canned_acl, grant_headers_present, refuse_grant_headers};
+use super::auth::{Caller, caller_of};
 use super::convert::timestamp;
-use super::{TesseraS3, owner};
 
 pub async fn list_buckets(
     s: &TesseraS3,
-    _req: S3Request<ListBucketsInput>,
+    req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
+    let (caller, client) = caller_of(&req);
+    let all = s.authz.lists_all_buckets(&caller, client);
     let buckets = s
         .service
         .list_buckets()
         .await?
         .into_iter()
+        .filter(|(name, r)| s.authz.lists_bucket(&caller, all, name, r))
         .map(|(name, r)| Bucket {
             name: Some(name),
             creation_date: Some(timestamp(r.created_ms)),
@@ -23,7 +28,7 @@ pub async fn list_buckets(
         .collect();
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: Some(owner()),
+        owner: Some(s.authz.caller_owner(&caller)),
         ..Default::default()
     }))
 }
@@ -39,7 +44,15 @@ pub async fn create_bucket(
             "The bucket name is reserved for tessera's admin API.",
         ));
     }
-    s.service.create_bucket(&req.input.bucket).await?;
+    refuse_grant_headers(grant_headers_present(&req.headers))?;
+    let acl = canned_acl(req.input.acl.as_ref().map(|a| a.as_str()))?;
+    let owner = match caller_of(&req).0 {
+        Caller::User(u) => Some(u.id.clone()),
+        Caller::Root | Caller::Anonymous => None,
+    };
+    s.service
+        .create_bucket(&req.input.bucket, owner, acl)
+        .await?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", req.input.bucket)),
     }))

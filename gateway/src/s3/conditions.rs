@@ -124,6 +124,7 @@ mod tests {
             delete_marker: false,
             data: ObjectData::Inline(vec![]),
             parts: vec![],
+            acl: None,
         }
     }
 

@@ -75,6 +75,13 @@ macro_rules! new_object_meta {
                 )?,
             });
             meta.tags = $crate::s3::tagging::parse_header($i.tagging.as_deref())?;
+            $crate::s3::acl::refuse_grant_headers(
+                $i.grant_full_control.is_some()
+                    || $i.grant_read.is_some()
+                    || $i.grant_read_acp.is_some()
+                    || $i.grant_write_acp.is_some(),
+            )?;
+            meta.acl = $crate::s3::acl::canned_acl($i.acl.as_ref().map(|a| a.as_str()))?;
             Ok(meta)
         })()
     };
@@ -111,6 +118,7 @@ pub fn object_meta(c: ContentInput) -> ObjectMeta {
             .unwrap_or_default(),
         storage_class: c.storage_class.filter(|s| s != "STANDARD"),
         tags: Vec::new(),
+        acl: None,
     }
 }
 

@@ -67,6 +67,14 @@ impl From<Error> for S3Error {
                 "The list of parts was not in ascending order.".to_string(),
             ),
             Error::InvalidArgument(m) => (C::InvalidArgument, m.clone()),
+            // The admin API's user errors, with IAM's codes.
+            Error::NoSuchUser(_) | Error::NoSuchAccessKey { .. } => {
+                return with_status(C::Custom("NoSuchEntity".into()), e.to_string(), http::StatusCode::NOT_FOUND);
+            }
+            Error::UserExists(_) => {
+                return with_status(C::Custom("EntityAlreadyExists".into()), e.to_string(), http::StatusCode::CONFLICT);
+            }
+            Error::UsersLocked(_) => (C::ServiceUnavailable, e.to_string()),
             Error::Internal(_) => return internal(&e),
         };
         S3Error::with_message(code, message)
@@ -109,6 +117,12 @@ fn storage_full(detail: &str) -> S3Error {
          capacity, then retry.",
     );
     e.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+    e
+}
+
+fn with_status(code: S3ErrorCode, message: String, status: http::StatusCode) -> S3Error {
+    let mut e = S3Error::with_message(code, message);
+    e.set_status_code(status);
     e
 }
 

@@ -4,10 +4,10 @@ use metastore::{ListEntry, ListPage, ListQuery};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
+use super::TesseraS3;
 use super::convert::{
     decode_token, encode_token, etag, listing_max, maybe_url_encode, timestamp, wants_url,
 };
-use super::{TesseraS3, owner};
 
 struct Converted {
     contents: Vec<Object>,
@@ -15,7 +15,7 @@ struct Converted {
     count: i32,
 }
 
-fn convert(page: &ListPage, url: bool, with_owner: bool) -> Converted {
+fn convert(page: &ListPage, url: bool, owner: Option<&Owner>) -> Converted {
     let mut contents = Vec::new();
     let mut prefixes = Vec::new();
     for e in &page.entries {
@@ -28,7 +28,7 @@ fn convert(page: &ListPage, url: bool, with_owner: bool) -> Converted {
                 storage_class: Some(ObjectStorageClass::from(
                     r.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
                 )),
-                owner: with_owner.then(owner),
+                owner: owner.cloned(),
                 ..Default::default()
             }),
             ListEntry::CommonPrefix(p) => prefixes.push(CommonPrefix {
@@ -81,7 +81,11 @@ pub async fn list_objects_v2(
         .truncated
         .then(|| page.entries.last().map(|e| encode_token(e.name())))
         .flatten();
-    let c = convert(&page, url, i.fetch_owner.unwrap_or(false));
+    let owner = match i.fetch_owner {
+        Some(true) => Some(s.bucket_owner(&i.bucket).await?),
+        _ => None,
+    };
+    let c = convert(&page, url, owner.as_ref());
     let enc = |s: Option<String>| s.map(|s| maybe_url_encode(s, url));
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(i.bucket),
@@ -117,7 +121,8 @@ pub async fn list_objects(
                 .map(|e| maybe_url_encode(e.name().to_owned(), url))
         })
         .flatten();
-    let c = convert(&page, url, true);
+    let owner = s.bucket_owner(&i.bucket).await?;
+    let c = convert(&page, url, Some(&owner));
     let enc = |s: Option<String>| s.map(|s| maybe_url_encode(s, url));
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(i.bucket),

@@ -2,8 +2,10 @@
 //! object service and translates the results back. s3s does the protocol: routing, XML,
 //! SigV4 (headers, presigned URLs, aws-chunked streaming with trailers).
 
-mod acl;
+pub(crate) mod acl;
+mod actions;
 mod auth;
+mod bucket_policy;
 mod buckets;
 mod checksums;
 mod conditions;
@@ -25,25 +27,30 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::storage::ObjectService;
 
-pub use auth::{AccessCheck, RootAuth};
+pub use auth::{AccessCheck, Authz, Caller, ClientAddr, SecretLookup};
 pub use host::Domains;
 
 #[derive(Debug, Clone)]
 pub struct TesseraS3 {
     service: Arc<ObjectService>,
     region: String,
+    authz: Arc<Authz>,
 }
 
 impl TesseraS3 {
-    pub fn new(service: Arc<ObjectService>, region: String) -> Self {
-        TesseraS3 { service, region }
+    pub fn new(service: Arc<ObjectService>, region: String, authz: Arc<Authz>) -> Self {
+        TesseraS3 {
+            service,
+            region,
+            authz,
+        }
     }
-}
 
-fn owner() -> Owner {
-    Owner {
-        display_name: Some("tessera".into()),
-        id: Some("tessera".into()),
+    /// The Owner that listings of `bucket` show for its objects and uploads: the bucket's
+    /// owner (S3's "bucket owner enforced" object ownership).
+    async fn bucket_owner(&self, bucket: &str) -> S3Result<Owner> {
+        let record = self.service.bucket(bucket).await?;
+        Ok(self.authz.owner(record.owner.as_deref()))
     }
 }
 
@@ -235,7 +242,28 @@ impl S3 for TesseraS3 {
         &self,
         req: S3Request<GetBucketPolicyInput>,
     ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-        acl::get_bucket_policy(self, req).await
+        bucket_policy::get(self, req).await
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        bucket_policy::put(self, req).await
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        bucket_policy::delete(self, req).await
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        bucket_policy::status(self, req).await
     }
 
     async fn get_bucket_cors(

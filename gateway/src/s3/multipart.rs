@@ -5,11 +5,11 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use std::collections::BTreeMap;
 
+use super::TesseraS3;
 use super::checksums::{self, Algorithm, composite, verify_body};
 use super::conditions::write_expect;
 use super::convert::{self, check_key, etag, new_object_meta, timestamp};
 use super::put::empty_body;
-use super::{TesseraS3, owner};
 use crate::error::Error;
 use crate::storage::{CompletedPart, PartsCheck, UploadBody};
 
@@ -232,6 +232,7 @@ pub async fn list_parts(
             checksum_sha256: p.checksums.get(Algorithm::Sha256.name()).cloned(),
         })
         .collect();
+    let owner = s.bucket_owner(&i.bucket).await?;
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -241,7 +242,7 @@ pub async fn list_parts(
         next_part_number_marker: next,
         is_truncated: Some(truncated),
         parts: Some(parts),
-        owner: Some(owner()),
+        owner: Some(owner),
         storage_class: Some(StorageClass::from("STANDARD".to_owned())),
         ..Default::default()
     }))

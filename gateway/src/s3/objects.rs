@@ -358,6 +358,9 @@ pub async fn copy_object(
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     let class = convert::storage_class(input.storage_class.as_ref().map(|c| c.as_str()))?;
+    super::acl::refuse_grant_headers(super::acl::grant_headers_present(&req.headers))?;
+    // A copy gets the ACL the request names, not the source's (as in S3).
+    let acl = super::acl::canned_acl(input.acl.as_ref().map(|a| a.as_str()))?;
     // Copying an older version onto its own key (a restore) is allowed.
     if !replace
         && class.is_none()
@@ -415,6 +418,7 @@ pub async fn copy_object(
         if let Some(t) = tags {
             r.tags = t;
         }
+        r.acl = acl;
     };
     let record: ObjectRecord = s
         .service

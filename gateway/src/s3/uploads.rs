@@ -4,9 +4,9 @@ use metastore::{UploadEntry, UploadQuery};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+use super::TesseraS3;
 use super::conditions::{self, Conditions};
 use super::convert::{check_key, etag, listing_max, maybe_url_encode, timestamp, wants_url};
-use super::{TesseraS3, owner};
 
 pub async fn list(
     s: &TesseraS3,
@@ -32,6 +32,7 @@ pub async fn list(
     } else {
         s.service.list_uploads(&i.bucket, query).await?
     };
+    let owner = s.bucket_owner(&i.bucket).await?;
     let mut uploads = Vec::new();
     let mut prefixes = Vec::new();
     let (mut next_key, mut next_id) = (None, None);
@@ -49,10 +50,10 @@ pub async fn list(
                     upload_id: Some(upload_id.clone()),
                     initiated: Some(timestamp(record.initiated_ms)),
                     initiator: Some(Initiator {
-                        display_name: Some("tessera".into()),
-                        id: Some("tessera".into()),
+                        display_name: owner.display_name.clone(),
+                        id: owner.id.clone(),
                     }),
-                    owner: Some(owner()),
+                    owner: Some(owner.clone()),
                     storage_class: Some(StorageClass::from(
                         record
                             .template

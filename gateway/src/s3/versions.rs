@@ -4,8 +4,8 @@ use metastore::{VersionEntry, VersionQuery, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::TesseraS3;
 use super::convert::{etag, listing_max, maybe_url_encode, timestamp, wants_url};
-use super::{TesseraS3, owner};
 
 /// A version id from a request: `null` or one tessera handed out.
 pub fn version_param(v: Option<&str>) -> S3Result<Option<&str>> {
@@ -92,6 +92,7 @@ pub async fn list_versions(
     } else {
         s.service.list_versions(&i.bucket, query).await?
     };
+    let owner = s.bucket_owner(&i.bucket).await?;
     let mut versions = Vec::new();
     let mut markers = Vec::new();
     let mut order = Vec::new();
@@ -113,7 +114,7 @@ pub async fn list_versions(
                         version_id: Some(reported(&record.version_id)),
                         is_latest: Some(is_latest),
                         last_modified: Some(timestamp(record.modified_ms)),
-                        owner: Some(owner()),
+                        owner: Some(owner.clone()),
                     });
                 } else {
                     versions.push(ObjectVersion {
@@ -129,7 +130,7 @@ pub async fn list_versions(
                                 .clone()
                                 .unwrap_or_else(|| "STANDARD".into()),
                         )),
-                        owner: Some(owner()),
+                        owner: Some(owner.clone()),
                         ..Default::default()
                     });
                 }

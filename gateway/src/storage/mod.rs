@@ -73,6 +73,8 @@ pub struct ObjectMeta {
     pub user_metadata: BTreeMap<String, String>,
     pub storage_class: Option<String>,
     pub tags: Vec<(String, String)>,
+    /// A validated canned ACL (`None`: private).
+    pub acl: Option<String>,
 }
 
 #[derive(Debug)]
@@ -123,11 +125,17 @@ impl ObjectService {
 
     // ---- buckets ----
 
-    pub async fn create_bucket(&self, bucket: &str) -> Result<()> {
-        Ok(self
-            .meta
-            .create_bucket(bucket, BucketRecord::new(now_ms()))
-            .await?)
+    /// `owner` is the creating user's id (`None`: root); `acl` a validated canned ACL.
+    pub async fn create_bucket(
+        &self,
+        bucket: &str,
+        owner: Option<String>,
+        acl: Option<String>,
+    ) -> Result<()> {
+        let mut record = BucketRecord::new(now_ms());
+        record.owner = owner;
+        record.acl = acl;
+        Ok(self.meta.create_bucket(bucket, record).await?)
     }
 
     pub async fn bucket(&self, bucket: &str) -> Result<BucketRecord> {
@@ -189,6 +197,7 @@ impl ObjectService {
             delete_marker: false,
             data: ingested.data.clone(),
             parts: Vec::new(),
+            acl: meta.acl,
         };
         match self.meta.put_object(bucket, key, record, expect).await {
             Ok(stored) => Ok(stored),

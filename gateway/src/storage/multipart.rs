@@ -98,6 +98,7 @@ impl ObjectService {
             delete_marker: false,
             data: ObjectData::Chunks(Vec::new()),
             parts: Vec::new(),
+            acl: meta.acl,
         };
         let record = UploadRecord {
             initiated_ms: now_ms(),

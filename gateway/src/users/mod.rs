@@ -1,0 +1,503 @@
+//! Users and their access keys: the admin operations that change them, and the in-memory
+//! directory the request path reads (no metastore read per request).
+//!
+//! Every change is one metastore commit followed by a rebuild of the directory before the
+//! admin call answers, so a disabled user or a removed key is refused from the next request on.
+
+mod sealing;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use metastore::{AccessKeyRecord, MetaStore, UserRecord};
+use policy::{Builtin, Policy};
+use s3s::auth::SecretKey;
+use serde::Serialize;
+
+use crate::error::Error;
+
+type UserResult<T> = Result<T, Error>;
+
+pub use sealing::{Sealer, load_data_key};
+
+/// One user as the request path sees it.
+#[derive(Debug)]
+pub struct UserEntry {
+    pub name: String,
+    pub id: String,
+    pub enabled: bool,
+    pub policy: Policy,
+}
+
+#[derive(Default)]
+struct Directory {
+    /// Access key -> (user name, secret).
+    keys: HashMap<String, (String, SecretKey)>,
+    users: HashMap<String, Arc<UserEntry>>,
+    names_by_id: HashMap<String, String>,
+}
+
+/// Why a key is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyRefusal {
+    Unknown,
+    Disabled,
+}
+
+/// What `user add` and `user key add` answer: the only place a secret leaves the server.
+#[derive(Serialize)]
+pub struct NewKey {
+    pub name: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub policy: String,
+    pub buckets: Vec<String>,
+}
+
+/// A user as `user list` shows it: no secrets.
+#[derive(Serialize)]
+pub struct UserSummary {
+    pub name: String,
+    pub policy: String,
+    pub buckets: Vec<String>,
+    pub enabled: bool,
+    pub access_keys: Vec<String>,
+    /// RFC 3339.
+    pub created: String,
+}
+
+pub struct Users {
+    meta: MetaStore,
+    /// `Err` while the data key cannot be opened: users are locked, root still works.
+    sealer: Result<Sealer, String>,
+    root_access_key: String,
+    directory: RwLock<Arc<Directory>>,
+    /// Serialises changes so the directory is rebuilt in commit order.
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Users")
+            .field("locked", &self.sealer.as_ref().err())
+            .finish_non_exhaustive()
+    }
+}
+
+const ACCESS_KEY_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const SECRET_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// `len` characters drawn uniformly from `alphabet` (rejection sampling: no modulo bias).
+fn random_string(alphabet: &[u8], len: usize) -> String {
+    let limit = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for b in sealing::random_bytes::<64>() {
+            if (b as usize) < limit && out.len() < len {
+                out.push(alphabet[b as usize % alphabet.len()] as char);
+            }
+        }
+    }
+    out
+}
+
+/// IAM's user-name rule.
+fn check_name(name: &str) -> UserResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "invalid user name {name:?}: 1-64 characters of A-Z a-z 0-9 + = , . @ _ -"
+        )))
+    }
+}
+
+/// `BUCKET` or `BUCKET/prefix`, without wildcards (they would widen the scope unseen).
+fn check_scope(scope: &str) -> UserResult<()> {
+    let bucket = scope.split('/').next().unwrap_or("");
+    if bucket.is_empty() || scope.contains(['*', '?']) {
+        return Err(Error::InvalidArgument(format!(
+            "invalid --bucket {scope:?}: give BUCKET or BUCKET/prefix, without wildcards"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_builtin(name: &str) -> UserResult<Builtin> {
+    Builtin::parse(name).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "unknown policy {name:?}: use readwrite, readonly or writeonly"
+        ))
+    })
+}
+
+fn rfc3339(ms: i64) -> String {
+    let mut out = Vec::new();
+    let _ = crate::s3::convert::timestamp(ms).format(s3s::dto::TimestampFormat::DateTime, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp() * 1000
+}
+
+impl Users {
+    pub async fn load(
+        meta: MetaStore,
+        sealer: Result<Sealer, String>,
+        root_access_key: String,
+    ) -> UserResult<Users> {
+        let users = Users {
+            meta,
+            sealer,
+            root_access_key,
+            directory: RwLock::default(),
+            changes: tokio::sync::Mutex::new(()),
+        };
+        users.reload().await?;
+        Ok(users)
+    }
+
+    pub fn locked(&self) -> Option<&str> {
+        self.sealer.as_ref().err().map(String::as_str)
+    }
+
+    fn sealer(&self) -> UserResult<&Sealer> {
+        self.sealer
+            .as_ref()
+            .map_err(|e| Error::UsersLocked(e.clone()))
+    }
+
+    fn snapshot(&self) -> Arc<Directory> {
+        self.directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn reload(&self) -> UserResult<()> {
+        let records = self.meta.list_users().await?;
+        let mut dir = Directory::default();
+        for (name, record) in records {
+            // A policy this version does not know grants nothing: the user is refused.
+            let builtin = Builtin::parse(&record.policy);
+            if builtin.is_none() {
+                tracing::error!(user = %name, policy = %record.policy, "unknown policy; user refused");
+            }
+            if let Ok(sealer) = &self.sealer {
+                for key in &record.keys {
+                    match sealer.open(&key.access_key, &key.sealed_secret) {
+                        Ok(secret) => {
+                            let secret = String::from_utf8_lossy(&secret).into_owned();
+                            dir.keys.insert(
+                                key.access_key.clone(),
+                                (name.clone(), SecretKey::from(secret)),
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!(user = %name, access_key = %key.access_key, "{e}")
+                        }
+                    }
+                }
+            }
+            dir.names_by_id.insert(record.id.clone(), name.clone());
+            let entry = UserEntry {
+                name: name.clone(),
+                id: record.id,
+                enabled: record.enabled && builtin.is_some(),
+                policy: policy::identity_policy(
+                    builtin.unwrap_or(Builtin::ReadOnly),
+                    &record.scopes,
+                ),
+            };
+            dir.users.insert(name, Arc::new(entry));
+        }
+        *self.directory.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(dir);
+        Ok(())
+    }
+
+    /// The user and secret of an access key, for signature checks.
+    pub fn secret(&self, access_key: &str) -> Result<(Arc<UserEntry>, SecretKey), KeyRefusal> {
+        let dir = self.snapshot();
+        let (name, secret) = dir.keys.get(access_key).ok_or(KeyRefusal::Unknown)?;
+        let user = dir.users.get(name).ok_or(KeyRefusal::Unknown)?;
+        if !user.enabled {
+            return Err(KeyRefusal::Disabled);
+        }
+        Ok((user.clone(), secret.clone()))
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.snapshot().users.contains_key(name)
+    }
+
+    /// The name of the user with this id (bucket owners are stored by id).
+    pub fn name_of(&self, id: &str) -> Option<String> {
+        self.snapshot().names_by_id.get(id).cloned()
+    }
+
+    fn new_key(&self, dir: &Directory) -> UserResult<(AccessKeyRecord, String)> {
+        let sealer = self.sealer()?;
+        let access_key = loop {
+            let candidate = random_string(ACCESS_KEY_CHARS, 20);
+            if candidate != self.root_access_key && !dir.keys.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        let secret = random_string(SECRET_CHARS, 40);
+        let record = AccessKeyRecord {
+            sealed_secret: sealer.seal(&access_key, secret.as_bytes()),
+            access_key,
+            created_ms: now_ms(),
+        };
+        Ok((record, secret))
+    }
+
+    pub async fn add(&self, name: &str, policy: &str, scopes: Vec<String>) -> UserResult<NewKey> {
+        check_name(name)?;
+        let builtin = parse_builtin(policy)?;
+        scopes.iter().try_for_each(|s| check_scope(s))?;
+        let _g = self.changes.lock().await;
+        let (key, secret) = self.new_key(&self.snapshot())?;
+        let access_key = key.access_key.clone();
+        let record = UserRecord {
+            id: hex::encode(sealing::random_bytes::<16>()),
+            policy: builtin.as_str().to_owned(),
+            scopes: scopes.clone(),
+            enabled: true,
+            created_ms: now_ms(),
+            keys: vec![key],
+        };
+        self.meta
+            .create_user(name, record)
+            .await
+            .map_err(|e| match e {
+                metastore::Error::UserExists => Error::UserExists(name.to_owned()),
+                e => e.into(),
+            })?;
+        self.reload().await?;
+        tracing::info!(user = %name, access_key = %access_key, policy = builtin.as_str(), "user added");
+        Ok(NewKey {
+            name: name.to_owned(),
+            access_key,
+            secret_key: secret,
+            policy: builtin.as_str().to_owned(),
+            buckets: scopes,
+        })
+    }
+
+    pub async fn list(&self) -> UserResult<Vec<UserSummary>> {
+        let records = self.meta.list_users().await?;
+        Ok(records
+            .into_iter()
+            .map(|(name, r)| UserSummary {
+                name,
+                policy: r.policy,
+                buckets: r.scopes,
+                enabled: r.enabled,
+                access_keys: r.keys.into_iter().map(|k| k.access_key).collect(),
+                created: rfc3339(r.created_ms),
+            })
+            .collect())
+    }
+
+    async fn update(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut UserRecord) -> metastore::Result<()> + Send + 'static,
+    ) -> UserResult<UserRecord> {
+        let _g = self.changes.lock().await;
+        let record = self
+            .meta
+            .update_user(name, change)
+            .await
+            .map_err(|e| match e {
+                metastore::Error::NoSuchUser => Error::NoSuchUser(name.to_owned()),
+                e => e.into(),
+            })?;
+        self.reload().await?;
+        Ok(record)
+    }
+
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> UserResult<()> {
+        self.update(name, move |u| {
+            u.enabled = enabled;
+            Ok(())
+        })
+        .await?;
+        tracing::info!(user = %name, enabled, "user changed");
+        Ok(())
+    }
+
+    pub async fn remove(&self, name: &str) -> UserResult<()> {
+        let _g = self.changes.lock().await;
+        self.meta.remove_user(name).await.map_err(|e| match e {
+            metastore::Error::NoSuchUser => Error::NoSuchUser(name.to_owned()),
+            e => e.into(),
+        })?;
+        self.reload().await?;
+        tracing::info!(user = %name, "user removed; its buckets now belong to root");
+        Ok(())
+    }
+
+    pub async fn add_key(&self, name: &str) -> UserResult<NewKey> {
+        let (key, secret) = self.new_key(&self.snapshot())?;
+        let access_key = key.access_key.clone();
+        let record = self
+            .update(name, move |u| {
+                u.keys.push(key);
+                Ok(())
+            })
+            .await?;
+        tracing::info!(user = %name, access_key = %access_key, "access key added");
+        Ok(NewKey {
+            name: name.to_owned(),
+            access_key,
+            secret_key: secret,
+            policy: record.policy,
+            buckets: record.scopes,
+        })
+    }
+
+    pub async fn remove_key(&self, name: &str, access_key: &str) -> UserResult<()> {
+        let owned = self
+            .meta
+            .list_users()
+            .await?
+            .into_iter()
+            .any(|(n, u)| n == name && u.keys.iter().any(|k| k.access_key == access_key));
+        if !owned {
+            if !self.exists(name) {
+                return Err(Error::NoSuchUser(name.to_owned()));
+            }
+            return Err(Error::NoSuchAccessKey {
+                user: name.to_owned(),
+                key: access_key.to_owned(),
+            });
+        }
+        let key = access_key.to_owned();
+        self.update(name, move |u| {
+            u.keys.retain(|k| k.access_key != key);
+            Ok(())
+        })
+        .await?;
+        tracing::info!(user = %name, access_key = %access_key, "access key removed");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn users() -> Users {
+        Users::load(
+            MetaStore::memory(),
+            Ok(Sealer::new(&[3; 32])),
+            "ROOTKEY".into(),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn keys_follow_every_change_at_once() {
+        let u = users().await;
+        let alice = u.add("alice", "readonly", vec!["b".into()]).await.unwrap();
+        assert_eq!(alice.access_key.len(), 20);
+        assert_eq!(alice.secret_key.len(), 40);
+        let (entry, secret) = u.secret(&alice.access_key).unwrap();
+        assert_eq!(entry.name, "alice");
+        assert_eq!(secret.expose(), alice.secret_key);
+        assert!(matches!(
+            u.add("alice", "readonly", vec![]).await,
+            Err(Error::UserExists(_))
+        ));
+
+        let second = u.add_key("alice").await.unwrap();
+        assert!(u.secret(&second.access_key).is_ok());
+        u.set_enabled("alice", false).await.unwrap();
+        assert_eq!(
+            u.secret(&alice.access_key).err(),
+            Some(KeyRefusal::Disabled)
+        );
+        assert_eq!(
+            u.secret(&second.access_key).err(),
+            Some(KeyRefusal::Disabled)
+        );
+        u.set_enabled("alice", true).await.unwrap();
+        u.remove_key("alice", &alice.access_key).await.unwrap();
+        assert_eq!(u.secret(&alice.access_key).err(), Some(KeyRefusal::Unknown));
+        assert!(u.secret(&second.access_key).is_ok());
+        assert!(matches!(
+            u.remove_key("alice", &alice.access_key).await,
+            Err(Error::NoSuchAccessKey { .. })
+        ));
+
+        let listed = u.list().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].access_keys, vec![second.access_key.clone()]);
+        assert_eq!(listed[0].buckets, vec!["b".to_owned()]);
+        u.remove("alice").await.unwrap();
+        assert_eq!(
+            u.secret(&second.access_key).err(),
+            Some(KeyRefusal::Unknown)
+        );
+        assert!(!u.exists("alice"));
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused_and_secrets_are_sealed() {
+        let u = users().await;
+        for (name, policy, scope) in [
+            ("", "readonly", "b"),
+            ("a b", "readonly", "b"),
+            ("ok", "admin", "b"),
+            ("ok", "readonly", "b*"),
+            ("ok", "readonly", "/p"),
+        ] {
+            assert!(
+                matches!(
+                    u.add(name, policy, vec![scope.into()]).await,
+                    Err(Error::InvalidArgument(_))
+                ),
+                "{name:?} {policy:?} {scope:?} was accepted"
+            );
+        }
+        let bob = u.add("bob", "writeonly", vec![]).await.unwrap();
+        let stored = u.meta.list_users().await.unwrap();
+        let sealed = &stored[0].1.keys[0].sealed_secret;
+        assert!(
+            !sealed
+                .windows(bob.secret_key.len())
+                .any(|w| w == bob.secret_key.as_bytes())
+        );
+        let locked = Users::load(u.meta.clone(), Err("locked".into()), "ROOTKEY".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            locked.secret(&bob.access_key).err(),
+            Some(KeyRefusal::Unknown)
+        );
+        assert!(matches!(
+            locked.add("carol", "readonly", vec![]).await,
+            Err(Error::UsersLocked(_))
+        ));
+    }
+
+    #[test]
+    fn random_strings_use_their_alphabet() {
+        let s = random_string(ACCESS_KEY_CHARS, 1000);
+        assert_eq!(s.len(), 1000);
+        assert!(s.bytes().all(|b| ACCESS_KEY_CHARS.contains(&b)));
+        assert_ne!(
+            random_string(SECRET_CHARS, 40),
+            random_string(SECRET_CHARS, 40)
+        );
+    }
+}
