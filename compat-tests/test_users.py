@@ -1055,3 +1055,49 @@ def test_root_password_change_locks_users_until_the_old_password_reseals_their_k
     assert "before-change" in bucket_names(client_for(s3, srv, u))
     info = json.loads(admin(srv, "--json", "info", password=new_password).stdout)
     assert info.get("users_locked") is None, info
+
+
+def _post_form(url: str, fields: dict[str, str], file_body: bytes) -> tuple[int, bytes]:
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode() + file_body + b"\r\n"
+    )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    req = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_a_root_signed_upload_form_does_not_open_the_admin_api(server, root, bucket):
+    # A browser-upload form's signature covers its policy, not the path it is posted to.
+    post = root.generate_presigned_post(Bucket=bucket, Key="uploads/x")
+    assert _post_form(post["url"], post["fields"], b"upload")[0] in (200, 204)
+    name = new_user_name()
+    status, body = _post_form(
+        f"{server.url}/tessera-admin/v1/users?name={name}&policy=readwrite", post["fields"], b"x"
+    )
+    assert status == 403 and b"AccessDenied" in body, (status, body)
+    assert name not in list_users(server)
+
+
+def test_a_name_still_named_by_a_bucket_policy_cannot_be_reused(server, s3, root, bucket):
+    old = add_user(server, "readonly", "no-such-bucket-scope")
+    put_policy(root, bucket, {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{old.name}"},
+                              "Action": "s3:GetObject", "Resource": f"{bucket_arn(bucket)}/*"})
+    assert client_for(s3, server, old).get_object(Bucket=bucket, Key="seed")["Body"].read() == SEED
+    admin(server, "user", "remove", old.name)
+    # Re-created, the name would inherit the grant: refused until the policy is changed.
+    proc = admin(server, "user", "add", old.name, "--policy", "readonly", check=False)
+    assert proc.returncode != 0 and bucket in proc.stderr + proc.stdout, proc.stderr
+    assert old.name not in list_users(server)
+    root.delete_bucket_policy(Bucket=bucket)
+    again = add_user(server, "readonly", "no-such-bucket-scope", name=old.name)
+    assert_denied(lambda: client_for(s3, server, again).get_object(Bucket=bucket, Key="seed"))

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// The largest file a POST Object (browser form) upload may carry: s3s holds it in memory.
+pub const POST_OBJECT_MAX_BYTES: u64 = 128 << 20;
+
 /// Development credentials used when `TESSERA_ROOT_USER` / `TESSERA_ROOT_PASSWORD` are unset.
 pub const DEV_ACCESS_KEY: &str = "tesseraadmin";
 pub const DEV_SECRET_KEY: &str = "tesseraadmin";

@@ -203,6 +203,56 @@ fn check_presigned_expiry(query: Option<&str>) -> Result<(), s3s::S3Error> {
     Ok(())
 }
 
+/// How far a SigV2 header-signed request's date may be from now (S3's limit).
+const SIGV2_MAX_SKEW_SECS: i64 = 900;
+
+/// s3s checks neither a SigV2 request's date nor how far ahead a SigV2 presigned URL's
+/// `Expires` lies, so a captured request would replay for ever: refuse what S3 refuses.
+fn check_sigv2_freshness(
+    headers: &http::HeaderMap,
+    query: Option<&str>,
+) -> Result<(), s3s::S3Error> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if header(http::header::AUTHORIZATION.as_str()).is_some_and(|a| a.starts_with("AWS ")) {
+        let date = header("x-amz-date")
+            .and_then(crate::s3::convert::parse_http_date)
+            .or_else(|| {
+                header(http::header::DATE.as_str()).and_then(crate::s3::convert::parse_http_date)
+            })
+            .map(|ts| time::OffsetDateTime::from(ts).unix_timestamp());
+        if date.is_none_or(|d| (d - now).abs() > SIGV2_MAX_SKEW_SECS) {
+            return Err(s3s::S3Error::with_message(
+                s3s::S3ErrorCode::RequestTimeTooSkewed,
+                "The difference between the request time and the current time is too large.",
+            ));
+        }
+    }
+    let params: Vec<_> = form_urlencoded::parse(query.unwrap_or("").as_bytes()).collect();
+    let has = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_ref())
+    };
+    if has("AWSAccessKeyId").is_some()
+        && let Some(expires) = has("Expires")
+        && !expires
+            .parse::<i64>()
+            .is_ok_and(|e| e <= now + MAX_PRESIGNED_EXPIRY_SECS as i64)
+    {
+        return Err(s3s::S3Error::with_message(
+            s3s::S3ErrorCode::AuthorizationQueryParametersError,
+            "Expires must be a time no more than seven days from now",
+        ));
+    }
+    Ok(())
+}
+
 /// s3s reports a POST policy condition that the form breaks as InvalidPolicyDocument (400);
 /// S3 answers 403 AccessDenied ("Invalid according to Policy").
 fn policy_violation_is_access_denied(status: &mut StatusCode, body: String) -> String {
@@ -299,7 +349,9 @@ async fn respond(
         })
     });
     req.extensions_mut().insert(operation);
-    let mut resp = match check_presigned_expiry(req.uri().query()) {
+    let checked = check_presigned_expiry(req.uri().query())
+        .and_then(|()| check_sigv2_freshness(req.headers(), req.uri().query()));
+    let mut resp = match checked {
         Ok(()) => s3.call(req).await?,
         Err(e) => e
             .to_http_response()

@@ -352,6 +352,13 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         cfg.region.clone(),
         authz.clone(),
     ));
+    // s3s buffers a POST Object upload in memory before the access check can run; its 5 GiB
+    // default would let anonymous forms exhaust memory.
+    let mut s3_config = s3s::config::S3Config::default();
+    s3_config.post_object_max_file_size = crate::config::POST_OBJECT_MAX_BYTES;
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3_config,
+    ))));
     builder.set_auth(SecretLookup(authz.clone()));
     builder.set_access(AccessCheck(authz));
     builder.set_route(AdminApi {

@@ -249,5 +249,17 @@ fn parse_net(s: &str) -> Result<IpNet, MalformedPolicy> {
     } else {
         s.parse::<IpAddr>().ok().map(IpNet::from)
     };
-    net.ok_or_else(|| MalformedPolicy("Invalid IP address in condition".to_owned()))
+    // Client addresses are compared as IPv4 when IPv4-mapped, so networks must be too.
+    match net {
+        Some(IpNet::V6(v6)) if v6.prefix_len() >= 96 && v6.addr().to_ipv4_mapped().is_some() => {
+            let v4 = v6.addr().to_ipv4_mapped().expect("checked above");
+            ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(|n| IpNet::V4(n.trunc()))
+                .map_err(|_| MalformedPolicy("Invalid IP address in condition".to_owned()))
+        }
+        Some(net) => Ok(net),
+        None => Err(MalformedPolicy(
+            "Invalid IP address in condition".to_owned(),
+        )),
+    }
 }

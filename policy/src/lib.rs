@@ -83,6 +83,14 @@ impl Policy {
         Ok(Policy { statements })
     }
 
+    /// Whether a statement names the user `name` as a principal (a user re-created under
+    /// that name would be granted what the statement grants).
+    pub fn names_user(&self, name: &str) -> bool {
+        self.statements.iter().any(|s| {
+            matches!(&s.principals, Some(Principals::Users(names)) if names.iter().any(|n| n == name))
+        })
+    }
+
     /// Combined decision of the statements that apply to `who` (bucket policies: statements
     /// whose Principal matches; identity policies: every statement).
     pub fn evaluate(&self, who: Principal<'_>, req: &Request<'_>) -> Decision {

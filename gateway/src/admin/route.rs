@@ -151,6 +151,23 @@ impl S3Route for AdminApi {
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        // A browser-upload form's signature covers its policy, not the path: a form root
+        // signed for uploads must not open the admin API. The admin client never posts forms.
+        let is_form = req
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| {
+                t.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            });
+        if is_form {
+            return Err(S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                "The admin API does not take form posts.",
+            ));
+        }
         match &req.credentials {
             Some(c) if c.access_key == self.root_access_key => Ok(()),
             Some(_) => Err(S3Error::with_message(

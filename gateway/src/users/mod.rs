@@ -263,6 +263,7 @@ impl Users {
         let builtin = parse_builtin(policy)?;
         scopes.iter().try_for_each(|s| check_scope(s))?;
         let _g = self.changes.lock().await;
+        self.refuse_if_policies_name(name).await?;
         let (key, secret) = self.new_key(&self.snapshot())?;
         let access_key = key.access_key.clone();
         let record = UserRecord {
@@ -289,6 +290,23 @@ impl Users {
             policy: builtin.as_str().to_owned(),
             buckets: scopes,
         })
+    }
+
+    /// Bucket policies name users by name: a new user must not inherit what a policy grants
+    /// a removed user of the same name.
+    async fn refuse_if_policies_name(&self, name: &str) -> UserResult<()> {
+        for (bucket, record) in self.meta.list_buckets().await? {
+            let Some(text) = record.policy else { continue };
+            let names = Policy::parse_bucket_policy(&text, &bucket, &|_| true)
+                .is_ok_and(|p| p.names_user(name));
+            if names {
+                return Err(Error::InvalidArgument(format!(
+                    "the policy of bucket {bucket} still names user {name:?} (a removed user?); \
+                     edit or delete that policy first, so the new user does not inherit its grants"
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub async fn list(&self) -> UserResult<Vec<UserSummary>> {

@@ -435,6 +435,36 @@ fn ip_address_v4_and_v6() {
         host6.evaluate(ANON, &get_from(ip("127.0.0.1"))),
         Decision::NotApplicable
     );
+
+    // A network written as IPv4-mapped IPv6 is the IPv4 network (clients are compared so).
+    let mapped = allow_if(
+        "s3:GetObject",
+        "arn:aws:s3:::b/*",
+        json!({"IpAddress": {"aws:SourceIp": "::ffff:203.0.113.0/120"}}),
+    );
+    assert_eq!(
+        mapped.evaluate(ANON, &get_from(ip("203.0.113.9"))),
+        Decision::Allow
+    );
+    assert_eq!(
+        mapped.evaluate(ANON, &get_from(ip("::ffff:203.0.113.9"))),
+        Decision::Allow
+    );
+    assert_eq!(
+        mapped.evaluate(ANON, &get_from(ip("203.0.114.9"))),
+        Decision::NotApplicable
+    );
+}
+
+#[test]
+fn names_user_finds_user_principals_only() {
+    let p = policy(json!([
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/alice"},
+         "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
+    ]));
+    assert!(p.names_user("alice"));
+    assert!(!p.names_user("bob"));
 }
 
 #[test]
