@@ -203,6 +203,13 @@ fn check_presigned_expiry(query: Option<&str>) -> Result<(), s3s::S3Error> {
     Ok(())
 }
 
+/// The first value of a query parameter, percent-decoded.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// How far a SigV2 header-signed request's date may be from now (S3's limit).
 const SIGV2_MAX_SKEW_SECS: i64 = 900;
 

@@ -38,9 +38,7 @@ pub use users::{KeyCommand, UserCommand};
 
 /// A query parameter the admin request cannot do without.
 fn required_param(uri: &hyper::Uri, name: &str) -> s3s::S3Result<String> {
-    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    crate::http::query_param(uri.query(), name)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
             s3s::S3Error::with_message(

@@ -51,12 +51,6 @@ pub enum KeyCommand {
     Remove { name: String, access_key: String },
 }
 
-fn param(uri: &Uri, name: &str) -> Option<String> {
-    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 impl AdminApi {
     /// `op` is the path after `users`: "", "/disable", "/enable" or "/keys".
     pub(super) async fn users_call(
@@ -71,7 +65,8 @@ impl AdminApi {
         match (method, op) {
             (&Method::GET, "") => json(&serde_json::json!({ "users": users.list().await? })),
             (&Method::POST, "") => {
-                let policy = param(uri, "policy").unwrap_or_else(|| "readwrite".into());
+                let policy = crate::http::query_param(uri.query(), "policy")
+                    .unwrap_or_else(|| "readwrite".into());
                 let buckets = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
                     .filter(|(k, _)| k == "bucket")
                     .map(|(_, v)| v.into_owned())

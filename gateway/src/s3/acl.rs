@@ -39,6 +39,22 @@ pub fn grant_headers_present(headers: &http::HeaderMap) -> bool {
 }
 
 /// Refuses explicit grants (`present`: the request names some).
+/// Who besides the owner may read under a stored canned ACL. `public-read-write` grants reads
+/// only: tessera takes no anonymous writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readers {
+    Everyone,
+    SignedUsers,
+}
+
+pub fn readers(acl: Option<&str>) -> Option<Readers> {
+    match acl {
+        Some("public-read" | "public-read-write") => Some(Readers::Everyone),
+        Some("authenticated-read") => Some(Readers::SignedUsers),
+        _ => None,
+    }
+}
+
 pub fn refuse_grant_headers(present: bool) -> S3Result<()> {
     if present {
         return Err(s3_error!(
@@ -74,11 +90,10 @@ fn grants(owner: &Owner, acl: Option<&str>) -> Grants {
         }),
         permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
     }];
-    // public-read-write grants reads only: tessera takes no anonymous writes.
-    match acl {
-        Some("public-read" | "public-read-write") => grants.push(group_read(ALL_USERS)),
-        Some("authenticated-read") => grants.push(group_read(AUTHENTICATED_USERS)),
-        _ => {}
+    match readers(acl) {
+        Some(Readers::Everyone) => grants.push(group_read(ALL_USERS)),
+        Some(Readers::SignedUsers) => grants.push(group_read(AUTHENTICATED_USERS)),
+        None => {}
     }
     grants
 }

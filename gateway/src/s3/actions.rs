@@ -4,6 +4,8 @@
 use s3s::dto::CopySource;
 use s3s::path::S3Path;
 
+use crate::http::query_param;
+
 /// One permission a request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Need {
@@ -49,12 +51,6 @@ pub enum Needs {
     Deferred,
     /// ListBuckets: any signed caller, the answer is filtered to what it may see.
     Filtered,
-}
-
-pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 /// Operations whose action name is not `s3:` + the operation's name.
@@ -119,7 +115,7 @@ pub fn needs(r: &RequestShape<'_>) -> Needs {
         "DeleteObjects" | "PostObject" => return Needs::Deferred,
         _ => {}
     }
-    let versioned = query_value(r.query, "versionId").is_some();
+    let versioned = query_param(r.query, "versionId").is_some();
     let mut all = vec![Need::new(&action_of(r.op, versioned), bucket, key)];
     match r.op {
         "CreateBucket" if sets_acl(r.headers) => {
@@ -152,7 +148,7 @@ pub fn needs(r: &RequestShape<'_>) -> Needs {
 /// other operations do not.
 pub fn prefix_condition(op: &str, query: Option<&str>) -> Option<String> {
     matches!(op, "ListObjects" | "ListObjectsV2" | "ListObjectVersions")
-        .then(|| query_value(query, "prefix").unwrap_or_default())
+        .then(|| query_param(query, "prefix").unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use s3s::dto::Owner;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result};
 use sha2::Digest;
 
+use super::acl::Readers;
 use super::actions::{Need, Needs, RequestShape, needs, prefix_condition};
 use crate::users::{KeyRefusal, UserEntry, Users};
 
@@ -48,12 +49,12 @@ fn denied() -> S3Error {
     S3Error::with_message(S3ErrorCode::AccessDenied, "Access Denied")
 }
 
-/// Canned ACLs that let anyone (or any signed user) read.
+/// Whether a stored canned ACL lets `caller` read.
 fn acl_grants_read(acl: Option<&str>, caller: &Caller) -> bool {
-    match acl {
-        Some("public-read" | "public-read-write") => true,
-        Some("authenticated-read") => matches!(caller, Caller::User(_)),
-        _ => false,
+    match super::acl::readers(acl) {
+        Some(Readers::Everyone) => true,
+        Some(Readers::SignedUsers) => matches!(caller, Caller::User(_)),
+        None => false,
     }
 }
 
@@ -105,7 +106,8 @@ impl Authz {
         }
     }
 
-    fn bucket_policy(&self, bucket: &str, text: &str) -> Option<Arc<Policy>> {
+    /// A stored bucket policy, parsed (once per text).
+    pub fn bucket_policy(&self, bucket: &str, text: &str) -> Option<Arc<Policy>> {
         let mut cache = self.policies.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((cached, policy)) = cache.get(bucket)
             && cached == text

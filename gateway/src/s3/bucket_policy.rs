@@ -83,8 +83,10 @@ pub async fn status(
 ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
     let record = s.service.bucket(&req.input.bucket).await?;
     let text = stored_policy(&record)?;
-    let is_public = policy::Policy::parse_bucket_policy(&text, &req.input.bucket, &|_| true)
-        .is_ok_and(|p| p.is_public());
+    let is_public = s
+        .authz
+        .bucket_policy(&req.input.bucket, &text)
+        .is_some_and(|p| p.is_public());
     Ok(S3Response::new(GetBucketPolicyStatusOutput {
         policy_status: Some(PolicyStatus {
             is_public: Some(is_public),

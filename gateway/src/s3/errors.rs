@@ -111,13 +111,13 @@ fn delete_marker(version_id: Option<&str>, requested: bool) -> S3Error {
 /// No space for the data: 507, as MinIO answers (S3 itself never runs out).
 fn storage_full(detail: &str) -> S3Error {
     tracing::error!(detail, "write refused: storage full");
-    let mut e = S3Error::with_message(
+    with_status(
         S3ErrorCode::Custom("XTesseraStorageFull".into()),
         "Storage backend has no free space left for this object. Delete objects or add \
-         capacity, then retry.",
-    );
-    e.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
-    e
+         capacity, then retry."
+            .to_owned(),
+        http::StatusCode::INSUFFICIENT_STORAGE,
+    )
 }
 
 fn with_status(code: S3ErrorCode, message: String, status: http::StatusCode) -> S3Error {
