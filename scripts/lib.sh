@@ -15,11 +15,17 @@ as_root() {
 }
 
 ensure_build_deps() {
-  # librocksdb-sys generates its bindings with bindgen, which needs libclang.
-  if ! dpkg -s libclang-dev >/dev/null 2>&1; then
-    echo "==> installing libclang-dev (needed to build RocksDB bindings)"
+  # RocksDB comes from Debian (librocksdb-dev, linked through .cargo/config.toml) instead of a
+  # 30-minute C++ build; librocksdb-sys generates its bindings with bindgen, which needs libclang.
+  local missing=()
+  local pkg
+  for pkg in libclang-dev librocksdb-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "==> installing ${missing[*]} (needed to build tessera)"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
 
