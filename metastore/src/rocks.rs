@@ -28,11 +28,15 @@ impl RocksKv {
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let names: Vec<&str> = Tree::ALL.iter().map(|t| t.name()).collect();
         let db = DB::open_cf(&opts, &path, names).map_err(|e| {
-            Error::Backend(format!(
-                "opening RocksDB at {}: {}",
-                path.display(),
-                e.into_string()
-            ))
+            let e = e.into_string();
+            // Builds before 2026-12-03 bundled RocksDB 11, whose table format 7.8 cannot read.
+            let hint = if e.contains("format_version") {
+                " (this metadata was written by a newer RocksDB than this build's 7.8: tessera \
+                 builds before 2026-12-03 bundled RocksDB 11; serve it with such a build)"
+            } else {
+                ""
+            };
+            Error::Backend(format!("opening RocksDB at {}: {e}{hint}", path.display()))
         })?;
         Ok(RocksKv { db, path })
     }
