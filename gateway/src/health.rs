@@ -10,7 +10,7 @@
 
 use http::{Method, Request, Response, StatusCode};
 
-use crate::disks::Disks;
+use cluster::Disks;
 
 const LIVE: [&str; 3] = [
     "/health/live",
@@ -70,29 +70,4 @@ pub fn answer<B>(req: &Request<B>, disks: &Disks) -> Option<Response<s3s::Body>>
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Some(resp)
-}
-
-impl Disks {
-    /// Ok when every erasure set has enough online disks to take writes (and so reads).
-    pub fn readiness(&self) -> Result<(), String> {
-        let layout = self.deployment.layout;
-        let mut short = Vec::new();
-        for set in 0..layout.sets() {
-            let slots = &self.slots[set * layout.set_size..(set + 1) * layout.set_size];
-            let online = slots.iter().filter(|s| s.state().is_online()).count();
-            if online < layout.write_quorum() {
-                short.push(format!(
-                    "erasure set {} has {online} of {} disks online, writes need {}",
-                    set + 1,
-                    layout.set_size,
-                    layout.write_quorum()
-                ));
-            }
-        }
-        if short.is_empty() {
-            Ok(())
-        } else {
-            Err(short.join("; "))
-        }
-    }
 }

@@ -279,8 +279,8 @@ fn policy_violation_is_access_denied(status: &mut StatusCode, body: String) -> S
 /// What every connection's service needs.
 pub struct Frontend {
     pub s3: S3Service,
-    pub disks: Arc<crate::disks::Disks>,
-    pub service: Arc<crate::storage::ObjectService>,
+    pub disks: Arc<cluster::Disks>,
+    pub service: Arc<objects::ObjectService>,
     pub metrics: Arc<Metrics>,
 }
 

@@ -1,19 +1,26 @@
-//! The tessera gateway: the `tessera` command line, the S3 front end (the only place that
-//! knows s3s), and the object service that turns S3 operations into metastore commits and
-//! erasure-coded chunk I/O.
+//! The HTTP edge: everything that speaks HTTP as a server.
+//!
+//! - [`s3`]: the S3 front end, a thin `impl s3s::S3` ([`s3::TesseraS3`]) over the object
+//!   service, with authentication ([`s3::SecretLookup`]), the per-operation access check
+//!   ([`s3::AccessCheck`]) and the one mapping of tessera errors to S3 error codes.
+//! - [`admin`]: the admin API (`/tessera-admin/v1/`), an s3s custom route.
+//! - [`node`]: a storage node's server side of the shard protocol, an s3s custom route.
+//! - [`http`], [`access`], [`health`], [`metrics`]: the request pipeline around s3s (request
+//!   ids, S3 error body details, access log, health probes, `/metrics`).
+//! - [`serve`]: assembling the [`http::Frontend`] and serving it until shutdown.
+//!
+//! The only crate that knows s3s or hyper's server side. It depends on the object service
+//! (`objects`), identities (`iam`, `policy`), the cluster's disks (`cluster`) and the
+//! metastore's records; nothing depends on it but the `tessera` binary.
 
 pub mod access;
 pub mod admin;
-pub mod config;
-pub mod disks;
-pub mod error;
 pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod node;
-pub mod nodes;
 pub mod s3;
-pub mod server;
-pub mod signing;
-pub mod storage;
-pub mod users;
+pub mod serve;
+
+pub use http::Frontend;
+pub use serve::{FrontendParts, serve};

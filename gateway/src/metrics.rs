@@ -26,8 +26,8 @@ use prometheus::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::disks::Disks;
-use crate::storage::ObjectService;
+use cluster::Disks;
+use objects::ObjectService;
 
 const PATHS: [&str; 2] = ["/metrics", "/.tessera/metrics"];
 

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use cluster::protocol::NODE_ACCESS_KEY;
+use cluster::{NodeIdentity, RemoteNode};
 use erasure::{LocalDiskStore, ShardStore};
-use gateway::node::{NODE_ACCESS_KEY, NodeIdentity, RemoteNode, node_service};
+use gateway::node::node_service;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -143,13 +145,13 @@ async fn raw(
         .body(Full::new(Bytes::copy_from_slice(sent_body)))
         .unwrap();
     if let Some(secret) = secret {
-        gateway::signing::sign_request(
+        cluster::signing::sign_request(
             &mut req,
             &url,
             &node.authority,
             NODE_ACCESS_KEY,
             secret,
-            gateway::signing::Payload::Sha256(signed_body),
+            cluster::signing::Payload::Sha256(signed_body),
         )
         .unwrap();
     }
@@ -274,13 +276,13 @@ async fn blake3_bound_bodies_must_match_a_signed_hash() {
     let send = |req| async { client.request(req).await.unwrap().status().as_u16() };
 
     let mut tampered = request(b"sent!!");
-    gateway::signing::sign_request(
+    cluster::signing::sign_request(
         &mut tampered,
         &url,
         &node.authority,
         NODE_ACCESS_KEY,
         SECRET,
-        gateway::signing::Payload::Blake3(b"signed"),
+        cluster::signing::Payload::Blake3(b"signed"),
     )
     .unwrap();
     assert_eq!(
@@ -300,7 +302,7 @@ async fn blake3_bound_bodies_must_match_a_signed_hash() {
         aws_sigv4::http_request::SignableBody::UnsignedPayload,
     );
     unsigned_hash.headers_mut().insert(
-        gateway::signing::BLAKE3_HEADER,
+        cluster::signing::BLAKE3_HEADER,
         blake3::hash(b"evil").to_hex().as_str().parse().unwrap(),
     );
     assert_eq!(
@@ -311,13 +313,13 @@ async fn blake3_bound_bodies_must_match_a_signed_hash() {
     assert!(!shard_file.exists(), "a refused request stored a shard");
 
     let mut good = request(b"shard");
-    gateway::signing::sign_request(
+    cluster::signing::sign_request(
         &mut good,
         &url,
         &node.authority,
         NODE_ACCESS_KEY,
         SECRET,
-        gateway::signing::Payload::Blake3(b"shard"),
+        cluster::signing::Payload::Blake3(b"shard"),
     )
     .unwrap();
     assert_eq!(send(good).await, 200);

@@ -7,6 +7,7 @@ use s3s::{S3Error, S3ErrorCode, S3Result};
 use serde::Serialize;
 
 use super::route::AdminApi;
+use crate::s3::IntoS3;
 use erasure::{ChunkHash, DiskState, ShardStatus};
 
 #[derive(Serialize)]
@@ -69,7 +70,8 @@ impl AdminApi {
         let record = self
             .service
             .head_object_version(&bucket, &key, version.as_deref())
-            .await?;
+            .await
+            .s3()?;
         let layout = self.disks.deployment.layout;
         let chunk_store = self.service.chunk_store();
         let mut chunks = Vec::new();

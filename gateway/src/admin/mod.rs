@@ -1,8 +1,8 @@
-//! The admin API and the `tessera admin` commands that use it.
+//! The admin API; the `tessera admin` commands that use it are in the tessera crate.
 //!
 //! The API lives under `/tessera-admin/v1/` on the S3 port. Requests are signed with SigV4
 //! like S3 requests and verified by s3s; only the root credentials are accepted. Answers are
-//! JSON; the commands print them as tables (or raw with `--json`).
+//! JSON.
 //!
 //! | method | path            | does                                              |
 //! |--------|-----------------|---------------------------------------------------|
@@ -18,23 +18,11 @@
 //! | POST   | `users/keys?name=` | adds an access key; answers it and its secret  |
 //! | DELETE | `users/keys?name=&access_key=` | removes an access key              |
 
-/// `println!` that ignores a closed stdout (`tessera admin info | head`) instead of panicking.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
-mod client;
 mod locate;
 mod route;
-mod tables;
 mod users;
 
-pub use client::{AdminCommand, run_admin};
 pub use route::{ADMIN_PREFIX, AdminApi};
-pub use users::{KeyCommand, UserCommand};
 
 /// A query parameter the admin request cannot do without.
 fn required_param(uri: &hyper::Uri, name: &str) -> s3s::S3Result<String> {

@@ -3,20 +3,21 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use cluster::NodeStatus;
+use cluster::{DiskInfo, Disks};
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Method, Uri};
+use objects::{ObjectService, PassProgress};
 use s3s::route::S3Route;
 use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use serde::Serialize;
 
-use crate::disks::{DiskInfo, Disks};
-use crate::nodes::NodeStatus;
-use crate::storage::{ObjectService, PassProgress};
+use crate::s3::IntoS3;
 
 pub const ADMIN_PREFIX: &str = "/tessera-admin/v1/";
 
 pub struct AdminApi {
-    pub users: Arc<crate::users::Users>,
+    pub users: Arc<iam::Users>,
     pub service: Arc<ObjectService>,
     pub disks: Arc<Disks>,
     pub root_access_key: String,
@@ -79,18 +80,8 @@ pub(super) fn json(value: &impl Serialize) -> S3Result<S3Response<Body>> {
 
 impl AdminApi {
     async fn info(&self) -> S3Result<S3Response<Body>> {
-        let usage = self
-            .service
-            .meta()
-            .usage()
-            .await
-            .map_err(crate::error::Error::from)?;
-        let queue = self
-            .service
-            .meta()
-            .heal_queue_len()
-            .await
-            .map_err(crate::error::Error::from)?;
+        let usage = self.service.meta().usage().await.s3()?;
+        let queue = self.service.meta().heal_queue_len().await.s3()?;
         let layout = self.disks.deployment.layout;
         let chunks = self.service.chunk_store();
         json(&Info {
@@ -139,7 +130,7 @@ impl AdminApi {
             .unwrap_or("")
             .split('&')
             .any(|kv| kv == "repair=false");
-        let report = self.service.check(repair).await?;
+        let report = self.service.check(repair).await.s3()?;
         json(&report)
     }
 }

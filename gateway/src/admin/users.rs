@@ -1,55 +1,12 @@
-//! User administration: the admin API's `users` routes and the `tessera admin user ...`
-//! commands that call them. Parameters travel in the query string, so every signed body is
-//! empty and s3s' signature check covers all of a request.
+//! The admin API's `users` routes. Parameters travel in the query string, so every signed body
+//! is empty and s3s' signature check covers all of a request.
 
 use hyper::{Method, Uri};
 use s3s::{Body, S3Response, S3Result};
-use serde_json::Value;
 
-use super::client::{Client, query_value};
+use super::required_param;
 use super::route::{AdminApi, json};
-use super::{ADMIN_PREFIX, required_param};
-use crate::error::Error;
-
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum UserCommand {
-    /// Creates a user and prints its first access key and secret (shown only this once).
-    Add {
-        name: String,
-        /// What the user may do: readwrite (everything), readonly (get and list),
-        /// writeonly (upload).
-        #[arg(long, default_value = "readwrite")]
-        policy: String,
-        /// Limits the user to this bucket, or to BUCKET/PREFIX (repeatable). Without it the
-        /// policy covers every bucket.
-        #[arg(long = "bucket", value_name = "BUCKET[/PREFIX]")]
-        buckets: Vec<String>,
-    },
-    /// Lists users, their policies and access keys (never secrets).
-    List,
-    /// Refuses the user's keys from the next request on, until `enable`.
-    Disable {
-        name: String,
-    },
-    Enable {
-        name: String,
-    },
-    /// Deletes the user and its keys; its buckets pass to the root user.
-    Remove {
-        name: String,
-    },
-    /// Access keys of a user: several may be active at once, for rotation.
-    #[command(subcommand)]
-    Key(KeyCommand),
-}
-
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum KeyCommand {
-    /// Adds an access key to the user and prints it with its secret.
-    Add { name: String },
-    /// Removes one of the user's access keys, refused from the next request on.
-    Remove { name: String, access_key: String },
-}
+use crate::s3::IntoS3;
 
 impl AdminApi {
     /// `op` is the path after `users`: "", "/disable", "/enable" or "/keys".
@@ -63,7 +20,7 @@ impl AdminApi {
         let name = || required_param(uri, "name");
         let done = || json(&serde_json::json!({ "ok": true }));
         match (method, op) {
-            (&Method::GET, "") => json(&serde_json::json!({ "users": users.list().await? })),
+            (&Method::GET, "") => json(&serde_json::json!({ "users": users.list().await.s3()? })),
             (&Method::POST, "") => {
                 let policy = crate::http::query_param(uri.query(), "policy")
                     .unwrap_or_else(|| "readwrite".into());
@@ -71,153 +28,28 @@ impl AdminApi {
                     .filter(|(k, _)| k == "bucket")
                     .map(|(_, v)| v.into_owned())
                     .collect();
-                json(&users.add(&name()?, &policy, buckets).await?)
+                json(&users.add(&name()?, &policy, buckets).await.s3()?)
             }
             (&Method::DELETE, "") => {
-                users.remove(&name()?).await?;
+                users.remove(&name()?).await.s3()?;
                 done()
             }
             (&Method::POST, "/disable" | "/enable") => {
-                users.set_enabled(&name()?, op == "/enable").await?;
+                users.set_enabled(&name()?, op == "/enable").await.s3()?;
                 done()
             }
-            (&Method::POST, "/keys") => json(&users.add_key(&name()?).await?),
+            (&Method::POST, "/keys") => json(&users.add_key(&name()?).await.s3()?),
             (&Method::DELETE, "/keys") => {
                 users
                     .remove_key(&name()?, &required_param(uri, "access_key")?)
-                    .await?;
+                    .await
+                    .s3()?;
                 done()
             }
-            _ => Err(
-                Error::InvalidArgument(format!("unknown admin request {method} users{op}")).into(),
-            ),
+            _ => Err(s3s::S3Error::with_message(
+                s3s::S3ErrorCode::InvalidArgument,
+                format!("unknown admin request {method} users{op}"),
+            )),
         }
     }
-}
-
-fn print_new_key(v: &Value) {
-    for field in ["name", "access_key", "secret_key", "policy"] {
-        out!("{field}: {}", v[field].as_str().unwrap_or(""));
-    }
-    let buckets: Vec<&str> = v["buckets"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    out!(
-        "buckets: {}",
-        if buckets.is_empty() {
-            "(all)".to_owned()
-        } else {
-            buckets.join(", ")
-        }
-    );
-    eprintln!("The secret key is shown only now: store it safely.");
-}
-
-fn print_users(v: &Value) {
-    out!(
-        "{:<24} {:<9} {:<8} {:<24} ACCESS KEYS",
-        "NAME",
-        "POLICY",
-        "ENABLED",
-        "BUCKETS"
-    );
-    for u in v["users"].as_array().into_iter().flatten() {
-        let list = |field: &str| {
-            u[field]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default()
-        };
-        let buckets = list("buckets");
-        out!(
-            "{:<24} {:<9} {:<8} {:<24} {}",
-            u["name"].as_str().unwrap_or(""),
-            u["policy"].as_str().unwrap_or(""),
-            if u["enabled"].as_bool().unwrap_or(false) {
-                "yes"
-            } else {
-                "no"
-            },
-            if buckets.is_empty() {
-                "(all)".to_owned()
-            } else {
-                buckets
-            },
-            list("access_keys"),
-        );
-    }
-}
-
-pub(super) async fn run_user(
-    client: &Client,
-    json: bool,
-    command: UserCommand,
-) -> Result<i32, String> {
-    let path = |op: &str, query: &[(&str, &str)]| {
-        let mut p = format!("{ADMIN_PREFIX}users{op}");
-        for (i, (k, v)) in query.iter().enumerate() {
-            p.push(if i == 0 { '?' } else { '&' });
-            p.push_str(&format!("{k}={}", query_value(v)));
-        }
-        p
-    };
-    let (answer, new_key) = match &command {
-        UserCommand::Add {
-            name,
-            policy,
-            buckets,
-        } => {
-            let mut query = vec![("name", name.as_str()), ("policy", policy.as_str())];
-            query.extend(buckets.iter().map(|b| ("bucket", b.as_str())));
-            (client.call("POST", &path("", &query)).await?, true)
-        }
-        UserCommand::List => (client.call("GET", &path("", &[])).await?, false),
-        UserCommand::Disable { name } => (
-            client
-                .call("POST", &path("/disable", &[("name", name)]))
-                .await?,
-            false,
-        ),
-        UserCommand::Enable { name } => (
-            client
-                .call("POST", &path("/enable", &[("name", name)]))
-                .await?,
-            false,
-        ),
-        UserCommand::Remove { name } => (
-            client.call("DELETE", &path("", &[("name", name)])).await?,
-            false,
-        ),
-        UserCommand::Key(KeyCommand::Add { name }) => (
-            client
-                .call("POST", &path("/keys", &[("name", name)]))
-                .await?,
-            true,
-        ),
-        UserCommand::Key(KeyCommand::Remove { name, access_key }) => (
-            client
-                .call(
-                    "DELETE",
-                    &path("/keys", &[("name", name), ("access_key", access_key)]),
-                )
-                .await?,
-            false,
-        ),
-    };
-    if json {
-        out!("{answer:#}");
-    } else if new_key {
-        print_new_key(&answer);
-    } else if matches!(command, UserCommand::List) {
-        print_users(&answer);
-    } else {
-        out!("done");
-    }
-    Ok(0)
 }

@@ -9,6 +9,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::TesseraS3;
 use super::convert::check_key;
 use super::versions::version_param;
+use crate::s3::IntoS3;
 
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 const AUTHENTICATED_USERS: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
@@ -144,7 +145,7 @@ pub async fn get_bucket_acl(
     s: &TesseraS3,
     req: S3Request<GetBucketAclInput>,
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
-    let record = s.service.bucket(&req.input.bucket).await?;
+    let record = s.service.bucket(&req.input.bucket).await.s3()?;
     let owner = s.authz.owner(record.owner.as_deref());
     Ok(S3Response::new(GetBucketAclOutput {
         grants: Some(grants(&owner, record.acl.as_deref())),
@@ -167,7 +168,7 @@ pub async fn put_bucket_acl(
         .meta()
         .update_bucket(&i.bucket, move |r| r.acl = acl)
         .await
-        .map_err(crate::error::Error::from)?;
+        .s3()?;
     Ok(S3Response::new(PutBucketAclOutput {}))
 }
 
@@ -177,11 +178,12 @@ pub async fn get_object_acl(
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
     let i = req.input;
     check_key(&i.key)?;
-    let bucket = s.service.bucket(&i.bucket).await?;
+    let bucket = s.service.bucket(&i.bucket).await.s3()?;
     let object = s
         .service
         .head_object_version(&i.bucket, &i.key, version_param(i.version_id.as_deref())?)
-        .await?;
+        .await
+        .s3()?;
     // Objects belong to their bucket's owner (S3's "bucket owner enforced").
     let owner = s.authz.owner(bucket.owner.as_deref());
     Ok(S3Response::new(GetObjectAclOutput {
@@ -212,7 +214,7 @@ pub async fn put_object_acl(
             move |r| r.acl = acl,
         )
         .await
-        .map_err(crate::error::Error::from)?;
+        .s3()?;
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }
 
@@ -220,7 +222,7 @@ pub async fn get_bucket_cors(
     s: &TesseraS3,
     req: S3Request<GetBucketCorsInput>,
 ) -> S3Result<S3Response<GetBucketCorsOutput>> {
-    s.service.bucket(&req.input.bucket).await?;
+    s.service.bucket(&req.input.bucket).await.s3()?;
     Err(s3_error!(
         NoSuchCORSConfiguration,
         "The CORS configuration does not exist"
@@ -231,7 +233,7 @@ pub async fn get_bucket_lifecycle(
     s: &TesseraS3,
     req: S3Request<GetBucketLifecycleConfigurationInput>,
 ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-    s.service.bucket(&req.input.bucket).await?;
+    s.service.bucket(&req.input.bucket).await.s3()?;
     Err(s3_error!(
         NoSuchLifecycleConfiguration,
         "The lifecycle configuration does not exist"

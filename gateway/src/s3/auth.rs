@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use iam::{KeyRefusal, UserEntry, Users};
 use metastore::{BucketRecord, MetaStore};
 use policy::{Decision, Policy, Principal};
 use s3s::auth::{S3Auth, SecretKey};
@@ -16,7 +17,7 @@ use sha2::Digest;
 
 use super::acl::Readers;
 use super::actions::{Need, Needs, RequestShape, needs, prefix_condition};
-use crate::users::{KeyRefusal, UserEntry, Users};
+use crate::s3::IntoS3;
 
 /// The client's address, put into each request's extensions by the server.
 #[derive(Debug, Clone, Copy)]
@@ -162,11 +163,7 @@ impl Authz {
         let Some(bucket) = need.bucket.as_deref() else {
             return Ok(allowed);
         };
-        let record = self
-            .meta
-            .get_bucket(bucket)
-            .await
-            .map_err(crate::error::Error::from)?;
+        let record = self.meta.get_bucket(bucket).await.s3()?;
         let Some(record) = record else {
             return Ok(allowed);
         };
@@ -198,11 +195,7 @@ impl Authz {
                 Ok(acl_grants_read(bucket.acl.as_deref(), caller))
             }
             ("s3:GetObject", Some(b), Some(k)) => {
-                let object = self
-                    .meta
-                    .get_object(b, k)
-                    .await
-                    .map_err(crate::error::Error::from)?;
+                let object = self.meta.get_object(b, k).await.s3()?;
                 Ok(object.is_some_and(|o| acl_grants_read(o.acl.as_deref(), caller)))
             }
             _ => Ok(false),
@@ -293,7 +286,7 @@ impl S3Auth for SecretLookup {
             return Ok(a.root_secret.clone());
         }
         match a.users.secret(access_key) {
-            Ok((_, secret)) => Ok(secret),
+            Ok((_, secret)) => Ok(SecretKey::from(secret.expose().to_owned())),
             // What AWS answers for an unknown key (s3s' SimpleAuth says NotSignedUp).
             Err(KeyRefusal::Unknown) => Err(S3Error::with_message(
                 S3ErrorCode::InvalidAccessKeyId,

@@ -6,6 +6,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use sha2::Digest;
 
 use super::TesseraS3;
+use crate::s3::IntoS3;
 
 fn stored_policy(record: &metastore::BucketRecord) -> S3Result<String> {
     record
@@ -36,7 +37,7 @@ pub async fn put(
         return Err(e);
     }
     let i = req.input;
-    s.service.bucket(&i.bucket).await?;
+    s.service.bucket(&i.bucket).await.s3()?;
     let users = s.authz.users().clone();
     policy::Policy::parse_bucket_policy(&i.policy, &i.bucket, &|name| users.exists(name))
         .map_err(|e| s3s::S3Error::with_message(s3s::S3ErrorCode::MalformedPolicy, e.0))?;
@@ -45,7 +46,7 @@ pub async fn put(
         .meta()
         .update_bucket(&i.bucket, move |r| r.policy = Some(text))
         .await
-        .map_err(crate::error::Error::from)?;
+        .s3()?;
     Ok(S3Response::new(PutBucketPolicyOutput {}))
 }
 
@@ -53,7 +54,7 @@ pub async fn get(
     s: &TesseraS3,
     req: S3Request<GetBucketPolicyInput>,
 ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-    let record = s.service.bucket(&req.input.bucket).await?;
+    let record = s.service.bucket(&req.input.bucket).await.s3()?;
     let mut resp = S3Response::new(GetBucketPolicyOutput {
         policy: Some(stored_policy(&record)?),
     });
@@ -73,7 +74,7 @@ pub async fn delete(
         .meta()
         .update_bucket(&req.input.bucket, |r| r.policy = None)
         .await
-        .map_err(crate::error::Error::from)?;
+        .s3()?;
     Ok(S3Response::new(DeleteBucketPolicyOutput {}))
 }
 
@@ -81,7 +82,7 @@ pub async fn status(
     s: &TesseraS3,
     req: S3Request<GetBucketPolicyStatusInput>,
 ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
-    let record = s.service.bucket(&req.input.bucket).await?;
+    let record = s.service.bucket(&req.input.bucket).await.s3()?;
     let text = stored_policy(&record)?;
     let is_public = s
         .authz

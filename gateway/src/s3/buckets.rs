@@ -7,6 +7,7 @@ use super::TesseraS3;
 use super::acl::{canned_acl, grant_headers_present, refuse_grant_headers};
 use super::auth::{Caller, caller_of};
 use super::convert::timestamp;
+use crate::s3::IntoS3;
 
 pub async fn list_buckets(
     s: &TesseraS3,
@@ -17,7 +18,8 @@ pub async fn list_buckets(
     let buckets = s
         .service
         .list_buckets()
-        .await?
+        .await
+        .s3()?
         .into_iter()
         .filter(|(name, r)| s.authz.lists_bucket(&caller, all, name, r))
         .map(|(name, r)| Bucket {
@@ -52,7 +54,8 @@ pub async fn create_bucket(
     };
     s.service
         .create_bucket(&req.input.bucket, owner, acl)
-        .await?;
+        .await
+        .s3()?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", req.input.bucket)),
     }))
@@ -62,7 +65,7 @@ pub async fn head_bucket(
     s: &TesseraS3,
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
-    s.service.bucket(&req.input.bucket).await?;
+    s.service.bucket(&req.input.bucket).await.s3()?;
     Ok(S3Response::new(HeadBucketOutput {
         bucket_region: Some(s.region.clone()),
         ..Default::default()
@@ -73,7 +76,7 @@ pub async fn delete_bucket(
     s: &TesseraS3,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
-    s.service.delete_bucket(&req.input.bucket).await?;
+    s.service.delete_bucket(&req.input.bucket).await.s3()?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
@@ -81,7 +84,7 @@ pub async fn get_bucket_location(
     s: &TesseraS3,
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    s.service.bucket(&req.input.bucket).await?;
+    s.service.bucket(&req.input.bucket).await.s3()?;
     // S3 reports us-east-1 as an empty location constraint.
     let location_constraint =
         (s.region != "us-east-1").then(|| BucketLocationConstraint::from(s.region.clone()));

@@ -15,8 +15,8 @@ use s3s::checksum::ChecksumHasher;
 use s3s::crypto::Checksum as _;
 use s3s::{S3Result, TrailingHeaders, s3_error};
 
-use crate::error::Error;
-use crate::storage::BodyCheck;
+use objects::BodyCheck;
+use objects::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Algorithm {

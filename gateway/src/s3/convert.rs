@@ -7,7 +7,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::{ETag, Timestamp, TimestampFormat};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
-use crate::storage::ObjectMeta;
+use objects::ObjectMeta;
 
 pub const MAX_KEY_LEN: usize = 1024;
 
@@ -61,7 +61,7 @@ pub fn content_md5(header: Option<&str>) -> S3Result<Option<[u8; 16]>> {
 /// Evaluates to `S3Result<ObjectMeta>`.
 macro_rules! new_object_meta {
     ($i:expr) => {
-        (|| -> s3s::S3Result<$crate::storage::ObjectMeta> {
+        (|| -> s3s::S3Result<objects::ObjectMeta> {
             let mut meta = $crate::s3::convert::object_meta($crate::s3::convert::ContentInput {
                 content_type: $i.content_type,
                 content_encoding: $i.content_encoding,
@@ -74,7 +74,8 @@ macro_rules! new_object_meta {
                     $i.storage_class.as_ref().map(|c| c.as_str()),
                 )?,
             });
-            meta.tags = $crate::s3::tagging::parse_header($i.tagging.as_deref())?;
+            meta.tags =
+                $crate::s3::IntoS3::s3($crate::s3::tagging::parse_header($i.tagging.as_deref()))?;
             $crate::s3::acl::refuse_grant_headers(
                 $i.grant_full_control.is_some()
                     || $i.grant_read.is_some()

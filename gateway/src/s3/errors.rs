@@ -1,57 +1,124 @@
-//! The one place where tessera errors become S3 error codes.
+//! The one place where tessera errors (the object service's, the identities', and the
+//! metastore's and erasure layer's within them) become S3 error codes.
 
+use objects::Error;
 use s3s::{S3Error, S3ErrorCode};
 
-use crate::error::Error;
+fn from_meta(m: &metastore::Error) -> S3Error {
+    use S3ErrorCode as C;
+    let (code, message) = match m {
+        metastore::Error::NoSuchBucket => (
+            C::NoSuchBucket,
+            "The specified bucket does not exist".to_string(),
+        ),
+        metastore::Error::BucketExists => (
+            C::BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it"
+                .to_string(),
+        ),
+        metastore::Error::BucketNotEmpty => (
+            C::BucketNotEmpty,
+            "The bucket you tried to delete is not empty".to_string(),
+        ),
+        metastore::Error::NoSuchUpload => (
+            C::NoSuchUpload,
+            "The specified multipart upload does not exist".to_string(),
+        ),
+        metastore::Error::NoSuchVersion => (
+            C::NoSuchVersion,
+            "The specified version does not exist.".to_string(),
+        ),
+        metastore::Error::NoSuchObject => (
+            C::NoSuchKey,
+            "The specified key does not exist.".to_string(),
+        ),
+        metastore::Error::PreconditionFailed => (
+            C::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold".to_string(),
+        ),
+        metastore::Error::PartChanged(n) => (
+            C::InvalidPart,
+            format!("Part {n} was replaced during completion"),
+        ),
+        // RocksDB reports a full disk only in its message.
+        metastore::Error::Backend(m) if m.contains("No space left") => return storage_full(m),
+        other => return internal(other),
+    };
+    S3Error::with_message(code, message)
+}
 
-impl From<Error> for S3Error {
-    fn from(e: Error) -> Self {
+/// `?` from the object service's and the identities' results into s3s' (the orphan rule
+/// forbids `From` impls between two foreign types): `service.call().await.s3()?`.
+pub trait IntoS3<T> {
+    fn s3(self) -> s3s::S3Result<T>;
+}
+
+/// An error type of ours that has an S3 meaning.
+pub trait S3Meaning {
+    fn into_s3(self) -> S3Error;
+}
+
+impl S3Meaning for Error {
+    fn into_s3(self) -> S3Error {
+        object_error(self)
+    }
+}
+
+impl S3Meaning for iam::Error {
+    fn into_s3(self) -> S3Error {
+        iam_error(self)
+    }
+}
+
+impl S3Meaning for metastore::Error {
+    fn into_s3(self) -> S3Error {
+        from_meta(&self)
+    }
+}
+
+impl<T, E: S3Meaning> IntoS3<T> for Result<T, E> {
+    fn s3(self) -> s3s::S3Result<T> {
+        self.map_err(S3Meaning::into_s3)
+    }
+}
+
+fn object_error(e: Error) -> S3Error {
+    {
         use S3ErrorCode as C;
         let (code, message) = match &e {
-            Error::Meta(m) => match m {
-                metastore::Error::NoSuchBucket => (C::NoSuchBucket, "The specified bucket does not exist".to_string()),
-                metastore::Error::BucketExists => (
-                    C::BucketAlreadyOwnedByYou,
-                    "Your previous request to create the named bucket succeeded and you already own it".to_string(),
-                ),
-                metastore::Error::BucketNotEmpty => {
-                    (C::BucketNotEmpty, "The bucket you tried to delete is not empty".to_string())
-                }
-                metastore::Error::NoSuchUpload => (
-                    C::NoSuchUpload,
-                    "The specified multipart upload does not exist".to_string(),
-                ),
-                metastore::Error::NoSuchVersion => (
-                    C::NoSuchVersion,
-                    "The specified version does not exist.".to_string(),
-                ),
-                metastore::Error::NoSuchObject => (C::NoSuchKey, "The specified key does not exist.".to_string()),
-                metastore::Error::PreconditionFailed => (
-                    C::PreconditionFailed,
-                    "At least one of the pre-conditions you specified did not hold".to_string(),
-                ),
-                metastore::Error::PartChanged(n) => (C::InvalidPart, format!("Part {n} was replaced during completion")),
-                // RocksDB reports a full disk only in its message.
-                metastore::Error::Backend(m) if m.contains("No space left") => return storage_full(m),
-                other => return internal(other),
-            },
+            Error::Meta(m) => return from_meta(m),
             Error::Storage(s) => match s {
                 erasure::Error::WriteQuorum { .. } | erasure::Error::ReadQuorum { .. } => {
                     tracing::error!(error = %s, "storage quorum lost");
-                    (C::ServiceUnavailable, "Not enough disks are available; please retry later".to_string())
+                    (
+                        C::ServiceUnavailable,
+                        "Not enough disks are available; please retry later".to_string(),
+                    )
                 }
                 erasure::Error::StorageFull { detail } => return storage_full(detail),
                 other => return internal(other),
             },
-            Error::NoSuchVersion => (C::NoSuchVersion, "The specified version does not exist.".to_string()),
-            Error::DeleteMarker { version_id, requested } => return delete_marker(version_id.as_deref(), *requested),
-            Error::NoSuchKey => (C::NoSuchKey, "The specified key does not exist.".to_string()),
+            Error::NoSuchVersion => (
+                C::NoSuchVersion,
+                "The specified version does not exist.".to_string(),
+            ),
+            Error::DeleteMarker {
+                version_id,
+                requested,
+            } => return delete_marker(version_id.as_deref(), *requested),
+            Error::NoSuchKey => (
+                C::NoSuchKey,
+                "The specified key does not exist.".to_string(),
+            ),
             Error::BodySignature => (
                 C::SignatureDoesNotMatch,
                 "The request signature we calculated does not match the signature you provided."
                     .to_string(),
             ),
-            Error::Body(m) => (C::IncompleteBody, format!("The request body could not be read: {m}")),
+            Error::Body(m) => (
+                C::IncompleteBody,
+                format!("The request body could not be read: {m}"),
+            ),
             Error::IncompleteBody { .. } => (C::IncompleteBody, e.to_string()),
             Error::EntityTooLarge { .. } => (C::EntityTooLarge, e.to_string()),
             Error::BadDigest => (
@@ -67,17 +134,33 @@ impl From<Error> for S3Error {
                 "The list of parts was not in ascending order.".to_string(),
             ),
             Error::InvalidArgument(m) => (C::InvalidArgument, m.clone()),
-            // The admin API's user errors, with IAM's codes.
-            Error::NoSuchUser(_) | Error::NoSuchAccessKey { .. } => {
-                return with_status(C::Custom("NoSuchEntity".into()), e.to_string(), http::StatusCode::NOT_FOUND);
-            }
-            Error::UserExists(_) => {
-                return with_status(C::Custom("EntityAlreadyExists".into()), e.to_string(), http::StatusCode::CONFLICT);
-            }
-            Error::UsersLocked(_) => (C::ServiceUnavailable, e.to_string()),
             Error::Internal(_) => return internal(&e),
         };
         S3Error::with_message(code, message)
+    }
+}
+
+/// The admin API's user errors, with IAM's codes.
+fn iam_error(e: iam::Error) -> S3Error {
+    {
+        use S3ErrorCode as C;
+        match &e {
+            iam::Error::Meta(m) => from_meta(m),
+            iam::Error::InvalidArgument(m) => S3Error::with_message(C::InvalidArgument, m.clone()),
+            iam::Error::NoSuchUser(_) | iam::Error::NoSuchAccessKey { .. } => with_status(
+                C::Custom("NoSuchEntity".into()),
+                e.to_string(),
+                http::StatusCode::NOT_FOUND,
+            ),
+            iam::Error::UserExists(_) => with_status(
+                C::Custom("EntityAlreadyExists".into()),
+                e.to_string(),
+                http::StatusCode::CONFLICT,
+            ),
+            iam::Error::UsersLocked(_) => {
+                S3Error::with_message(C::ServiceUnavailable, e.to_string())
+            }
+        }
     }
 }
 

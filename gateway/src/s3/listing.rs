@@ -8,6 +8,7 @@ use super::TesseraS3;
 use super::convert::{
     decode_token, encode_token, etag, listing_max, maybe_url_encode, timestamp, wants_url,
 };
+use crate::s3::IntoS3;
 
 struct Converted {
     contents: Vec<Object>,
@@ -59,10 +60,10 @@ async fn page(
     };
     if max == 0 {
         // Still reports a missing bucket.
-        s.service.bucket(bucket).await?;
+        s.service.bucket(bucket).await.s3()?;
         return Ok(ListPage::default());
     }
-    Ok(s.service.list_objects(bucket, query).await?)
+    s.service.list_objects(bucket, query).await.s3()
 }
 
 pub async fn list_objects_v2(

@@ -11,6 +11,7 @@ mod checksums;
 mod conditions;
 pub mod convert;
 mod errors;
+pub use errors::IntoS3;
 mod host;
 mod listing;
 mod multipart;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
-use crate::storage::ObjectService;
+use ::objects::ObjectService;
 
 pub use auth::{AccessCheck, Authz, Caller, ClientAddr, SecretLookup};
 pub use host::Domains;
@@ -49,7 +50,7 @@ impl TesseraS3 {
     /// The Owner that listings of `bucket` show for its objects and uploads: the bucket's
     /// owner (S3's "bucket owner enforced" object ownership).
     async fn bucket_owner(&self, bucket: &str) -> S3Result<Owner> {
-        let record = self.service.bucket(bucket).await?;
+        let record = self.service.bucket(bucket).await.s3()?;
         Ok(self.authz.owner(record.owner.as_deref()))
     }
 }

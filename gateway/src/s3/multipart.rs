@@ -1,5 +1,7 @@
 //! Multipart upload operations.
 
+use objects::Error;
+use objects::{CompletedPart, PartsCheck, UploadBody};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -10,8 +12,7 @@ use super::checksums::{self, Algorithm, composite, verify_body};
 use super::conditions::write_expect;
 use super::convert::{self, check_key, etag, new_object_meta, timestamp};
 use super::put::empty_body;
-use crate::error::Error;
-use crate::storage::{CompletedPart, PartsCheck, UploadBody};
+use crate::s3::IntoS3;
 
 pub async fn create(
     s: &TesseraS3,
@@ -38,7 +39,8 @@ pub async fn create(
     let upload_id = s
         .service
         .create_upload(&i.bucket, &i.key, meta, algorithm)
-        .await?;
+        .await
+        .s3()?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -87,7 +89,8 @@ pub async fn upload_part(
     let part = s
         .service
         .upload_part(&i.bucket, &i.key, &i.upload_id, number, body)
-        .await?;
+        .await
+        .s3()?;
     let get = |a: Algorithm| part.checksums.get(a.name()).cloned();
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(etag(&part.etag)),
@@ -171,7 +174,8 @@ pub async fn complete(
     let record = s
         .service
         .complete_upload(&i.bucket, &i.key, &i.upload_id, &parts, expect, check)
-        .await?;
+        .await
+        .s3()?;
     let sums = checksums::stored(&record);
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
@@ -196,7 +200,8 @@ pub async fn abort(
     let i = req.input;
     s.service
         .abort_upload(&i.bucket, &i.key, &i.upload_id)
-        .await?;
+        .await
+        .s3()?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
@@ -210,7 +215,8 @@ pub async fn list_parts(
     let all = s
         .service
         .list_parts(&i.bucket, &i.key, &i.upload_id)
-        .await?;
+        .await
+        .s3()?;
     let mut after: Vec<_> = all
         .into_iter()
         .filter(|(n, _)| *n as i64 > marker as i64)

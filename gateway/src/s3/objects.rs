@@ -12,6 +12,7 @@ use super::conditions::{self, Conditions};
 use super::convert::{self, ContentInput, check_key, etag, object_meta, timestamp, user_metadata};
 use super::tagging;
 use super::versions::{reported, version_param};
+use crate::s3::IntoS3;
 
 type Body = s3s::dto::StreamingBlob;
 
@@ -125,7 +126,8 @@ async fn plan_read(s: &TesseraS3, r: ReadRequest<'_>) -> S3Result<ReadPlan> {
     let record = s
         .service
         .head_object_version(r.bucket, r.key, version_param(r.version_id)?)
-        .await?;
+        .await
+        .s3()?;
     conditions::check_read(&r.conditions, &record)?;
     let (range, content_range) = requested_range(&record, r.part_number, r.range)?;
     let sums = checksums_for(
@@ -202,7 +204,8 @@ pub async fn get_object(
     let body = s
         .service
         .read_object(&plan.record, plan.range.clone())
-        .await?;
+        .await
+        .s3()?;
     let tag_count = (!plan.record.tags.is_empty()).then_some(plan.record.tags.len() as i32);
     Ok(S3Response::new(object_output!(GetObjectOutput, plan, {
         body: Some(Body::wrap(body)),
@@ -226,7 +229,7 @@ pub async fn get_object_attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let i = req.input;
     check_key(&i.key)?;
-    let record = s.service.head_object(&i.bucket, &i.key).await?;
+    let record = s.service.head_object(&i.bucket, &i.key).await.s3()?;
     // The header is one comma-separated list; s3s may hand it over as a single element.
     let wants = |name: &str| {
         i.object_attributes
@@ -267,7 +270,11 @@ pub async fn delete_object(
     let i = req.input;
     check_key(&i.key)?;
     let version = version_param(i.version_id.as_deref())?;
-    let outcome = s.service.delete_object(&i.bucket, &i.key, version).await?;
+    let outcome = s
+        .service
+        .delete_object(&i.bucket, &i.key, version)
+        .await
+        .s3()?;
     // Unversioned buckets report nothing; otherwise the version removed or marker created.
     let versioned = outcome.delete_marker || outcome.version_id.is_some() || version.is_some();
     Ok(S3Response::new(DeleteObjectOutput {
@@ -291,7 +298,7 @@ pub async fn delete_objects(
             "You may delete at most 1000 objects per request"
         ));
     }
-    s.service.bucket(&input.bucket).await?;
+    s.service.bucket(&input.bucket).await.s3()?;
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
@@ -299,11 +306,10 @@ pub async fn delete_objects(
         let result = async {
             check_key(&obj.key)?;
             let version = version_param(obj.version_id.as_deref())?;
-            Ok::<_, S3Error>(
-                s.service
-                    .delete_object(&input.bucket, &obj.key, version)
-                    .await?,
-            )
+            s.service
+                .delete_object(&input.bucket, &obj.key, version)
+                .await
+                .s3()
         }
         .await;
         match result {
@@ -377,7 +383,8 @@ pub async fn copy_object(
     let source = s
         .service
         .head_object_version(src_bucket, src_key, src_version)
-        .await?;
+        .await
+        .s3()?;
     conditions::check_copy_source(
         &Conditions {
             if_match: input.copy_source_if_match.as_ref(),
@@ -392,7 +399,7 @@ pub async fn copy_object(
         .as_ref()
         .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let tags = if replace_tags {
-        Some(tagging::parse_header(input.tagging.as_deref())?)
+        Some(tagging::parse_header(input.tagging.as_deref()).s3()?)
     } else {
         None
     };
@@ -430,7 +437,8 @@ pub async fn copy_object(
             &input.key,
             edit,
         )
-        .await?;
+        .await
+        .s3()?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&record.etag)),

@@ -2,6 +2,7 @@
 
 use http::HeaderMap;
 use metastore::{Expect, ObjectRecord};
+use objects::{ObjectMeta, UploadBody};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, TrailingHeaders};
 
@@ -9,7 +10,7 @@ use super::TesseraS3;
 use super::checksums::{self, verify_body};
 use super::conditions::write_expect;
 use super::convert::{self, check_key, etag, new_object_meta};
-use crate::storage::{ObjectMeta, UploadBody};
+use crate::s3::IntoS3;
 
 pub fn empty_body() -> StreamingBlob {
     StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
@@ -42,9 +43,10 @@ pub async fn store(
         content_md5: md5,
         check: Some(check),
     };
-    Ok(s.service
+    s.service
         .put_object(u.bucket, u.key, body, u.meta, u.expect)
-        .await?)
+        .await
+        .s3()
 }
 
 pub async fn put_object(

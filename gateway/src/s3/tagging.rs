@@ -2,13 +2,14 @@
 
 use std::collections::HashSet;
 
+use objects::Error;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
 use super::TesseraS3;
 use super::convert::check_key;
 use super::versions::version_param;
-use crate::error::Error;
+use crate::s3::IntoS3;
 
 pub const MAX_TAGS: usize = 10;
 const MAX_KEY_CHARS: usize = 128;
@@ -76,9 +77,13 @@ pub async fn put(
         .into_iter()
         .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
         .collect();
-    validate(&tags)?;
+    validate(&tags).s3()?;
     let version = version_param(i.version_id.as_deref())?;
-    let record = s.service.set_tags(&i.bucket, &i.key, version, tags).await?;
+    let record = s
+        .service
+        .set_tags(&i.bucket, &i.key, version, tags)
+        .await
+        .s3()?;
     Ok(S3Response::new(PutObjectTaggingOutput {
         version_id: record.version_id,
     }))
@@ -94,7 +99,8 @@ pub async fn get(
     let record = s
         .service
         .head_object_version(&i.bucket, &i.key, version)
-        .await?;
+        .await
+        .s3()?;
     Ok(S3Response::new(GetObjectTaggingOutput {
         tag_set: tag_set(&record.tags),
         version_id: record.version_id,
@@ -111,7 +117,8 @@ pub async fn delete(
     let record = s
         .service
         .set_tags(&i.bucket, &i.key, version, Vec::new())
-        .await?;
+        .await
+        .s3()?;
     Ok(S3Response::new(DeleteObjectTaggingOutput {
         version_id: record.version_id,
     }))

@@ -7,6 +7,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use super::TesseraS3;
 use super::conditions::{self, Conditions};
 use super::convert::{check_key, etag, listing_max, maybe_url_encode, timestamp, wants_url};
+use crate::s3::IntoS3;
 
 pub async fn list(
     s: &TesseraS3,
@@ -27,10 +28,10 @@ pub async fn list(
         max: max as usize,
     };
     let page = if max == 0 {
-        s.service.bucket(&i.bucket).await?;
+        s.service.bucket(&i.bucket).await.s3()?;
         Default::default()
     } else {
-        s.service.list_uploads(&i.bucket, query).await?
+        s.service.list_uploads(&i.bucket, query).await.s3()?
     };
     let owner = s.bucket_owner(&i.bucket).await?;
     let mut uploads = Vec::new();
@@ -158,7 +159,7 @@ pub async fn upload_part_copy(
                 "Part number must be an integer between 1 and 10000, inclusive"
             )
         })?;
-    let source = s.service.head_object(src_bucket, src_key).await?;
+    let source = s.service.head_object(src_bucket, src_key).await.s3()?;
     conditions::check_copy_source(
         &Conditions {
             if_match: i.copy_source_if_match.as_ref(),
@@ -172,7 +173,8 @@ pub async fn upload_part_copy(
     let part = s
         .service
         .upload_part_copy(&i.bucket, &i.key, &i.upload_id, number, &source, range)
-        .await?;
+        .await
+        .s3()?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&part.etag)),

@@ -6,6 +6,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::TesseraS3;
 use super::convert::{etag, listing_max, maybe_url_encode, timestamp, wants_url};
+use crate::s3::IntoS3;
 
 /// A version id from a request: `null` or one tessera handed out.
 pub fn version_param(v: Option<&str>) -> S3Result<Option<&str>> {
@@ -43,7 +44,7 @@ pub async fn put_versioning(
             ));
         }
     };
-    s.service.set_versioning(&i.bucket, state).await?;
+    s.service.set_versioning(&i.bucket, state).await.s3()?;
     Ok(S3Response::new(PutBucketVersioningOutput {}))
 }
 
@@ -51,7 +52,7 @@ pub async fn get_versioning(
     s: &TesseraS3,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    let status = match s.service.bucket(&req.input.bucket).await?.versioning {
+    let status = match s.service.bucket(&req.input.bucket).await.s3()?.versioning {
         Versioning::Unversioned => None,
         Versioning::Enabled => Some(BucketVersioningStatus::from_static(
             BucketVersioningStatus::ENABLED,
@@ -87,10 +88,10 @@ pub async fn list_versions(
         max: max as usize,
     };
     let page = if max == 0 {
-        s.service.bucket(&i.bucket).await?;
+        s.service.bucket(&i.bucket).await.s3()?;
         Default::default()
     } else {
-        s.service.list_versions(&i.bucket, query).await?
+        s.service.list_versions(&i.bucket, query).await.s3()?
     };
     let owner = s.bucket_owner(&i.bucket).await?;
     let mut versions = Vec::new();

@@ -1,27 +1,23 @@
-//! Start-up and the HTTP server: format or verify the disks, open the metastore mirror and the
-//! shard stores, print the banner, then serve S3 until SIGINT/SIGTERM.
+//! Start-up and shutdown of `tessera serve`: format or verify the disks, open the metastore
+//! mirror and the shard stores, start the background work, print the banner, then serve S3
+//! (the gateway crate) until SIGINT/SIGTERM.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cluster::Disks;
+use cluster::nodes::{self, NodeSet};
 use erasure::disk_format;
 use erasure::{ChunkStore, DiskState};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use gateway::{Frontend, FrontendParts};
 use metastore::{KvStore, MetaStore, MirroredKv, RocksKv};
-use s3s::service::S3ServiceBuilder;
+use objects::ObjectService;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::admin::AdminApi;
 use crate::config::{CHUNK_SIZE, CredentialSource, INLINE_MAX, ServeConfig};
-use crate::disks::Disks;
-use crate::http::Frontend;
-use crate::metrics::Metrics;
-use crate::nodes::{self, NodeSet};
-use crate::s3::{AccessCheck, Authz, ClientAddr, SecretLookup, TesseraS3};
-use crate::storage::ObjectService;
 
 pub const META_DIR: &str = ".tessera/meta";
 
@@ -295,6 +291,7 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
 
 pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let opened = open(&cfg).await?;
+    let background_stop = CancellationToken::new();
     let gc_interval = (cfg.gc_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
     let mut background = vec![opened.service.spawn_gc(gc_interval)];
     let expiry_interval =
@@ -305,11 +302,20 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
             .spawn_upload_expiry(cfg.multipart_expiry, expiry_interval),
     );
     background.extend(opened.service.spawn_healers(cfg.scan));
-    background.push(
-        opened
-            .disks
-            .spawn_monitor(Arc::downgrade(&opened.service), cfg.disk_check_interval),
-    );
+    {
+        // A disk coming (back) online: retry the heal queue and refill it with a full pass.
+        let service = Arc::downgrade(&opened.service);
+        background.push(opened.disks.spawn_monitor(
+            cfg.disk_check_interval,
+            background_stop.clone(),
+            move || {
+                if let Some(service) = service.upgrade() {
+                    service.wake_heal_queue();
+                    service.request_heal_pass();
+                }
+            },
+        ));
+    }
     // Disks adopted or missing at start need a full pass: what they lack is in no queue.
     // Shards of uploads a crash interrupted are swept now; later passes sweep again.
     let d = &opened.disks.deployment;
@@ -326,7 +332,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     }
 
     let meta = opened.service.meta().clone();
-    let sealer = crate::users::load_data_key(
+    let sealer = iam::load_data_key(
         &meta,
         &opened.disks.deployment.deployment_id,
         &cfg.credentials.secret_key,
@@ -337,140 +343,69 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         tracing::error!("users are locked (root still works): {e}");
     }
     let users = Arc::new(
-        crate::users::Users::load(meta.clone(), sealer, cfg.credentials.access_key.clone())
+        iam::Users::load(meta, sealer, cfg.credentials.access_key.clone())
             .await
             .map_err(|e| format!("cannot load the users: {e}"))?,
     );
-    let authz = Arc::new(Authz::new(
-        users.clone(),
-        cfg.credentials.access_key.clone(),
-        cfg.credentials.secret_key.clone(),
-        meta,
-    ));
-    let mut builder = S3ServiceBuilder::new(TesseraS3::new(
-        opened.service.clone(),
-        cfg.region.clone(),
-        authz.clone(),
-    ));
-    // s3s buffers a POST Object upload in memory before the access check can run; its 5 GiB
-    // default would let anonymous forms exhaust memory.
-    let mut s3_config = s3s::config::S3Config::default();
-    s3_config.post_object_max_file_size = crate::config::POST_OBJECT_MAX_BYTES;
-    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
-        s3_config,
-    ))));
-    builder.set_auth(SecretLookup(authz.clone()));
-    builder.set_access(AccessCheck(authz));
-    builder.set_route(AdminApi {
-        users,
+    let front = Frontend::new(FrontendParts {
         service: opened.service.clone(),
         disks: opened.disks.clone(),
+        users,
+        region: cfg.region.clone(),
         root_access_key: cfg.credentials.access_key.clone(),
+        root_secret_key: cfg.credentials.secret_key.clone(),
+        domains: cfg.domains.clone(),
+        metrics_token: cfg.metrics_token.clone(),
         meta_replicas: opened
             .meta_replicas
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
-        started: std::time::Instant::now(),
-    });
-    if !cfg.domains.is_empty() {
-        let host =
-            crate::s3::Domains::new(&cfg.domains).map_err(|e| format!("invalid --domain: {e}"))?;
-        builder.set_host(host);
-    }
-    let front = Arc::new(Frontend {
-        s3: builder.build(),
-        disks: opened.disks.clone(),
-        service: opened.service.clone(),
-        metrics: Metrics::new(cfg.metrics_token.as_deref()),
-    });
+    })?;
 
     let listener = TcpListener::bind(cfg.address)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.address))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    // Before the banner: whoever reads it may signal at once.
+    let shutdown = shutdown_token();
     banner(&cfg, &opened, bound);
-
-    let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (socket, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = socket.set_nodelay(true);
-                let front = front.clone();
-                // IPv4 clients of a dual-stack listener arrive as IPv4-mapped IPv6 addresses;
-                // policies (aws:SourceIp) name them as IPv4.
-                let client = ClientAddr(peer.ip().to_canonical());
-                let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                    req.extensions_mut().insert(client);
-                    crate::http::handle(front.clone(), req)
-                });
-                let conn = http.serve_connection_with_upgrades(TokioIo::new(socket), svc).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    // The listener closes first, so new connections are refused while requests in flight
-    // finish; idle keep-alive connections are closed at once.
-    drop(listener);
-    let limit = cfg.shutdown_timeout;
-    info!(
-        "shutting down: no new connections, waiting up to {} s for requests in flight",
-        limit.as_secs()
-    );
-    tokio::select! {
-        () = graceful.shutdown() => info!("requests in flight finished"),
-        () = tokio::time::sleep(limit) => warn!("requests still in flight after {} s; stopping anyway", limit.as_secs()),
-    }
+    gateway::serve(listener, front, shutdown, cfg.shutdown_timeout).await;
     // Metadata writes are synced as they commit; the stores close when the last reference
     // goes (here, unless a request outlived the limit).
     // Background work stops at a safe point: everything it does is either committed in one
     // metadata write or found again by the next start's sweeps.
+    background_stop.cancel();
     for task in &background {
         task.abort();
     }
     for task in background {
         let _ = task.await;
     }
-    drop(front);
     drop(opened);
     info!("stopped");
     Ok(())
 }
 
-/// Registers for SIGINT and SIGTERM right away (so a signal during start-up is not lost to
-/// the default action) and resolves when one arrives.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+/// A token cancelled at the first SIGINT or SIGTERM. The handlers are registered before this
+/// returns, so a signal that follows is not lost to the default action.
+pub fn shutdown_token() -> CancellationToken {
     use tokio::signal::unix::{SignalKind, signal};
+    let token = CancellationToken::new();
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    async move {
+    let cancel = token.clone();
+    tokio::spawn(async move {
         match (term, int) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = int.recv() => {}
                 }
+                cancel.cancel();
             }
-            _ => {
-                warn!("cannot listen for shutdown signals; stop the server with SIGKILL");
-                std::future::pending::<()>().await;
-            }
+            _ => warn!("cannot listen for shutdown signals; stop the server with SIGKILL"),
         }
-    }
+    });
+    token
 }

@@ -4,20 +4,20 @@
 //! online, an empty directory in place of a lost disk is adopted (formatted as that disk, with a
 //! log line saying so), a disk whose directory vanished goes offline, and a disk that fails its
 //! write probe (read-only, I/O errors) is marked faulty. Whenever a disk comes (back) online the
-//! heal queue is retried and a full heal pass refills it. Node disks are followed by
-//! [`NodeSet::check_once`] in the same round.
+//! monitor tells its caller (the server retries the heal queue and starts a full heal pass).
+//! Node disks are followed by [`NodeSet::check_once`] in the same round.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use erasure::disk_format::{self, Deployment, DiskProbe};
 use erasure::{DiskSlot, DiskSpace, DiskState, LocalDiskStore, ShardStore};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::nodes::{NodeSet, NodeStatus, Placement};
-use crate::storage::ObjectService;
 
 #[derive(Debug)]
 pub struct Disks {
@@ -199,26 +199,48 @@ impl Disks {
         }
     }
 
-    /// Probes the disks every `every` until the service is gone; a disk coming online wakes
-    /// the heal queue and starts a full heal pass.
+    /// Probes the disks every `every` until `shutdown` is cancelled; `on_online` runs after
+    /// every round in which a disk came (back) online.
     pub fn spawn_monitor(
         self: &Arc<Self>,
-        service: Weak<ObjectService>,
         every: Duration,
+        shutdown: CancellationToken,
+        on_online: impl Fn() + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let disks = self.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(every).await;
-                let came_online = disks.check_once().await;
-                let Some(service) = service.upgrade() else {
-                    return;
-                };
-                if came_online {
-                    service.wake_heal_queue();
-                    service.request_heal_pass();
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = shutdown.cancelled() => return,
+                }
+                if disks.check_once().await {
+                    on_online();
                 }
             }
         })
+    }
+
+    /// Ok when every erasure set has enough online disks to take writes (and so reads).
+    pub fn readiness(&self) -> Result<(), String> {
+        let layout = self.deployment.layout;
+        let mut short = Vec::new();
+        for set in 0..layout.sets() {
+            let slots = &self.slots[set * layout.set_size..(set + 1) * layout.set_size];
+            let online = slots.iter().filter(|s| s.state().is_online()).count();
+            if online < layout.write_quorum() {
+                short.push(format!(
+                    "erasure set {} has {online} of {} disks online, writes need {}",
+                    set + 1,
+                    layout.set_size,
+                    layout.write_quorum()
+                ));
+            }
+        }
+        if short.is_empty() {
+            Ok(())
+        } else {
+            Err(short.join("; "))
+        }
     }
 }

@@ -8,9 +8,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// The largest file a POST Object (browser form) upload may carry: s3s holds it in memory.
-pub const POST_OBJECT_MAX_BYTES: u64 = 128 << 20;
-
 /// Development credentials used when `TESSERA_ROOT_USER` / `TESSERA_ROOT_PASSWORD` are unset.
 pub const DEV_ACCESS_KEY: &str = "tesseraadmin";
 pub const DEV_SECRET_KEY: &str = "tesseraadmin";
@@ -83,7 +80,7 @@ pub struct ServeConfig {
     /// Domains under which `bucket.<domain>` addresses a bucket (virtual-host style).
     pub domains: Vec<String>,
     /// The background scanner's schedule and bandwidth.
-    pub scan: crate::storage::ScanSchedule,
+    pub scan: objects::ScanSchedule,
     /// How often the disk monitor probes every disk.
     pub disk_check_interval: Duration,
     /// How long a shutdown waits for requests in flight.
@@ -338,7 +335,7 @@ impl ServeArgs {
                 .or(file.region)
                 .unwrap_or_else(|| "us-east-1".into()),
             domains: self.domains.or(file.domains).unwrap_or_default(),
-            scan: crate::storage::ScanSchedule {
+            scan: objects::ScanSchedule {
                 interval: (scan_interval > 0).then(|| Duration::from_secs(scan_interval)),
                 bytes_per_sec: self
                     .scan_bandwidth_mib

@@ -1,8 +1,17 @@
-//! The object service: S3-independent operations on buckets and objects, built from metastore
-//! commits and erasure-coded chunks. The S3 layer (`crate::s3`) translates to and from it.
+//! The object service: operations on buckets and objects (put, get, copy, multipart, delete,
+//! listings), built from metastore commits and erasure-coded chunks, and the background work
+//! that keeps them right (GC, heal queue, scanner, multipart expiry).
+//!
+//! Main types: [`ObjectService`] (the operations), [`UploadBody`] (an upload's bytes and what
+//! the client declared about them), [`ObjectStream`] (a GET's body), [`Error`].
+//!
+//! It knows neither HTTP nor S3's wire format: the gateway crate translates S3 requests into
+//! calls here and maps [`Error`] to S3 error codes. It depends on `metastore` and `erasure`
+//! only, so it can be driven by tests, benchmarks or another front end.
 
 mod check;
 mod chunk_locks;
+mod error;
 mod gc;
 mod heal;
 #[cfg(test)]
@@ -26,7 +35,7 @@ pub use heal::{PassProgress, ScanSchedule};
 pub use multipart::{CompletedPart, PartsCheck};
 pub use read::ObjectStream;
 
-use crate::error::{Error, Result};
+pub use error::{Error, Result};
 
 /// The largest object S3 accepts (5 TiB).
 pub const MAX_OBJECT_SIZE: u64 = 5 << 40;

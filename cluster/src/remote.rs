@@ -15,7 +15,9 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::signing::Payload;
 
-use super::route::{NODE_ACCESS_KEY, NODE_PREFIX, NODE_ROOT, NodeInfo};
+use crate::protocol::{
+    NODE_ACCESS_KEY, NODE_PREFIX, NODE_ROOT, NodeInfo, parse_shard_id, shard_id,
+};
 
 /// How long one request may take before the node counts as failing for it.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -132,7 +134,7 @@ impl NodeClient {
                 .uri(url)
                 .header(http::header::HOST, &self.authority);
             if let Some(d) = &self.deployment {
-                builder = builder.header(super::route::DEPLOYMENT_HEADER, d);
+                builder = builder.header(crate::protocol::DEPLOYMENT_HEADER, d);
             }
             let mut req = builder
                 .body(Full::new(body.clone()))
@@ -246,7 +248,7 @@ impl RemoteNode {
     }
 
     fn shard_path(&self, dir: &str, key: &ShardKey) -> String {
-        self.path(&format!("{dir}/{}.{}", key.chunk.to_hex(), key.index))
+        self.path(&format!("{dir}/{}", shard_id(key)))
     }
 
     async fn call(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes> {
@@ -304,8 +306,7 @@ impl ShardStore for RemoteNode {
         String::from_utf8_lossy(&text)
             .lines()
             .map(|id| {
-                super::route::parse_shard_id(id)
-                    .ok_or_else(|| Error::Corrupt(format!("node listed {id:?}")))
+                parse_shard_id(id).ok_or_else(|| Error::Corrupt(format!("node listed {id:?}")))
             })
             .collect()
     }

@@ -1,9 +1,19 @@
-//! Users and their access keys: the admin operations that change them, and the in-memory
-//! directory the request path reads (no metastore read per request).
+//! Identities: users and their access keys, the admin operations that change them, the
+//! in-memory directory the request path reads (no metastore read per request), and the
+//! sealing of secrets at rest.
+//!
+//! Main types: [`Users`] (the directory and its changes), [`UserEntry`] (a user as the request
+//! path sees it, with its parsed identity policy), [`Sealer`] (XChaCha20-Poly1305 under the
+//! users' data key), [`Error`].
 //!
 //! Every change is one metastore commit followed by a rebuild of the directory before the
 //! admin call answers, so a disabled user or a removed key is refused from the next request on.
+//!
+//! It depends on `metastore` and `policy` only: no HTTP, no S3 types. Signature checks and the
+//! access decision are the gateway's; this crate answers "who holds this key, with which
+//! secret and policy".
 
+mod error;
 mod sealing;
 
 use std::collections::HashMap;
@@ -11,10 +21,9 @@ use std::sync::{Arc, RwLock};
 
 use metastore::{AccessKeyRecord, MetaStore, UserRecord};
 use policy::{Builtin, Policy};
-use s3s::auth::SecretKey;
 use serde::Serialize;
 
-use crate::error::Error;
+pub use error::Error;
 
 type UserResult<T> = Result<T, Error>;
 
@@ -29,10 +38,26 @@ pub struct UserEntry {
     pub policy: Policy,
 }
 
+/// An access key's secret, kept out of `Debug` output and logs.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 #[derive(Default)]
 struct Directory {
     /// Access key -> (user name, secret).
-    keys: HashMap<String, (String, SecretKey)>,
+    keys: HashMap<String, (String, Secret)>,
     users: HashMap<String, Arc<UserEntry>>,
     names_by_id: HashMap<String, String>,
 }
@@ -136,10 +161,20 @@ fn parse_builtin(name: &str) -> UserResult<Builtin> {
     })
 }
 
+/// RFC 3339 with milliseconds, as S3 writes its timestamps.
 fn rfc3339(ms: i64) -> String {
-    let mut out = Vec::new();
-    let _ = crate::s3::convert::timestamp(ms).format(s3s::dto::TimestampFormat::DateTime, &mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 fn now_ms() -> i64 {
@@ -194,10 +229,8 @@ impl Users {
                     match sealer.open(&key.access_key, &key.sealed_secret) {
                         Ok(secret) => {
                             let secret = String::from_utf8_lossy(&secret).into_owned();
-                            dir.keys.insert(
-                                key.access_key.clone(),
-                                (name.clone(), SecretKey::from(secret)),
-                            );
+                            dir.keys
+                                .insert(key.access_key.clone(), (name.clone(), Secret(secret)));
                         }
                         Err(e) => {
                             tracing::error!(user = %name, access_key = %key.access_key, "{e}")
@@ -222,7 +255,7 @@ impl Users {
     }
 
     /// The user and secret of an access key, for signature checks.
-    pub fn secret(&self, access_key: &str) -> Result<(Arc<UserEntry>, SecretKey), KeyRefusal> {
+    pub fn secret(&self, access_key: &str) -> Result<(Arc<UserEntry>, Secret), KeyRefusal> {
         let dir = self.snapshot();
         let (name, secret) = dir.keys.get(access_key).ok_or(KeyRefusal::Unknown)?;
         let user = dir.users.get(name).ok_or(KeyRefusal::Unknown)?;
@@ -421,6 +454,12 @@ mod tests {
         )
         .await
         .unwrap()
+    }
+
+    #[test]
+    fn creation_times_are_rfc3339_with_milliseconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_733_234_567_089), "2024-12-03T14:02:47.089Z");
     }
 
     #[tokio::test]

@@ -1,48 +1,33 @@
-//! The node's side of the shard protocol: an s3s custom route, so SigV4 verification (and its
-//! time window) is s3s's.
+//! The storage node's HTTP side: `tessera node DIR...` serves the shards of its directories
+//! to the gateways over the protocol in [`cluster::protocol`] (paths, headers, shard ids).
+//!
+//! It is an s3s custom route, so SigV4 verification (under the cluster secret, with s3s's
+//! 15-minute time window against replay) is s3s's. The body is tied to the signature by its
+//! signed hash: SHA-256 in `x-amz-content-sha256`, or BLAKE3 in the signed
+//! `x-tessera-content-blake3` header. Shard ids are parsed into a chunk hash and an index
+//! before anything touches a disk, so no request can name a path. The client end is
+//! [`cluster::RemoteNode`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use erasure::disk_format::{self, DiskFormat, Found};
-use erasure::{ChunkHash, ShardKey, ShardStore};
+use cluster::NodeIdentity;
+use cluster::protocol::{
+    DEPLOYMENT_HEADER, FormatRefusal, MAX_SHARD_BYTES, NODE_ACCESS_KEY, NODE_PREFIX, NODE_ROOT,
+    NodeDiskFormat, NodeInfo, format_disk_once, parse_shard_id, shard_id,
+};
+use cluster::signing::BLAKE3_HEADER;
+use erasure::ShardStore;
+use erasure::disk_format::DiskFormat;
+use hyper::body::Incoming;
 use hyper::http::Extensions;
 use hyper::{HeaderMap, Method, StatusCode, Uri};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use s3s::route::S3Route;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-use super::identity::NodeIdentity;
-use crate::signing::BLAKE3_HEADER;
-
-pub const NODE_ROOT: &str = "/tessera-node/v1/";
-pub const NODE_PREFIX: &str = "/tessera-node/v1/disks/";
-/// The deployment a gateway's request comes from; signed with the request.
-pub const DEPLOYMENT_HEADER: &str = "x-tessera-deployment";
-/// The access key of cluster-internal requests; the secret is the cluster secret.
-pub const NODE_ACCESS_KEY: &str = "tessera-cluster";
-/// Shards are at most a chunk (1 MiB) over k plus a header; this leaves room for larger
-/// chunk sizes without letting a request make the node buffer without bound.
-const MAX_SHARD_BYTES: usize = 64 << 20;
-
-/// `GET /tessera-node/v1/info`: who the node is and what each of its disks holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeInfo {
-    pub node_id: String,
-    pub deployment_id: Option<String>,
-    pub disks: Vec<NodeDiskFormat>,
-}
-
-/// A node disk's deployment format (`DIR/.tessera/format.json`, the same file a local disk has).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "lowercase")]
-pub enum NodeDiskFormat {
-    Formatted { format: DiskFormat },
-    Unformatted,
-    Unreadable { reason: String },
-}
+use tokio::net::TcpListener;
 
 pub struct NodeApi {
     pub disks: Vec<Arc<dyn ShardStore>>,
@@ -72,18 +57,6 @@ fn bad(msg: impl Into<String>) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidArgument, msg.into())
 }
 
-/// `{64 hex}.{index}` into a shard key; anything else (`..`, slashes, other names) is refused.
-pub(super) fn parse_shard_id(id: &str) -> Option<ShardKey> {
-    let (hex, index) = id.split_once('.')?;
-    if hex.len() != 64 || !index.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(ShardKey {
-        chunk: ChunkHash::from_hex(hex)?,
-        index: index.parse().ok()?,
-    })
-}
-
 fn from_store(e: erasure::Error) -> S3Error {
     match e {
         erasure::Error::NotFound => S3Error::new(S3ErrorCode::NoSuchKey),
@@ -103,51 +76,26 @@ fn reply(body: impl Into<Body>) -> S3Result<S3Response<Body>> {
     Ok(S3Response::new(body.into()))
 }
 
-/// Formats a node disk for a deployment; a disk that already belongs to a deployment
-/// position keeps it (the gateway formats only new and empty disks).
 async fn write_format_once(dir: PathBuf, format: DiskFormat) -> S3Result<()> {
-    let written = tokio::task::spawn_blocking(move || {
-        if let Ok(Found::Formatted(current)) = disk_format::inspect(&dir)
-            && current.disk_id != format.disk_id
-        {
-            return Err(format!(
-                "{} is already disk {} of deployment {}",
-                dir.display(),
-                current.disk_id,
-                current.deployment_id
-            ));
+    let written = tokio::task::spawn_blocking(move || format_disk_once(&dir, &format))
+        .await
+        .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
+    written.map_err(|refusal| match refusal {
+        FormatRefusal::OtherDisk(why) => {
+            let mut e =
+                S3Error::with_message(S3ErrorCode::Custom("XTesseraDiskFormatted".into()), why);
+            e.set_status_code(StatusCode::CONFLICT);
+            e
         }
-        disk_format::write_format(&dir, &format).map_err(|e| e.to_string())
+        FormatRefusal::Failed(why) => S3Error::with_message(S3ErrorCode::InternalError, why),
     })
-    .await
-    .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
-    written.map_err(|why| {
-        let mut e = S3Error::with_message(S3ErrorCode::Custom("XTesseraDiskFormatted".into()), why);
-        e.set_status_code(StatusCode::CONFLICT);
-        e
-    })
-}
-
-/// What a node disk holds, for [`NodeInfo`]: its deployment format, none, or an error.
-fn disk_format_state(dir: &Path) -> NodeDiskFormat {
-    if !dir.join(disk_format::FORMAT_FILE).exists() {
-        return NodeDiskFormat::Unformatted;
-    }
-    match disk_format::inspect(dir) {
-        Ok(Found::Formatted(format)) => NodeDiskFormat::Formatted { format },
-        Ok(Found::Unreadable(reason)) => NodeDiskFormat::Unreadable { reason },
-        Ok(_) => NodeDiskFormat::Unformatted,
-        Err(e) => NodeDiskFormat::Unreadable {
-            reason: e.to_string(),
-        },
-    }
 }
 
 impl NodeApi {
     async fn info(&self) -> S3Result<NodeInfo> {
         let dirs = self.identity.dirs().to_vec();
         let disks = tokio::task::spawn_blocking(move || {
-            dirs.iter().map(|d| disk_format_state(d)).collect()
+            dirs.iter().map(|d| NodeDiskFormat::read(d)).collect()
         })
         .await
         .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
@@ -279,7 +227,8 @@ impl S3Route for NodeApi {
                 let keys = self.disk(disk)?.list().await.map_err(from_store)?;
                 let mut text = String::with_capacity(keys.len() * 68);
                 for k in keys {
-                    text.push_str(&format!("{}.{}\n", k.chunk.to_hex(), k.index));
+                    text.push_str(&shard_id(&k));
+                    text.push('\n');
                 }
                 reply(text)
             }
@@ -317,28 +266,26 @@ impl S3Route for NodeApi {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_shard_id;
-
-    #[test]
-    fn shard_ids_cannot_name_paths() {
-        let hex = "ab".repeat(32);
-        let key = parse_shard_id(&format!("{hex}.3")).unwrap();
-        assert_eq!((key.chunk.to_hex(), key.index), (hex.clone(), 3));
-        for bad in [
-            "../../etc/passwd".to_string(),
-            format!("{hex}.3/../x"),
-            format!("{hex}.-1"),
-            format!("{hex}.256"),
-            format!("{hex}.+1"),
-            format!("..{hex}.1"),
-            format!("{}.1", "zz".repeat(32)),
-            format!("{}.1", "ab".repeat(31)),
-            hex.clone(),
-            String::new(),
-        ] {
-            assert!(parse_shard_id(&bad).is_none(), "{bad:?} was accepted");
-        }
+/// Serves the node protocol on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, service: S3Service) {
+    let http = Arc::new(hyper_util::server::conn::auto::Builder::new(
+        TokioExecutor::new(),
+    ));
+    loop {
+        let Ok((socket, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let (service, http) = (service.clone(), http.clone());
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                let service = service.clone();
+                async move { service.call(req.map(s3s::Body::from)).await }
+            });
+            if let Err(e) = http.serve_connection(TokioIo::new(socket), svc).await {
+                tracing::debug!(error = %e, "node connection ended with an error");
+            }
+        });
     }
 }

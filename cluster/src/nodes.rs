@@ -21,7 +21,8 @@ use erasure::{DiskSlot, DiskState};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::node::{NodeClient, NodeDiskFormat, NodeInfo, RemoteNode};
+use crate::protocol::{NodeDiskFormat, NodeInfo};
+use crate::remote::{NodeClient, RemoteNode};
 
 /// How long a node may take to say who it is before it counts as down.
 pub const INFO_TIMEOUT: Duration = Duration::from_secs(3);

@@ -1,4 +1,5 @@
-//! The gateway's one error type. Its mapping to S3 error codes lives in `s3::errors`.
+//! The object service's one error type. Its mapping to S3 error codes lives in the gateway
+//! (`gateway/src/s3/errors.rs`).
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -41,15 +42,6 @@ pub enum Error {
     InvalidPartOrder,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    #[error("no user named {0:?}")]
-    NoSuchUser(String),
-    #[error("a user named {0:?} exists already")]
-    UserExists(String),
-    #[error("user {user:?} has no access key {key:?}")]
-    NoSuchAccessKey { user: String, key: String },
-    /// The users' data key cannot be opened (root password changed): only root works.
-    #[error("users are locked: {0}")]
-    UsersLocked(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

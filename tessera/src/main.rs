@@ -1,8 +1,15 @@
-//! The `tessera` command.
+//! The `tessera` command: `serve`, `node` and `admin`. This crate holds the command line and
+//! configuration, start-up wiring and shutdown, and the admin client; the work is done by the
+//! library crates (gateway, objects, cluster, iam, metastore, erasure).
 
+mod admin;
+mod config;
+mod node;
+mod server;
+
+use admin::{AdminCommand, run_admin};
 use clap::{Parser, Subcommand};
-use gateway::admin::{AdminCommand, run_admin};
-use gateway::config::{Credentials, EnvSettings, FileConfig, LogFormat, ServeArgs, ServeConfig};
+use config::{Credentials, EnvSettings, FileConfig, LogFormat, ServeArgs, ServeConfig};
 
 /// jemalloc rather than glibc malloc: with many threads glibc keeps per-thread arenas whose
 /// freed memory stays resident (peak RSS during 8 parallel 1 GiB PUTs: see BENCHMARKS.md).
@@ -125,7 +132,7 @@ fn main() {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())
-                .and_then(|rt| rt.block_on(gateway::server::serve(cfg)));
+                .and_then(|rt| rt.block_on(server::serve(cfg)));
             if let Err(e) = served {
                 fail(e);
             }
@@ -135,7 +142,7 @@ fn main() {
             let mut dirs = Vec::new();
             for d in &args.dirs {
                 dirs.extend(
-                    gateway::config::expand_ellipsis(d)
+                    config::expand_ellipsis(d)
                         .unwrap_or_else(|e| fail(e))
                         .into_iter()
                         .map(std::path::PathBuf::from),
@@ -146,7 +153,7 @@ fn main() {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())
-                .and_then(|rt| rt.block_on(gateway::node::run_node(args.address, dirs, secret)));
+                .and_then(|rt| rt.block_on(node::run_node(args.address, dirs, secret)));
             if let Err(e) = served {
                 fail(e);
             }

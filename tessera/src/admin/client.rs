@@ -7,9 +7,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use super::ADMIN_PREFIX;
 use super::tables::{check_left_problems, pass_line, print_check, print_info, print_locate};
 use crate::config::Credentials;
+use gateway::admin::ADMIN_PREFIX;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum AdminCommand {
@@ -75,13 +75,13 @@ impl Client {
             .body(Empty::<bytes::Bytes>::new())
             .map_err(|e| e.to_string())?;
 
-        crate::signing::sign_request(
+        cluster::signing::sign_request(
             &mut request,
             &url,
             authority.as_str(),
             &self.credentials.access_key,
             &self.credentials.secret_key,
-            crate::signing::Payload::Sha256(&[]),
+            cluster::signing::Payload::Sha256(&[]),
         )?;
 
         let port = authority.port_u16().unwrap_or(80);

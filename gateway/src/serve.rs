@@ -1,0 +1,139 @@
+//! The S3 port: assembling the front end (s3s service with tessera's auth, access check, admin
+//! route and virtual hosts, plus health and metrics) and serving it on a listener until the
+//! shutdown token is cancelled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster::Disks;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use objects::ObjectService;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::admin::AdminApi;
+use crate::http::Frontend;
+use crate::metrics::Metrics;
+use crate::s3::{AccessCheck, Authz, ClientAddr, Domains, SecretLookup, TesseraS3};
+
+/// The largest file a POST Object (browser form) upload may carry: s3s holds it in memory
+/// before the access check can run, and its 5 GiB default would let anonymous forms exhaust
+/// memory.
+pub const POST_OBJECT_MAX_BYTES: u64 = 128 << 20;
+
+/// What the front end serves and how.
+pub struct FrontendParts {
+    pub service: Arc<ObjectService>,
+    pub disks: Arc<Disks>,
+    pub users: Arc<iam::Users>,
+    pub region: String,
+    pub root_access_key: String,
+    pub root_secret_key: String,
+    /// Domains for virtual-host-style addressing (BUCKET.DOMAIN); empty: path style only.
+    pub domains: Vec<String>,
+    /// Bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<String>,
+    /// Where the metadata replicas are, for `admin info`.
+    pub meta_replicas: Vec<String>,
+}
+
+impl Frontend {
+    pub fn new(parts: FrontendParts) -> Result<Arc<Frontend>, String> {
+        let meta = parts.service.meta().clone();
+        let authz = Arc::new(Authz::new(
+            parts.users.clone(),
+            parts.root_access_key.clone(),
+            parts.root_secret_key,
+            meta,
+        ));
+        let mut builder = S3ServiceBuilder::new(TesseraS3::new(
+            parts.service.clone(),
+            parts.region,
+            authz.clone(),
+        ));
+        let mut s3_config = s3s::config::S3Config::default();
+        s3_config.post_object_max_file_size = POST_OBJECT_MAX_BYTES;
+        builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+            s3_config,
+        ))));
+        builder.set_auth(SecretLookup(authz.clone()));
+        builder.set_access(AccessCheck(authz));
+        builder.set_route(AdminApi {
+            users: parts.users,
+            service: parts.service.clone(),
+            disks: parts.disks.clone(),
+            root_access_key: parts.root_access_key,
+            meta_replicas: parts.meta_replicas,
+            started: std::time::Instant::now(),
+        });
+        if !parts.domains.is_empty() {
+            let host =
+                Domains::new(&parts.domains).map_err(|e| format!("invalid --domain: {e}"))?;
+            builder.set_host(host);
+        }
+        Ok(Arc::new(Frontend {
+            s3: builder.build(),
+            disks: parts.disks,
+            service: parts.service,
+            metrics: Metrics::new(parts.metrics_token.as_deref()),
+        }))
+    }
+}
+
+/// Serves `front` on `listener` until `shutdown` is cancelled, then stops taking connections
+/// and lets requests in flight finish for up to `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    front: Arc<Frontend>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                // Small responses go out at once: no Nagle delay on GETs of small objects.
+                let _ = socket.set_nodelay(true);
+                let front = front.clone();
+                // IPv4 clients of a dual-stack listener arrive as IPv4-mapped IPv6 addresses;
+                // policies (aws:SourceIp) name them as IPv4.
+                let client = ClientAddr(peer.ip().to_canonical());
+                let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                    req.extensions_mut().insert(client);
+                    crate::http::handle(front.clone(), req)
+                });
+                let conn = http.serve_connection_with_upgrades(TokioIo::new(socket), svc).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+    // The listener closes first, so new connections are refused while requests in flight
+    // finish; idle keep-alive connections are closed at once.
+    drop(listener);
+    info!(
+        "shutting down: no new connections, waiting up to {} s for requests in flight",
+        grace.as_secs()
+    );
+    tokio::select! {
+        () = graceful.shutdown() => info!("requests in flight finished"),
+        () = tokio::time::sleep(grace) => warn!("requests still in flight after {} s; stopping anyway", grace.as_secs()),
+    }
+}

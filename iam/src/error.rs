@@ -1,0 +1,19 @@
+//! The identity crate's one error type. Its mapping to S3 (and IAM) error codes lives in the
+//! gateway (`gateway/src/s3/errors.rs`).
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Meta(#[from] metastore::Error),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("no user named {0:?}")]
+    NoSuchUser(String),
+    #[error("a user named {0:?} exists already")]
+    UserExists(String),
+    #[error("user {user:?} has no access key {key:?}")]
+    NoSuchAccessKey { user: String, key: String },
+    /// The users' data key cannot be opened (root password changed): only root works.
+    #[error("users are locked: {0}")]
+    UsersLocked(String),
+}
