@@ -8,9 +8,10 @@ Run (after ``cargo build --release``)::
     pip install -r compat-tests/requirements.txt
     python3 -m pytest compat-tests            # add -x to stop at the first failure
 
-The binary is $TESSERA_BIN, else $CARGO_TARGET_DIR/release/tessera, else
-~/.cache/tessera-target/release/tessera. A missing binary fails every test
-(it is never skipped, so CI cannot pass vacuously).
+The binary is $TESSERA_BIN (scripts/test sets it to the static build), else the static
+build $CARGO_TARGET_DIR/<machine>-unknown-linux-gnu/release/tessera, else
+$CARGO_TARGET_DIR/release/tessera; $CARGO_TARGET_DIR defaults to ~/.cache/tessera-target.
+A missing binary fails every test (it is never skipped, so CI cannot pass vacuously).
 
 Fixture API (all documented on the fixtures below):
 
@@ -50,6 +51,7 @@ import http.client
 import importlib
 import importlib.util
 import os
+import platform
 import random
 import re
 import shutil
@@ -104,7 +106,8 @@ for _var in ("NO_PROXY", "no_proxy"):
 
 
 def tessera_binary() -> Path:
-    """Path of the server binary: $TESSERA_BIN or $CARGO_TARGET_DIR/release/tessera."""
+    """Path of the server binary: $TESSERA_BIN, else the static build (scripts/lib.sh builds
+    with an explicit --target), else a plain `cargo build --release`."""
     explicit = os.environ.get("TESSERA_BIN")
     if explicit:
         return Path(explicit).expanduser().resolve()
@@ -112,6 +115,9 @@ def tessera_binary() -> Path:
     target_path = Path(target).expanduser()
     if not target_path.is_absolute():
         target_path = REPO_ROOT / target_path
+    static = target_path / f"{platform.machine()}-unknown-linux-gnu" / "release" / "tessera"
+    if static.is_file():
+        return static.resolve()
     return (target_path / "release" / "tessera").resolve()
 
 

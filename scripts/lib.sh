@@ -4,11 +4,39 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# Outside the clone, so later runs and fresh clones on the same machine reuse the build
-# (the RocksDB C++ build alone takes 10-17 minutes on 2 cores).
+# Outside the clone, so later runs and fresh clones on the same machine reuse the build.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
-TESSERA_BIN="$CARGO_TARGET_DIR/release/tessera"
-export TESSERA_BIN
+# Builds name the target explicitly: then the static-linking flags below reach tessera's
+# binaries and test programs, but not build scripts and proc macros (which cannot be static).
+TESSERA_TARGET="${TESSERA_TARGET:-$(rustc -vV | sed -n 's/^host: //p')}"
+TESSERA_BIN="$CARGO_TARGET_DIR/$TESSERA_TARGET/release/tessera"
+export TESSERA_TARGET TESSERA_BIN
+
+# Debian's multiarch directory of a Rust target (x86_64-unknown-linux-gnu -> x86_64-linux-gnu).
+multiarch_of() {
+  local triple="$1"
+  echo "${triple%%-*}-linux-gnu"
+}
+
+# Everything is linked statically: glibc, libstdc++, Debian's librocksdb.a and the compression
+# libraries RocksDB calls (their -dev packages come with librocksdb-dev). The binary then runs
+# on any Linux of the architecture, Alpine included. RocksDB's own link line names none of the
+# compression libraries, so their archives follow at the end of the link; scripts/static-link
+# keeps librocksdb-sys from asking for a shared libstdc++.
+static_link_env() {
+  local triple="$1" libdir var lib flags
+  libdir="${TESSERA_LIBDIR:-/usr/lib/$(multiarch_of "$triple")}"
+  export ROCKSDB_LIB_DIR="$libdir" ROCKSDB_INCLUDE_DIR="${ROCKSDB_INCLUDE_DIR:-/usr/include}" ROCKSDB_STATIC=1
+  # getrandom finds glibc's getrandom() with dlsym, which a static binary does not have, and
+  # would fall back to /dev/urandom: call it directly instead (no device file needed).
+  flags="-C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\""
+  for lib in snappy lz4 zstd bz2 z; do
+    flags+=" -C link-arg=$libdir/lib$lib.a"
+  done
+  var="CARGO_TARGET_$(echo "$triple" | tr 'a-z-' 'A-Z_')"
+  export "${var}_RUSTFLAGS=$flags" "${var}_LINKER=$REPO_ROOT/scripts/static-link"
+}
+static_link_env "$TESSERA_TARGET"
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -58,6 +86,42 @@ ensure_test_deps() {
 }
 
 build_release() {
-  echo "==> cargo build --release (target dir: $CARGO_TARGET_DIR)"
-  (cd "$REPO_ROOT" && cargo build --release --locked "$@")
+  echo "==> cargo build --release --target $TESSERA_TARGET (static; target dir: $CARGO_TARGET_DIR)"
+  (cd "$REPO_ROOT" && cargo build --release --locked --target "$TESSERA_TARGET" "$@")
+}
+
+# For scripts/build-static TARGET on another architecture: Debian's cross compiler, the Rust
+# target, and the target's RocksDB and compression libraries, unpacked under the cache
+# (librocksdb-dev cannot be installed for two architectures at once).
+ensure_cross_deps() {
+  local triple="$1" arch deb_arch root var
+  arch="${triple%%-*}"
+  case "$arch" in
+    aarch64) deb_arch=arm64 ;;
+    x86_64) deb_arch=amd64 ;;
+    *) echo "scripts/build-static: no Debian cross toolchain known for $triple" >&2; exit 2 ;;
+  esac
+  rustup target add "$triple" >&2
+  ensure_build_deps
+  if ! command -v "$arch-linux-gnu-g++" >/dev/null 2>&1; then
+    echo "==> installing the $arch cross compiler" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "gcc-$arch-linux-gnu" "g++-$arch-linux-gnu" >/dev/null
+  fi
+  root="$HOME/.cache/tessera-cross/$deb_arch"
+  if [ ! -f "$root/usr/lib/$arch-linux-gnu/librocksdb.a" ]; then
+    echo "==> fetching RocksDB and compression libraries for $deb_arch" >&2
+    if ! dpkg --print-foreign-architectures | grep -qx "$deb_arch"; then
+      as_root dpkg --add-architecture "$deb_arch"
+    fi
+    as_root apt-get update -qq
+    mkdir -p "$root/debs"
+    (cd "$root/debs" && apt-get download -qq "librocksdb-dev:$deb_arch" "libsnappy-dev:$deb_arch" \
+      "liblz4-dev:$deb_arch" "libzstd-dev:$deb_arch" "libbz2-dev:$deb_arch" "zlib1g-dev:$deb_arch")
+    for deb in "$root"/debs/*.deb; do dpkg -x "$deb" "$root"; done
+  fi
+  export TESSERA_LIBDIR="$root/usr/lib/$arch-linux-gnu"
+  export TESSERA_LINK_CC="$arch-linux-gnu-gcc"
+  export "CC_${triple//-/_}=$arch-linux-gnu-gcc" "CXX_${triple//-/_}=$arch-linux-gnu-g++"
+  export "BINDGEN_EXTRA_CLANG_ARGS_${triple//-/_}=--sysroot=/usr/$arch-linux-gnu"
 }
