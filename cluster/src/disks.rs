@@ -60,7 +60,7 @@ impl Disks {
                     return Arc::new(DiskSlot::offline(name.clone(), why.clone()));
                 }
                 if let (Some(nodes), Some(b)) = (&nodes, placement.bindings[i]) {
-                    return Arc::new(DiskSlot::online(name.clone(), nodes.store(b)));
+                    return Arc::new(DiskSlot::online(name.clone(), nodes.store(i, b)));
                 }
                 let Some(dir) = local.get(i) else {
                     return Arc::new(DiskSlot::offline(name.clone(), "no node serves this disk"));

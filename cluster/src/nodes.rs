@@ -250,7 +250,14 @@ pub fn place(
 struct Endpoint {
     url: String,
     client: Arc<NodeClient>,
-    status: Mutex<NodeStatus>,
+}
+
+/// What the monitor last saw: each node's status and which node disk serves each position.
+/// One lock, changed in one step, so that `admin info` never shows a node's new identity
+/// with its disks still at their old addresses.
+struct Seen {
+    statuses: Vec<NodeStatus>,
+    bindings: Vec<Option<Binding>>,
 }
 
 /// The nodes of a running gateway and which of them serves each node disk position.
@@ -259,7 +266,7 @@ pub struct NodeSet {
     disk_ids: Vec<String>,
     first_remote: usize,
     endpoints: Vec<Endpoint>,
-    bindings: Mutex<Vec<Option<Binding>>>,
+    seen: Mutex<Seen>,
 }
 
 impl std::fmt::Debug for NodeSet {
@@ -285,6 +292,7 @@ impl NodeSet {
         infos: &[Result<NodeInfo, String>],
     ) -> Result<Self, String> {
         let mut endpoints = Vec::new();
+        let mut statuses = Vec::new();
         for (e, url) in urls.iter().enumerate() {
             let client = NodeClient::new(url, secret, Some(&deployment.deployment_id))
                 .map_err(|e| e.to_string())?;
@@ -302,18 +310,18 @@ impl NodeSet {
             endpoints.push(Endpoint {
                 url: url.clone(),
                 client: Arc::new(client),
-                status: Mutex::new(NodeStatus {
-                    url: url.clone(),
-                    state: if node_id.is_some() {
-                        "online"
-                    } else {
-                        "offline"
-                    },
-                    node_id,
-                    latency_ms: None,
-                    error,
-                    positions,
-                }),
+            });
+            statuses.push(NodeStatus {
+                url: url.clone(),
+                state: if node_id.is_some() {
+                    "online"
+                } else {
+                    "offline"
+                },
+                node_id,
+                latency_ms: None,
+                error,
+                positions,
             });
         }
         Ok(NodeSet {
@@ -321,16 +329,21 @@ impl NodeSet {
             disk_ids: deployment.disk_ids.clone(),
             first_remote,
             endpoints,
-            bindings: Mutex::new(placement.bindings.clone()),
+            seen: Mutex::new(Seen {
+                statuses,
+                bindings: placement.bindings.clone(),
+            }),
         })
     }
 
-    /// The store serving `binding`.
-    pub fn store(&self, b: Binding) -> Arc<RemoteNode> {
-        Arc::new(RemoteNode::on(
-            self.endpoints[b.endpoint].client.clone(),
-            b.disk,
-        ))
+    /// The store serving position `p` at `binding`; the node refuses its requests if that
+    /// node disk is not position `p`'s disk.
+    pub fn store(&self, p: usize, b: Binding) -> Arc<RemoteNode> {
+        let store = RemoteNode::on(self.endpoints[b.endpoint].client.clone(), b.disk);
+        Arc::new(match self.disk_ids.get(p) {
+            Some(id) => store.expecting(id),
+            None => store,
+        })
     }
 
     /// Writes the deployment format of node disk `b`.
@@ -344,7 +357,8 @@ impl NodeSet {
 
     /// Where position `p` is served from now, as a URL, when a node serves it.
     pub fn location(&self, p: usize) -> Option<String> {
-        lock(&self.bindings)
+        lock(&self.seen)
+            .bindings
             .get(p)
             .copied()
             .flatten()
@@ -356,10 +370,7 @@ impl NodeSet {
     }
 
     pub fn status(&self) -> Vec<NodeStatus> {
-        self.endpoints
-            .iter()
-            .map(|e| lock(&e.status).clone())
-            .collect()
+        lock(&self.seen).statuses.clone()
     }
 
     /// Asks every node who it is and rebinds the node disk positions to match: disks of nodes
@@ -374,9 +385,10 @@ impl NodeSet {
         .await;
         let mut wanted: Vec<Option<Binding>> = vec![None; slots.len()];
         let mut why_missing: Vec<Option<String>> = vec![None; self.endpoints.len()];
+        let mut seen = lock(&self.seen);
         for (e, (info, took)) in asked.into_iter().enumerate() {
             let endpoint = &self.endpoints[e];
-            let mut status = lock(&endpoint.status);
+            let status = &mut seen.statuses[e];
             status.positions.clear();
             status.error = None;
             match info {
@@ -427,14 +439,14 @@ impl NodeSet {
             }
         }
         let mut came_online = false;
-        let mut bindings = lock(&self.bindings);
+        let bindings = &mut seen.bindings;
         for p in self.first_remote..slots.len() {
             let slot = &slots[p];
             let offline = matches!(slot.state(), DiskState::Offline(_));
             match wanted[p] {
                 Some(b) if bindings[p] == Some(b) && !offline => {}
                 Some(b) => {
-                    slot.bring_online(self.store(b));
+                    slot.bring_online(self.store(p, b));
                     bindings[p] = Some(b);
                     info!(disk = p + 1, node = %self.endpoints[b.endpoint].url, node_disk = b.disk, "node disk online; healing what it missed");
                     came_online = true;

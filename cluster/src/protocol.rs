@@ -16,7 +16,8 @@
 //! [`crate::identity`]), its deployment and each disk's deployment format, so a gateway places
 //! a node's disks by their recorded positions whatever address the node has today. A request
 //! carrying `x-tessera-deployment` (signed) from a deployment other than the one that first
-//! claimed the node gets 409.
+//! claimed the node gets 409, and so does a shard request whose `x-tessera-disk-id` names
+//! another disk than the one at that index.
 
 use std::path::Path;
 
@@ -28,6 +29,10 @@ pub const NODE_ROOT: &str = "/tessera-node/v1/";
 pub const NODE_PREFIX: &str = "/tessera-node/v1/disks/";
 /// The deployment a gateway's request comes from; signed with the request.
 pub const DEPLOYMENT_HEADER: &str = "x-tessera-deployment";
+/// The deployment disk a gateway means by a node disk (its `format.json` disk id); signed.
+/// A node whose disk at that index is another one refuses the request with 409, so a node
+/// that came back on another's address never takes shards meant for another position.
+pub const DISK_ID_HEADER: &str = "x-tessera-disk-id";
 /// The access key of cluster-internal requests; the secret is the cluster secret.
 pub const NODE_ACCESS_KEY: &str = "tessera-cluster";
 /// Shards are at most a chunk (1 MiB) over k plus a header; this leaves room for larger

@@ -49,6 +49,8 @@ impl std::fmt::Debug for NodeClient {
 pub struct RemoteNode {
     client: Arc<NodeClient>,
     disk: usize,
+    /// The deployment disk this store means; the node refuses requests for another.
+    disk_id: Option<String>,
 }
 
 impl std::fmt::Debug for RemoteNode {
@@ -102,7 +104,9 @@ impl NodeClient {
     /// Who the node is and what its disks hold. `limit` bounds the whole exchange.
     pub async fn info(&self, limit: Duration) -> Result<NodeInfo> {
         let url = format!("{}{NODE_ROOT}info", self.endpoint);
-        let (status, body) = self.send(Method::GET, &url, Bytes::new(), limit, 0).await?;
+        let (status, body) = self
+            .send(Method::GET, &url, Bytes::new(), None, limit, 0)
+            .await?;
         let body = self.check(status, body, &url)?;
         serde_json::from_slice(&body).map_err(|e| Error::Corrupt(format!("{url}: {e}")))
     }
@@ -112,18 +116,19 @@ impl NodeClient {
         let url = format!("{}{NODE_PREFIX}{disk}/format", self.endpoint);
         let json = serde_json::to_vec(format).map_err(|e| Error::Corrupt(e.to_string()))?;
         let (status, body) = self
-            .send(Method::PUT, &url, Bytes::from(json), TIMEOUT, RETRIES)
+            .send(Method::PUT, &url, Bytes::from(json), None, TIMEOUT, RETRIES)
             .await?;
         self.check(status, body, &url).map(drop)
     }
 
-    /// Sends one signed request to `url`, retrying connection failures; returns the status and
-    /// body.
+    /// Sends one signed request to `url` (naming the disk it means, when given), retrying
+    /// connection failures; returns the status and body.
     async fn send(
         &self,
         method: Method,
         url: &str,
         body: Bytes,
+        disk_id: Option<&str>,
         limit: Duration,
         retries: usize,
     ) -> Result<(StatusCode, Bytes)> {
@@ -135,6 +140,9 @@ impl NodeClient {
                 .header(http::header::HOST, &self.authority);
             if let Some(d) = &self.deployment {
                 builder = builder.header(crate::protocol::DEPLOYMENT_HEADER, d);
+            }
+            if let Some(id) = disk_id {
+                builder = builder.header(crate::protocol::DISK_ID_HEADER, id);
             }
             let mut req = builder
                 .body(Full::new(body.clone()))
@@ -225,12 +233,24 @@ impl RemoteNode {
         Ok(RemoteNode {
             client: Arc::new(NodeClient::new(endpoint, cluster_secret, None)?),
             disk,
+            disk_id: None,
         })
     }
 
     /// Directory `disk` of the node `client` talks to.
     pub fn on(client: Arc<NodeClient>, disk: usize) -> Self {
-        RemoteNode { client, disk }
+        RemoteNode {
+            client,
+            disk,
+            disk_id: None,
+        }
+    }
+
+    /// Requests name this deployment disk: the node refuses them when its directory `disk`
+    /// is another disk (a node that came back on another node's address, say).
+    pub fn expecting(mut self, disk_id: &str) -> Self {
+        self.disk_id = Some(disk_id.to_owned());
+        self
     }
 
     /// Requests carry this deployment id (the node admits only the deployment that claimed it).
@@ -239,7 +259,7 @@ impl RemoteNode {
         client.deployment = Some(deployment_id.to_owned());
         RemoteNode {
             client: Arc::new(client),
-            disk: self.disk,
+            ..self
         }
     }
 
@@ -255,7 +275,14 @@ impl RemoteNode {
         let url = format!("{}{path}", self.client.endpoint);
         let (status, bytes) = self
             .client
-            .send(method, &url, body, TIMEOUT, RETRIES)
+            .send(
+                method,
+                &url,
+                body,
+                self.disk_id.as_deref(),
+                TIMEOUT,
+                RETRIES,
+            )
             .await?;
         self.client.check(status, bytes, &url)
     }

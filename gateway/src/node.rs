@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use cluster::NodeIdentity;
 use cluster::protocol::{
-    DEPLOYMENT_HEADER, FormatRefusal, MAX_SHARD_BYTES, NODE_ACCESS_KEY, NODE_PREFIX, NODE_ROOT,
-    NodeDiskFormat, NodeInfo, format_disk_once, parse_shard_id, shard_id,
+    DEPLOYMENT_HEADER, DISK_ID_HEADER, FormatRefusal, MAX_SHARD_BYTES, NODE_ACCESS_KEY,
+    NODE_PREFIX, NODE_ROOT, NodeDiskFormat, NodeInfo, format_disk_once, parse_shard_id, shard_id,
 };
 use cluster::signing::BLAKE3_HEADER;
 use erasure::ShardStore;
@@ -32,6 +32,9 @@ use tokio::net::TcpListener;
 pub struct NodeApi {
     pub disks: Vec<Arc<dyn ShardStore>>,
     pub identity: Arc<NodeIdentity>,
+    /// Each disk's deployment disk id, once read from its format (None: not read yet, or
+    /// unformatted).
+    disk_ids: std::sync::Mutex<Vec<Option<String>>>,
 }
 
 /// The S3 operations a node answers: none (every one is NotImplemented).
@@ -49,7 +52,12 @@ pub fn node_service(
         NODE_ACCESS_KEY,
         cluster_secret.to_owned(),
     ));
-    builder.set_route(NodeApi { disks, identity });
+    let disk_ids = std::sync::Mutex::new(vec![None; disks.len()]);
+    builder.set_route(NodeApi {
+        disks,
+        identity,
+        disk_ids,
+    });
     builder.build()
 }
 
@@ -104,6 +112,45 @@ impl NodeApi {
             deployment_id: self.identity.deployment(),
             disks,
         })
+    }
+
+    /// Refuses a request that means another deployment disk than the one at `index`.
+    async fn check_disk_id(&self, index: &str, headers: &HeaderMap) -> S3Result<()> {
+        let Some(want) = headers.get(DISK_ID_HEADER) else {
+            return Ok(());
+        };
+        let want = want.to_str().map_err(|_| bad("invalid disk id header"))?;
+        let dir = self.dir(index)?;
+        let i: usize = index.parse().map_err(|_| bad("invalid disk index"))?;
+        let cached = self.disk_ids.lock().unwrap_or_else(|p| p.into_inner())[i].clone();
+        let have = match cached {
+            Some(id) => Some(id),
+            None => {
+                let read = tokio::task::spawn_blocking(move || NodeDiskFormat::read(&dir))
+                    .await
+                    .map_err(|e| {
+                        S3Error::with_message(S3ErrorCode::InternalError, e.to_string())
+                    })?;
+                let id = match read {
+                    NodeDiskFormat::Formatted { format } => Some(format.disk_id),
+                    _ => None,
+                };
+                self.disk_ids.lock().unwrap_or_else(|p| p.into_inner())[i] = id.clone();
+                id
+            }
+        };
+        if have.as_deref() == Some(want) {
+            return Ok(());
+        }
+        let mut e = S3Error::with_message(
+            S3ErrorCode::Custom("XTesseraWrongDisk".into()),
+            format!(
+                "disk {index} of this node is {}, not disk {want}",
+                have.map_or_else(|| "unformatted".to_owned(), |h| format!("disk {h}"))
+            ),
+        );
+        e.set_status_code(StatusCode::CONFLICT);
+        Err(e)
     }
 
     fn dir(&self, index: &str) -> S3Result<PathBuf> {
@@ -197,6 +244,12 @@ impl S3Route for NodeApi {
             return Err(bad(format!("unknown node request {}", req.uri.path())));
         };
         let parts: Vec<&str> = path.split('/').collect();
+        // Shard requests name the disk they mean; formatting names it in its body.
+        if let [disk, op, ..] = parts.as_slice()
+            && *op != "format"
+        {
+            self.check_disk_id(disk, &req.headers).await?;
+        }
         let method = req.method.clone();
         match (method, parts.as_slice()) {
             (Method::PUT, [disk, "shards", id]) => {
@@ -247,7 +300,17 @@ impl S3Route for NodeApi {
                 let body = Self::body(&mut req).await?;
                 let format: DiskFormat = serde_json::from_slice(&body)
                     .map_err(|e| bad(format!("invalid disk format: {e}")))?;
+                let disk_id = format.disk_id.clone();
                 write_format_once(dir, format).await?;
+                if let Ok(i) = disk.parse::<usize>()
+                    && let Some(cached) = self
+                        .disk_ids
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(i)
+                {
+                    *cached = Some(disk_id);
+                }
                 reply(Body::empty())
             }
             (Method::GET, [disk, "health"]) => {

@@ -97,6 +97,52 @@ async fn the_first_deployment_claims_the_node_and_others_are_refused() {
     assert_eq!(again.deployment().as_deref(), Some("deployment-a"));
 }
 
+#[tokio::test]
+async fn a_shard_request_for_another_disk_is_refused() {
+    let node = start_node().await;
+    let client = std::sync::Arc::new(cluster::NodeClient::new(&node.url, SECRET, None).unwrap());
+    let format = |id: &str| erasure::disk_format::DiskFormat {
+        format_version: 1,
+        deployment_id: "d".into(),
+        disk_id: id.into(),
+        disk_index: 0,
+        disks: vec![id.into(), "other".into()],
+        layout: erasure::Layout::new(2, Some(1)).unwrap(),
+        chunk_size: 1 << 20,
+    };
+    let key = erasure::ShardKey {
+        chunk: erasure::ChunkHash::from_hex(&"cd".repeat(32)).unwrap(),
+        index: 0,
+    };
+    // Unformatted, the node cannot be the disk a gateway means.
+    let meant = RemoteNode::on(client.clone(), 0).expecting("disk-a");
+    let refused = meant.put(key, Bytes::from_static(b"x")).await.unwrap_err();
+    assert!(refused.to_string().contains("unformatted"), "{refused}");
+
+    client.put_format(0, &format("disk-a")).await.unwrap();
+    meant.put(key, Bytes::from_static(b"shard")).await.unwrap();
+    assert_eq!(&meant.get(key).await.unwrap()[..], b"shard");
+
+    // A gateway that takes this node for another one (it came back on another node's
+    // address) is refused for every shard call, and writes nothing.
+    let mistaken = RemoteNode::on(client.clone(), 0).expecting("disk-b");
+    let other = erasure::ShardKey { index: 1, ..key };
+    let refused = mistaken
+        .put(other, Bytes::from_static(b"misplaced"))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("disk-a"), "{refused}");
+    assert!(mistaken.get(key).await.is_err());
+    assert!(mistaken.health().await.is_err());
+    assert!(
+        meant.get(other).await.is_err(),
+        "the refused shard was stored"
+    );
+    // Requests that name no disk (older gateways, tools) still work.
+    let unnamed = RemoteNode::on(client, 0);
+    assert_eq!(&unnamed.get(key).await.unwrap()[..], b"shard");
+}
+
 /// Signs `req` with the cluster secret at `time`, covering only the host header, with
 /// aws-sigv4 directly (to build requests the gateway's own signer never makes).
 fn sign_with(

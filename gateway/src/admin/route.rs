@@ -84,6 +84,9 @@ impl AdminApi {
         let queue = self.service.meta().heal_queue_len().await.s3()?;
         let layout = self.disks.deployment.layout;
         let chunks = self.service.chunk_store();
+        // Nodes before disks: a monitor round between the two reads then shows old node
+        // identities with new disk locations at worst, never the reverse.
+        let nodes = self.disks.node_status();
         json(&Info {
             version: env!("CARGO_PKG_VERSION"),
             uptime_secs: self.started.elapsed().as_secs(),
@@ -96,7 +99,7 @@ impl AdminApi {
                 parity: layout.parity,
             },
             disks: self.disks.info().await,
-            nodes: self.disks.node_status(),
+            nodes,
             metadata_replicas: self.meta_replicas.clone(),
             dedup_ratio: if usage.chunk_bytes == 0 {
                 1.0
