@@ -360,7 +360,7 @@ impl Users {
     async fn update(
         &self,
         name: &str,
-        change: impl FnOnce(&mut UserRecord) -> metastore::Result<()> + Send + 'static,
+        change: impl Fn(&mut UserRecord) -> metastore::Result<()> + Send + 'static,
     ) -> UserResult<UserRecord> {
         let _g = self.changes.lock().await;
         let record = self
@@ -401,7 +401,7 @@ impl Users {
         let access_key = key.access_key.clone();
         let record = self
             .update(name, move |u| {
-                u.keys.push(key);
+                u.keys.push(key.clone());
                 Ok(())
             })
             .await?;

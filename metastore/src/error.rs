@@ -24,6 +24,23 @@ pub enum Error {
     NoSuchUser,
     #[error("user already exists")]
     UserExists,
+    /// The store cannot be reached (etcd down or cut off): nothing was written, or a
+    /// transaction's outcome is unknown; the caller may retry later.
+    #[error("the metadata store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store is out of space (etcd's quota): nothing was written.
+    #[error("the metadata store is full: {0}")]
+    MetadataFull(String),
+    /// One transaction would exceed the store's size limits (etcd: 128 operations).
+    #[error("{0}")]
+    TooLarge(String),
+    /// What a transaction read changed under it (or the snapshot it read at is gone): it
+    /// runs again. Never leaves [`crate::MetaStore`].
+    #[error("the metadata a transaction read changed under it")]
+    Changed,
+    /// A transaction kept conflicting with concurrent ones; the caller may retry later.
+    #[error("the metadata store is too busy: a transaction kept conflicting")]
+    Busy,
     #[error("metadata backend error: {0}")]
     Backend(String),
     #[error("undecodable metadata record: {0}")]

@@ -1,17 +1,17 @@
 //! Group commit for the metastore's writes.
 //!
-//! A write transaction applies its batch under the store's write lock without flushing it
-//! ([`GroupCommit::commit`]); the flush runs after the lock is released ([`GroupCommit::run`])
-//! and is shared: the first writer to get there flushes every replica's WAL, and every writer
-//! whose batch was applied before that flush started returns without one of its own. A write
-//! still returns only once it is durable.
+//! A write transaction's commit is applied without a flush ([`GroupCommit::committed`] notes
+//! it); the flush runs after the transaction is over ([`GroupCommit::run`]) and is shared: the
+//! first writer to get there flushes every replica's WAL, and every writer whose commit was
+//! applied before that flush started returns without one of its own. A write still returns
+//! only once it is durable. (On etcd a commit is durable when it returns, and `sync` is free.)
 
 use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Result;
-use crate::kv::{Batch, KvStore};
+use crate::txn::TxnStore;
 
 thread_local! {
     /// The number of the last batch this thread committed and has not flushed yet.
@@ -27,17 +27,16 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Applies `batch` without a flush and notes that this thread owes one.
-    pub fn commit(&self, kv: &dyn KvStore, batch: Batch) -> Result<()> {
-        kv.write_unsynced(batch)?;
+    /// Notes that this thread has just applied a commit and owes a flush. Called after the
+    /// commit is applied, so a flush that counts it has it to flush.
+    pub fn committed(&self) {
         let n = self.committed.fetch_add(1, Ordering::SeqCst) + 1;
         UNFLUSHED.set(n);
-        Ok(())
     }
 
     /// Runs a transaction on this (blocking) thread, then makes the batches it committed
     /// durable before returning.
-    pub fn run<T>(&self, kv: &dyn KvStore, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub fn run<T>(&self, kv: &dyn TxnStore, f: impl FnOnce() -> Result<T>) -> Result<T> {
         UNFLUSHED.set(0);
         let out = f();
         let mine = UNFLUSHED.replace(0);
@@ -47,7 +46,7 @@ impl GroupCommit {
         out
     }
 
-    fn flush_through(&self, kv: &dyn KvStore, n: u64) -> Result<()> {
+    fn flush_through(&self, kv: &dyn TxnStore, n: u64) -> Result<()> {
         let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
         if *flushed >= n {
             return Ok(()); // a flush that started after our batch covered it

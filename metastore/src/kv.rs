@@ -1,4 +1,6 @@
-//! The `KvStore` boundary: a few ordered trees with atomic, durable write batches.
+//! [`KvStore`], a local ordered store (RocksDB, memory, a mirror of several): a few ordered
+//! trees with atomic, durable write batches. The metastore reaches it through
+//! [`crate::txn::LocalTxn`], which adds the revisions and guards of the transactional boundary.
 //!
 //! Contract for every implementation:
 //! - `get` returns the last committed value;
@@ -107,15 +109,32 @@ pub trait KvStore: Send + Sync + 'static {
     }
 }
 
-/// Every entry of a tree, page by page (used to copy a replica).
-pub(crate) fn scan_all(
-    kv: &dyn KvStore,
+/// A store that can be read page by page: the local ones and the transactional boundary.
+pub(crate) trait ScanPages {
+    fn page(&self, tree: Tree, start: &[u8], limit: usize) -> Result<Vec<Entry>>;
+}
+
+impl ScanPages for dyn KvStore {
+    fn page(&self, tree: Tree, start: &[u8], limit: usize) -> Result<Vec<Entry>> {
+        self.scan(tree, start, None, limit)
+    }
+}
+
+impl ScanPages for dyn crate::txn::TxnStore {
+    fn page(&self, tree: Tree, start: &[u8], limit: usize) -> Result<Vec<Entry>> {
+        self.scan(tree, start, None, limit)
+    }
+}
+
+/// Every entry of a tree, page by page.
+pub(crate) fn scan_all<S: ScanPages + ?Sized>(
+    kv: &S,
     tree: Tree,
     mut visit: impl FnMut(Entry) -> Result<()>,
 ) -> Result<()> {
     let mut start = Vec::new();
     loop {
-        let page = kv.scan(tree, &start, None, 1024)?;
+        let page = kv.page(tree, &start, 1024)?;
         let done = page.len() < 1024;
         for (k, v) in page {
             start = k.clone();

@@ -1,12 +1,16 @@
 //! Tessera's metadata: buckets, objects, multipart uploads, chunk reference counts, the
 //! chunk garbage-collection queue and the heal queue.
 //!
-//! Two layers:
-//! - [`KvStore`], the narrow storage boundary: ordered trees with atomic, durable batches.
+//! Three layers:
+//! - [`TxnStore`], the transactional boundary: reads that report revisions, and commits that
+//!   apply only if what the transaction read is unchanged ([`txn`]). [`LocalTxn`] gives it to
+//!   any local store; a shared store (etcd) implements it directly.
+//! - [`KvStore`], a local ordered store: ordered trees with atomic, durable batches.
 //!   Implementations: [`RocksKv`] (RocksDB, one column family per tree), [`MemoryKv`], and
 //!   [`MirroredKv`], which keeps identical replicas on several disks.
 //! - [`MetaStore`], the domain API on top, written once for every backend. Every change of an
-//!   object's manifest and the reference counts of the chunks it names happen in ONE batch.
+//!   object's manifest and the reference counts of the chunks it names happen in ONE
+//!   transaction.
 //!
 //! Records carry a version byte ([`records`]); keys are encoded so that byte order is S3
 //! listing order ([`keys`]). The crate knows nothing of S3 wire types.
@@ -22,18 +26,22 @@ mod mirror;
 pub mod records;
 mod rocks;
 mod store;
+pub mod txn;
 mod uploads;
 mod users;
 mod versioning;
 mod walk;
 
-#[cfg(test)]
-mod suite;
-#[cfg(test)]
+/// The shared suite, for other crates' backends (feature `suite`).
+#[cfg(any(test, feature = "suite"))]
+pub mod suite;
+#[cfg(any(test, feature = "suite"))]
+pub mod suite_concurrency;
+#[cfg(any(test, feature = "suite"))]
 mod suite_versions;
 
 pub use error::{Error, Result};
-pub use kv::{Batch, KvStore, Tree};
+pub use kv::{Batch, Entry, KvStore, Op, Tree};
 pub use listing::{ListEntry, ListPage, ListQuery};
 pub use maintenance::{ChunkEntry, RefMismatch, RefcountCheck, Usage};
 pub use memory::MemoryKv;
@@ -44,6 +52,7 @@ pub use records::{
 };
 pub use rocks::RocksKv;
 pub use store::{Expect, GcItem, MetaStore};
+pub use txn::{Commit, Guard, KeyRead, Limits, LocalTxn, Rev, Txn, TxnStore};
 pub use uploads::{UploadEntry, UploadPage, UploadQuery};
 pub use versioning::{
     DeleteOutcome, NULL_VERSION, VersionEntry, VersionPage, VersionQuery, valid_version_id,

@@ -1,8 +1,9 @@
 //! Listing the current objects of a bucket with prefix, delimiter and a resume point.
 //!
 
-use crate::kv::{KvStore, Tree};
+use crate::kv::Tree;
 use crate::records::{ObjectRecord, decode};
+use crate::txn::TxnStore;
 use crate::walk::{Visit, Walk, walk};
 use crate::{Result, keys};
 
@@ -37,7 +38,7 @@ pub struct ListPage {
     pub truncated: bool,
 }
 
-pub(crate) fn list(kv: &dyn KvStore, bucket: &str, q: &ListQuery) -> Result<ListPage> {
+pub(crate) fn list(kv: &dyn TxnStore, bucket: &str, q: &ListQuery) -> Result<ListPage> {
     let mut start = keys::object(bucket, &q.prefix);
     if let Some(after) = &q.after {
         let mut a = keys::object(bucket, after);

@@ -10,6 +10,7 @@ use crate::Result;
 use crate::kv::{Batch, Tree, scan_all};
 use crate::records::{ObjectRecord, PartRecord, RefRecord, decode, encode};
 use crate::store::{MetaStore, RefDelta};
+use crate::txn::Reader;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct HealRecord {
@@ -161,10 +162,11 @@ impl MetaStore {
     /// the counts with the recorded ones; with `repair`, corrects the records (a chunk no
     /// longer referenced is queued for garbage collection). Writes wait while it runs, so the
     /// counts it compares belong to one moment.
+    /// Recounts every chunk's references from the manifests and, with `repair`, corrects the
+    /// recorded counts, in one transaction: on a shared store it runs again while other
+    /// writers change what it read.
     pub async fn check_refcounts(&self, repair: bool) -> Result<RefcountCheck> {
-        self.run(move |s| {
-            let _g = s.lock();
-            let kv = s.kv.as_ref();
+        self.txn(move |s, tx| {
             let mut counted: HashMap<[u8; 32], (u64, u32)> = HashMap::new();
             let mut count = |chunks: &[crate::ChunkRef]| {
                 for c in chunks {
@@ -172,21 +174,18 @@ impl MetaStore {
                     e.0 += 1;
                 }
             };
-            scan_all(kv, Tree::Versions, |(_, v)| {
+            for (_, v) in tx.scan(Tree::Versions, &[], None, usize::MAX)? {
                 count(decode::<ObjectRecord>(&v)?.data.chunks());
-                Ok(())
-            })?;
-            scan_all(kv, Tree::Parts, |(_, v)| {
+            }
+            for (_, v) in tx.scan(Tree::Parts, &[], None, usize::MAX)? {
                 count(&decode::<PartRecord>(&v)?.chunks);
-                Ok(())
-            })?;
+            }
             let mut recorded: HashMap<[u8; 32], RefRecord> = HashMap::new();
-            scan_all(kv, Tree::Refcounts, |(k, v)| {
+            for (k, v) in tx.scan(Tree::Refcounts, &[], None, usize::MAX)? {
                 if let Ok(hash) = <[u8; 32]>::try_from(k.as_slice()) {
                     recorded.insert(hash, decode(&v)?);
                 }
-                Ok(())
-            })?;
+            }
 
             let mut report = RefcountCheck {
                 chunks_recorded: recorded.len() as u64,
@@ -217,9 +216,7 @@ impl MetaStore {
             }
             report.mismatched.sort_by(|a, b| a.chunk.cmp(&b.chunk));
             if repair && !report.mismatched.is_empty() {
-                let mut batch = Batch::default();
-                s.apply_refs(&mut batch, fixes)?;
-                s.commit(batch)?;
+                s.apply_refs(tx, fixes)?;
                 report.repaired = true;
             }
             Ok(report)

@@ -1,8 +1,10 @@
-//! [`MetaStore`]: the domain API over any [`KvStore`].
+//! [`MetaStore`]: the domain API over any [`TxnStore`].
 //!
 //! Reads and writes run on the blocking pool. Writes that read before they write (refcounts,
-//! existence checks) hold one store-wide lock, so each is a serialisable transaction; they are
-//! short (a few point reads and one batch), which keeps the lock cheap.
+//! existence checks) are transactions ([`MetaStore::txn`]): their reads record guards and
+//! their writes commit only while those guards hold, else they run again. On a store this
+//! process alone writes, transactions are serialised by a lock instead, so none conflicts;
+//! they are short (a few point reads and one batch), which keeps the lock cheap.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use crate::records::{
     BucketRecord, ChunkRef, ObjectRecord, PartRecord, RefRecord, UploadRecord, Versioning, decode,
     encode,
 };
+use crate::txn::{Commit, LocalTxn, MAX_ATTEMPTS, Reader, Tx, Txn, TxnStore, backoff};
 use crate::versioning::{DeleteOutcome, VersionPage, VersionQuery};
 use crate::{Error, MemoryKv, Result, keys};
 
@@ -29,9 +32,10 @@ impl std::fmt::Debug for MetaStore {
 }
 
 pub(crate) struct Inner {
-    pub(crate) kv: Box<dyn KvStore>,
+    pub(crate) kv: Box<dyn TxnStore>,
+    /// Serialises transactions on a store this process alone writes.
     write_lock: Mutex<()>,
-    /// Batches applied under `write_lock` are flushed after it, together (group commit).
+    /// Commits are flushed after their transaction, together (group commit).
     group: GroupCommit,
     gc_grace_ms: u64,
     /// Last version sequence handed out (see `versioning`).
@@ -39,10 +43,53 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Applies a batch inside a transaction (under the write lock). It is flushed by
-    /// [`MetaStore::run`] once the transaction is over.
+    /// Writes a batch that depends on no read (queue entries, for instance). It is flushed by
+    /// [`MetaStore::run`] once the closure is over.
     pub(crate) fn commit(&self, batch: Batch) -> Result<()> {
-        self.group.commit(self.kv.as_ref(), batch)
+        match self.kv.commit(Txn {
+            guards: Vec::new(),
+            batch,
+        })? {
+            Commit::Done => {
+                self.group.committed();
+                Ok(())
+            }
+            Commit::Conflict => Err(Error::Backend("a write without guards conflicted".into())),
+        }
+    }
+
+    /// Runs `f` as a transaction until it commits: see [`MetaStore::txn`].
+    fn transact<T>(&self, f: impl Fn(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let serial = self.kv.single_writer().then(|| self.lock());
+        for attempt in 1..=MAX_ATTEMPTS {
+            if attempt > 1 {
+                std::thread::sleep(backoff(attempt));
+            }
+            let mut tx = Tx::new(self.kv.as_ref());
+            match f(&mut tx) {
+                Err(Error::Changed) => continue,
+                Ok(out) => {
+                    let txn = tx.into_txn();
+                    let wrote = !txn.batch.is_empty();
+                    if self.kv.commit(txn)? == Commit::Done {
+                        if wrote {
+                            self.group.committed();
+                        }
+                        return Ok(out);
+                    }
+                }
+                // An answer drawn from reads that no longer hold together could be wrong
+                // (a bucket deleted and re-created between two reads): it is given only once
+                // they are confirmed. Under the lock nothing can have changed.
+                Err(e) if serial.is_some() || !tx.has_guards() => return Err(e),
+                Err(e) => {
+                    if self.kv.commit(tx.guards_only())? == Commit::Done {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Err(Error::Busy)
     }
 }
 
@@ -108,38 +155,44 @@ impl Inner {
         self.kv.get(tree, key)?.map(|v| decode(&v)).transpose()
     }
 
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    /// Reads outside a transaction.
+    pub(crate) fn plain(&self) -> crate::txn::Plain<'_> {
+        crate::txn::Plain(self.kv.as_ref())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.write_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn require_bucket(&self, bucket: &str) -> Result<()> {
-        match self.kv.get(Tree::Buckets, bucket.as_bytes())? {
+    fn require_bucket(&self, r: &mut impl Reader, bucket: &str) -> Result<()> {
+        match r.get_raw(Tree::Buckets, bucket.as_bytes())? {
             Some(_) => Ok(()),
             None => Err(Error::NoSuchBucket),
         }
     }
 
-    /// Adds the refcount changes to `batch`; chunks that drop to zero are queued for GC.
-    pub(crate) fn apply_refs(&self, batch: &mut Batch, delta: RefDelta) -> Result<()> {
+    /// Adds the refcount changes to the transaction; chunks that drop to zero are queued for
+    /// GC.
+    pub(crate) fn apply_refs(&self, tx: &mut Tx<'_>, delta: RefDelta) -> Result<()> {
         let due = now_ms() + self.gc_grace_ms;
         for (hash, (change, len)) in delta.0 {
             if change == 0 {
                 continue;
             }
-            let current: Option<RefRecord> = self.get(Tree::Refcounts, &hash)?;
+            let current: Option<RefRecord> = tx.get(Tree::Refcounts, &hash)?;
             let before = current.map_or(0, |r| r.count) as i64;
             let after = before + change;
             if after < 0 {
                 tracing::error!(chunk = ?hash, before, change, "refcount would go negative; clamping to 0");
             }
             let after = after.max(0) as u64;
-            batch.put(
+            tx.put(
                 Tree::Refcounts,
                 hash.to_vec(),
                 encode(&RefRecord { count: after, len }),
             );
             if after == 0 {
-                batch.put(Tree::Gc, keys::gc(due, &hash), Vec::new());
+                tx.put(Tree::Gc, keys::gc(due, &hash), Vec::new());
             }
         }
         Ok(())
@@ -147,14 +200,17 @@ impl Inner {
 }
 
 impl MetaStore {
+    /// The metastore on a local store (RocksDB, a mirror, memory) that this process alone
+    /// writes.
     pub fn new(kv: impl KvStore, gc_grace: std::time::Duration) -> Self {
-        Self::from_boxed(Box::new(kv), gc_grace)
+        Self::with_store(LocalTxn::new(kv), gc_grace)
     }
 
-    pub fn from_boxed(kv: Box<dyn KvStore>, gc_grace: std::time::Duration) -> Self {
+    /// The metastore on any transactional store.
+    pub fn with_store(kv: impl TxnStore, gc_grace: std::time::Duration) -> Self {
         MetaStore {
             inner: Arc::new(Inner {
-                kv,
+                kv: Box::new(kv),
                 write_lock: Mutex::new(()),
                 group: GroupCommit::default(),
                 last_version_seq: Mutex::new(0),
@@ -163,10 +219,10 @@ impl MetaStore {
         }
     }
 
-    /// The backend, for tests that must bypass the domain rules.
-    #[cfg(test)]
-    pub(crate) fn kv(&self) -> &dyn KvStore {
-        self.inner.kv.as_ref()
+    /// Writes a batch past the domain rules, for tests that damage the metadata on purpose.
+    #[cfg(any(test, feature = "suite"))]
+    pub(crate) async fn write_unchecked(&self, batch: Batch) -> Result<()> {
+        self.run(move |s| s.commit(batch)).await
     }
 
     /// An in-memory store with no GC grace period, for tests.
@@ -186,18 +242,33 @@ impl MetaStore {
             .await?
     }
 
+    /// Runs `f` as a transaction on the blocking pool: its reads through the [`Tx`] record
+    /// what it relied on, its writes go to the [`Tx`]'s batch, and the batch commits only if
+    /// those reads still hold; otherwise `f` runs again (so it must have no other effects).
+    /// The commit is durable before this returns (group commit, as [`MetaStore::run`]).
+    pub(crate) async fn txn<T: Send + 'static>(
+        &self,
+        f: impl Fn(&Inner, &mut Tx<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner
+                .group
+                .run(inner.kv.as_ref(), || inner.transact(|tx| f(&inner, tx)))
+        })
+        .await?
+    }
+
     // ---- buckets ----
 
     pub async fn create_bucket(&self, name: &str, record: BucketRecord) -> Result<()> {
         let name = name.to_owned();
-        self.run(move |s| {
-            let _g = s.lock();
-            if s.kv.get(Tree::Buckets, name.as_bytes())?.is_some() {
+        self.txn(move |_, tx| {
+            if tx.get_raw(Tree::Buckets, name.as_bytes())?.is_some() {
                 return Err(Error::BucketExists);
             }
-            let mut b = Batch::default();
-            b.put(Tree::Buckets, name.into_bytes(), encode(&record));
-            s.commit(b)
+            tx.put(Tree::Buckets, name.as_bytes(), encode(&record));
+            Ok(())
         })
         .await
     }
@@ -223,37 +294,36 @@ impl MetaStore {
     /// Deletes an empty bucket; its unfinished multipart uploads are aborted with it.
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
         let name = name.to_owned();
-        self.run(move |s| {
-            let _g = s.lock();
-            s.require_bucket(&name)?;
+        self.txn(move |s, tx| {
+            s.require_bucket(tx, &name)?;
             let prefix = keys::bucket_prefix(&name);
             let end = keys::prefix_end(&prefix);
             // Old versions and delete markers keep a bucket non-empty, as in S3.
-            if !s
-                .kv
+            if !tx
                 .scan(Tree::Versions, &prefix, end.as_deref(), 1)?
                 .is_empty()
             {
                 return Err(Error::BucketNotEmpty);
             }
-            let mut b = Batch::default();
             let mut delta = RefDelta::default();
-            for (uk, _) in
-                s.kv.scan(Tree::Uploads, &prefix, end.as_deref(), usize::MAX)?
-            {
+            for (uk, _) in tx.scan(Tree::Uploads, &prefix, end.as_deref(), usize::MAX)? {
                 let Some((_, upload_id)) = keys::split_upload(&uk[prefix.len()..]) else {
                     continue;
                 };
-                for (pk, pv) in scan_parts(s, &upload_id)? {
+                // Read again, guarded: an abort racing this must not release its parts twice.
+                if tx.get_raw(Tree::Uploads, &uk)?.is_none() {
+                    continue;
+                }
+                for (pk, pv) in scan_parts(tx, &upload_id)? {
                     let part: PartRecord = decode(&pv)?;
                     delta.add(&part.chunks, -1);
-                    b.delete(Tree::Parts, pk);
+                    tx.delete(Tree::Parts, pk);
                 }
-                b.delete(Tree::Uploads, uk);
+                tx.delete(Tree::Uploads, uk);
             }
-            s.apply_refs(&mut b, delta)?;
-            b.delete(Tree::Buckets, name.into_bytes());
-            s.commit(b)
+            s.apply_refs(tx, delta)?;
+            tx.delete(Tree::Buckets, name.as_bytes());
+            Ok(())
         })
         .await
     }
@@ -275,23 +345,23 @@ impl MetaStore {
     ) -> Result<Option<ObjectRecord>> {
         let (bucket, key, version) = (bucket.to_owned(), key.to_owned(), version.to_owned());
         self.run(move |s| {
-            Ok(s.find_version(&bucket, &key, Some(&version))?
-                .map(|(_, r)| r))
+            Ok(
+                s.find_version(&mut s.plain(), &bucket, &key, Some(&version))?
+                    .map(|(_, r)| r),
+            )
         })
         .await
     }
 
     pub async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<()> {
         let bucket = bucket.to_owned();
-        self.run(move |s| {
-            let _g = s.lock();
-            let mut record: BucketRecord = s
+        self.txn(move |_, tx| {
+            let mut record: BucketRecord = tx
                 .get(Tree::Buckets, bucket.as_bytes())?
                 .ok_or(Error::NoSuchBucket)?;
             record.versioning = versioning;
-            let mut b = Batch::default();
-            b.put(Tree::Buckets, bucket.into_bytes(), encode(&record));
-            s.commit(b)
+            tx.put(Tree::Buckets, bucket.as_bytes(), encode(&record));
+            Ok(())
         })
         .await
     }
@@ -307,17 +377,14 @@ impl MetaStore {
         expect: Option<Expect>,
     ) -> Result<ObjectRecord> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.run(move |s| {
-            let _g = s.lock();
-            let mode = s.versioning(&bucket)?;
+        self.txn(move |s, tx| {
+            let mode = s.versioning(tx, &bucket)?;
             let current: Option<ObjectRecord> =
-                s.get(Tree::Objects, &keys::object(&bucket, &key))?;
+                tx.get(Tree::Objects, &keys::object(&bucket, &key))?;
             check_expect(current.as_ref(), expect.as_ref())?;
-            let mut b = Batch::default();
             let mut delta = RefDelta::default();
-            let stored = s.write_version(&mut b, &mut delta, &bucket, &key, record, mode)?;
-            s.apply_refs(&mut b, delta)?;
-            s.commit(b)?;
+            let stored = s.write_version(tx, &mut delta, &bucket, &key, record.clone(), mode)?;
+            s.apply_refs(tx, delta)?;
             Ok(stored)
         })
         .await
@@ -335,14 +402,11 @@ impl MetaStore {
             key.to_owned(),
             version.map(str::to_owned),
         );
-        self.run(move |s| {
-            let _g = s.lock();
-            let mut b = Batch::default();
+        self.txn(move |s, tx| {
             let mut delta = RefDelta::default();
             let now = now_ms() as i64;
-            let outcome = s.delete(&mut b, &mut delta, &bucket, &key, version.as_deref(), now)?;
-            s.apply_refs(&mut b, delta)?;
-            s.commit(b)?;
+            let outcome = s.delete(tx, &mut delta, &bucket, &key, version.as_deref(), now)?;
+            s.apply_refs(tx, delta)?;
             Ok(outcome)
         })
         .await
@@ -355,23 +419,22 @@ impl MetaStore {
         bucket: &str,
         key: &str,
         version: Option<&str>,
-        change: impl FnOnce(&mut ObjectRecord) + Send + 'static,
+        change: impl Fn(&mut ObjectRecord) + Send + 'static,
     ) -> Result<ObjectRecord> {
         let (bucket, key, version) = (
             bucket.to_owned(),
             key.to_owned(),
             version.map(str::to_owned),
         );
-        self.run(move |s| {
-            let _g = s.lock();
-            s.require_bucket(&bucket)?;
+        self.txn(move |s, tx| {
+            s.require_bucket(tx, &bucket)?;
             let ok = keys::object(&bucket, &key);
-            let current: Option<ObjectRecord> = s.get(Tree::Objects, &ok)?;
+            let current: Option<ObjectRecord> = tx.get(Tree::Objects, &ok)?;
             let target = match &version {
-                Some(v) => s.find_version(&bucket, &key, Some(v))?,
+                Some(v) => s.find_version(tx, &bucket, &key, Some(v))?,
                 None => match &current {
                     Some(c) if !c.delete_marker => {
-                        s.find_version(&bucket, &key, c.version_id.as_deref())?
+                        s.find_version(tx, &bucket, &key, c.version_id.as_deref())?
                     }
                     _ => None,
                 },
@@ -396,13 +459,11 @@ impl MetaStore {
                     "update_object may not change an object's data".into(),
                 ));
             }
-            let mut b = Batch::default();
             let encoded = encode(&record);
             if is_current {
-                b.put(Tree::Objects, ok, encoded.clone());
+                tx.put(Tree::Objects, ok, encoded.clone());
             }
-            b.put(Tree::Versions, vk, encoded);
-            s.commit(b)?;
+            tx.put(Tree::Versions, vk, encoded);
             Ok(record)
         })
         .await
@@ -411,7 +472,7 @@ impl MetaStore {
     pub async fn list_versions(&self, bucket: &str, query: VersionQuery) -> Result<VersionPage> {
         let bucket = bucket.to_owned();
         self.run(move |s| {
-            s.require_bucket(&bucket)?;
+            s.require_bucket(&mut s.plain(), &bucket)?;
             crate::versioning::list(s, &bucket, &query)
         })
         .await
@@ -420,7 +481,7 @@ impl MetaStore {
     pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage> {
         let bucket = bucket.to_owned();
         self.run(move |s| {
-            s.require_bucket(&bucket)?;
+            s.require_bucket(&mut s.plain(), &bucket)?;
             listing::list(s.kv.as_ref(), &bucket, &query)
         })
         .await
@@ -437,12 +498,10 @@ impl MetaStore {
     ) -> Result<()> {
         let bucket = bucket.to_owned();
         let k = keys::upload(&bucket, upload_id, key);
-        self.run(move |s| {
-            let _g = s.lock();
-            s.require_bucket(&bucket)?;
-            let mut b = Batch::default();
-            b.put(Tree::Uploads, k, encode(&record));
-            s.commit(b)
+        self.txn(move |s, tx| {
+            s.require_bucket(tx, &bucket)?;
+            tx.put(Tree::Uploads, k.clone(), encode(&record));
+            Ok(())
         })
         .await
     }
@@ -468,20 +527,18 @@ impl MetaStore {
     ) -> Result<()> {
         let uk = keys::upload(bucket, upload_id, key);
         let pk = keys::part(upload_id, number);
-        self.run(move |s| {
-            let _g = s.lock();
-            if s.kv.get(Tree::Uploads, &uk)?.is_none() {
+        self.txn(move |s, tx| {
+            if tx.get_raw(Tree::Uploads, &uk)?.is_none() {
                 return Err(Error::NoSuchUpload);
             }
             let mut delta = RefDelta::default();
             delta.add(&part.chunks, 1);
-            if let Some(old) = s.get::<PartRecord>(Tree::Parts, &pk)? {
+            if let Some(old) = tx.get::<PartRecord>(Tree::Parts, &pk)? {
                 delta.add(&old.chunks, -1);
             }
-            let mut b = Batch::default();
-            s.apply_refs(&mut b, delta)?;
-            b.put(Tree::Parts, pk, encode(&part));
-            s.commit(b)
+            s.apply_refs(tx, delta)?;
+            tx.put(Tree::Parts, pk.clone(), encode(&part));
+            Ok(())
         })
         .await
     }
@@ -498,7 +555,7 @@ impl MetaStore {
             if s.kv.get(Tree::Uploads, &uk)?.is_none() {
                 return Err(Error::NoSuchUpload);
             }
-            scan_parts(s, &upload_id)?
+            scan_parts(&mut s.plain(), &upload_id)?
                 .into_iter()
                 .map(|(k, v)| {
                     let n = u32::from_be_bytes(k[k.len() - 4..].try_into().expect("4 bytes"));
@@ -525,33 +582,37 @@ impl MetaStore {
         let uk = keys::upload(&bucket, upload_id, &key);
         let ok = keys::object(&bucket, &key);
         let upload_id = upload_id.to_owned();
-        self.run(move |s| {
-            let _g = s.lock();
-            s.require_bucket(&bucket)?;
-            if s.kv.get(Tree::Uploads, &uk)?.is_none() {
+        self.txn(move |s, tx| {
+            s.require_bucket(tx, &bucket)?;
+            if tx.get_raw(Tree::Uploads, &uk)?.is_none() {
                 return Err(Error::NoSuchUpload);
             }
             // The manifest was built from these parts; a part replaced since then would leave it
-            // naming chunks this commit does not hold references for.
+            // naming chunks this commit does not hold references for. The parts' scan below
+            // also guards them: a part written after it makes this transaction run again.
+            let parts = scan_parts(tx, &upload_id)?;
             for (number, etag) in &parts_used {
-                match s.get::<PartRecord>(Tree::Parts, &keys::part(&upload_id, *number))? {
+                let stored = parts
+                    .iter()
+                    .find(|(pk, _)| *pk == keys::part(&upload_id, *number))
+                    .map(|(_, pv)| decode::<PartRecord>(pv))
+                    .transpose()?;
+                match stored {
                     Some(p) if &p.etag == etag => {}
                     _ => return Err(Error::PartChanged(*number)),
                 }
             }
-            let mut b = Batch::default();
             let mut delta = RefDelta::default();
-            for (pk, pv) in scan_parts(s, &upload_id)? {
+            for (pk, pv) in parts {
                 delta.add(&decode::<PartRecord>(&pv)?.chunks, -1);
-                b.delete(Tree::Parts, pk);
+                tx.delete(Tree::Parts, pk);
             }
-            let current: Option<ObjectRecord> = s.get(Tree::Objects, &ok)?;
+            let current: Option<ObjectRecord> = tx.get(Tree::Objects, &ok)?;
             check_expect(current.as_ref(), expect.as_ref())?;
-            let mode = s.versioning(&bucket)?;
-            let stored = s.write_version(&mut b, &mut delta, &bucket, &key, record, mode)?;
-            s.apply_refs(&mut b, delta)?;
-            b.delete(Tree::Uploads, uk);
-            s.commit(b)?;
+            let mode = s.versioning(tx, &bucket)?;
+            let stored = s.write_version(tx, &mut delta, &bucket, &key, record.clone(), mode)?;
+            s.apply_refs(tx, delta)?;
+            tx.delete(Tree::Uploads, uk.clone());
             Ok(stored)
         })
         .await
@@ -564,7 +625,7 @@ impl MetaStore {
     ) -> Result<crate::UploadPage> {
         let bucket = bucket.to_owned();
         self.run(move |s| {
-            s.require_bucket(&bucket)?;
+            s.require_bucket(&mut s.plain(), &bucket)?;
             crate::uploads::list(s.kv.as_ref(), &bucket, &query)
         })
         .await
@@ -582,20 +643,18 @@ impl MetaStore {
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
         let uk = keys::upload(bucket, upload_id, key);
         let upload_id = upload_id.to_owned();
-        self.run(move |s| {
-            let _g = s.lock();
-            if s.kv.get(Tree::Uploads, &uk)?.is_none() {
+        self.txn(move |s, tx| {
+            if tx.get_raw(Tree::Uploads, &uk)?.is_none() {
                 return Err(Error::NoSuchUpload);
             }
-            let mut b = Batch::default();
             let mut delta = RefDelta::default();
-            for (pk, pv) in scan_parts(s, &upload_id)? {
+            for (pk, pv) in scan_parts(tx, &upload_id)? {
                 delta.add(&decode::<PartRecord>(&pv)?.chunks, -1);
-                b.delete(Tree::Parts, pk);
+                tx.delete(Tree::Parts, pk);
             }
-            s.apply_refs(&mut b, delta)?;
-            b.delete(Tree::Uploads, uk);
-            s.commit(b)
+            s.apply_refs(tx, delta)?;
+            tx.delete(Tree::Uploads, uk.clone());
+            Ok(())
         })
         .await
     }
@@ -634,18 +693,15 @@ impl MetaStore {
     /// is gone and the caller must now delete its shards. False when it is referenced again
     /// (or was already collected through another entry).
     pub async fn gc_collect(&self, item: GcItem) -> Result<bool> {
-        self.run(move |s| {
-            let _g = s.lock();
-            let mut b = Batch::default();
-            b.delete(Tree::Gc, item.key);
+        self.txn(move |_, tx| {
+            tx.delete(Tree::Gc, item.key.clone());
             let unreferenced = matches!(
-                s.get::<RefRecord>(Tree::Refcounts, &item.hash)?,
+                tx.get::<RefRecord>(Tree::Refcounts, &item.hash)?,
                 Some(RefRecord { count: 0, .. })
             );
             if unreferenced {
-                b.delete(Tree::Refcounts, item.hash.to_vec());
+                tx.delete(Tree::Refcounts, item.hash.to_vec());
             }
-            s.commit(b)?;
             Ok(unreferenced)
         })
         .await
@@ -659,8 +715,8 @@ pub struct GcItem {
     pub hash: [u8; 32],
 }
 
-fn scan_parts(s: &Inner, upload_id: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn scan_parts(r: &mut impl Reader, upload_id: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let prefix = keys::part_prefix(upload_id);
     let end = keys::prefix_end(&prefix);
-    s.kv.scan(Tree::Parts, &prefix, end.as_deref(), usize::MAX)
+    r.scan(Tree::Parts, &prefix, end.as_deref(), usize::MAX)
 }

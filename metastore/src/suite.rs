@@ -1,4 +1,5 @@
-//! The one test suite every metastore backend passes: memory, RocksDB, and a RocksDB mirror.
+//! The one test suite every metastore backend passes: memory, RocksDB, a RocksDB mirror, and
+//! (from the `metastore-etcd` crate, through the `suite` feature) etcd.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -6,14 +7,14 @@ use std::time::Duration;
 use crate::records::*;
 use crate::*;
 
-pub(crate) fn chunk(n: u8) -> ChunkRef {
+pub fn chunk(n: u8) -> ChunkRef {
     ChunkRef {
         hash: [n; 32],
         len: 100,
     }
 }
 
-pub(crate) fn object(chunks: Vec<ChunkRef>) -> ObjectRecord {
+pub fn object(chunks: Vec<ChunkRef>) -> ObjectRecord {
     ObjectRecord {
         version_id: None,
         size: chunks.iter().map(|c| c.len as u64).sum(),
@@ -105,7 +106,7 @@ async fn maintenance(store: &MetaStore) {
             len: victim.len,
         }),
     );
-    store.kv().write(b).unwrap();
+    store.write_unchecked(b).await.unwrap();
     let found = store.check_refcounts(false).await.unwrap();
     assert_eq!(found.mismatched.len(), 2, "{found:?}");
     assert!(!found.repaired);
@@ -558,37 +559,42 @@ async fn multipart(store: &MetaStore) {
     assert_eq!(store.chunk_refcount([30; 32]).await.unwrap(), Some(0));
 }
 
-#[tokio::test]
-async fn memory_backend() {
-    run(MetaStore::memory()).await;
-}
+#[cfg(test)]
+mod backends {
+    use super::*;
 
-#[tokio::test]
-async fn rocksdb_backend() {
-    let dir = tempfile::tempdir().unwrap();
-    run(MetaStore::new(
-        RocksKv::open(dir.path()).unwrap(),
-        Duration::ZERO,
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn mirrored_rocksdb_backend_keeps_replicas_identical() {
-    let dir = tempfile::tempdir().unwrap();
-    let (p1, p2) = (dir.path().join("r1"), dir.path().join("r2"));
-    {
-        let mirror = MirroredKv::new(vec![
-            ("r1".into(), Box::new(RocksKv::open(&p1).unwrap())),
-            ("r2".into(), Box::new(RocksKv::open(&p2).unwrap())),
-        ])
-        .unwrap();
-        run(MetaStore::new(mirror, Duration::ZERO)).await;
+    #[tokio::test]
+    async fn memory_backend() {
+        run(MetaStore::memory()).await;
     }
-    // Each replica alone holds everything.
-    for p in [&p1, &p2] {
-        let alone = MetaStore::new(RocksKv::open(p).unwrap(), Duration::ZERO);
-        assert!(alone.get_object("mp", "big").await.unwrap().is_some());
-        assert_eq!(alone.list_buckets().await.unwrap().len(), 7);
+
+    #[tokio::test]
+    async fn rocksdb_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        run(MetaStore::new(
+            RocksKv::open(dir.path()).unwrap(),
+            Duration::ZERO,
+        ))
+        .await;
+    }
+
+    #[tokio::test]
+    async fn mirrored_rocksdb_backend_keeps_replicas_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p1, p2) = (dir.path().join("r1"), dir.path().join("r2"));
+        {
+            let mirror = MirroredKv::new(vec![
+                ("r1".into(), Box::new(RocksKv::open(&p1).unwrap())),
+                ("r2".into(), Box::new(RocksKv::open(&p2).unwrap())),
+            ])
+            .unwrap();
+            run(MetaStore::new(mirror, Duration::ZERO)).await;
+        }
+        // Each replica alone holds everything.
+        for p in [&p1, &p2] {
+            let alone = MetaStore::new(RocksKv::open(p).unwrap(), Duration::ZERO);
+            assert!(alone.get_object("mp", "big").await.unwrap().is_some());
+            assert_eq!(alone.list_buckets().await.unwrap().len(), 7);
+        }
     }
 }

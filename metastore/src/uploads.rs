@@ -1,8 +1,9 @@
 //! Listing multipart uploads in S3 order (key, then upload id), with prefix, delimiter and
 //! the key-marker / upload-id-marker resume point.
 
-use crate::kv::{KvStore, Tree};
+use crate::kv::Tree;
 use crate::records::{UploadRecord, decode};
+use crate::txn::TxnStore;
 use crate::walk::{Visit, Walk, walk};
 use crate::{Result, keys};
 
@@ -32,7 +33,7 @@ pub struct UploadPage {
     pub truncated: bool,
 }
 
-pub(crate) fn list(kv: &dyn KvStore, bucket: &str, q: &UploadQuery) -> Result<UploadPage> {
+pub(crate) fn list(kv: &dyn TxnStore, bucket: &str, q: &UploadQuery) -> Result<UploadPage> {
     let mut start = keys::object(bucket, &q.prefix);
     if let Some(marker) = &q.key_marker {
         let resume = match &q.upload_id_marker {
@@ -85,7 +86,7 @@ pub(crate) fn list(kv: &dyn KvStore, bucket: &str, q: &UploadQuery) -> Result<Up
 
 /// Every upload initiated before `cutoff_ms`: (key, upload id), for expiry.
 pub(crate) fn initiated_before(
-    kv: &dyn KvStore,
+    kv: &dyn TxnStore,
     cutoff_ms: i64,
 ) -> Result<Vec<(String, String, String)>> {
     let mut out = Vec::new();

@@ -3,9 +3,10 @@
 //! Secrets reach this crate already sealed by the gateway; policies are stored as the text the
 //! client sent, after the gateway validated them. This module only keeps them consistent.
 
-use crate::kv::{Batch, Tree};
+use crate::kv::Tree;
 use crate::records::{BucketRecord, UserRecord, decode, encode};
 use crate::store::MetaStore;
+use crate::txn::Reader;
 use crate::{Error, Result};
 
 /// Store-wide settings live in `Tree::Meta` under this prefix, apart from the store's own keys.
@@ -30,14 +31,12 @@ impl MetaStore {
 
     pub async fn create_user(&self, name: &str, record: UserRecord) -> Result<()> {
         let name = name.to_owned();
-        self.run(move |s| {
-            let _g = s.lock();
-            if s.kv.get(Tree::Users, name.as_bytes())?.is_some() {
+        self.txn(move |_, tx| {
+            if tx.get_raw(Tree::Users, name.as_bytes())?.is_some() {
                 return Err(Error::UserExists);
             }
-            let mut b = Batch::default();
-            b.put(Tree::Users, name.into_bytes(), encode(&record));
-            s.commit(b)
+            tx.put(Tree::Users, name.as_bytes(), encode(&record));
+            Ok(())
         })
         .await
     }
@@ -47,18 +46,15 @@ impl MetaStore {
     pub async fn update_user(
         &self,
         name: &str,
-        change: impl FnOnce(&mut UserRecord) -> Result<()> + Send + 'static,
+        change: impl Fn(&mut UserRecord) -> Result<()> + Send + 'static,
     ) -> Result<UserRecord> {
         let name = name.to_owned();
-        self.run(move |s| {
-            let _g = s.lock();
-            let mut record: UserRecord = s
+        self.txn(move |_, tx| {
+            let mut record: UserRecord = tx
                 .get(Tree::Users, name.as_bytes())?
                 .ok_or(Error::NoSuchUser)?;
             change(&mut record)?;
-            let mut b = Batch::default();
-            b.put(Tree::Users, name.into_bytes(), encode(&record));
-            s.commit(b)?;
+            tx.put(Tree::Users, name.as_bytes(), encode(&record));
             Ok(record)
         })
         .await
@@ -68,43 +64,41 @@ impl MetaStore {
     /// bucket is ever left with an owner that does not exist.
     pub async fn remove_user(&self, name: &str) -> Result<UserRecord> {
         let name = name.to_owned();
-        self.run(move |s| {
-            let _g = s.lock();
-            let record: UserRecord = s
+        self.txn(move |_, tx| {
+            let record: UserRecord = tx
                 .get(Tree::Users, name.as_bytes())?
                 .ok_or(Error::NoSuchUser)?;
-            let mut b = Batch::default();
-            crate::kv::scan_all(s.kv.as_ref(), Tree::Buckets, |(k, v)| {
-                let mut bucket: BucketRecord = decode(&v)?;
+            for (k, v) in tx.scan(Tree::Buckets, &[], None, usize::MAX)? {
+                let bucket: BucketRecord = decode(&v)?;
                 if bucket.owner.as_deref() == Some(record.id.as_str()) {
+                    // Read again by key: a bucket deleted meanwhile must not come back as a
+                    // re-owned one.
+                    let Some(mut bucket) = tx.get::<BucketRecord>(Tree::Buckets, &k)? else {
+                        continue;
+                    };
                     bucket.owner = None;
-                    b.put(Tree::Buckets, k, encode(&bucket));
+                    tx.put(Tree::Buckets, k, encode(&bucket));
                 }
-                Ok(())
-            })?;
-            b.delete(Tree::Users, name.into_bytes());
-            s.commit(b)?;
+            }
+            tx.delete(Tree::Users, name.as_bytes());
             Ok(record)
         })
         .await
     }
 
-    /// Changes a bucket's record (policy, ACL) under the write lock; returns the result.
+    /// Changes a bucket's record (policy, ACL) in one transaction; returns the result.
     pub async fn update_bucket(
         &self,
         name: &str,
-        change: impl FnOnce(&mut BucketRecord) + Send + 'static,
+        change: impl Fn(&mut BucketRecord) + Send + 'static,
     ) -> Result<BucketRecord> {
         let name = name.to_owned();
-        self.run(move |s| {
-            let _g = s.lock();
-            let mut record: BucketRecord = s
+        self.txn(move |_, tx| {
+            let mut record: BucketRecord = tx
                 .get(Tree::Buckets, name.as_bytes())?
                 .ok_or(Error::NoSuchBucket)?;
             change(&mut record);
-            let mut b = Batch::default();
-            b.put(Tree::Buckets, name.into_bytes(), encode(&record));
-            s.commit(b)?;
+            tx.put(Tree::Buckets, name.as_bytes(), encode(&record));
             Ok(record)
         })
         .await
@@ -118,15 +112,12 @@ impl MetaStore {
     /// Stores a setting unless one exists and `replace` is false; returns the value now stored.
     pub async fn put_setting(&self, name: &str, value: Vec<u8>, replace: bool) -> Result<Vec<u8>> {
         let key = setting_key(name);
-        self.run(move |s| {
-            let _g = s.lock();
-            if !replace && let Some(existing) = s.kv.get(Tree::Meta, &key)? {
+        self.txn(move |_, tx| {
+            if !replace && let Some(existing) = tx.get_raw(Tree::Meta, &key)? {
                 return Ok(existing);
             }
-            let mut b = Batch::default();
-            b.put(Tree::Meta, key, value.clone());
-            s.commit(b)?;
-            Ok(value)
+            tx.put(Tree::Meta, key.clone(), value.clone());
+            Ok(value.clone())
         })
         .await
     }

@@ -9,9 +9,10 @@
 //! - the "null" version (unversioned or suspended writes) gets `<same 16 hex digits>n`, so it
 //!   sits among the others by time; a key has at most one null version.
 
-use crate::kv::{Batch, Tree};
+use crate::kv::Tree;
 use crate::records::{ObjectRecord, Versioning, decode, encode};
 use crate::store::{Inner, RefDelta};
+use crate::txn::{Reader, Tx};
 use crate::walk::{Visit, Walk, walk};
 use crate::{Error, Result, keys};
 
@@ -35,8 +36,18 @@ pub fn valid_version_id(id: &str) -> bool {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
+/// The sequence number a version's sort key encodes (see the module docs).
+fn seq_of_version_key(version_key: &[u8], prefix_len: usize) -> Option<u64> {
+    let hex = std::str::from_utf8(version_key.get(prefix_len..prefix_len + 16)?).ok()?;
+    u64::from_str_radix(hex, 16)
+        .ok()
+        .map(|inverted| u64::MAX - inverted)
+}
+
 impl Inner {
-    fn next_seq(&self) -> u64 {
+    /// A sequence number above `newest` (the key's newest version's): versions made by
+    /// several gateways, whose clocks differ, still list in the order they were written.
+    fn next_seq(&self, newest: Option<u64>) -> u64 {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
@@ -45,12 +56,12 @@ impl Inner {
             .last_version_seq
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        *last = now.max(*last + 1);
+        *last = now.max(*last + 1).max(newest.map_or(0, |n| n + 1));
         *last
     }
 
-    pub(crate) fn versioning(&self, bucket: &str) -> Result<Versioning> {
-        self.get::<crate::BucketRecord>(Tree::Buckets, bucket.as_bytes())?
+    pub(crate) fn versioning(&self, r: &mut impl Reader, bucket: &str) -> Result<Versioning> {
+        r.get::<crate::BucketRecord>(Tree::Buckets, bucket.as_bytes())?
             .map(|b| b.versioning)
             .ok_or(Error::NoSuchBucket)
     }
@@ -58,6 +69,7 @@ impl Inner {
     /// The `Versions` entry of a version of an object: `None` asks for the null version.
     pub(crate) fn find_version(
         &self,
+        r: &mut impl Reader,
         bucket: &str,
         key: &str,
         version: Option<&str>,
@@ -65,20 +77,21 @@ impl Inner {
         match version {
             Some(id) if id != NULL_VERSION => {
                 let k = keys::version(bucket, key, id);
-                Ok(self
-                    .get::<ObjectRecord>(Tree::Versions, &k)?
-                    .map(|r| (k, r)))
+                Ok(r.get::<ObjectRecord>(Tree::Versions, &k)?.map(|r| (k, r)))
             }
             _ => {
                 let prefix = keys::version_prefix(bucket, key);
                 let end = keys::prefix_end(&prefix);
-                for (k, v) in self
-                    .kv
-                    .scan(Tree::Versions, &prefix, end.as_deref(), usize::MAX)?
-                {
-                    let r: ObjectRecord = decode(&v)?;
-                    if r.version_id.is_none() {
-                        return Ok(Some((k, r)));
+                for (k, v) in r.scan(Tree::Versions, &prefix, end.as_deref(), usize::MAX)? {
+                    let record: ObjectRecord = decode(&v)?;
+                    if record.version_id.is_none() {
+                        // Read again by key: its removal by another writer must fail this
+                        // transaction (a range read does not see deletions on every store),
+                        // and what is acted on is what that guard covers.
+                        return match r.get_raw(Tree::Versions, &k)? {
+                            Some(now) => Ok(Some((k, decode(&now)?))),
+                            None => Err(Error::Changed),
+                        };
                     }
                 }
                 Ok(None)
@@ -90,41 +103,47 @@ impl Inner {
     /// version id when enabled, else it replaces the null version. Returns the stored record.
     pub(crate) fn write_version(
         &self,
-        b: &mut Batch,
+        tx: &mut Tx<'_>,
         delta: &mut RefDelta,
         bucket: &str,
         key: &str,
         mut record: ObjectRecord,
         mode: Versioning,
     ) -> Result<ObjectRecord> {
-        let inverted = u64::MAX - self.next_seq();
+        let prefix = keys::version_prefix(bucket, key);
+        let end = keys::prefix_end(&prefix);
+        let newest = tx
+            .scan(Tree::Versions, &prefix, end.as_deref(), 1)?
+            .first()
+            .and_then(|(k, _)| seq_of_version_key(k, prefix.len()));
+        let inverted = u64::MAX - self.next_seq(newest);
         let sort = if mode == Versioning::Enabled {
             let id = format!("{inverted:016x}");
             record.version_id = Some(id.clone());
             id
         } else {
             record.version_id = None;
-            if let Some((k, old)) = self.find_version(bucket, key, None)? {
+            if let Some((k, old)) = self.find_version(tx, bucket, key, None)? {
                 delta.add(old.data.chunks(), -1);
-                b.delete(Tree::Versions, k);
+                tx.delete(Tree::Versions, k);
             }
             format!("{inverted:016x}n")
         };
         delta.add(record.data.chunks(), 1);
         let encoded = encode(&record);
-        b.put(
+        tx.put(
             Tree::Versions,
             keys::version(bucket, key, &sort),
             encoded.clone(),
         );
-        b.put(Tree::Objects, keys::object(bucket, key), encoded);
+        tx.put(Tree::Objects, keys::object(bucket, key), encoded);
         Ok(record)
     }
 
     /// Removes one version for good; when it was the newest, the next one becomes current.
     pub(crate) fn remove_version(
         &self,
-        b: &mut Batch,
+        tx: &mut Tx<'_>,
         delta: &mut RefDelta,
         bucket: &str,
         key: &str,
@@ -134,14 +153,20 @@ impl Inner {
         delta.add(record.data.chunks(), -1);
         let prefix = keys::version_prefix(bucket, key);
         let end = keys::prefix_end(&prefix);
-        let newest = self.kv.scan(Tree::Versions, &prefix, end.as_deref(), 2)?;
+        let newest = tx.scan(Tree::Versions, &prefix, end.as_deref(), 2)?;
         if newest.first().map(|(k, _)| k) == Some(&version_key) {
             match newest.get(1) {
-                Some((_, next)) => b.put(Tree::Objects, keys::object(bucket, key), next.clone()),
-                None => b.delete(Tree::Objects, keys::object(bucket, key)),
+                Some((next_key, next)) => {
+                    // The version that becomes current must still exist when this commits.
+                    if tx.get_raw(Tree::Versions, next_key)?.as_ref() != Some(next) {
+                        return Err(Error::Changed);
+                    }
+                    tx.put(Tree::Objects, keys::object(bucket, key), next.clone())
+                }
+                None => tx.delete(Tree::Objects, keys::object(bucket, key)),
             }
         }
-        b.delete(Tree::Versions, version_key);
+        tx.delete(Tree::Versions, version_key);
         Ok(())
     }
 
@@ -149,18 +174,18 @@ impl Inner {
     /// added (versioned buckets) or the object goes (unversioned buckets).
     pub(crate) fn delete(
         &self,
-        b: &mut Batch,
+        tx: &mut Tx<'_>,
         delta: &mut RefDelta,
         bucket: &str,
         key: &str,
         version: Option<&str>,
         now_ms: i64,
     ) -> Result<DeleteOutcome> {
-        let mode = self.versioning(bucket)?;
+        let mode = self.versioning(tx, bucket)?;
         match version {
             None if mode == Versioning::Unversioned => {
-                if let Some((k, old)) = self.find_version(bucket, key, None)? {
-                    self.remove_version(b, delta, bucket, key, k, &old)?;
+                if let Some((k, old)) = self.find_version(tx, bucket, key, None)? {
+                    self.remove_version(tx, delta, bucket, key, k, &old)?;
                 }
                 Ok(DeleteOutcome {
                     version_id: None,
@@ -169,7 +194,7 @@ impl Inner {
             }
             None => {
                 let marker = self.write_version(
-                    b,
+                    tx,
                     delta,
                     bucket,
                     key,
@@ -182,10 +207,10 @@ impl Inner {
                 })
             }
             Some(id) => {
-                let found = self.find_version(bucket, key, Some(id))?;
+                let found = self.find_version(tx, bucket, key, Some(id))?;
                 let delete_marker = found.as_ref().is_some_and(|(_, r)| r.delete_marker);
                 if let Some((k, old)) = found {
-                    self.remove_version(b, delta, bucket, key, k, &old)?;
+                    self.remove_version(tx, delta, bucket, key, k, &old)?;
                 }
                 Ok(DeleteOutcome {
                     version_id: Some(id.to_owned()),
@@ -229,7 +254,7 @@ pub(crate) fn list(s: &Inner, bucket: &str, q: &VersionQuery) -> Result<VersionP
     if let Some(marker) = &q.key_marker {
         let after_key = keys::prefix_end(&keys::version_prefix(bucket, marker));
         let resume = match q.version_id_marker.as_deref() {
-            Some(id) => match s.find_version(bucket, marker, Some(id))? {
+            Some(id) => match s.find_version(&mut s.plain(), bucket, marker, Some(id))? {
                 Some((mut k, _)) => {
                     k.push(0);
                     Some(k)

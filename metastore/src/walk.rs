@@ -3,7 +3,8 @@
 //! rolled up into common prefixes. Each common prefix costs one seek past it, so a listing is
 //! O(returned entries), not O(keys under the prefix).
 
-use crate::kv::{KvStore, Tree};
+use crate::kv::Tree;
+use crate::txn::TxnStore;
 use crate::{Result, keys};
 
 pub(crate) enum Visit<T> {
@@ -29,7 +30,7 @@ const PAGE: usize = 256;
 /// entry (stored key, object key, value) into a result, or `None` to skip it. Returns the
 /// visits and whether more remain.
 pub(crate) fn walk<T>(
-    kv: &dyn KvStore,
+    kv: &dyn TxnStore,
     w: Walk<'_>,
     key_of: impl Fn(&[u8]) -> Option<String>,
     mut item: impl FnMut(&[u8], String, &[u8]) -> Result<Option<T>>,

@@ -232,7 +232,7 @@ impl ObjectService {
     ) -> Result<ObjectRecord> {
         Ok(self
             .meta
-            .update_object(bucket, key, version, move |r| r.tags = tags)
+            .update_object(bucket, key, version, move |r| r.tags = tags.clone())
             .await?)
     }
 

@@ -166,7 +166,7 @@ pub async fn put_bucket_acl(
     )?;
     s.service
         .meta()
-        .update_bucket(&i.bucket, move |r| r.acl = acl)
+        .update_bucket(&i.bucket, move |r| r.acl = acl.clone())
         .await
         .s3()?;
     Ok(S3Response::new(PutBucketAclOutput {}))
@@ -211,7 +211,7 @@ pub async fn put_object_acl(
             &i.bucket,
             &i.key,
             version_param(i.version_id.as_deref())?,
-            move |r| r.acl = acl,
+            move |r| r.acl = acl.clone(),
         )
         .await
         .s3()?;

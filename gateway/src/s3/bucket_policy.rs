@@ -44,7 +44,7 @@ pub async fn put(
     let text = i.policy;
     s.service
         .meta()
-        .update_bucket(&i.bucket, move |r| r.policy = Some(text))
+        .update_bucket(&i.bucket, move |r| r.policy = Some(text.clone()))
         .await
         .s3()?;
     Ok(S3Response::new(PutBucketPolicyOutput {}))

@@ -42,6 +42,28 @@ fn from_meta(m: &metastore::Error) -> S3Error {
         ),
         // RocksDB reports a full disk only in its message.
         metastore::Error::Backend(m) if m.contains("No space left") => return storage_full(m),
+        metastore::Error::Unavailable(_) => {
+            tracing::error!(error = %m, "metadata store unavailable");
+            (
+                C::ServiceUnavailable,
+                "The metadata store cannot be reached; please retry later".to_string(),
+            )
+        }
+        metastore::Error::Busy => (
+            C::SlowDown,
+            "Too many concurrent changes to the same metadata; please retry".to_string(),
+        ),
+        metastore::Error::MetadataFull(detail) => {
+            tracing::error!(detail, "write refused: metadata store full");
+            return with_status(
+                C::Custom("XTesseraMetadataFull".into()),
+                "The metadata store has no space left. The operator must compact it or raise \
+                 its quota."
+                    .to_owned(),
+                http::StatusCode::INSUFFICIENT_STORAGE,
+            );
+        }
+        metastore::Error::TooLarge(detail) => (C::EntityTooLarge, detail.clone()),
         other => return internal(other),
     };
     S3Error::with_message(code, message)

@@ -1,0 +1,212 @@
+//! The transaction contract under concurrency: the whole suite on stores whose transactions
+//! run optimistically (as several gateways on etcd do) and on one that makes every other
+//! guarded commit conflict, plus concurrent writers whose refcounts must stay exact and
+//! racing conditional writes of which exactly one may win.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::kv::{Entry, Tree};
+use crate::suite::{chunk, object};
+use crate::txn::{Commit, KeyRead, Rev, Txn, TxnStore};
+use crate::*;
+
+/// Makes every other guarded commit fail as if another writer had got there first, so that
+/// every operation's retry path runs; what it returns must not change.
+pub struct Chaos<S> {
+    inner: S,
+    commits: AtomicU64,
+    pub conflicts: Arc<AtomicU64>,
+}
+
+impl<S> Chaos<S> {
+    pub fn new(inner: S) -> Self {
+        Chaos {
+            inner,
+            commits: AtomicU64::new(0),
+            conflicts: Arc::default(),
+        }
+    }
+}
+
+impl<S: TxnStore> TxnStore for Chaos<S> {
+    fn get_rev(&self, tree: Tree, key: &[u8], at: Option<Rev>) -> Result<KeyRead> {
+        self.inner.get_rev(tree, key, at)
+    }
+    fn scan_rev(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        at: Option<Rev>,
+    ) -> Result<(Vec<Entry>, Rev)> {
+        self.inner.scan_rev(tree, start, end, limit, at)
+    }
+    fn commit(&self, txn: Txn) -> Result<Commit> {
+        if !txn.guards.is_empty()
+            && self
+                .commits
+                .fetch_add(1, Ordering::SeqCst)
+                .is_multiple_of(2)
+        {
+            self.conflicts.fetch_add(1, Ordering::SeqCst);
+            return Ok(Commit::Conflict);
+        }
+        self.inner.commit(txn)
+    }
+    fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+}
+
+/// Reads that take a while, so that concurrent transactions overlap and conflict for real.
+pub struct Slow<S>(pub S);
+
+impl<S: TxnStore> TxnStore for Slow<S> {
+    fn get_rev(&self, tree: Tree, key: &[u8], at: Option<Rev>) -> Result<KeyRead> {
+        std::thread::sleep(Duration::from_micros(200));
+        self.0.get_rev(tree, key, at)
+    }
+    fn scan_rev(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        at: Option<Rev>,
+    ) -> Result<(Vec<Entry>, Rev)> {
+        std::thread::sleep(Duration::from_micros(200));
+        self.0.scan_rev(tree, start, end, limit, at)
+    }
+    fn commit(&self, txn: Txn) -> Result<Commit> {
+        self.0.commit(txn)
+    }
+}
+
+/// 16 writers put, overwrite, copy (same chunks) and delete objects over 4 keys in a
+/// versioned and an unversioned bucket, with overlapping chunks; then every count is exact.
+pub async fn concurrent_writers(store: MetaStore) {
+    store
+        .create_bucket("plain", BucketRecord::new(0))
+        .await
+        .unwrap();
+    store
+        .create_bucket("versioned", BucketRecord::new(0))
+        .await
+        .unwrap();
+    store
+        .set_versioning("versioned", Versioning::Enabled)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..16u8)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..12u8 {
+                    let bucket = if (w + i) % 2 == 0 {
+                        "plain"
+                    } else {
+                        "versioned"
+                    };
+                    let key = format!("k{}", (w as usize + i as usize) % 4);
+                    let chunks = vec![chunk(i % 5), chunk(w % 3 + 10)];
+                    match (w + i) % 3 {
+                        0 | 1 => {
+                            store
+                                .put_object(bucket, &key, object(chunks), None)
+                                .await
+                                .unwrap();
+                        }
+                        _ => {
+                            store.delete_object(bucket, &key, None).await.unwrap();
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let check = store.check_refcounts(false).await.unwrap();
+    assert!(check.mismatched.is_empty(), "{:?}", check.mismatched);
+    assert!(check.chunks_referenced > 0);
+
+    // Racing `If-None-Match: *` writes of one new key: exactly one wins.
+    let tasks: Vec<_> = (0..12u8)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .put_object(
+                        "plain",
+                        "once",
+                        object(vec![chunk(40 + w)]),
+                        Some(Expect::Absent),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(Error::PreconditionFailed) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let check = store.check_refcounts(false).await.unwrap();
+    assert!(check.mismatched.is_empty(), "{:?}", check.mismatched);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::suite::run;
+
+    #[tokio::test]
+    async fn optimistic_memory_backend() {
+        run(MetaStore::with_store(
+            LocalTxn::optimistic(MemoryKv::new()),
+            Duration::ZERO,
+        ))
+        .await;
+    }
+
+    #[tokio::test]
+    async fn every_operation_survives_conflicts() {
+        let chaos = Chaos::new(LocalTxn::optimistic(MemoryKv::new()));
+        let conflicts = chaos.conflicts.clone();
+        run(MetaStore::with_store(chaos, Duration::ZERO)).await;
+        assert!(
+            conflicts.load(Ordering::SeqCst) > 50,
+            "the retry path barely ran"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_on_optimistic_transactions() {
+        concurrent_writers(MetaStore::with_store(
+            Slow(LocalTxn::optimistic(MemoryKv::new())),
+            Duration::ZERO,
+        ))
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_on_serialised_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        concurrent_writers(MetaStore::new(
+            RocksKv::open(dir.path()).unwrap(),
+            Duration::ZERO,
+        ))
+        .await;
+    }
+}

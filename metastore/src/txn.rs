@@ -1,0 +1,566 @@
+//! The transactional metadata boundary, [`TxnStore`]: reads that report revisions, and commits
+//! that apply a batch only if what the transaction read is unchanged (optimistic concurrency).
+//!
+//! A metadata change is a transaction: the domain code reads through a [`Tx`], which records a
+//! [`Guard`] for each read, and writes into its batch; [`TxnStore::commit`] applies the batch
+//! atomically if every guard still holds, else answers [`Commit::Conflict`] and the caller
+//! runs the transaction again ([`crate::MetaStore`] does, with backoff). This is the contract
+//! several gateways sharing one etcd need; local stores implement it with [`LocalTxn`].
+//!
+//! Contract for every implementation:
+//! - a revision is the number of the commit that last wrote a key (etcd's `mod_revision`);
+//!   [`TxnStore::get_rev`] returns it with the value, and both reads return the store
+//!   revision they read at. Given `at`, a store that keeps history (etcd) reads the state as
+//!   of that revision, so all reads of one transaction see one snapshot; a local store reads
+//!   its latest state (its guards see deletions too, and in production its transactions are
+//!   serialised, so they need no snapshot);
+//! - `commit` applies all operations or none; with guards, only when every guard holds:
+//!   [`Guard::Key`] — the key's revision is unchanged (it was neither written nor deleted);
+//!   [`Guard::Range`] — no key in the range was put after the read (a deletion may go unseen,
+//!   as in etcd: guard the keys whose deletion matters with `Key`);
+//! - [`TxnStore::sync`] makes every commit before it durable (local stores group their WAL
+//!   flushes; etcd's commits are durable when they return).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Mutex;
+
+use crate::Result;
+use crate::kv::{Batch, Entry, KvStore, Op, Tree};
+use crate::records::decode;
+
+/// The commit that last wrote a key, or the store's latest commit (see the module docs).
+pub type Rev = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// The key still has revision `rev`: it was not written (or deleted) since it was read.
+    Key { tree: Tree, key: Vec<u8>, rev: Rev },
+    /// No key in `[start, end)` was put after store revision `rev`.
+    Range {
+        tree: Tree,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        rev: Rev,
+    },
+}
+
+/// What a transaction relied on, and what it writes.
+#[derive(Debug, Clone, Default)]
+pub struct Txn {
+    pub guards: Vec<Guard>,
+    pub batch: Batch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    Done,
+    /// A guard failed: nothing was written.
+    Conflict,
+}
+
+/// How large one transaction may be (etcd: 128 operations, 1.5 MiB per request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_ops: usize,
+    pub max_guards: usize,
+    pub max_bytes: usize,
+}
+
+impl Limits {
+    pub const UNBOUNDED: Limits = Limits {
+        max_ops: usize::MAX,
+        max_guards: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+}
+
+/// A key as read: its value, its revision, and the store revision of the read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRead {
+    pub value: Option<Vec<u8>>,
+    pub rev: Rev,
+    pub at: Rev,
+}
+
+pub trait TxnStore: Send + Sync + 'static {
+    /// A key's value and revision, as of `at` where the store keeps history. Blocking, like
+    /// every method here.
+    fn get_rev(&self, tree: Tree, key: &[u8], at: Option<Rev>) -> Result<KeyRead>;
+    /// Up to `limit` entries with `start <= key < end`, ascending (as of `at` where the store
+    /// keeps history), and the store revision of the read.
+    fn scan_rev(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        at: Option<Rev>,
+    ) -> Result<(Vec<Entry>, Rev)>;
+    /// Applies `txn.batch` atomically if every guard holds.
+    fn commit(&self, txn: Txn) -> Result<Commit>;
+    /// Makes every commit made before this call durable.
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+    /// True when this process is the store's only writer: the caller may then serialise its
+    /// transactions with a lock, so that none ever conflicts (and none is ever retried).
+    fn single_writer(&self) -> bool {
+        false
+    }
+    fn limits(&self) -> Limits {
+        Limits::UNBOUNDED
+    }
+
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_rev(tree, key, None)?.value)
+    }
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        Ok(self.scan_rev(tree, start, end, limit, None)?.0)
+    }
+}
+
+/// Revisions and guards over a local ordered store (RocksDB, memory, a mirror).
+///
+/// Revisions live in memory: this process is the store's only writer, so a commit counter and
+/// the revision of each key written since the last pruning are all a guard needs. Keys not
+/// written since then have the revision `floor`; pruning raises the floor, which makes guards
+/// read before it fail (one retry), never pass wrongly. Commits are applied without a flush;
+/// [`TxnStore::sync`] flushes (the metastore's group commit calls it).
+pub struct LocalTxn<K> {
+    kv: K,
+    /// When false, transactions run optimistically even here (tests use it to drive the retry
+    /// path the way several gateways on etcd do).
+    single_writer: bool,
+    state: Mutex<Revisions>,
+}
+
+#[derive(Default)]
+struct Revisions {
+    /// The latest commit.
+    rev: Rev,
+    /// The revision of every key written after `floor`, by tree.
+    written: HashMap<Tree, BTreeMap<Vec<u8>, Rev>>,
+    /// How many keys `written` holds.
+    remembered: usize,
+    floor: Rev,
+}
+
+/// Past this many remembered keys the history is dropped (about 100 bytes each).
+const HISTORY_LIMIT: usize = 100_000;
+
+impl Revisions {
+    fn of(&self, tree: Tree, key: &[u8]) -> Rev {
+        self.written
+            .get(&tree)
+            .and_then(|t| t.get(key))
+            .copied()
+            .unwrap_or(self.floor)
+    }
+
+    fn holds(&self, guard: &Guard) -> bool {
+        match guard {
+            Guard::Key { tree, key, rev } => self.of(*tree, key) == *rev,
+            Guard::Range {
+                tree,
+                start,
+                end,
+                rev,
+            } => {
+                if self.floor > *rev {
+                    return false;
+                }
+                if end.as_ref().is_some_and(|e| e <= start) {
+                    return true;
+                }
+                let Some(t) = self.written.get(tree) else {
+                    return true;
+                };
+                let upper = match end {
+                    Some(e) => Bound::Excluded(e.as_slice()),
+                    None => Bound::Unbounded,
+                };
+                !t.range::<[u8], _>((Bound::Included(start.as_slice()), upper))
+                    .any(|(_, &written)| written > *rev)
+            }
+        }
+    }
+}
+
+impl<K: KvStore> LocalTxn<K> {
+    /// The store for this process alone: transactions are serialised by the caller.
+    pub fn new(kv: K) -> Self {
+        Self::with_mode(kv, true)
+    }
+
+    /// The store with optimistic transactions, as on a shared backend.
+    pub fn optimistic(kv: K) -> Self {
+        Self::with_mode(kv, false)
+    }
+
+    fn with_mode(kv: K, single_writer: bool) -> Self {
+        LocalTxn {
+            kv,
+            single_writer,
+            state: Mutex::new(Revisions::default()),
+        }
+    }
+
+    fn revisions(&self) -> std::sync::MutexGuard<'_, Revisions> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn inner(&self) -> &K {
+        &self.kv
+    }
+}
+
+impl<K: KvStore> TxnStore for LocalTxn<K> {
+    fn get_rev(&self, tree: Tree, key: &[u8], _at: Option<Rev>) -> Result<KeyRead> {
+        // The revision first: a commit that lands between the two reads makes the value newer
+        // than the revision, so a guard on it fails (a retry), never passes on a stale value.
+        let (rev, at) = {
+            let revs = self.revisions();
+            (revs.of(tree, key), revs.rev)
+        };
+        Ok(KeyRead {
+            value: self.kv.get(tree, key)?,
+            rev,
+            at,
+        })
+    }
+
+    fn scan_rev(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        _at: Option<Rev>,
+    ) -> Result<(Vec<Entry>, Rev)> {
+        let rev = self.revisions().rev;
+        Ok((self.kv.scan(tree, start, end, limit)?, rev))
+    }
+
+    fn commit(&self, txn: Txn) -> Result<Commit> {
+        let mut revs = self.revisions();
+        if !txn.guards.iter().all(|g| revs.holds(g)) {
+            return Ok(Commit::Conflict);
+        }
+        if txn.batch.is_empty() {
+            return Ok(Commit::Done);
+        }
+        let keys: Vec<(Tree, Vec<u8>)> = txn
+            .batch
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(t, k, _) | Op::Delete(t, k) => (*t, k.clone()),
+            })
+            .collect();
+        self.kv.write_unsynced(txn.batch)?;
+        revs.rev += 1;
+        let rev = revs.rev;
+        if revs.remembered + keys.len() > HISTORY_LIMIT {
+            revs.written.clear();
+            revs.remembered = 0;
+            revs.floor = rev;
+        } else {
+            for (tree, key) in keys {
+                if revs
+                    .written
+                    .entry(tree)
+                    .or_default()
+                    .insert(key, rev)
+                    .is_none()
+                {
+                    revs.remembered += 1;
+                }
+            }
+        }
+        Ok(Commit::Done)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.kv.sync()
+    }
+
+    fn single_writer(&self) -> bool {
+        self.single_writer
+    }
+}
+
+/// Reads for the domain code, inside a transaction ([`Tx`], recording guards) or outside
+/// ([`Plain`]), so that lookups such as "find the null version" are written once.
+pub(crate) trait Reader {
+    fn get_raw(&mut self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn scan(
+        &mut self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>>;
+
+    fn get<T: serde::de::DeserializeOwned>(&mut self, tree: Tree, key: &[u8]) -> Result<Option<T>> {
+        self.get_raw(tree, key)?.map(|v| decode(&v)).transpose()
+    }
+}
+
+/// Reads outside any transaction.
+pub(crate) struct Plain<'a>(pub &'a dyn TxnStore);
+
+impl Reader for Plain<'_> {
+    fn get_raw(&mut self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.0.get(tree, key)
+    }
+    fn scan(
+        &mut self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        self.0.scan(tree, start, end, limit)
+    }
+}
+
+/// One attempt of a transaction: reads record guards, writes go to the batch. Every read
+/// after the first is made at the first one's revision (one snapshot, on stores with history).
+pub(crate) struct Tx<'a> {
+    kv: &'a dyn TxnStore,
+    at: Option<Rev>,
+    guards: Vec<Guard>,
+    pub batch: Batch,
+}
+
+impl<'a> Tx<'a> {
+    pub fn new(kv: &'a dyn TxnStore) -> Self {
+        Tx {
+            kv,
+            at: None,
+            guards: Vec::new(),
+            batch: Batch::default(),
+        }
+    }
+
+    pub fn put(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.batch.put(tree, key, value);
+    }
+
+    pub fn delete(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
+        self.batch.delete(tree, key);
+    }
+
+    pub fn has_guards(&self) -> bool {
+        !self.guards.is_empty()
+    }
+
+    /// The transaction to commit: guards without repeats, and one operation per key (the
+    /// last), since etcd refuses a transaction that writes a key twice.
+    pub fn into_txn(self) -> Txn {
+        let mut guards: Vec<Guard> = Vec::with_capacity(self.guards.len());
+        for g in self.guards {
+            if !guards.contains(&g) {
+                guards.push(g);
+            }
+        }
+        let mut last: BTreeMap<(Tree, Vec<u8>), usize> = BTreeMap::new();
+        for (i, op) in self.batch.ops.iter().enumerate() {
+            let (Op::Put(t, k, _) | Op::Delete(t, k)) = op;
+            last.insert((*t, k.clone()), i);
+        }
+        let ops = if last.len() == self.batch.ops.len() {
+            self.batch.ops
+        } else {
+            self.batch
+                .ops
+                .into_iter()
+                .enumerate()
+                .filter(|(i, op)| {
+                    let (Op::Put(t, k, _) | Op::Delete(t, k)) = op;
+                    last.get(&(*t, k.clone())) == Some(i)
+                })
+                .map(|(_, op)| op)
+                .collect()
+        };
+        Txn {
+            guards,
+            batch: Batch { ops },
+        }
+    }
+
+    /// Only the guards: to confirm that reads an error answer rests on still hold.
+    pub fn guards_only(self) -> Txn {
+        Txn {
+            guards: self.guards,
+            batch: Batch::default(),
+        }
+    }
+}
+
+impl Reader for Tx<'_> {
+    fn get_raw(&mut self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let read = self.kv.get_rev(tree, key, self.at)?;
+        self.at.get_or_insert(read.at);
+        self.guards.push(Guard::Key {
+            tree,
+            key: key.to_vec(),
+            rev: read.rev,
+        });
+        Ok(read.value)
+    }
+
+    fn scan(
+        &mut self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let (entries, rev) = self.kv.scan_rev(tree, start, end, limit, self.at)?;
+        self.at.get_or_insert(rev);
+        // A page cut short by the limit covers only up to its last key.
+        let end = match entries.last() {
+            Some((last, _)) if entries.len() == limit => {
+                let mut e = last.clone();
+                e.push(0);
+                Some(e)
+            }
+            _ => end.map(<[u8]>::to_vec),
+        };
+        self.guards.push(Guard::Range {
+            tree,
+            start: start.to_vec(),
+            end,
+            rev,
+        });
+        Ok(entries)
+    }
+}
+
+/// How often a transaction is tried before the store is declared too busy.
+pub(crate) const MAX_ATTEMPTS: u32 = 64;
+
+/// The pause before attempt `n` (from 1): jittered, doubling from 1 ms to 100 ms.
+pub(crate) fn backoff(n: u32) -> std::time::Duration {
+    let cap_us = (1000u64 << n.min(7)).min(100_000);
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
+        % cap_us.max(1);
+    std::time::Duration::from_micros(cap_us / 2 + jitter / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryKv;
+
+    fn store() -> LocalTxn<MemoryKv> {
+        LocalTxn::optimistic(MemoryKv::new())
+    }
+
+    fn put(s: &LocalTxn<MemoryKv>, key: &[u8]) {
+        let mut b = Batch::default();
+        b.put(Tree::Buckets, key.to_vec(), b"v".to_vec());
+        assert_eq!(
+            s.commit(Txn {
+                guards: vec![],
+                batch: b
+            })
+            .unwrap(),
+            Commit::Done
+        );
+    }
+
+    #[test]
+    fn key_guards_fail_after_a_write_or_delete_of_that_key_only() {
+        let s = store();
+        put(&s, b"a");
+        let mut tx = Tx::new(&s);
+        tx.get_raw(Tree::Buckets, b"a").unwrap();
+        tx.get_raw(Tree::Buckets, b"missing").unwrap();
+        tx.put(Tree::Buckets, b"c".to_vec(), b"1".to_vec());
+        let txn = tx.into_txn();
+        put(&s, b"b"); // unrelated
+        assert_eq!(s.commit(txn.clone()).unwrap(), Commit::Done);
+
+        let mut tx = Tx::new(&s);
+        tx.get_raw(Tree::Buckets, b"missing").unwrap();
+        let txn = tx.into_txn();
+        put(&s, b"missing");
+        assert_eq!(s.commit(txn).unwrap(), Commit::Conflict);
+
+        let mut tx = Tx::new(&s);
+        tx.get_raw(Tree::Buckets, b"a").unwrap();
+        let txn = tx.into_txn();
+        let mut b = Batch::default();
+        b.delete(Tree::Buckets, b"a".to_vec());
+        s.commit(Txn {
+            guards: vec![],
+            batch: b,
+        })
+        .unwrap();
+        assert_eq!(s.commit(txn).unwrap(), Commit::Conflict);
+    }
+
+    #[test]
+    fn range_guards_see_puts_inside_the_range_read() {
+        let s = store();
+        for k in [b"k1", b"k2", b"k3", b"k4"] {
+            put(&s, k);
+        }
+        let mut tx = Tx::new(&s);
+        // Cut short by its limit, the read covers k1..=k2 only.
+        assert_eq!(tx.scan(Tree::Buckets, b"k", None, 2).unwrap().len(), 2);
+        let txn = tx.into_txn();
+        put(&s, b"k3"); // past the page read
+        put(&s, b"j"); // before it
+        assert_eq!(s.commit(txn.clone()).unwrap(), Commit::Done);
+        put(&s, b"k15"); // inside it
+        assert_eq!(s.commit(txn).unwrap(), Commit::Conflict);
+    }
+
+    #[test]
+    fn pruned_history_fails_older_guards_instead_of_passing_them() {
+        let s = store();
+        put(&s, b"a");
+        let mut tx = Tx::new(&s);
+        tx.get_raw(Tree::Buckets, b"zzz").unwrap();
+        tx.scan(Tree::Users, b"", None, 10).unwrap();
+        let txn = tx.into_txn();
+        {
+            let mut revs = s.revisions();
+            revs.written.clear();
+            revs.remembered = 0;
+            revs.rev += 1;
+            revs.floor = revs.rev;
+        }
+        assert_eq!(s.commit(txn).unwrap(), Commit::Conflict);
+    }
+
+    #[test]
+    fn a_transaction_writes_each_key_once_its_last_write() {
+        let s = store();
+        let mut tx = Tx::new(&s);
+        tx.put(Tree::Buckets, b"x".to_vec(), b"1".to_vec());
+        tx.put(Tree::Buckets, b"y".to_vec(), b"1".to_vec());
+        tx.delete(Tree::Buckets, b"x".to_vec());
+        let txn = tx.into_txn();
+        assert_eq!(
+            txn.batch.ops,
+            vec![
+                Op::Put(Tree::Buckets, b"y".to_vec(), b"1".to_vec()),
+                Op::Delete(Tree::Buckets, b"x".to_vec())
+            ]
+        );
+    }
+}
