@@ -44,10 +44,11 @@ as_root() {
 
 ensure_build_deps() {
   # RocksDB comes from Debian (librocksdb-dev, linked through .cargo/config.toml) instead of a
-  # 30-minute C++ build; librocksdb-sys generates its bindings with bindgen, which needs libclang.
+  # 30-minute C++ build; librocksdb-sys generates its bindings with bindgen, which needs libclang;
+  # etcd-client compiles etcd's .proto files with protoc (protobuf-compiler).
   local missing=()
   local pkg
-  for pkg in libclang-dev librocksdb-dev; do
+  for pkg in libclang-dev librocksdb-dev protobuf-compiler; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
@@ -66,10 +67,12 @@ ensure_test_deps() {
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     hash -r
   fi
-  # rclone as a client; promtool (Debian package prometheus) checks the /metrics output.
+  # rclone as a client; promtool (Debian package prometheus) checks the /metrics output; etcd
+  # (etcd-server) for the metastore's suite on etcd.
   local missing=()
   command -v rclone >/dev/null 2>&1 || missing+=(rclone)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     local log

@@ -1,0 +1,194 @@
+//! The metastore's shared suite on a real etcd (Debian's `etcd-server`, which the test command
+//! installs): the whole `MetaStore` API, its transactions under chaos and under 16 concurrent
+//! writers, then the faults: limits, and a cluster that goes away and comes back.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use metastore::suite::{self, chunk, object};
+use metastore::suite_concurrency::{Chaos, concurrent_writers};
+use metastore::{BucketRecord, Error, MetaStore, ObjectData, TxnStore};
+use metastore_etcd::EtcdStore;
+
+/// One etcd member on 127.0.0.1 with free ports and a temporary data directory; killed when
+/// dropped, panics included.
+struct Etcd {
+    child: Option<Child>,
+    url: String,
+    peer_port: u16,
+    client_port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let mut etcd = Etcd {
+            child: None,
+            url: String::new(),
+            peer_port: free_port(),
+            client_port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        etcd.url = format!("http://127.0.0.1:{}", etcd.client_port);
+        etcd.spawn();
+        etcd
+    }
+
+    fn spawn(&mut self) {
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new("etcd")
+            .args(["--name", "t", "--data-dir"])
+            .arg(self.dir.path().join("data"))
+            .args(["--listen-client-urls", &self.url])
+            .args(["--advertise-client-urls", &self.url])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("t={peer}")])
+            .args(["--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start `etcd`: install etcd-server (scripts/test does)");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A store on a prefix of its own, so the parts of this test do not see each other's keys.
+async fn store(etcd: &Etcd) -> EtcdStore {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let prefix = format!("/tessera-test/{}/", N.fetch_add(1, Ordering::SeqCst));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match EtcdStore::connect(
+            std::slice::from_ref(&etcd.url),
+            &prefix,
+            Duration::from_secs(2),
+        )
+        .await
+        {
+            Ok(s) => return s,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("etcd at {} never answered: {e}", etcd.url),
+        }
+    }
+}
+
+fn meta(s: impl TxnStore) -> MetaStore {
+    MetaStore::with_store(s, Duration::ZERO)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_metastore_suite_on_etcd() {
+    let mut etcd = Etcd::start();
+
+    // The whole API, as on every other backend.
+    suite::run(meta(store(&etcd).await)).await;
+
+    // Every operation's retry path, with half its commits refused.
+    let chaos = Chaos::new(store(&etcd).await);
+    let conflicts = chaos.conflicts.clone();
+    suite::run(meta(chaos)).await;
+    assert!(conflicts.load(Ordering::SeqCst) > 50);
+
+    // Concurrent writers: exact refcounts, one winner of racing conditional writes. etcd's
+    // round trips give real overlaps between the transactions.
+    concurrent_writers(meta(store(&etcd).await)).await;
+
+    // A transaction larger than etcd allows is refused with a clear error, and nothing of it
+    // is written.
+    let m = meta(store(&etcd).await);
+    m.create_bucket("big", BucketRecord::new(0)).await.unwrap();
+    let many: Vec<_> = (0..=200u16)
+        .map(|i| metastore::ChunkRef {
+            hash: {
+                let mut h = [0u8; 32];
+                h[..2].copy_from_slice(&i.to_be_bytes());
+                h
+            },
+            len: 1,
+        })
+        .collect();
+    let mut record = object(vec![]);
+    record.data = ObjectData::Chunks(many);
+    match m.put_object("big", "k", record, None).await {
+        Err(Error::TooLarge(msg)) => assert!(msg.contains("etcd's limits"), "{msg}"),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(m.get_object("big", "k").await.unwrap().is_none());
+
+    // etcd goes away: calls fail fast as Unavailable (503 for S3), nothing half-written;
+    // it comes back and the same store works again.
+    m.put_object("big", "before", object(vec![chunk(1)]), None)
+        .await
+        .unwrap();
+    etcd.kill();
+    let started = Instant::now();
+    match m
+        .put_object("big", "during", object(vec![chunk(2)]), None)
+        .await
+    {
+        Err(Error::Unavailable(_)) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    etcd.spawn();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match m.get_object("big", "before").await {
+            Ok(found) => {
+                assert!(found.is_some());
+                break;
+            }
+            Err(Error::Unavailable(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(300)).await
+            }
+            Err(e) => panic!("etcd did not come back: {e}"),
+        }
+    }
+    assert!(m.get_object("big", "during").await.unwrap().is_none());
+    m.put_object("big", "after", object(vec![chunk(3)]), None)
+        .await
+        .unwrap();
+    let check = m.check_refcounts(false).await.unwrap();
+    assert!(check.mismatched.is_empty(), "{:?}", check.mismatched);
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_is_a_clear_error_at_connect() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let err = EtcdStore::connect(&[url], "/t/", Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
