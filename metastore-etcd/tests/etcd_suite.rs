@@ -110,7 +110,7 @@ async fn the_metastore_suite_on_etcd() {
     suite::run(meta(store(&etcd).await)).await;
 
     // Every operation's retry path, with half its commits refused.
-    let chaos = Chaos::new(store(&etcd).await);
+    let chaos = Chaos::conflicting(store(&etcd).await);
     let conflicts = chaos.conflicts.clone();
     suite::run(meta(chaos)).await;
     assert!(conflicts.load(Ordering::SeqCst) > 50);

@@ -12,26 +12,41 @@ use crate::suite::{chunk, object};
 use crate::txn::{Commit, KeyRead, Rev, Txn, TxnStore};
 use crate::*;
 
-/// Makes every other guarded commit fail as if another writer had got there first, so that
-/// every operation's retry path runs; what it returns must not change.
+/// A store that makes transactions meet trouble: with `conflicting`, every other guarded
+/// commit fails as if another writer had got there first, so that every operation's retry
+/// path runs (what it returns must not change); with `slow_reads`, reads take a while, so
+/// that concurrent transactions overlap and conflict for real.
 pub struct Chaos<S> {
     inner: S,
+    fail_every_other: bool,
+    read_delay: Duration,
     commits: AtomicU64,
     pub conflicts: Arc<AtomicU64>,
 }
 
 impl<S> Chaos<S> {
-    pub fn new(inner: S) -> Self {
+    pub fn conflicting(inner: S) -> Self {
         Chaos {
             inner,
+            fail_every_other: true,
+            read_delay: Duration::ZERO,
             commits: AtomicU64::new(0),
             conflicts: Arc::default(),
+        }
+    }
+
+    pub fn slow_reads(inner: S, delay: Duration) -> Self {
+        Chaos {
+            fail_every_other: false,
+            read_delay: delay,
+            ..Self::conflicting(inner)
         }
     }
 }
 
 impl<S: TxnStore> TxnStore for Chaos<S> {
     fn get_rev(&self, tree: Tree, key: &[u8], at: Option<Rev>) -> Result<KeyRead> {
+        std::thread::sleep(self.read_delay);
         self.inner.get_rev(tree, key, at)
     }
     fn scan_rev(
@@ -42,10 +57,12 @@ impl<S: TxnStore> TxnStore for Chaos<S> {
         limit: usize,
         at: Option<Rev>,
     ) -> Result<(Vec<Entry>, Rev)> {
+        std::thread::sleep(self.read_delay);
         self.inner.scan_rev(tree, start, end, limit, at)
     }
     fn commit(&self, txn: Txn) -> Result<Commit> {
-        if !txn.guards.is_empty()
+        if self.fail_every_other
+            && !txn.guards.is_empty()
             && self
                 .commits
                 .fetch_add(1, Ordering::SeqCst)
@@ -58,30 +75,6 @@ impl<S: TxnStore> TxnStore for Chaos<S> {
     }
     fn sync(&self) -> Result<()> {
         self.inner.sync()
-    }
-}
-
-/// Reads that take a while, so that concurrent transactions overlap and conflict for real.
-pub struct Slow<S>(pub S);
-
-impl<S: TxnStore> TxnStore for Slow<S> {
-    fn get_rev(&self, tree: Tree, key: &[u8], at: Option<Rev>) -> Result<KeyRead> {
-        std::thread::sleep(Duration::from_micros(200));
-        self.0.get_rev(tree, key, at)
-    }
-    fn scan_rev(
-        &self,
-        tree: Tree,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-        at: Option<Rev>,
-    ) -> Result<(Vec<Entry>, Rev)> {
-        std::thread::sleep(Duration::from_micros(200));
-        self.0.scan_rev(tree, start, end, limit, at)
-    }
-    fn commit(&self, txn: Txn) -> Result<Commit> {
-        self.0.commit(txn)
     }
 }
 
@@ -182,7 +175,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_operation_survives_conflicts() {
-        let chaos = Chaos::new(LocalTxn::optimistic(MemoryKv::new()));
+        let chaos = Chaos::conflicting(LocalTxn::optimistic(MemoryKv::new()));
         let conflicts = chaos.conflicts.clone();
         run(MetaStore::with_store(chaos, Duration::ZERO)).await;
         assert!(
@@ -194,7 +187,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_writers_on_optimistic_transactions() {
         concurrent_writers(MetaStore::with_store(
-            Slow(LocalTxn::optimistic(MemoryKv::new())),
+            Chaos::slow_reads(
+                LocalTxn::optimistic(MemoryKv::new()),
+                Duration::from_micros(200),
+            ),
             Duration::ZERO,
         ))
         .await;

@@ -294,6 +294,21 @@ impl<K: KvStore> TxnStore for LocalTxn<K> {
     fn single_writer(&self) -> bool {
         self.single_writer
     }
+
+    // Plain reads (GET, listings) need no revision: they skip the revisions' lock.
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.kv.get(tree, key)
+    }
+
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        self.kv.scan(tree, start, end, limit)
+    }
 }
 
 /// Reads for the domain code, inside a transaction ([`Tx`], recording guards) or outside
