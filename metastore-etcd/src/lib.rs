@@ -31,6 +31,10 @@ use tokio::runtime::Handle;
 
 /// etcd's defaults: `--max-txn-ops` 128 and `--max-request-bytes` 1.5 MiB (with a margin for
 /// the request's framing).
+mod leader;
+
+pub use leader::Leadership;
+
 pub const ETCD_LIMITS: Limits = Limits {
     max_ops: 128,
     max_guards: 128,
@@ -45,6 +49,8 @@ pub struct EtcdStore {
     prefix: Vec<u8>,
     runtime: Handle,
     timeout: Duration,
+    /// Set once this gateway leads ([`EtcdStore::lead`]): every commit requires it still to.
+    fence: Option<leader::Fence>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -55,12 +61,12 @@ impl std::fmt::Debug for EtcdStore {
     }
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
+pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("etcd {what}: {e}"))
 }
 
 /// An etcd error as the metastore's: what a retry later may cure is `Unavailable`.
-fn from_etcd(what: &str, e: etcd_client::Error) -> Error {
+pub(crate) fn from_etcd(what: &str, e: etcd_client::Error) -> Error {
     use tonic::Code;
     match &e {
         etcd_client::Error::GRpcStatus(status) => match status.code() {
@@ -126,6 +132,7 @@ impl EtcdStore {
             prefix: prefix.as_bytes().to_vec(),
             runtime: Handle::current(),
             timeout,
+            fence: None,
         })
     }
 
@@ -271,8 +278,12 @@ impl TxnStore for EtcdStore {
                 Op::Delete(_, k) => k.len() + self.prefix.len() + 16,
             })
             .sum();
-        self.check_limits(txn.guards.len(), txn.batch.ops.len(), bytes)?;
-        let compares: Vec<Compare> = txn
+        self.check_limits(
+            txn.guards.len() + usize::from(self.fence.is_some()),
+            txn.batch.ops.len(),
+            bytes,
+        )?;
+        let mut compares: Vec<Compare> = txn
             .guards
             .iter()
             .map(|g| match g {
@@ -290,19 +301,37 @@ impl TxnStore for EtcdStore {
                 }
             })
             .collect();
+        if let Some(fence) = &self.fence {
+            compares.push(fence.compare());
+        }
         let ops: Vec<TxnOp> = batch_ops(self, txn.batch);
         let request = Txn::new().when(compares).and_then(ops);
         let mut kv = self.client.kv_client();
         let resp = self.call("txn", async move { kv.txn(request).await })?;
-        Ok(if resp.succeeded() {
-            Commit::Done
-        } else {
-            Commit::Conflict
-        })
+        if resp.succeeded() {
+            return Ok(Commit::Done);
+        }
+        if let Some(fence) = &self.fence {
+            self.check_fence(fence)?;
+        }
+        Ok(Commit::Conflict)
     }
 
     fn limits(&self) -> Limits {
-        ETCD_LIMITS
+        match self.fence {
+            // The fence is one more compare in every transaction.
+            Some(_) => Limits {
+                max_guards: ETCD_LIMITS.max_guards - 1,
+                ..ETCD_LIMITS
+            },
+            None => ETCD_LIMITS,
+        }
+    }
+
+    /// A leading gateway is the only one writing: its transactions are serialised locally
+    /// and never conflict with another gateway's (the fence refuses those).
+    fn single_writer(&self) -> bool {
+        self.fence.is_some()
     }
 }
 

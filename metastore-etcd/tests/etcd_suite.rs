@@ -76,15 +76,23 @@ impl Drop for Etcd {
     }
 }
 
-/// A store on a prefix of its own, so the parts of this test do not see each other's keys.
-async fn store(etcd: &Etcd) -> EtcdStore {
+/// A prefix of its own, so the parts of these tests do not see each other's keys.
+fn new_prefix() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let prefix = format!("/tessera-test/{}/", N.fetch_add(1, Ordering::SeqCst));
+    format!("/tessera-test/{}/", N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A store on a prefix of its own.
+async fn store(etcd: &Etcd) -> EtcdStore {
+    store_at(etcd, &new_prefix()).await
+}
+
+async fn store_at(etcd: &Etcd, prefix: &str) -> EtcdStore {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match EtcdStore::connect(
             std::slice::from_ref(&etcd.url),
-            &prefix,
+            prefix,
             Duration::from_secs(2),
         )
         .await
@@ -191,4 +199,90 @@ async fn an_unreachable_cluster_is_a_clear_error_at_connect() {
         .unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_active_gateway_and_a_deposed_one_cannot_write() {
+    let etcd = Etcd::start();
+    let prefix = new_prefix();
+    let lost_a = tokio_util::sync::CancellationToken::new();
+    let (a, lead_a) = store_at(&etcd, &prefix)
+        .await
+        .lead("gateway-a", Duration::from_secs(3), lost_a.clone(), |_| {})
+        .await
+        .unwrap();
+    let a = meta(a);
+    a.create_bucket("shared", BucketRecord::new(0))
+        .await
+        .unwrap();
+
+    // B waits while A holds the role.
+    let b_store = store_at(&etcd, &prefix).await;
+    let lost_b = tokio_util::sync::CancellationToken::new();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    let b_task = tokio::spawn(async move {
+        b_store
+            .lead("gateway-b", Duration::from_secs(3), lost_b, move |holder| {
+                let _ = seen_tx.send(holder.to_owned());
+            })
+            .await
+    });
+    assert_eq!(seen_rx.recv().await.as_deref(), Some("gateway-a"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !b_task.is_finished(),
+        "B became active while A held the role"
+    );
+
+    // A's role ends (here by revoking its lease, as a dead gateway's lease expires) while A's
+    // store lives on, as in a gateway that was paused: B takes over, and A cannot write.
+    lead_a.resign().await;
+    let (b, lead_b) = tokio::time::timeout(Duration::from_secs(10), b_task)
+        .await
+        .expect("B took over within 10 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(lead_b.took_over_from.as_deref(), Some("gateway-a"));
+    let b = meta(b);
+    match a
+        .put_object("shared", "from-a", object(vec![chunk(1)]), None)
+        .await
+    {
+        Err(Error::Unavailable(msg)) => assert!(msg.contains("no longer the active"), "{msg}"),
+        other => panic!("the deposed gateway wrote: {other:?}"),
+    }
+    assert!(lost_a.is_cancelled());
+    assert!(b.get_object("shared", "from-a").await.unwrap().is_none());
+    b.put_object("shared", "from-b", object(vec![chunk(2)]), None)
+        .await
+        .unwrap();
+    assert!(a.get_object("shared", "from-b").await.unwrap().is_some());
+
+    // The active gateway is etcd's only writer, so a change too large for one etcd
+    // transaction (a 300-chunk manifest: 300 references) is applied in steps.
+    let big: Vec<_> = (0..300u16)
+        .map(|i| metastore::ChunkRef {
+            hash: {
+                let mut h = [7u8; 32];
+                h[..2].copy_from_slice(&i.to_be_bytes());
+                h
+            },
+            len: 1 << 20,
+        })
+        .collect();
+    let mut record = object(vec![]);
+    record.data = ObjectData::Chunks(big.clone());
+    b.put_object("shared", "big", record.clone(), None)
+        .await
+        .unwrap();
+    // Overwritten by a copy of itself (counts go to 2, then back to 1), then deleted.
+    b.put_object("shared", "big-copy", record, None)
+        .await
+        .unwrap();
+    b.delete_object("shared", "big", None).await.unwrap();
+    assert_eq!(b.chunk_refcount(big[123].hash).await.unwrap(), Some(1));
+    let check = b.check_refcounts(false).await.unwrap();
+    assert!(check.mismatched.is_empty(), "{:?}", check.mismatched);
+    b.delete_object("shared", "big-copy", None).await.unwrap();
+    assert_eq!(b.chunk_refcount(big[299].hash).await.unwrap(), Some(0));
 }

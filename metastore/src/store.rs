@@ -68,6 +68,22 @@ impl Inner {
             let mut tx = Tx::new(self.kv.as_ref());
             match f(&mut tx) {
                 Err(Error::Changed) => continue,
+                // Too large for one commit (etcd: 128 operations). Only a store's sole writer,
+                // holding the lock, may apply it in steps: nobody else can act between them,
+                // and the steps' order leaves at worst extra references after a crash.
+                Ok(out) if serial.is_some() && tx.exceeds(self.kv.limits()) => {
+                    for batch in tx.into_steps(self.kv.limits()) {
+                        let step = Txn {
+                            guards: Vec::new(),
+                            batch,
+                        };
+                        if self.kv.commit(step)? != Commit::Done {
+                            return Err(Error::Backend("an unguarded step conflicted".into()));
+                        }
+                        self.group.committed();
+                    }
+                    return Ok(out);
+                }
                 Ok(out) => {
                     let txn = tx.into_txn();
                     let wrote = !txn.batch.is_empty();
@@ -186,13 +202,16 @@ impl Inner {
                 tracing::error!(chunk = ?hash, before, change, "refcount would go negative; clamping to 0");
             }
             let after = after.max(0) as u64;
-            tx.put(
-                Tree::Refcounts,
-                hash.to_vec(),
-                encode(&RefRecord { count: after, len }),
-            );
+            let record = encode(&RefRecord { count: after, len });
+            // Increments before the manifest that needs them, decrements after the one that
+            // let them go (see `Tx`: only matters when a change takes several commits).
+            if change > 0 {
+                tx.put_first(Tree::Refcounts, hash.to_vec(), record);
+            } else {
+                tx.put_last(Tree::Refcounts, hash.to_vec(), record);
+            }
             if after == 0 {
-                tx.put(Tree::Gc, keys::gc(due, &hash), Vec::new());
+                tx.put_last(Tree::Gc, keys::gc(due, &hash), Vec::new());
             }
         }
         Ok(())

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::kv::{Entry, Tree};
 use crate::suite::{chunk, object};
-use crate::txn::{Commit, KeyRead, Rev, Txn, TxnStore};
+use crate::txn::{Commit, KeyRead, Limits, Rev, Txn, TxnStore};
 use crate::*;
 
 /// A store that makes transactions meet trouble: with `conflicting`, every other guarded
@@ -75,6 +75,54 @@ impl<S: TxnStore> TxnStore for Chaos<S> {
     }
     fn sync(&self) -> Result<()> {
         self.inner.sync()
+    }
+}
+
+/// A store with tiny transaction limits, as its sole writer sees it: every large change
+/// takes the several-steps path (`Tx::into_steps`), and a commit over the limits is refused.
+pub struct Limited<S> {
+    inner: S,
+    limits: Limits,
+}
+
+impl<S> Limited<S> {
+    pub fn new(inner: S, limits: Limits) -> Self {
+        Limited { inner, limits }
+    }
+}
+
+impl<S: TxnStore> TxnStore for Limited<S> {
+    fn get_rev(&self, tree: Tree, key: &[u8], at: Option<Rev>) -> Result<KeyRead> {
+        self.inner.get_rev(tree, key, at)
+    }
+    fn scan_rev(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        at: Option<Rev>,
+    ) -> Result<(Vec<Entry>, Rev)> {
+        self.inner.scan_rev(tree, start, end, limit, at)
+    }
+    fn commit(&self, txn: Txn) -> Result<Commit> {
+        if txn.guards.len() > self.limits.max_guards || txn.batch.ops.len() > self.limits.max_ops {
+            return Err(Error::TooLarge(format!(
+                "{} guards, {} writes",
+                txn.guards.len(),
+                txn.batch.ops.len()
+            )));
+        }
+        self.inner.commit(txn)
+    }
+    fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+    fn single_writer(&self) -> bool {
+        true
+    }
+    fn limits(&self) -> Limits {
+        self.limits
     }
 }
 
@@ -163,6 +211,22 @@ mod tests {
 
     use super::*;
     use crate::suite::run;
+
+    /// The whole suite with at most 6 writes and 6 guards per commit: a sole writer applies
+    /// larger changes in steps, and every answer is the same.
+    #[tokio::test]
+    async fn a_sole_writer_applies_large_changes_in_steps() {
+        let tiny = Limits {
+            max_ops: 6,
+            max_guards: 6,
+            max_bytes: 1 << 20,
+        };
+        run(MetaStore::with_store(
+            Limited::new(LocalTxn::new(MemoryKv::new()), tiny),
+            Duration::ZERO,
+        ))
+        .await;
+    }
 
     #[tokio::test]
     async fn optimistic_memory_backend() {

@@ -348,11 +348,19 @@ impl Reader for Plain<'_> {
 
 /// One attempt of a transaction: reads record guards, writes go to the batch. Every read
 /// after the first is made at the first one's revision (one snapshot, on stores with history).
+///
+/// Writes are filed in three phases, for the rare transaction too large for its store to take
+/// in one commit ([`Tx::into_steps`]): `first` (reference increments), the main batch, `last`
+/// (reference decrements and what follows from them). Applied in that order, a crash between
+/// steps can leave a chunk counted too often (space that `tessera admin check` reclaims), never
+/// too rarely (a chunk collected while still referenced).
 pub(crate) struct Tx<'a> {
     kv: &'a dyn TxnStore,
     at: Option<Rev>,
     guards: Vec<Guard>,
+    first: Batch,
     pub batch: Batch,
+    last: Batch,
 }
 
 impl<'a> Tx<'a> {
@@ -361,8 +369,20 @@ impl<'a> Tx<'a> {
             kv,
             at: None,
             guards: Vec::new(),
+            first: Batch::default(),
             batch: Batch::default(),
+            last: Batch::default(),
         }
+    }
+
+    /// A write of the first phase (see the type's docs).
+    pub fn put_first(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.first.put(tree, key, value);
+    }
+
+    /// A write of the last phase (see the type's docs).
+    pub fn put_last(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.last.put(tree, key, value);
     }
 
     pub fn put(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
@@ -386,29 +406,51 @@ impl<'a> Tx<'a> {
                 guards.push(g);
             }
         }
-        let mut last: BTreeMap<(Tree, Vec<u8>), usize> = BTreeMap::new();
-        for (i, op) in self.batch.ops.iter().enumerate() {
-            let (Op::Put(t, k, _) | Op::Delete(t, k)) = op;
-            last.insert((*t, k.clone()), i);
-        }
-        let ops = if last.len() == self.batch.ops.len() {
-            self.batch.ops
-        } else {
-            self.batch
-                .ops
-                .into_iter()
-                .enumerate()
-                .filter(|(i, op)| {
-                    let (Op::Put(t, k, _) | Op::Delete(t, k)) = op;
-                    last.get(&(*t, k.clone())) == Some(i)
-                })
-                .map(|(_, op)| op)
-                .collect()
-        };
+        let [first, main, last] = last_write_per_key([self.first, self.batch, self.last]);
+        let mut ops = first.ops;
+        ops.extend(main.ops);
+        ops.extend(last.ops);
         Txn {
             guards,
             batch: Batch { ops },
         }
+    }
+
+    /// Whether the transaction is larger than `limits` allow in one commit.
+    pub fn exceeds(&self, limits: Limits) -> bool {
+        let phases = [&self.first, &self.batch, &self.last];
+        let ops: usize = phases.iter().map(|b| b.ops.len()).sum();
+        let bytes: usize = phases.iter().flat_map(|b| &b.ops).map(op_bytes).sum();
+        ops > limits.max_ops || bytes > limits.max_bytes || self.guards.len() > limits.max_guards
+    }
+
+    /// The writes as several batches that each fit `limits`, in the order that is safe to
+    /// apply without guards by the store's only writer: the first phase, then the main batch
+    /// (its puts, the new state, before its deletes), then the last phase. No batch mixes
+    /// phases.
+    pub fn into_steps(self, limits: Limits) -> Vec<Batch> {
+        let [first, mut main, last] = last_write_per_key([self.first, self.batch, self.last]);
+        main.ops.sort_by_key(|op| matches!(op, Op::Delete(..)));
+        let mut steps = Vec::new();
+        for phase in [first, main, last] {
+            let mut step = Batch::default();
+            let mut bytes = 0;
+            for op in phase.ops {
+                let size = op_bytes(&op);
+                if !step.is_empty()
+                    && (step.ops.len() + 1 > limits.max_ops || bytes + size > limits.max_bytes)
+                {
+                    steps.push(std::mem::take(&mut step));
+                    bytes = 0;
+                }
+                bytes += size;
+                step.ops.push(op);
+            }
+            if !step.is_empty() {
+                steps.push(step);
+            }
+        }
+        steps
     }
 
     /// Only the guards: to confirm that reads an error answer rests on still hold.
@@ -458,6 +500,38 @@ impl Reader for Tx<'_> {
         });
         Ok(entries)
     }
+}
+
+fn op_bytes(op: &Op) -> usize {
+    match op {
+        Op::Put(_, k, v) => k.len() + v.len() + 32,
+        Op::Delete(_, k) => k.len() + 32,
+    }
+}
+
+/// Each key written once, by its last write across the phases (etcd refuses a transaction
+/// that writes a key twice); the order of what is kept does not change.
+fn last_write_per_key(phases: [Batch; 3]) -> [Batch; 3] {
+    let mut last: BTreeMap<(Tree, &[u8]), (usize, usize)> = BTreeMap::new();
+    for (p, batch) in phases.iter().enumerate() {
+        for (i, op) in batch.ops.iter().enumerate() {
+            let (Op::Put(t, k, _) | Op::Delete(t, k)) = op;
+            last.insert((*t, k.as_slice()), (p, i));
+        }
+    }
+    let keep: std::collections::HashSet<(usize, usize)> = last.into_values().collect();
+    let mut p = 0;
+    phases.map(|batch| {
+        let kept = batch
+            .ops
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep.contains(&(p, *i)))
+            .map(|(_, op)| op)
+            .collect();
+        p += 1;
+        Batch { ops: kept }
+    })
 }
 
 /// How often a transaction is tried before the store is declared too busy.
@@ -560,6 +634,43 @@ mod tests {
             revs.floor = revs.rev;
         }
         assert_eq!(s.commit(txn).unwrap(), Commit::Conflict);
+    }
+
+    #[test]
+    fn steps_keep_phases_apart_and_new_state_before_deletions() {
+        let s = store();
+        let mut tx = Tx::new(&s);
+        tx.delete(Tree::Parts, b"p1".to_vec());
+        tx.put(Tree::Versions, b"v".to_vec(), b"1".to_vec());
+        tx.put_last(Tree::Refcounts, b"old".to_vec(), b"0".to_vec());
+        for i in 0..3u8 {
+            tx.put_first(Tree::Refcounts, vec![i], b"1".to_vec());
+        }
+        tx.put(Tree::Objects, b"o".to_vec(), b"1".to_vec());
+        let limits = Limits {
+            max_ops: 2,
+            max_guards: 2,
+            max_bytes: 1 << 20,
+        };
+        assert!(tx.exceeds(limits));
+        let steps: Vec<Vec<Op>> = tx.into_steps(limits).into_iter().map(|b| b.ops).collect();
+        let put = |t, k: &[u8], v: &[u8]| Op::Put(t, k.to_vec(), v.to_vec());
+        assert_eq!(
+            steps,
+            vec![
+                vec![
+                    put(Tree::Refcounts, &[0], b"1"),
+                    put(Tree::Refcounts, &[1], b"1")
+                ],
+                vec![put(Tree::Refcounts, &[2], b"1")],
+                vec![
+                    put(Tree::Versions, b"v", b"1"),
+                    put(Tree::Objects, b"o", b"1")
+                ],
+                vec![Op::Delete(Tree::Parts, b"p1".to_vec())],
+                vec![put(Tree::Refcounts, b"old", b"0")],
+            ]
+        );
     }
 
     #[test]
