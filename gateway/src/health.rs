@@ -10,8 +10,6 @@
 
 use http::{Method, Request, Response, StatusCode};
 
-use cluster::Disks;
-
 const LIVE: [&str; 3] = [
     "/health/live",
     "/minio/health/live",
@@ -39,8 +37,12 @@ pub fn is_s3_signed<B>(req: &Request<B>) -> bool {
         })
 }
 
-/// The health answer for `req`, or `None` when it is not a health probe.
-pub fn answer<B>(req: &Request<B>, disks: &Disks) -> Option<Response<s3s::Body>> {
+/// The health answer for `req`, or `None` when it is not a health probe; `ready` says whether
+/// the server can take requests (and why not).
+pub fn answer<B>(
+    req: &Request<B>,
+    ready: impl FnOnce() -> Result<(), String>,
+) -> Option<Response<s3s::Body>> {
     if !matches!(*req.method(), Method::GET | Method::HEAD) || is_s3_signed(req) {
         return None;
     }
@@ -48,7 +50,7 @@ pub fn answer<B>(req: &Request<B>, disks: &Disks) -> Option<Response<s3s::Body>>
     let (status, text) = if LIVE.contains(&path) {
         (StatusCode::OK, "ok\n".to_string())
     } else if READY.contains(&path) {
-        match disks.readiness() {
+        match ready() {
             Ok(()) => (StatusCode::OK, "ready\n".to_string()),
             Err(why) => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -125,7 +125,7 @@ pub fn new_request_id() -> String {
     id[..16].to_owned()
 }
 
-fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -288,7 +288,7 @@ pub async fn handle(
     front: Arc<Frontend>,
     req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
-    if let Some(resp) = crate::health::answer(&req, &front.disks) {
+    if let Some(resp) = crate::health::answer(&req, || front.disks.readiness()) {
         return Ok(resp);
     }
     if let Some(resp) = front

@@ -7,7 +7,8 @@
 //! - [`node`]: a storage node's server side of the shard protocol, an s3s custom route.
 //! - [`http`], [`access`], [`health`], [`metrics`]: the request pipeline around s3s (request
 //!   ids, S3 error body details, access log, health probes, `/metrics`).
-//! - [`serve`]: assembling the [`http::Frontend`] and serving it until shutdown.
+//! - [`serve`]: assembling the [`http::Frontend`] and serving it until shutdown; [`standby`]:
+//!   the port of a gateway waiting for another to stop being the active one.
 //!
 //! The only crate that knows s3s or hyper's server side. It depends on the object service
 //! (`objects`), identities (`iam`, `policy`), the cluster's disks (`cluster`) and the
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod node;
 pub mod s3;
 pub mod serve;
+pub mod standby;
 
 pub use http::Frontend;
 pub use serve::{FrontendParts, serve};

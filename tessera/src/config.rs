@@ -92,6 +92,11 @@ pub struct ServeConfig {
     pub nodes: Vec<String>,
     /// The metadata directory of a gateway without local disks.
     pub meta_dir: Option<PathBuf>,
+    /// etcd endpoints: the metadata lives there instead of on the disks, and the gateways
+    /// given the same ones and prefix form one cluster (one of them active at a time).
+    pub etcd: Vec<String>,
+    /// The cluster's key prefix in etcd.
+    pub etcd_prefix: String,
     /// Signs the traffic with the nodes; set when there are nodes.
     pub cluster_secret: Option<String>,
     /// TESSERA_PREVIOUS_ROOT_PASSWORD: after a root password change, opens the users' data
@@ -170,6 +175,19 @@ pub struct ServeArgs {
     /// metadata is mirrored on them instead.
     #[arg(long, env = "TESSERA_META_DIR", value_name = "DIR")]
     pub meta_dir: Option<PathBuf>,
+    /// Keep the metadata in etcd (repeatable, or comma-separated in TESSERA_ETCD):
+    /// http://10.0.0.1:2379. Gateways given the same etcd and prefix share one deployment;
+    /// one of them is active, the others stand by and take over when it stops.
+    #[arg(
+        long = "etcd",
+        value_name = "URL",
+        env = "TESSERA_ETCD",
+        value_delimiter = ','
+    )]
+    pub etcd: Option<Vec<String>>,
+    /// The key prefix of this cluster in etcd [default: /tessera/default/].
+    #[arg(long, env = "TESSERA_ETCD_PREFIX", value_name = "PREFIX")]
+    pub etcd_prefix: Option<String>,
     /// Data directories, one per disk (or `disks` in the config file). Ranges: /data{1...4}.
     #[arg(value_name = "DIR")]
     pub dirs: Vec<String>,
@@ -198,6 +216,8 @@ pub struct FileConfig {
     pub nodes: Option<Vec<String>>,
     pub meta_dir: Option<PathBuf>,
     pub cluster_secret: Option<String>,
+    pub etcd: Option<Vec<String>>,
+    pub etcd_prefix: Option<String>,
 }
 
 impl FileConfig {
@@ -268,14 +288,37 @@ impl ServeArgs {
                     .into(),
             );
         }
+        let mut etcd = Vec::new();
+        for url in given_list(self.etcd).or(file.etcd).unwrap_or_default() {
+            let url = url.trim().trim_end_matches('/').to_owned();
+            if !url.starts_with("http://") {
+                return Err(format!("etcd endpoint {url:?}: expected http://HOST:PORT"));
+            }
+            etcd.push(url);
+        }
+        let etcd_prefix = given(self.etcd_prefix)
+            .or(file.etcd_prefix)
+            .unwrap_or_else(|| "/tessera/default/".into());
+        if !etcd_prefix.starts_with('/') || !etcd_prefix.ends_with('/') || etcd_prefix.len() < 3 {
+            return Err(format!(
+                "etcd prefix {etcd_prefix:?}: give a path that starts and ends with /, like /tessera/prod/"
+            ));
+        }
         let meta_dir = self.meta_dir.or(file.meta_dir);
-        match (&meta_dir, dir_args.is_empty()) {
-            (None, true) => {
+        match (&meta_dir, dir_args.is_empty(), etcd.is_empty()) {
+            (Some(_), _, false) => {
                 return Err(
-                    "a gateway without local disks needs --meta-dir DIR for its metadata".into(),
+                    "--meta-dir and --etcd exclude each other: with --etcd the metadata is in etcd"
+                        .into(),
                 );
             }
-            (Some(_), false) => {
+            (None, true, true) => {
+                return Err(
+                    "a gateway without local disks needs --meta-dir DIR (or --etcd) for its metadata"
+                        .into(),
+                );
+            }
+            (Some(_), false, true) => {
                 return Err("--meta-dir is for gateways without local disks; with local disks the metadata is mirrored on them".into());
             }
             _ => {}
@@ -350,6 +393,8 @@ impl ServeArgs {
             log_format: env.log_format.or(file.log_format).unwrap_or_default(),
             nodes,
             meta_dir,
+            etcd,
+            etcd_prefix,
             cluster_secret,
             previous_root_password: given(env.previous_root_password),
         })

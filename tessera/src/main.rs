@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod etcd;
 mod node;
 mod server;
 

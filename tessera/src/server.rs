@@ -37,7 +37,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Finds the disks (local ones and the nodes'), formats or verifies them, and opens the stores.
-pub async fn open(cfg: &ServeConfig) -> Result<Opened, String> {
+/// The metadata is `shared` (on etcd) when given, else mirrored on the local disks or in
+/// `--meta-dir`.
+pub async fn open(cfg: &ServeConfig, shared: Option<MetaStore>) -> Result<Opened, String> {
     let local = cfg.disks.clone();
     let local_found = {
         let local = local.clone();
@@ -95,11 +97,19 @@ pub async fn open(cfg: &ServeConfig) -> Result<Opened, String> {
     }
     let meta_dir = cfg.meta_dir.clone();
     let gc_grace = cfg.gc_grace;
-    blocking(move || {
+    let opened = blocking(move || {
         let disks = Arc::new(Disks::open(deployment, local, &placement, node_set));
-        open_services(disks, meta_dir, gc_grace)
+        let (meta, meta_replicas) = match shared {
+            Some(meta) => (meta, Vec::new()),
+            None => open_local_metadata(&disks, meta_dir, gc_grace)?,
+        };
+        open_services(disks, meta, meta_replicas)
     })
-    .await
+    .await?;
+    if !cfg.etcd.is_empty() {
+        crate::etcd::claim_deployment(&opened).await?;
+    }
+    Ok(opened)
 }
 
 /// Ties a gateway's `--meta-dir` to its deployment (`DIR/deployment`, written when the
@@ -144,11 +154,12 @@ fn claim_meta_dir(
 }
 
 /// Opens the metadata mirror and the object service over `disks`. Blocking.
-fn open_services(
-    disks: Arc<Disks>,
+/// The metadata mirror on the local disks (or in `--meta-dir`), and where its replicas are.
+fn open_local_metadata(
+    disks: &Disks,
     meta_dir: Option<PathBuf>,
     gc_grace: Duration,
-) -> Result<Opened, String> {
+) -> Result<(MetaStore, Vec<PathBuf>), String> {
     // The metadata must survive the loss of any `parity` disks, like the data: keep a replica on
     // the first parity + 1 local disks (those of them that can be opened now). A replica that
     // missed writes while its disk was away, or a new one on a replacement disk, is rebuilt
@@ -190,8 +201,17 @@ fn open_services(
         );
     }
     let kv = MirroredKv::new(replicas).map_err(|e| e.to_string())?;
-    let meta = MetaStore::new(kv, gc_grace);
-    let chunks = ChunkStore::new(layout, disks.stores()).map_err(|e| e.to_string())?;
+    Ok((MetaStore::new(kv, gc_grace), meta_replicas))
+}
+
+/// The object service over `disks` and `meta`. Blocking.
+fn open_services(
+    disks: Arc<Disks>,
+    meta: MetaStore,
+    meta_replicas: Vec<PathBuf>,
+) -> Result<Opened, String> {
+    let chunks =
+        ChunkStore::new(disks.deployment.layout, disks.stores()).map_err(|e| e.to_string())?;
     let service = Arc::new(ObjectService::new(
         meta,
         Arc::new(chunks),
@@ -253,16 +273,24 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
         );
     }
     println!("  deployment:  {}", d.deployment_id);
-    println!(
-        "  metadata:    {} mirrored replica(s): {}",
-        opened.meta_replicas.len(),
-        opened
-            .meta_replicas
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    if cfg.etcd.is_empty() {
+        println!(
+            "  metadata:    {} mirrored replica(s): {}",
+            opened.meta_replicas.len(),
+            opened
+                .meta_replicas
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    } else {
+        println!(
+            "  metadata:    etcd {} (prefix {}); this gateway is the active one",
+            cfg.etcd.join(","),
+            cfg.etcd_prefix
+        );
+    }
     match cfg.credentials.source {
         CredentialSource::Environment => {
             println!(
@@ -289,8 +317,32 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
     }
 }
 
+/// Binds the S3 port.
+pub async fn bind(cfg: &ServeConfig) -> Result<TcpListener, String> {
+    TcpListener::bind(cfg.address)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.address))
+}
+
 pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
-    let opened = open(&cfg).await?;
+    // With etcd the port is bound first: this gateway answers as a standby until it is the
+    // active one (or stops, at a signal, without ever having been active).
+    let active = if cfg.etcd.is_empty() {
+        None
+    } else {
+        match crate::etcd::become_active(&cfg).await? {
+            Some(active) => Some(active),
+            None => return Ok(()),
+        }
+    };
+    let (shared, active) = match active {
+        Some(a) => (
+            Some(a.meta),
+            Some((a.listener, a.shutdown, a.leadership, a.lost)),
+        ),
+        None => (None, None),
+    };
+    let opened = open(&cfg, shared).await?;
     let background_stop = CancellationToken::new();
     let gc_interval = (cfg.gc_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
     let mut background = vec![opened.service.spawn_gc(gc_interval)];
@@ -363,12 +415,17 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
             .collect(),
     })?;
 
-    let listener = TcpListener::bind(cfg.address)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.address))?;
+    let (listener, shutdown, role) = match active {
+        Some((listener, shutdown, leadership, lost)) => {
+            (listener, shutdown, Some((leadership, lost)))
+        }
+        None => {
+            let listener = bind(&cfg).await?;
+            // Before the banner: whoever reads it may signal at once.
+            (listener, shutdown_token(), None)
+        }
+    };
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    // Before the banner: whoever reads it may signal at once.
-    let shutdown = shutdown_token();
     banner(&cfg, &opened, bound);
     gateway::serve(listener, front, shutdown, cfg.shutdown_timeout).await;
     // Metadata writes are synced as they commit; the stores close when the last reference
@@ -383,6 +440,17 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         let _ = task.await;
     }
     drop(opened);
+    if let Some((leadership, lost)) = role {
+        if lost.is_cancelled() {
+            return Err(
+                "this gateway lost its role as the active one (its etcd lease expired or \
+                        another gateway took over) and stopped; restarted, it stands by"
+                    .into(),
+            );
+        }
+        // Handing the role over now lets a standby take over at once, not after the TTL.
+        leadership.resign().await;
+    }
     info!("stopped");
     Ok(())
 }

@@ -1,0 +1,185 @@
+"""`tessera serve --etcd`: the metadata in a real etcd (Debian's etcd-server), and gateways
+that share it: one is active, the others stand by and take over when it dies; a gateway that
+lost its role cannot acknowledge a write.
+
+The gateways here share four local directories (one machine), as gateways on several
+machines share storage nodes.
+"""
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from conftest import (
+    _die_with_parent,
+    free_port,
+    poll,
+    random_bytes,
+    s3_client,
+    tessera_binary,
+)
+
+MiB = 1 << 20
+
+
+class Etcd:
+    """One etcd member on 127.0.0.1 with free ports and a temporary data directory."""
+
+    def __init__(self, base):
+        self.dir = base / "etcd"
+        self.client_port, self.peer_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.client_port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        etcd = shutil.which("etcd")
+        assert etcd, "etcd is not installed (scripts/test installs etcd-server)"
+        self.log = open(base / "etcd.log", "wb")
+        self.proc = subprocess.Popen(
+            [etcd, "--name", "t", "--data-dir", str(self.dir),
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", f"t={peer}"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        assert poll(self.healthy, 20), (base / "etcd.log").read_text()[-2000:]
+
+    def healthy(self):
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                return b'"true"' in r.read()
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    e = Etcd(tmp_path)
+    yield e
+    e.stop()
+
+
+def status(server, path):
+    try:
+        with urllib.request.urlopen(server.url + path, timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def ready(server):
+    return status(server, "/health/ready") == 200
+
+
+def gateway(make_server, dirs, etcd, prefix="/tessera/test/"):
+    return make_server(dirs=dirs, extra_args=["--etcd", etcd.url, "--etcd-prefix", prefix])
+
+
+def test_an_unreachable_etcd_is_a_clear_error_at_start(tmp_path):
+    started = time.monotonic()
+    out = subprocess.run(
+        [str(tessera_binary()), "serve", "--address", f"127.0.0.1:{free_port()}",
+         "--etcd", f"http://127.0.0.1:{free_port()}", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "TESSERA_ROOT_USER": "testadmin", "TESSERA_ROOT_PASSWORD": "testadmin-secret"},
+    )
+    assert out.returncode != 0
+    assert "cannot reach etcd at http://127.0.0.1:" in out.stderr, out.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_a_standby_takes_over_when_the_active_gateway_dies(make_server, etcd, tmp_path):
+    dirs = [tmp_path / f"disk{i}" for i in range(4)]
+    a = gateway(make_server, dirs, etcd)
+    assert poll(lambda: ready(a), 20), a.log_tail()
+    b = gateway(make_server, dirs, etcd)
+    # B stands by: alive, not ready, and S3 requests get 503 (clients retry elsewhere).
+    assert status(b, "/health/live") == 200
+    assert status(b, "/health/ready") == 503
+    with pytest.raises(ClientError) as refused:
+        s3_client(b, retries={"max_attempts": 1}).list_buckets()
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+
+    s3a = s3_client(a)
+    s3a.create_bucket(Bucket="ha-bucket")
+    objects = {
+        "small": b"tiny",
+        "chunked": random_bytes(3 * MiB + 17, "c"),
+        # 140 chunks: more references than one etcd transaction holds.
+        "large": random_bytes(140 * MiB, "l"),
+    }
+    for key, body in objects.items():
+        s3a.put_object(Bucket="ha-bucket", Key=key, Body=body)
+
+    a.kill()  # SIGKILL: no goodbye, the lease has to expire
+    killed = time.monotonic()
+    assert poll(lambda: ready(b), 30, 0.2), b.log_tail()
+    took = time.monotonic() - killed
+    print(f"takeover after SIGKILL: {took:.1f} s")
+    assert took < 15, f"takeover took {took:.1f} s"
+    s3b = s3_client(b)
+    for key, body in objects.items():
+        got = s3b.get_object(Bucket="ha-bucket", Key=key)["Body"].read()
+        assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest(), key
+    listed = [o["Key"] for o in s3b.list_objects_v2(Bucket="ha-bucket")["Contents"]]
+    assert listed == sorted(objects)
+    s3b.put_object(Bucket="ha-bucket", Key="after", Body=b"written by b")
+
+    # A comes back as the standby; a graceful stop of B hands over at once.
+    a.start()
+    assert poll(lambda: status(a, "/health/live") == 200, 20)
+    assert status(a, "/health/ready") == 503
+    b.stop()
+    stopped = time.monotonic()
+    assert poll(lambda: ready(a), 15, 0.2), a.log_tail()
+    assert time.monotonic() - stopped < 8
+    assert s3_client(a).get_object(Bucket="ha-bucket", Key="after")["Body"].read() == b"written by b"
+
+
+def test_a_paused_gateway_cannot_write_after_another_took_over(make_server, etcd, tmp_path):
+    dirs = [tmp_path / f"disk{i}" for i in range(4)]
+    a = gateway(make_server, dirs, etcd)
+    assert poll(lambda: ready(a), 20), a.log_tail()
+    b = gateway(make_server, dirs, etcd)
+    s3_client(a).create_bucket(Bucket="fence-bucket")
+
+    # A freezes (a long GC pause, a stopped VM): its lease expires and B takes over.
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert poll(lambda: ready(b), 30, 0.2), b.log_tail()
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    # A wakes up believing it is active. Whatever it answers, it must not acknowledge.
+    try:
+        s3_client(a, retries={"max_attempts": 1}).put_object(Bucket="fence-bucket", Key="stale", Body=b"x")
+        acknowledged = True
+    except (ClientError, EndpointConnectionError, ConnectionError):
+        acknowledged = False
+    except Exception as exc:  # a connection the stopping server closed
+        acknowledged = False
+        print(f"A refused with {exc!r}")
+    assert not acknowledged, "the deposed gateway acknowledged a write"
+    # It stops (a supervisor would restart it as a standby), with an error status.
+    assert poll(lambda: a.proc.poll() is not None, 20), a.log_tail()
+    assert a.proc.returncode != 0
+    assert "lost its role as the active one" in a.log_tail(), a.log_tail()
+    s3b = s3_client(b)
+    with pytest.raises(ClientError):
+        s3b.head_object(Bucket="fence-bucket", Key="stale")
+    s3b.put_object(Bucket="fence-bucket", Key="fresh", Body=b"y")
