@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use metastore::suite::{self, chunk, object};
 use metastore::suite_concurrency::{Chaos, concurrent_writers};
-use metastore::{BucketRecord, Error, MetaStore, ObjectData, TxnStore};
+use metastore::{BucketRecord, Error, MetaStore, ObjectData, ObjectRecord, TxnStore};
 use metastore_etcd::EtcdStore;
 
 /// One etcd member on 127.0.0.1 with free ports and a temporary data directory; killed when
@@ -285,4 +285,92 @@ async fn one_active_gateway_and_a_deposed_one_cannot_write() {
     assert!(check.mismatched.is_empty(), "{:?}", check.mismatched);
     b.delete_object("shared", "big-copy", None).await.unwrap();
     assert_eq!(b.chunk_refcount(big[299].hash).await.unwrap(), Some(0));
+}
+
+/// What an object costs in etcd, by kind, measured as etcd's own "in use" database size after
+/// compacting away superseded revisions (BENCHMARKS.md quotes the figures this prints).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_per_object_in_etcd() {
+    let etcd = Etcd::start();
+    let mut client = etcd_client::Client::connect([etcd.url.as_str()], None)
+        .await
+        .unwrap();
+    let m = meta(store(&etcd).await);
+    m.create_bucket("sizes", BucketRecord::new(0))
+        .await
+        .unwrap();
+    const N: usize = 500;
+    let in_use = |client: &mut etcd_client::Client| {
+        let mut client = client.clone();
+        async move {
+            let rev = client
+                .get("x", None)
+                .await
+                .unwrap()
+                .header()
+                .unwrap()
+                .revision();
+            // Nothing written since the last compaction: it is refused, and not needed.
+            let _ = client.compact(rev, None).await;
+            // The in-use size settles once the compaction's freed pages are committed.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            client.status().await.unwrap().raft_used_db_size()
+        }
+    };
+    let mut figures = Vec::new();
+    type MakeRecord = fn(usize) -> ObjectRecord;
+    let kinds: [(&str, MakeRecord); 4] = [
+        ("512 B inline object", |_| {
+            let mut r = object(vec![]);
+            r.size = 512;
+            r.data = ObjectData::Inline(vec![7; 512]);
+            r
+        }),
+        ("4 KiB inline object", |_| {
+            let mut r = object(vec![]);
+            r.size = 4096;
+            r.data = ObjectData::Inline(vec![7; 4096]);
+            r
+        }),
+        ("1-chunk object", |i| {
+            object(vec![metastore::ChunkRef {
+                hash: id(i, 1),
+                len: 1 << 20,
+            }])
+        }),
+        ("10-chunk object", |i| {
+            object(
+                (0..10)
+                    .map(|c| metastore::ChunkRef {
+                        hash: id(i, 100 + c),
+                        len: 1 << 20,
+                    })
+                    .collect(),
+            )
+        }),
+    ];
+    for (kind, record) in kinds {
+        let before = in_use(&mut client).await;
+        for i in 0..N {
+            m.put_object("sizes", &format!("{kind}/{i:06}"), record(i), None)
+                .await
+                .unwrap();
+        }
+        let after = in_use(&mut client).await;
+        let per_object = (after - before) as f64 / N as f64;
+        println!("etcd bytes per {kind}: {per_object:.0}");
+        figures.push((kind, per_object));
+    }
+    // A regression guard, not a target: a default 2 GiB etcd should hold a million 1-chunk
+    // objects' metadata.
+    let one_chunk = figures[2].1;
+    assert!(one_chunk < 2048.0, "{figures:?}");
+}
+
+/// A chunk hash unique to (object, chunk).
+fn id(object: usize, chunk: usize) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    h[..8].copy_from_slice(&(object as u64).to_be_bytes());
+    h[8..16].copy_from_slice(&(chunk as u64).to_be_bytes());
+    h
 }

@@ -12,7 +12,11 @@ use serde::Deserialize;
 pub const DEV_ACCESS_KEY: &str = "tesseraadmin";
 pub const DEV_SECRET_KEY: &str = "tesseraadmin";
 pub const CHUNK_SIZE: usize = 1 << 20;
+/// Objects up to this size are stored in the metadata, not as chunks.
 pub const INLINE_MAX: usize = 128 * 1024;
+/// The same on etcd, whose few GiB are the cluster's object count: there a 4 KiB inline object
+/// costs ~12 KB of etcd, a chunked one ~1 KB (BENCHMARKS.md, "Metadata in etcd").
+pub const INLINE_MAX_ETCD: usize = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialSource {

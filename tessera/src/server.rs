@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{CHUNK_SIZE, CredentialSource, INLINE_MAX, ServeConfig};
+use crate::config::{CHUNK_SIZE, CredentialSource, INLINE_MAX, INLINE_MAX_ETCD, ServeConfig};
 
 pub const META_DIR: &str = ".tessera/meta";
 
@@ -97,13 +97,18 @@ pub async fn open(cfg: &ServeConfig, shared: Option<MetaStore>) -> Result<Opened
     }
     let meta_dir = cfg.meta_dir.clone();
     let gc_grace = cfg.gc_grace;
+    let inline_max = if shared.is_some() {
+        INLINE_MAX_ETCD
+    } else {
+        INLINE_MAX
+    };
     let opened = blocking(move || {
         let disks = Arc::new(Disks::open(deployment, local, &placement, node_set));
         let (meta, meta_replicas) = match shared {
             Some(meta) => (meta, Vec::new()),
             None => open_local_metadata(&disks, meta_dir, gc_grace)?,
         };
-        open_services(disks, meta, meta_replicas)
+        open_services(disks, meta, meta_replicas, inline_max)
     })
     .await?;
     if !cfg.etcd.is_empty() {
@@ -209,6 +214,7 @@ fn open_services(
     disks: Arc<Disks>,
     meta: MetaStore,
     meta_replicas: Vec<PathBuf>,
+    inline_max: usize,
 ) -> Result<Opened, String> {
     let chunks =
         ChunkStore::new(disks.deployment.layout, disks.stores()).map_err(|e| e.to_string())?;
@@ -216,7 +222,7 @@ fn open_services(
         meta,
         Arc::new(chunks),
         CHUNK_SIZE,
-        INLINE_MAX,
+        inline_max,
     ));
     Ok(Opened {
         disks,
