@@ -15,11 +15,14 @@ use crate::*;
 /// A store that makes transactions meet trouble: with `conflicting`, every other guarded
 /// commit fails as if another writer had got there first, so that every operation's retry
 /// path runs (what it returns must not change); with `slow_reads`, reads take a while, so
-/// that concurrent transactions overlap and conflict for real.
+/// that concurrent transactions overlap and conflict for real; with `limited`, it is its
+/// writer's alone and takes tiny transactions, so that every large change is applied in
+/// steps (`Tx::into_steps`) and a commit over the limits is refused.
 pub struct Chaos<S> {
     inner: S,
     fail_every_other: bool,
     read_delay: Duration,
+    limits: Option<Limits>,
     commits: AtomicU64,
     pub conflicts: Arc<AtomicU64>,
 }
@@ -30,6 +33,7 @@ impl<S> Chaos<S> {
             inner,
             fail_every_other: true,
             read_delay: Duration::ZERO,
+            limits: None,
             commits: AtomicU64::new(0),
             conflicts: Arc::default(),
         }
@@ -39,6 +43,14 @@ impl<S> Chaos<S> {
         Chaos {
             fail_every_other: false,
             read_delay: delay,
+            ..Self::conflicting(inner)
+        }
+    }
+
+    pub fn limited(inner: S, limits: Limits) -> Self {
+        Chaos {
+            fail_every_other: false,
+            limits: Some(limits),
             ..Self::conflicting(inner)
         }
     }
@@ -61,6 +73,15 @@ impl<S: TxnStore> TxnStore for Chaos<S> {
         self.inner.scan_rev(tree, start, end, limit, at)
     }
     fn commit(&self, txn: Txn) -> Result<Commit> {
+        if let Some(l) = self.limits
+            && (txn.guards.len() > l.max_guards || txn.batch.ops.len() > l.max_ops)
+        {
+            return Err(Error::TooLarge(format!(
+                "{} guards, {} writes",
+                txn.guards.len(),
+                txn.batch.ops.len()
+            )));
+        }
         if self.fail_every_other
             && !txn.guards.is_empty()
             && self
@@ -76,53 +97,11 @@ impl<S: TxnStore> TxnStore for Chaos<S> {
     fn sync(&self) -> Result<()> {
         self.inner.sync()
     }
-}
-
-/// A store with tiny transaction limits, as its sole writer sees it: every large change
-/// takes the several-steps path (`Tx::into_steps`), and a commit over the limits is refused.
-pub struct Limited<S> {
-    inner: S,
-    limits: Limits,
-}
-
-impl<S> Limited<S> {
-    pub fn new(inner: S, limits: Limits) -> Self {
-        Limited { inner, limits }
-    }
-}
-
-impl<S: TxnStore> TxnStore for Limited<S> {
-    fn get_rev(&self, tree: Tree, key: &[u8], at: Option<Rev>) -> Result<KeyRead> {
-        self.inner.get_rev(tree, key, at)
-    }
-    fn scan_rev(
-        &self,
-        tree: Tree,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-        at: Option<Rev>,
-    ) -> Result<(Vec<Entry>, Rev)> {
-        self.inner.scan_rev(tree, start, end, limit, at)
-    }
-    fn commit(&self, txn: Txn) -> Result<Commit> {
-        if txn.guards.len() > self.limits.max_guards || txn.batch.ops.len() > self.limits.max_ops {
-            return Err(Error::TooLarge(format!(
-                "{} guards, {} writes",
-                txn.guards.len(),
-                txn.batch.ops.len()
-            )));
-        }
-        self.inner.commit(txn)
-    }
-    fn sync(&self) -> Result<()> {
-        self.inner.sync()
-    }
     fn single_writer(&self) -> bool {
-        true
+        self.limits.is_some()
     }
     fn limits(&self) -> Limits {
-        self.limits
+        self.limits.unwrap_or(Limits::UNBOUNDED)
     }
 }
 
@@ -222,7 +201,7 @@ mod tests {
             max_bytes: 1 << 20,
         };
         run(MetaStore::with_store(
-            Limited::new(LocalTxn::new(MemoryKv::new()), tiny),
+            Chaos::limited(LocalTxn::new(MemoryKv::new()), tiny),
             Duration::ZERO,
         ))
         .await;
