@@ -73,6 +73,10 @@ ensure_test_deps() {
   command -v rclone >/dev/null 2>&1 || missing+=(rclone)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+  # FUSE mounts of a bucket (rclone mount, s3fs); systemd-analyze checks the units in deploy/.
+  command -v s3fs >/dev/null 2>&1 || missing+=(s3fs)
+  command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
+  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     local log

@@ -55,6 +55,33 @@ pub(super) fn query_value(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, QUERY_VALUE).to_string()
 }
 
+/// Sends `request` to `authority` over a fresh HTTP/1 connection; answers the status and body.
+pub(crate) async fn exchange(
+    authority: &http::uri::Authority,
+    request: http::Request<Empty<bytes::Bytes>>,
+) -> Result<(http::StatusCode, bytes::Bytes), String> {
+    let port = authority.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((authority.host(), port))
+        .await
+        .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request to {authority} failed: {e}"))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, body))
+}
+
 pub(super) struct Client {
     endpoint: http::Uri,
     credentials: Credentials,
@@ -84,25 +111,7 @@ impl Client {
             cluster::signing::Payload::Sha256(&[]),
         )?;
 
-        let port = authority.port_u16().unwrap_or(80);
-        let stream = tokio::net::TcpStream::connect((authority.host(), port))
-            .await
-            .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("admin request failed: {e}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let (status, body) = exchange(&authority, request).await?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body);
             // S3 errors: say the code and message rather than dumping the XML.

@@ -14,4 +14,5 @@ mod client;
 mod tables;
 mod users;
 
+pub(crate) use client::exchange;
 pub use client::{AdminCommand, run_admin};
