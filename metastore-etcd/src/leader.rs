@@ -15,7 +15,7 @@ use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpRespo
 use metastore::{Error, Result};
 use tokio_util::sync::CancellationToken;
 
-use crate::{EtcdStore, from_etcd, unavailable};
+use crate::{EtcdStore, Retry, from_etcd, send, unavailable};
 
 /// What every commit of the active gateway is conditioned on.
 pub(crate) struct Fence {
@@ -78,36 +78,64 @@ impl EtcdStore {
         let deadline = self.timeout;
         let mut leases = self.client.lease_client();
         let ttl_secs = ttl.as_secs().max(2) as i64;
-        let lease = tokio::time::timeout(deadline, leases.grant(ttl_secs, None))
-            .await
-            .map_err(|_| unavailable("lease grant", "timed out"))?
-            .map_err(|e| from_etcd("lease grant", e))?
-            .id();
-        let (mut keeper, mut answers) = tokio::time::timeout(deadline, leases.keep_alive(lease))
-            .await
-            .map_err(|_| unavailable("lease keep-alive", "timed out"))?
-            .map_err(|e| from_etcd("lease keep-alive", e))?;
-        // Renewed three times per TTL; a renewal that fails or is not answered in time ends
-        // the role (the lease may expire before the next one), and the server stops.
+        // A repeated grant only leaves a stray lease, which expires: safe to repeat.
+        let lease = send("lease grant", deadline, Retry::Reads, || {
+            let mut leases = leases.clone();
+            async move { leases.grant(ttl_secs, None).await }
+        })
+        .await?
+        .id();
+        let (keeper, answers) = send("lease keep-alive", deadline, Retry::Reads, || {
+            let mut leases = leases.clone();
+            async move { leases.keep_alive(lease).await }
+        })
+        .await?;
+        // Renewed three times per TTL. A renewal that fails (the member it went to died, say)
+        // opens the keep-alive stream again, through another member; only when no renewal
+        // got through for nearly a whole TTL is the role given up (the lease may be gone),
+        // and the server stops. Commits are fenced regardless: this only stops it promptly.
         let every = Duration::from_secs(ttl_secs as u64) / 3;
+        let give_up = Duration::from_secs(ttl_secs as u64) - every / 2;
         let keepalive_lost = lost.clone();
+        let mut stream = Some((keeper, answers));
         tokio::spawn(async move {
+            let mut renewed_at = tokio::time::Instant::now();
+            let mut wait = every;
             loop {
                 tokio::select! {
                     () = keepalive_lost.cancelled() => return,
-                    () = tokio::time::sleep(every) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
                 let renewed = tokio::time::timeout(every, async {
+                    if stream.is_none() {
+                        stream = Some(leases.keep_alive(lease).await?);
+                    }
+                    let (keeper, answers) = stream.as_mut().expect("opened above");
                     keeper.keep_alive().await?;
                     answers.message().await
                 })
                 .await;
                 match renewed {
-                    Ok(Ok(Some(answer))) if answer.ttl() > 0 => {}
-                    other => {
-                        tracing::error!(outcome = ?other.map(|r| r.map(|a| a.map(|a| a.ttl()))), "etcd lease lost: this gateway stops being the active one");
+                    Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
+                        renewed_at = tokio::time::Instant::now();
+                        wait = every;
+                    }
+                    Ok(Ok(Some(_))) => {
+                        tracing::error!(
+                            "etcd lease expired: this gateway stops being the active one"
+                        );
                         keepalive_lost.cancel();
                         return;
+                    }
+                    other => {
+                        stream = None;
+                        if renewed_at.elapsed() >= give_up {
+                            tracing::error!(outcome = ?other.map(|r| r.map(|a| a.map(|a| a.ttl()))), "etcd lease not renewed for {give_up:?}: this gateway stops being the active one");
+                            keepalive_lost.cancel();
+                            return;
+                        }
+                        tracing::warn!(outcome = ?other.map(|r| r.map(|a| a.map(|a| a.ttl()))), "etcd lease renewal failed; trying another member");
+                        wait = Duration::from_millis(200);
                     }
                 }
             }
@@ -128,16 +156,41 @@ impl EtcdStore {
                 )])
                 .or_else([TxnOp::get(key.clone(), None)]);
             let mut kv = self.client.kv_client();
-            let resp = tokio::time::timeout(deadline, kv.txn(claim))
-                .await
-                .map_err(|_| unavailable("txn", "timed out"))?
-                .map_err(|e| from_etcd("txn", e))?;
-            if resp.succeeded() {
+            let resp = match tokio::time::timeout(deadline, kv.txn(claim)).await {
+                Ok(Ok(resp)) => resp,
+                Ok(Err(e)) => match from_etcd("txn", e) {
+                    // Waiting survives an etcd member's loss: try again (through another).
+                    Error::Unavailable(why) => {
+                        tracing::debug!(error = %why, "etcd unavailable while standing by");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                    other => return Err(other),
+                },
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            // The holder's key, when the claim did not succeed. It may be this gateway's own
+            // (the lease): a claim that succeeded but whose answer was lost, then retried.
+            let held = resp.op_responses().into_iter().find_map(|r| match r {
+                TxnOpResponse::Get(g) => g.kvs().first().cloned(),
+                _ => None,
+            });
+            let ours = held
+                .as_ref()
+                .filter(|kv| kv.lease() == lease)
+                .map(|kv| kv.create_revision());
+            if resp.succeeded() || ours.is_some() {
                 // The transaction's revision is the key's create revision.
-                let create_rev = resp
-                    .header()
-                    .map(|h| h.revision())
-                    .ok_or_else(|| Error::Backend("etcd answered without a header".into()))?;
+                let create_rev = match ours {
+                    Some(rev) => rev,
+                    None => resp
+                        .header()
+                        .map(|h| h.revision())
+                        .ok_or_else(|| Error::Backend("etcd answered without a header".into()))?,
+                };
                 self.fence = Some(Fence {
                     key,
                     create_rev,
@@ -150,16 +203,8 @@ impl EtcdStore {
                 };
                 return Ok((self, leadership));
             }
-            let holder = resp
-                .op_responses()
-                .into_iter()
-                .find_map(|r| match r {
-                    TxnOpResponse::Get(g) => g
-                        .kvs()
-                        .first()
-                        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
-                    _ => None,
-                })
+            let holder = held
+                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
                 .unwrap_or_else(|| "another gateway".to_owned());
             if last_holder.as_deref() != Some(holder.as_str()) {
                 waiting(&holder);
@@ -171,9 +216,12 @@ impl EtcdStore {
 
     /// After a commit failed: if the role is lost, says so (and stops the server).
     pub(crate) fn check_fence(&self, fence: &Fence) -> Result<()> {
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let key = fence.key.clone();
-        let resp = self.call("get", async move { kv.get(key, None).await })?;
+        let resp = self.call("get", Retry::Reads, move || {
+            let (mut kv, key) = (kv.clone(), key.clone());
+            async move { kv.get(key, None).await }
+        })?;
         let current = resp.kvs().first().map(|kv| kv.create_revision());
         if current == Some(fence.create_rev) {
             return Ok(());

@@ -65,14 +65,39 @@ pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("etcd {what}: {e}"))
 }
 
+/// Which failed requests [`send`] makes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Only those that never reached etcd.
+    Unsent,
+    /// Also any that a retry may cure: for requests that change nothing.
+    Reads,
+}
+
+/// True for errors a retry may cure (etcd electing a leader, a member going away).
+fn transient(e: &etcd_client::Error) -> bool {
+    use tonic::Code;
+    match e {
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            status.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted
+        ),
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        _ => false,
+    }
+}
+
 /// An etcd error as the metastore's: what a retry later may cure is `Unavailable`.
 pub(crate) fn from_etcd(what: &str, e: etcd_client::Error) -> Error {
     use tonic::Code;
+    if transient(&e) {
+        return match &e {
+            etcd_client::Error::GRpcStatus(status) => unavailable(what, status.message()),
+            _ => unavailable(what, e),
+        };
+    }
     match &e {
         etcd_client::Error::GRpcStatus(status) => match status.code() {
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
-                unavailable(what, status.message())
-            }
             // The snapshot a transaction read at was compacted away: it runs again.
             Code::OutOfRange if status.message().contains("compacted") => Error::Changed,
             Code::ResourceExhausted if status.message().contains("space exceeded") => {
@@ -84,10 +109,54 @@ pub(crate) fn from_etcd(what: &str, e: etcd_client::Error) -> Error {
             }
             _ => Error::Backend(format!("etcd {what}: {}", status.message())),
         },
-        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
-            unavailable(what, e)
-        }
         _ => Error::Backend(format!("etcd {what}: {e}")),
+    }
+}
+
+/// True when the request failed before it reached any etcd member: the client could not
+/// connect to the one it picked.
+pub(crate) fn never_sent(e: &etcd_client::Error) -> bool {
+    let text = match e {
+        etcd_client::Error::GRpcStatus(status) if status.code() == tonic::Code::Unavailable => {
+            status.message().to_owned()
+        }
+        etcd_client::Error::TransportError(t) => format!("{t:?}"),
+        _ => return false,
+    };
+    text.contains("connect error") || text.contains("Connection refused")
+}
+
+/// Sends one etcd request made by `make`, within `timeout`. A request that never left,
+/// because the connection to the member it went to could not be made (a dead member of
+/// several), is made again: it goes to another member, and it cannot have been applied, so
+/// repeating it is safe even for a transaction.
+///
+/// A read (`Retry::Reads`) is also made again after any error a retry may cure (a leader
+/// election under way, a member going away): it changes nothing. A transaction is not: etcd
+/// may have applied it before the error, and the caller's conflict check must decide.
+pub(crate) async fn send<T, F>(
+    what: &'static str,
+    timeout: Duration,
+    retry: Retry,
+    make: impl Fn() -> F,
+) -> Result<T>
+where
+    F: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+{
+    let attempts = async {
+        loop {
+            match make().await {
+                Err(e) if never_sent(&e) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) if retry == Retry::Reads && transient(&e) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, attempts).await {
+        Ok(result) => result.map_err(|e| from_etcd(what, e)),
+        Err(_) => Err(unavailable(what, format!("no answer within {timeout:?}"))),
     }
 }
 
@@ -159,21 +228,21 @@ impl EtcdStore {
 
     /// Runs `f` with the deadline on the store's runtime and waits for it on this (blocking)
     /// thread: the I/O is driven by the runtime's workers.
-    fn call<T: Send + 'static>(
+    /// Runs one etcd request made by `make` on the runtime, within the timeout ([`send`]).
+    fn call<T, F>(
         &self,
         what: &'static str,
-        f: impl std::future::Future<Output = std::result::Result<T, etcd_client::Error>>
-        + Send
-        + 'static,
-    ) -> Result<T> {
+        retry: Retry,
+        make: impl Fn() -> F + Send + Sync + 'static,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = std::result::Result<T, etcd_client::Error>> + Send,
+    {
         let timeout = self.timeout;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.runtime.spawn(async move {
-            let outcome = match tokio::time::timeout(timeout, f).await {
-                Ok(result) => result.map_err(|e| from_etcd(what, e)),
-                Err(_) => Err(unavailable(what, format!("no answer within {timeout:?}"))),
-            };
-            let _ = tx.send(outcome);
+            let _ = tx.send(send(what, timeout, retry, make).await);
         });
         rx.blocking_recv()
             .map_err(|_| unavailable(what, "the runtime stopped"))?
@@ -194,10 +263,13 @@ impl EtcdStore {
 
 impl TxnStore for EtcdStore {
     fn get_rev(&self, tree: Tree, key: &[u8], at: Option<Rev>) -> Result<KeyRead> {
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let k = self.key(tree, key);
         let options = at.map(|rev| GetOptions::new().with_revision(rev as i64));
-        let resp = self.call("get", async move { kv.get(k, options).await })?;
+        let resp = self.call("get", Retry::Reads, move || {
+            let (mut kv, k, options) = (kv.clone(), k.clone(), options.clone());
+            async move { kv.get(k, options).await }
+        })?;
         let read_at = at.unwrap_or_else(|| resp.header().map_or(0, |h| h.revision()) as Rev);
         Ok(match resp.kvs().first() {
             Some(found) => KeyRead {
@@ -231,9 +303,12 @@ impl TxnStore for EtcdStore {
             if let Some(rev) = at {
                 return Ok((out, rev as Rev));
             }
-            let mut kv = self.client.kv_client();
+            let kv = self.client.kv_client();
             let k = self.key(tree, start);
-            let resp = self.call("get", async move { kv.get(k, None).await })?;
+            let resp = self.call("get", Retry::Reads, move || {
+                let (mut kv, k) = (kv.clone(), k.clone());
+                async move { kv.get(k, None).await }
+            })?;
             let rev = resp.header().map_or(0, |h| h.revision()) as Rev;
             return Ok((out, rev));
         }
@@ -245,9 +320,12 @@ impl TxnStore for EtcdStore {
             if let Some(rev) = at {
                 options = options.with_revision(rev);
             }
-            let mut kv = self.client.kv_client();
+            let kv = self.client.kv_client();
             let key = from.clone();
-            let mut resp = self.call("range", async move { kv.get(key, Some(options)).await })?;
+            let mut resp = self.call("range", Retry::Reads, move || {
+                let (mut kv, key, options) = (kv.clone(), key.clone(), options.clone());
+                async move { kv.get(key, Some(options)).await }
+            })?;
             let rev = resp.header().map_or(0, |h| h.revision());
             let at = *at.get_or_insert(rev);
             let more = resp.more();
@@ -306,8 +384,11 @@ impl TxnStore for EtcdStore {
         }
         let ops: Vec<TxnOp> = batch_ops(self, txn.batch);
         let request = Txn::new().when(compares).and_then(ops);
-        let mut kv = self.client.kv_client();
-        let resp = self.call("txn", async move { kv.txn(request).await })?;
+        let kv = self.client.kv_client();
+        let resp = self.call("txn", Retry::Unsent, move || {
+            let (mut kv, request) = (kv.clone(), request.clone());
+            async move { kv.txn(request).await }
+        })?;
         if resp.succeeded() {
             return Ok(Commit::Done);
         }
