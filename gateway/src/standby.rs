@@ -1,28 +1,39 @@
 //! A standby gateway's port: while another gateway of the cluster is the active one, this one
-//! listens already, so that probes and load balancers see it, but takes no S3 request:
-//! liveness answers 200, readiness 503, and everything else 503 `ServiceUnavailable` (S3 clients
-//! retry, and a load balancer sends them to the active gateway).
+//! listens already and passes every S3 request on to the active gateway (whose URL etcd's
+//! leader key carries), so a client may use any gateway of the cluster. Probes are its own:
+//! liveness answers 200 and readiness 503 (a load balancer that follows readiness sends
+//! requests to the active gateway directly, without the extra hop).
+//!
+//! Without a known active gateway, or when it cannot be reached, a request gets 503
+//! `ServiceUnavailable` with `Retry-After` (S3 clients retry). A request another standby
+//! already passed on is never passed on again, so two standbys with stale views cannot bounce
+//! it between them.
 
 use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 const WHY: &str = "standby: another gateway of this cluster is the active one";
+/// Marks a request a standby passed on.
+const FORWARDED: &str = "x-tessera-forwarded-by-standby";
 
-fn answer(req: &Request<Incoming>) -> Response<s3s::Body> {
-    if let Some(probe) = crate::health::answer(req, || Err(WHY.to_owned())) {
-        return probe;
-    }
+/// Where the active gateway is, as far as this standby knows (etcd's leader key).
+pub type ActiveUrl = Arc<RwLock<Option<Uri>>>;
+
+fn unavailable(req_path: &str, why: &str) -> Response<s3s::Body> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>ServiceUnavailable</Code>\
-         <Message>This gateway is on standby: another gateway of this cluster is active. \
-         Please retry.</Message><Resource>{}</Resource></Error>",
-        crate::http::xml_escape(req.uri().path())
+         <Message>This gateway is on standby and {why}. Please retry.</Message>\
+         <Resource>{}</Resource></Error>",
+        crate::http::xml_escape(req_path)
     );
     let mut resp = Response::new(s3s::Body::from(body));
     *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
@@ -37,11 +48,61 @@ fn answer(req: &Request<Incoming>) -> Response<s3s::Body> {
     resp
 }
 
+/// The request aimed at `active`: same method, path, query, headers (the Host header
+/// included, which the signature covers) and streamed body.
+fn aimed_at(mut req: Request<Incoming>, active: &Uri) -> Option<Request<Incoming>> {
+    let path = req.uri().path_and_query().cloned();
+    let mut parts = active.clone().into_parts();
+    parts.path_and_query = path.or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
+    *req.uri_mut() = Uri::from_parts(parts).ok()?;
+    req.headers_mut()
+        .insert(FORWARDED, http::HeaderValue::from_static("1"));
+    Some(req)
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    active: ActiveUrl,
+    client: Client<HttpConnector, Incoming>,
+) -> Response<s3s::Body> {
+    if let Some(probe) = crate::health::answer(&req, || Err(WHY.to_owned())) {
+        return probe;
+    }
+    let path = req.uri().path().to_owned();
+    if req.headers().contains_key(FORWARDED) {
+        return unavailable(&path, "so is the gateway that passed this request on");
+    }
+    let target = active.read().ok().and_then(|a| a.clone());
+    let Some(target) = target else {
+        return unavailable(&path, "no active gateway is known yet");
+    };
+    let Some(forward) = aimed_at(req, &target) else {
+        return unavailable(&path, "the active gateway's address is not usable");
+    };
+    match client.request(forward).await {
+        Ok(resp) => resp.map(s3s::Body::from),
+        Err(e) => {
+            tracing::debug!(active = %target, error = %e, "passing a request on to the active gateway failed");
+            unavailable(&path, "the active gateway cannot be reached")
+        }
+    }
+}
+
 /// Answers as a standby on `listener` until `until` is cancelled, then closes the standby
-/// connections (so no client keeps one that only ever says 503) and gives the listener back.
-pub async fn serve(listener: TcpListener, until: CancellationToken) -> TcpListener {
+/// connections (so no client keeps one to a gateway that changes role) and gives the listener
+/// back.
+pub async fn serve(
+    listener: TcpListener,
+    until: CancellationToken,
+    active: ActiveUrl,
+) -> TcpListener {
     let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(3)));
+    let client: Client<HttpConnector, Incoming> =
+        Client::builder(TokioExecutor::new()).build(connector);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -50,8 +111,10 @@ pub async fn serve(listener: TcpListener, until: CancellationToken) -> TcpListen
                     continue;
                 };
                 let _ = socket.set_nodelay(true);
-                let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                    Ok::<_, Infallible>(answer(&req))
+                let (active, client) = (active.clone(), client.clone());
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let (active, client) = (active.clone(), client.clone());
+                    async move { Ok::<_, Infallible>(answer(req, active, client).await) }
                 });
                 let conn = graceful.watch(http.serve_connection(TokioIo::new(socket), svc).into_owned());
                 tokio::spawn(async move {

@@ -101,6 +101,9 @@ pub struct ServeConfig {
     pub etcd: Vec<String>,
     /// The cluster's key prefix in etcd.
     pub etcd_prefix: String,
+    /// How the other gateways reach this one's S3 port (standbys pass requests on to the
+    /// active gateway there); None: derived from the bound address.
+    pub advertise_url: Option<String>,
     /// Signs the traffic with the nodes; set when there are nodes.
     pub cluster_secret: Option<String>,
     /// TESSERA_PREVIOUS_ROOT_PASSWORD: after a root password change, opens the users' data
@@ -192,6 +195,11 @@ pub struct ServeArgs {
     /// The key prefix of this cluster in etcd [default: /tessera/default/].
     #[arg(long, env = "TESSERA_ETCD_PREFIX", value_name = "PREFIX")]
     pub etcd_prefix: Option<String>,
+    /// With --etcd: the URL at which the other gateways reach this one (standbys pass S3
+    /// requests on to the active gateway) [default: http://ADDRESS, with the address that
+    /// reaches etcd when listening on all interfaces].
+    #[arg(long, env = "TESSERA_ADVERTISE_URL", value_name = "URL")]
+    pub advertise_url: Option<String>,
     /// Data directories, one per disk (or `disks` in the config file). Ranges: /data{1...4}.
     #[arg(value_name = "DIR")]
     pub dirs: Vec<String>,
@@ -222,6 +230,7 @@ pub struct FileConfig {
     pub cluster_secret: Option<String>,
     pub etcd: Option<Vec<String>>,
     pub etcd_prefix: Option<String>,
+    pub advertise_url: Option<String>,
 }
 
 impl FileConfig {
@@ -307,6 +316,17 @@ impl ServeArgs {
             return Err(format!(
                 "etcd prefix {etcd_prefix:?}: give a path that starts and ends with /, like /tessera/prod/"
             ));
+        }
+        let advertise_url = given(self.advertise_url)
+            .or(file.advertise_url)
+            .map(|u| u.trim().trim_end_matches('/').to_owned());
+        if let Some(url) = &advertise_url {
+            let ok = url.parse::<http::Uri>().is_ok_and(|u| {
+                u.scheme_str() == Some("http") && u.authority().is_some() && u.path() == "/"
+            });
+            if !ok {
+                return Err(format!("advertise URL {url:?}: expected http://HOST:PORT"));
+            }
         }
         let meta_dir = self.meta_dir.or(file.meta_dir);
         match (&meta_dir, dir_args.is_empty(), etcd.is_empty()) {
@@ -399,6 +419,7 @@ impl ServeArgs {
             meta_dir,
             etcd,
             etcd_prefix,
+            advertise_url,
             cluster_secret,
             previous_root_password: given(env.previous_root_password),
         })

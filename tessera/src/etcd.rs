@@ -4,6 +4,7 @@
 //! is gone, then opens the disks and serves. The active gateway's commits are fenced on its
 //! role, and losing the role stops it.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use metastore::MetaStore;
@@ -51,13 +52,40 @@ pub async fn become_active(cfg: &ServeConfig) -> Result<Option<Active>, String> 
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let shutdown = shutdown_token();
     let standby = CancellationToken::new();
-    let standby_task = tokio::spawn(gateway::standby::serve(listener, standby.clone()));
+    let active_url: gateway::standby::ActiveUrl = Default::default();
+    let standby_task = tokio::spawn(gateway::standby::serve(
+        listener,
+        standby.clone(),
+        active_url.clone(),
+    ));
     let lost = CancellationToken::new();
-    let who = format!("{bound} (pid {})", std::process::id());
+    let url = match &cfg.advertise_url {
+        Some(url) => Some(url.clone()),
+        None => derived_url(bound, &cfg.etcd[0]).await,
+    };
+    // What the others show while this one is active: the host (a container's name) first.
+    let host = match std::env::var("HOSTNAME") {
+        Ok(h) => Some(h),
+        Err(_) => tokio::fs::read_to_string("/etc/hostname").await.ok(),
+    }
+    .map(|h| h.trim().to_owned())
+    .filter(|h| !h.is_empty())
+    .unwrap_or_else(|| "unknown host".to_owned());
+    let me = ActiveRecord {
+        v: 1,
+        who: format!("{host} {bound} (pid {})", std::process::id()),
+        url: url.clone(),
+    };
+    let who = serde_json::to_string(&me).map_err(|e| e.to_string())?;
     info!(etcd = %endpoints, prefix = %cfg.etcd_prefix, "connected to etcd; becoming the active gateway");
     let leading = tokio::select! {
         led = store.lead(&who, LEASE_TTL, lost.clone(), |holder| {
-            info!(active = holder, "standing by: another gateway is active; taking over when it stops");
+            let holder = ActiveRecord::read(holder);
+            let target = holder.url.as_deref().filter(|u| Some(*u) != url.as_deref()).and_then(|u| u.parse().ok());
+            info!(active = %holder.who, url = ?holder.url, "standing by: another gateway is active; passing requests on to it, and taking over when it stops");
+            if let Ok(mut current) = active_url.write() {
+                *current = target;
+            }
         }) => led,
         () = shutdown.cancelled() => {
             standby.cancel();
@@ -73,7 +101,9 @@ pub async fn become_active(cfg: &ServeConfig) -> Result<Option<Active>, String> 
     let (store, leadership) =
         leading.map_err(|e| format!("cannot become the active gateway: {e}"))?;
     match &leadership.took_over_from {
-        Some(previous) => warn!(previous = %previous, "took over as the active gateway"),
+        Some(previous) => {
+            warn!(previous = %ActiveRecord::read(previous).who, "took over as the active gateway")
+        }
         None => info!("this gateway is the active one"),
     }
     // Losing the role stops the server as a signal would.
@@ -91,6 +121,57 @@ pub async fn become_active(cfg: &ServeConfig) -> Result<Option<Active>, String> 
         leadership,
         lost,
     }))
+}
+
+/// The value of etcd's leader key: which gateway is active, and where the standbys pass
+/// requests on to. Versioned; a value that is not this JSON is version 0, plain text naming
+/// the gateway (no URL: its standbys answer 503 instead of passing requests on).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ActiveRecord {
+    v: u32,
+    who: String,
+    url: Option<String>,
+}
+
+impl ActiveRecord {
+    fn read(value: &str) -> ActiveRecord {
+        match serde_json::from_str::<ActiveRecord>(value) {
+            Ok(record) if record.v >= 1 => record,
+            _ => ActiveRecord {
+                v: 0,
+                who: value.to_owned(),
+                url: None,
+            },
+        }
+    }
+}
+
+/// This gateway's URL for the others when none is given: the bound address, or, bound to
+/// all interfaces, the local address that reaches etcd (the network the gateways share);
+/// None when there is no such route (the standbys then answer 503 instead).
+async fn derived_url(bound: SocketAddr, etcd: &str) -> Option<String> {
+    if !bound.ip().is_unspecified() {
+        return Some(format!("http://{bound}"));
+    }
+    let etcd_host = etcd.parse::<http::Uri>().ok().and_then(|u| {
+        u.authority()
+            .map(|a| format!("{}:{}", a.host(), a.port_u16().unwrap_or(2379)))
+    });
+    let local = async {
+        let etcd_host = etcd_host?;
+        let probe = tokio::net::UdpSocket::bind(if bound.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        })
+        .await
+        .ok()?;
+        // Connecting a UDP socket only picks the route; nothing is sent.
+        probe.connect(etcd_host).await.ok()?;
+        probe.local_addr().ok().map(|a| a.ip())
+    };
+    let ip = local.await?;
+    Some(format!("http://{}", SocketAddr::new(ip, bound.port())))
 }
 
 /// Records the disks' deployment in etcd the first time, and refuses disks of another

@@ -39,7 +39,11 @@ async fn blocking<T: Send + 'static>(
 /// Finds the disks (local ones and the nodes'), formats or verifies them, and opens the stores.
 /// The metadata is `shared` (on etcd) when given, else mirrored on the local disks or in
 /// `--meta-dir`.
-pub async fn open(cfg: &ServeConfig, shared: Option<MetaStore>) -> Result<Opened, String> {
+pub async fn open(
+    cfg: &ServeConfig,
+    shared: Option<MetaStore>,
+    node_wait: Duration,
+) -> Result<Opened, String> {
     let local = cfg.disks.clone();
     let local_found = {
         let local = local.clone();
@@ -55,7 +59,7 @@ pub async fn open(cfg: &ServeConfig, shared: Option<MetaStore>) -> Result<Opened
     let infos = if cfg.nodes.is_empty() {
         Vec::new()
     } else {
-        let infos = nodes::discover(&cfg.nodes, &secret, nodes::START_WAIT).await?;
+        let infos = nodes::discover(&cfg.nodes, &secret, node_wait).await?;
         for (url, info) in cfg.nodes.iter().zip(&infos) {
             if let Err(e) = info {
                 warn!(node = %url, error = %e, "NODE UNREACHABLE at start");
@@ -324,6 +328,9 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
 }
 
 /// Binds the S3 port.
+/// How long a gateway taking over waits for nodes that do not answer.
+const TAKEOVER_NODE_WAIT: Duration = Duration::from_millis(500);
+
 pub async fn bind(cfg: &ServeConfig) -> Result<TcpListener, String> {
     TcpListener::bind(cfg.address)
         .await
@@ -341,6 +348,13 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
             None => return Ok(()),
         }
     };
+    // Taking over from another gateway: the nodes are running already (or down), not
+    // starting with this one, so those that do not answer at once count as offline and the
+    // takeover is not held up by a dead one.
+    let node_wait = match &active {
+        Some(a) if a.leadership.took_over_from.is_some() => TAKEOVER_NODE_WAIT,
+        _ => nodes::START_WAIT,
+    };
     let (shared, active) = match active {
         Some(a) => (
             Some(a.meta),
@@ -348,7 +362,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         ),
         None => (None, None),
     };
-    let opened = open(&cfg, shared).await?;
+    let opened = open(&cfg, shared, node_wait).await?;
     let background_stop = CancellationToken::new();
     let gc_interval = (cfg.gc_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
     let mut background = vec![opened.service.spawn_gc(gc_interval)];
