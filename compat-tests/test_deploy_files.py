@@ -98,3 +98,107 @@ def test_the_image_runs_as_its_dockerfile_says(tmp_path):
     assert proc.returncode == 0, log.read_text()
     # With the server gone the health check fails, as Docker must see it.
     assert subprocess.run(chroot + probe, env=env, capture_output=True).returncode != 0
+
+
+KUBE = DEPLOY / "kubernetes"
+KUBE_VERSION = "1.37.0"
+
+
+def kube_docs() -> dict[tuple[str, str], dict]:
+    """(kind, name) -> document, over every file kustomization.yaml lists."""
+    import yaml
+
+    kustomization = yaml.safe_load((KUBE / "kustomization.yaml").read_text())
+    docs = {}
+    for file in kustomization["resources"]:
+        for doc in yaml.safe_load_all((KUBE / file).read_text()):
+            docs[(doc["kind"], doc["metadata"]["name"])] = doc
+    return docs
+
+
+def kube_validate(files: list) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", KUBE_VERSION, *map(str, files)],
+        capture_output=True, text=True,
+    )
+
+
+def test_kubernetes_manifests_pass_the_schemas(tmp_path):
+    import yaml
+
+    files = [KUBE / f for f in yaml.safe_load((KUBE / "kustomization.yaml").read_text())["resources"]]
+    out = kube_validate(files)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # Every resource was checked against a schema (an unknown kind is only a warning).
+    assert "Couldn't find schema" not in out.stdout + out.stderr, out.stdout + out.stderr
+    assert out.stdout.count(" passed for resource ") == len(kube_docs())
+
+    # The check bites: a misspelt field in a copy fails it.
+    broken = tmp_path / "nodes.yaml"
+    broken.write_text((KUBE / "nodes.yaml").read_text().replace("containerPort:", "containerPrt:"))
+    assert kube_validate([broken]).returncode != 0
+
+
+def container(doc: dict) -> dict:
+    (c,) = doc["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def test_kubernetes_manifests_agree_with_each_other():
+    """Names, counts and keys that must match across files: what a schema cannot see."""
+    import yaml
+
+    docs = kube_docs()
+    nodes, etcd = docs[("StatefulSet", "tessera-node")], docs[("StatefulSet", "tessera-etcd")]
+    gateways, secret = docs[("Deployment", "tessera-gateway")], docs[("Secret", "tessera")]
+    args = dict(a.removeprefix("--").split("=", 1) for a in container(gateways)["args"] if a.startswith("--"))
+
+    # --node names every storage node through the headless Service, by its stable name.
+    n = nodes["spec"]["replicas"]
+    assert docs[("Service", nodes["spec"]["serviceName"])]["spec"]["clusterIP"] == "None"
+    assert args["node"] == f"http://tessera-node-{{0...{n - 1}}}.{nodes['spec']['serviceName']}:9100"
+    claims = [t["metadata"]["name"] for t in nodes["spec"]["volumeClaimTemplates"]]
+    mounts = {m["name"]: m["mountPath"] for m in container(nodes)["volumeMounts"]}
+    node_dirs = [a for a in container(nodes)["args"] if a.startswith("/")]
+    assert node_dirs == [mounts[c] for c in claims], "one PVC per disk, each served"
+
+    # --etcd lists every member of the etcd StatefulSet.
+    e = etcd["spec"]["replicas"]
+    assert args["etcd"].split(",") == [
+        f"http://tessera-etcd-{i}.{etcd['spec']['serviceName']}:2379" for i in range(e)
+    ]
+
+    # The erasure quorum: writes need k+1 of the set's disks (parity by disk count, README).
+    disks = n * len(claims)
+    parity = 0 if disks == 1 else 1 if disks <= 3 else 2 if disks <= 5 else 3 if disks <= 7 else 4
+    pdb = docs[("PodDisruptionBudget", "tessera-node")]["spec"]
+    assert pdb["minAvailable"] == (disks - parity + 1) // len(claims)
+    assert docs[("PodDisruptionBudget", "tessera-etcd")]["spec"]["minAvailable"] == e // 2 + 1
+
+    # Every secret reference names a key the Secret has, for every container.
+    for doc in docs.values():
+        if "template" not in doc.get("spec", {}):
+            continue
+        for var in container(doc).get("env", []):
+            ref = var.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["name"] == "tessera" and ref["key"] in secret["stringData"], var
+
+    # Probes ask the health endpoints on a declared port; only the gateway asks readiness of
+    # the active role.
+    for doc in (nodes, gateways):
+        c = container(doc)
+        ports = {p["name"] for p in c["ports"]}
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert c[probe]["httpGet"]["path"] in ("/health/live", "/health/ready")
+            assert c[probe]["httpGet"]["port"] in ports
+    assert gateways["spec"]["strategy"]["type"] == "Recreate"
+
+    # The optional ServiceMonitor scrapes the gateways' Service on a port it has.
+    monitor = yaml.safe_load((KUBE / "servicemonitor.yaml").read_text())
+    service = docs[("Service", "tessera")]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert {ep["port"] for ep in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+    assert monitor["spec"]["endpoints"][0]["authorization"]["credentials"]["key"] in secret["stringData"]

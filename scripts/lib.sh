@@ -60,9 +60,9 @@ ensure_build_deps() {
 
 ensure_test_deps() {
   # `S3` is s3cmd's Python package; the tests run the s3cmd script next to python3.
-  if ! python3 -c 'import boto3, pytest, pytest_timeout, minio, obstore, S3' >/dev/null 2>&1 \
+  if ! python3 -c 'import boto3, pytest, pytest_timeout, minio, obstore, S3, kubernetes_validate' >/dev/null 2>&1 \
     || ! command -v aws >/dev/null 2>&1 || ! command -v s3cmd >/dev/null 2>&1; then
-    echo "==> installing the test clients (pytest, boto3, aws-cli, minio, s3cmd, obstore)"
+    echo "==> installing the test clients (pytest, boto3, aws-cli, minio, s3cmd, obstore, kubernetes-validate)"
     python3 -m pip install -q -r "$REPO_ROOT/compat-tests/requirements.txt"
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     hash -r
@@ -77,6 +77,8 @@ ensure_test_deps() {
   command -v s3fs >/dev/null 2>&1 || missing+=(s3fs)
   command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
   command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+  # deploy/compose.yaml's cluster profile runs in the tests with Debian's haproxy.
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     local log

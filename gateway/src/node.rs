@@ -329,7 +329,8 @@ impl S3Route for NodeApi {
     }
 }
 
-/// Serves the node protocol on `listener` until the task is dropped.
+/// Serves the node protocol, and the unsigned health probes, on `listener` until the task is
+/// dropped.
 pub async fn serve(listener: TcpListener, service: S3Service) {
     let http = Arc::new(hyper_util::server::conn::auto::Builder::new(
         TokioExecutor::new(),
@@ -344,7 +345,14 @@ pub async fn serve(listener: TcpListener, service: S3Service) {
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let service = service.clone();
-                async move { service.call(req.map(s3s::Body::from)).await }
+                async move {
+                    // Probes (a container's health check) need no signature; a node that
+                    // answers is ready: its disks' health is the gateway's concern.
+                    if let Some(probe) = crate::health::answer(&req, || Ok(())) {
+                        return Ok(probe);
+                    }
+                    service.call(req.map(s3s::Body::from)).await
+                }
             });
             if let Err(e) = http.serve_connection(TokioIo::new(socket), svc).await {
                 tracing::debug!(error = %e, "node connection ended with an error");

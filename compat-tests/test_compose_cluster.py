@@ -1,0 +1,279 @@
+"""deploy/compose.yaml's cluster profile, run as written but without Docker (these machines
+have no container engine): each service becomes a process on its own loopback address.
+
+The translation is mechanical and nothing else: a service name in an argument becomes that
+service's address, `0.0.0.0` (and `127.0.0.1`, a container's own loopback, in health checks)
+becomes it too, a named volume becomes a temporary directory, `${VAR:-default}` is expanded
+from the environment, and the images become binaries: `tessera:latest` the binary under test,
+etcd Debian's etcd-server, haproxy Debian's haproxy with the file compose mounts.
+
+The cluster must then do what deploy/README.md promises: serve S3 through HAProxy, and keep
+every object readable and writable after the active gateway, an etcd member and a storage
+node are killed.
+"""
+
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import (
+    REPO_ROOT,
+    ROOT_PASSWORD,
+    ROOT_USER,
+    _die_with_parent,
+    poll,
+    random_bytes,
+    s3_client,
+    tessera_binary,
+)
+
+DEPLOY = REPO_ROOT / "deploy"
+MiB = 1 << 20
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?error}`."""
+
+    def one(m: re.Match) -> str:
+        name, op, arg = m.group(1), m.group(2), m.group(3)
+        got = env.get(name, "")
+        if op == ":?" and not got:
+            raise AssertionError(f"compose would refuse to start: {arg}")
+        return got or (arg if op == ":-" else "")
+
+    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", one, value)
+
+
+def free_block(names: list[str], ports: set[int]) -> dict[str, str]:
+    """A loopback address per service, each with every port the file uses free on it."""
+    for _ in range(50):
+        a, b = random.randint(100, 250), random.randint(1, 250)
+        ips = {name: f"127.{a}.{b}.{i + 1}" for i, name in enumerate(names)}
+        try:
+            for ip in ips.values():
+                for port in ports:
+                    with socket.socket() as s:
+                        s.bind((ip, port))
+            return ips
+        except OSError:
+            continue
+    raise AssertionError("no free loopback block")
+
+
+class Emulation:
+    """The profile's services as processes; `ips` maps a service name to its address."""
+
+    def __init__(self, compose: dict, profile: str, base: Path, env: dict[str, str]):
+        self.services = {
+            name: svc for name, svc in compose["services"].items() if profile in svc.get("profiles", [])
+        }
+        self.base, self.env = base, env
+        ports = {int(p) for p in re.findall(r":(\d{4})\b", yaml.safe_dump(self.services))}
+        self.ips = free_block(sorted(self.services), ports)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def host(self, text: str, *, loopback: bool = False, own: str | None = None) -> str:
+        for name, ip in self.ips.items():
+            text = re.sub(rf"(?<![\w.-]){re.escape(name)}:(\d+)", rf"{ip}:\1", text)
+        if own:
+            text = text.replace("0.0.0.0:", f"{self.ips[own]}:")
+            if loopback:
+                text = text.replace("127.0.0.1:", f"{self.ips[own]}:")
+        return text
+
+    def volumes(self, name: str) -> dict[str, Path]:
+        """Container path -> host path for the service's volumes (named or bind)."""
+        out = {}
+        for spec in self.services[name].get("volumes", []):
+            source, target = spec.split(":")[:2]
+            if source.startswith("."):
+                out[target] = (DEPLOY / source).resolve()
+            else:
+                out[target] = self.base / source
+                out[target].mkdir(exist_ok=True)
+        return out
+
+    def argv(self, name: str) -> list[str]:
+        svc = self.services[name]
+        volumes = self.volumes(name)
+
+        def arg(a: str) -> str:
+            a = self.host(a, own=name)
+            for target, path in volumes.items():
+                if a == target:
+                    a = str(path)
+                elif a.endswith("=" + target):
+                    a = a[: -len(target)] + str(path)
+            return a
+
+        command = [arg(a) for a in svc.get("command", [])]
+        image = svc["image"]
+        if image.startswith("tessera"):
+            return [str(tessera_binary()), *command]
+        if "etcd" in image:
+            assert command[0] == "etcd"
+            return [shutil.which("etcd") or "etcd", *command[1:]]
+        if image.startswith("haproxy"):
+            (cfg,) = [p for t, p in volumes.items() if t.endswith("haproxy.cfg")]
+            text = self.host(cfg.read_text())
+            text = re.sub(r"bind :(\d+)", rf"bind {self.ips[name]}:\1", text)
+            out = self.base / "haproxy.cfg"
+            out.write_text(text)
+            return [shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f", str(out)]
+        raise AssertionError(f"no emulation for image {image}")
+
+    def start(self, name: str):
+        svc = self.services[name]
+        env = dict(os.environ)
+        env.pop("TESSERA_ENDPOINT", None)
+        env.update({k: interpolate(str(v), self.env) for k, v in (svc.get("environment") or {}).items()})
+        log = open(self.base / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen(
+            self.argv(name), env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        log.close()
+
+    def healthy(self, name: str) -> bool:
+        """The service's health check: its own, or the Dockerfile's for tessera images."""
+        test = self.services[name].get("healthcheck", {}).get("test")
+        if test is None:
+            if not self.services[name]["image"].startswith("tessera"):
+                return self.procs[name].poll() is None
+            # The image's HEALTHCHECK: `/tessera health`, whose default endpoint is the
+            # container's own 127.0.0.1:9000.
+            test = ["CMD", "/tessera", "health", "--endpoint", "http://127.0.0.1:9000"]
+        assert test[0] == "CMD" and test[1] == "/tessera"
+        argv = [str(tessera_binary()), *(self.host(a, loopback=True, own=name) for a in test[2:])]
+        return subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+
+    def ready_gateways(self) -> list[str]:
+        return [
+            n for n in self.services
+            if n.startswith("gateway") and self.procs[n].poll() is None
+            and subprocess.run(
+                [str(tessera_binary()), "health", "--ready", "--endpoint", f"http://{self.ips[n]}:9000"],
+                capture_output=True, timeout=10,
+            ).returncode == 0
+        ]
+
+    def log(self, name: str) -> str:
+        return (self.base / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def kill(self, name: str):
+        self.procs[name].kill()
+        self.procs[name].wait()
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def start_order(services: dict) -> list[str]:
+    """Services after what they depend on (compose's depends_on)."""
+    order: list[str] = []
+    while len(order) < len(services):
+        before = len(order)
+        for name, svc in sorted(services.items()):
+            if name not in order and all(d in order for d in svc.get("depends_on", [])):
+                order.append(name)
+        assert len(order) > before, "a dependency cycle in compose.yaml"
+    return order
+
+
+@pytest.fixture
+def compose_cluster(tmp_path):
+    for tool in ["etcd", "haproxy"]:
+        assert shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists(), f"{tool} is missing (scripts/test installs it)"
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    env = {"TESSERA_ROOT_USER": ROOT_USER, "TESSERA_ROOT_PASSWORD": ROOT_PASSWORD,
+           "TESSERA_CLUSTER_SECRET": "compose-cluster-secret-0123456789"}
+    emu = Emulation(compose, "cluster", tmp_path, env)
+    try:
+        for name in start_order(emu.services):
+            emu.start(name)
+            # compose starts a dependant once its dependency runs; the cluster must cope with
+            # members still coming up, but waiting for health keeps failures readable.
+            if not name.startswith("etcd"):
+                assert poll(lambda: emu.healthy(name), 60, 0.3), f"{name} never healthy:\n{emu.log(name)}"
+        yield emu
+    finally:
+        emu.stop()
+
+
+def test_compose_cluster_survives_an_etcd_member_then_a_gateway_and_a_node(compose_cluster):
+    emu = compose_cluster
+    names = set(emu.services)
+    assert {"etcd1", "etcd2", "etcd3", "haproxy"} <= names
+    nodes = sorted(n for n in names if n.startswith("node"))
+    gateways = sorted(n for n in names if n.startswith("gateway"))
+    assert len(nodes) == 6 and len(gateways) == 3
+
+    # One active gateway; the others live but not ready, so HAProxy sends nothing to them.
+    (active,) = poll(lambda: emu.ready_gateways() or None, 60, 0.5) or [None]
+    assert active, "\n".join(emu.log(g) for g in gateways)
+    assert all(emu.healthy(g) for g in gateways)
+
+    url = f"http://{emu.ips['haproxy']}:9000"
+    s3 = s3_client(url)
+    s3.create_bucket(Bucket="compose")
+    # HAProxy counts a server as up until its first check: wait until a request too large for
+    # its retries (100 KiB) has gone to every gateway in turn and succeeded each time.
+    probe = random_bytes(100 << 10, 9)
+    streak = [0]
+
+    def settled():
+        ok = _try(lambda: s3.put_object(Bucket="compose", Key="probe", Body=probe))
+        streak[0] = streak[0] + 1 if ok else 0
+        return streak[0] >= 2 * len(gateways)
+
+    assert poll(settled, 30, 0.2), emu.log("haproxy")
+    s3.delete_object(Bucket="compose", Key="probe")
+    objects = {"tiny": b"hello compose", "mid": random_bytes(3 * MiB, 1), "big": random_bytes(12 * MiB, 2)}
+    for key, data in objects.items():
+        s3.put_object(Bucket="compose", Key=key, Body=data)
+
+    # An etcd member dies: the active gateway keeps its role (its lease renewals and commits
+    # go to the other members) and keeps serving.
+    emu.kill("etcd1")
+    for i in range(10):
+        s3.put_object(Bucket="compose", Key=f"during/{i}", Body=random_bytes(64 << 10, 10 + i))
+        time.sleep(1)
+    assert emu.ready_gateways() == [active], "the active gateway lost its role with one etcd member"
+
+    # Then the active gateway and a storage node die: a standby takes over.
+    emu.kill(active)
+    emu.kill(nodes[-1])
+    started = time.monotonic()
+    got = poll(lambda: _try(lambda: s3.get_object(Bucket="compose", Key="big")["Body"].read()), 60, 0.5)
+    took = time.monotonic() - started
+    assert got == objects["big"], "\n".join(emu.log(g) for g in gateways)
+    new_active = emu.ready_gateways()
+    assert len(new_active) == 1 and new_active[0] != active
+    print(f"served again through HAProxy {took:.1f} s after the kills, by {new_active[0]}")
+
+    for key, data in objects.items():
+        assert s3.get_object(Bucket="compose", Key=key)["Body"].read() == data, key
+    s3.put_object(Bucket="compose", Key="after", Body=random_bytes(2 * MiB, 3))
+    for i in range(10):
+        assert s3.get_object(Bucket="compose", Key=f"during/{i}")["Body"].read() == random_bytes(64 << 10, 10 + i)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="compose")["Contents"]]
+    assert keys == ["after", "big", *(f"during/{i}" for i in range(10)), "mid", "tiny"]
+
+
+def _try(f):
+    try:
+        return f()
+    except Exception:  # noqa: BLE001 - any failure here means "not yet"
+        return None
