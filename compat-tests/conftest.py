@@ -132,6 +132,20 @@ def poll(predicate, timeout: float, interval: float = 0.1):
         time.sleep(interval)
 
 
+def admin_info(url: str) -> dict:
+    """``tessera admin --json info`` against the server at ``url``, as root."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    env.update(TESSERA_ROOT_USER=ROOT_USER, TESSERA_ROOT_PASSWORD=ROOT_PASSWORD)
+    out = subprocess.run(
+        [str(tessera_binary()), "admin", "--endpoint", url, "--json", "info"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

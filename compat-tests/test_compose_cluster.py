@@ -30,6 +30,7 @@ from conftest import (
     ROOT_PASSWORD,
     ROOT_USER,
     _die_with_parent,
+    admin_info,
     poll,
     random_bytes,
     s3_client,
@@ -240,6 +241,8 @@ def test_compose_cluster_survives_an_etcd_member_then_a_gateway_and_a_node(compo
 
     assert poll(settled, 30, 0.2), emu.log("haproxy")
     s3.delete_object(Bucket="compose", Key="probe")
+    roles = sorted(g["role"] for g in admin_info(url)["gateways"])
+    assert roles == ["active", "standby", "standby"], roles
     objects = {"tiny": b"hello compose", "mid": random_bytes(3 * MiB, 1), "big": random_bytes(12 * MiB, 2)}
     for key, data in objects.items():
         s3.put_object(Bucket="compose", Key=key, Body=data)
@@ -262,6 +265,8 @@ def test_compose_cluster_survives_an_etcd_member_then_a_gateway_and_a_node(compo
     new_active = emu.ready_gateways()
     assert len(new_active) == 1 and new_active[0] != active
     print(f"served again through HAProxy {took:.1f} s after the kills, by {new_active[0]}")
+    listed = poll(lambda: (lambda g: g if len(g) == 2 else None)(admin_info(url)["gateways"]), 20, 0.5)
+    assert listed and sorted(g["role"] for g in listed) == ["active", "standby"], listed
 
     for key, data in objects.items():
         assert s3.get_object(Bucket="compose", Key=key)["Body"].read() == data, key

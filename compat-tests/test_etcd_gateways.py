@@ -8,6 +8,7 @@ machines share storage nodes.
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from conftest import (
     _die_with_parent,
+    admin_info,
     free_port,
     poll,
     random_bytes,
@@ -129,6 +131,17 @@ def test_a_standby_takes_over_when_the_active_gateway_dies(make_server, etcd, tm
     with pytest.raises(ClientError) as missing:
         via_b.get_object(Bucket="ha-bucket", Key="nope")
     assert missing.value.response["Error"]["Code"] == "NoSuchKey"
+    # The active gateway lists both, with their roles and jobs, and counts its etcd commits.
+    gateways = {g["url"]: g for g in admin_info(a.url)["gateways"]}
+    assert set(gateways) == {a.url, b.url}, gateways
+    assert (gateways[a.url]["role"], gateways[a.url]["this"]) == ("active", True)
+    assert set(gateways[a.url]["jobs"]) == {"gc", "heal", "scanner", "multipart-expiry"}
+    assert (gateways[b.url]["role"], gateways[b.url]["jobs"]) == ("standby", [])
+    assert all(g["alive"] for g in gateways.values())
+    metrics = urllib.request.urlopen(a.url + "/metrics", timeout=10).read().decode()
+    done = re.search(r'^tessera_metadata_commits_total\{outcome="done"\} (\d+)', metrics, re.M)
+    assert done and int(done.group(1)) > 0, metrics[-2000:]
+    assert re.search(r"^tessera_etcd_reachable 1$", metrics, re.M)
     # A request one standby passed on is never passed on again (no loop between standbys).
     req = urllib.request.Request(b.url + "/", headers={"x-tessera-forwarded-by-standby": "1"})
     with pytest.raises(urllib.error.HTTPError) as looped:
@@ -148,6 +161,9 @@ def test_a_standby_takes_over_when_the_active_gateway_dies(make_server, etcd, tm
     listed = [o["Key"] for o in s3b.list_objects_v2(Bucket="ha-bucket")["Contents"]]
     assert listed == sorted(objects)
     s3b.put_object(Bucket="ha-bucket", Key="after", Body=b"written by b")
+    # The dead gateway's entry went with its lease; B now leads every job.
+    gateways = {g["url"]: g for g in admin_info(b.url)["gateways"]}
+    assert list(gateways) == [b.url] and gateways[b.url]["role"] == "active", gateways
 
     # A comes back as the standby; a graceful stop of B hands over at once.
     a.start()
@@ -191,3 +207,20 @@ def test_a_paused_gateway_cannot_write_after_another_took_over(make_server, etcd
     with pytest.raises(ClientError):
         s3b.head_object(Bucket="fence-bucket", Key="stale")
     s3b.put_object(Bucket="fence-bucket", Key="fresh", Body=b"y")
+
+
+def test_the_active_gateway_is_unready_while_etcd_does_not_answer(make_server, etcd, tmp_path):
+    a = gateway(make_server, [tmp_path / f"disk{i}" for i in range(2)], etcd)
+    assert poll(lambda: ready(a), 20), a.log_tail()
+    etcd.proc.send_signal(signal.SIGSTOP)
+    try:
+        # Renewals stop getting through: not ready while it still runs, then it gives up its
+        # role (its lease may be gone) and stops, as its supervisor then sees.
+        unready = poll(lambda: a.proc.poll() is None and status(a, "/health/ready") == 503, 15, 0.2)
+        assert unready, a.log_tail()
+        assert poll(lambda: a.proc.poll() is not None, 20), a.log_tail()
+        assert a.proc.returncode != 0
+    finally:
+        etcd.proc.send_signal(signal.SIGCONT)
+    a.start()
+    assert poll(lambda: ready(a), 30), a.log_tail()

@@ -282,18 +282,36 @@ pub struct Frontend {
     pub disks: Arc<cluster::Disks>,
     pub service: Arc<objects::ObjectService>,
     pub metrics: Arc<Metrics>,
+    /// The cluster on etcd this gateway is the active one of, if any.
+    pub cluster: Option<Arc<dyn crate::cluster_view::ClusterView>>,
+}
+
+impl Frontend {
+    /// Ready: every erasure set has its write quorum, and etcd answers (on etcd).
+    fn readiness(&self) -> Result<(), String> {
+        self.disks.readiness()?;
+        match &self.cluster {
+            Some(cluster) => cluster.etcd_reachable(),
+            None => Ok(()),
+        }
+    }
 }
 
 pub async fn handle(
     front: Arc<Frontend>,
     req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
-    if let Some(resp) = crate::health::answer(&req, || front.disks.readiness()) {
+    if let Some(resp) = crate::health::answer(&req, || front.readiness()) {
         return Ok(resp);
     }
     if let Some(resp) = front
         .metrics
-        .answer(&req, &front.service, &front.disks)
+        .answer(
+            &req,
+            &front.service,
+            &front.disks,
+            front.cluster.as_ref().map(|c| c.etcd_reachable().is_ok()),
+        )
         .await
     {
         return Ok(resp);

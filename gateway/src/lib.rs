@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod cluster_view;
 pub mod health;
 pub mod http;
 pub mod metrics;

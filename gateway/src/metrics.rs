@@ -165,6 +165,7 @@ impl Metrics {
         req: &Request<B>,
         service: &ObjectService,
         disks: &Disks,
+        etcd_reachable: Option<bool>,
     ) -> Option<Response<s3s::Body>> {
         if !PATHS.contains(&req.uri().path())
             || !matches!(*req.method(), Method::GET | Method::HEAD)
@@ -180,7 +181,7 @@ impl Metrics {
                 "metrics need Authorization: Bearer <token>\n".to_string(),
             )
         } else {
-            match self.render(service, disks).await {
+            match self.render(service, disks, etcd_reachable).await {
                 Ok(text) => (StatusCode::OK, text_format.as_str(), text),
                 Err(e) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -209,9 +210,14 @@ impl Metrics {
     }
 
     /// Every metric in the text format.
-    pub async fn render(&self, service: &ObjectService, disks: &Disks) -> Result<String, String> {
+    pub async fn render(
+        &self,
+        service: &ObjectService,
+        disks: &Disks,
+        etcd_reachable: Option<bool>,
+    ) -> Result<String, String> {
         let (usage, queue) = self.usage(service).await?;
-        let state = StateMetrics::collect(service, disks, &usage, queue).await?;
+        let state = StateMetrics::collect(service, disks, &usage, queue, etcd_reachable).await?;
         let mut families = self.registry.gather();
         families.extend(state.gather());
         let mut out = Vec::new();
@@ -266,6 +272,7 @@ impl StateMetrics {
         disks: &Disks,
         usage: &metastore::Usage,
         heal_queue: u64,
+        etcd_reachable: Option<bool>,
     ) -> Result<Self, String> {
         let m = StateMetrics(Registry::new());
         let layout = disks.deployment.layout;
@@ -452,6 +459,44 @@ impl StateMetrics {
         .map_err(|e| e.to_string())?;
         g.set(ratio);
         m.register(g)?;
+
+        let commits = service.meta().commit_counts();
+        let outcomes = IntCounterVec::new(
+            Opts::new(
+                "tessera_metadata_commits_total",
+                "Metadata commits of this gateway by outcome (done; conflict: something read had changed, the transaction runs again; unavailable: the backend, etcd, did not answer; failed).",
+            ),
+            &["outcome"],
+        )
+        .map_err(|e| e.to_string())?;
+        for (outcome, n) in [
+            ("done", commits.done),
+            ("conflict", commits.conflicts),
+            ("unavailable", commits.unavailable),
+            ("failed", commits.failed),
+        ] {
+            outcomes.with_label_values(&[outcome]).inc_by(n);
+        }
+        m.register(outcomes)?;
+        let seconds = prometheus::Counter::new(
+            "tessera_metadata_commit_seconds_total",
+            "Time spent in metadata commits (divide by tessera_metadata_commits_total for the mean latency).",
+        )
+        .map_err(|e| e.to_string())?;
+        seconds.inc_by(commits.seconds);
+        m.register(seconds)?;
+        m.counter(
+            "tessera_metadata_transaction_reruns_total",
+            "Metadata transactions run again after a conflict.",
+            commits.reruns,
+        )?;
+        if let Some(reachable) = etcd_reachable {
+            m.gauge(
+                "tessera_etcd_reachable",
+                "1 while this gateway's etcd lease renewals get through, else 0.",
+                i64::from(reachable),
+            )?;
+        }
         Ok(m)
     }
 

@@ -38,6 +38,9 @@ pub struct FrontendParts {
     pub metrics_token: Option<String>,
     /// Where the metadata replicas are, for `admin info`.
     pub meta_replicas: Vec<String>,
+    /// The cluster on etcd this gateway is the active one of, if any: its gateways (`admin
+    /// info`) and etcd's reachability (readiness, metrics).
+    pub cluster: Option<Arc<dyn crate::cluster_view::ClusterView>>,
 }
 
 impl Frontend {
@@ -68,6 +71,7 @@ impl Frontend {
             root_access_key: parts.root_access_key,
             meta_replicas: parts.meta_replicas,
             started: std::time::Instant::now(),
+            cluster: parts.cluster.clone(),
         });
         if !parts.domains.is_empty() {
             let host =
@@ -79,6 +83,7 @@ impl Frontend {
             disks: parts.disks,
             service: parts.service,
             metrics: Metrics::new(parts.metrics_token.as_deref()),
+            cluster: parts.cluster,
         }))
     }
 }

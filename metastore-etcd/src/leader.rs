@@ -9,6 +9,8 @@
 //! commit then finds the fence broken and reports `Unavailable`, and its `lost` token is
 //! cancelled, so the server stops.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
@@ -37,6 +39,75 @@ pub struct Leadership {
     lease: i64,
     /// Who else held the role before this gateway got it, if anyone did while it waited.
     pub took_over_from: Option<String>,
+    /// Whether the last lease renewal got through: etcd is reachable.
+    reachable: Arc<AtomicBool>,
+    directory: GatewayDirectory,
+}
+
+/// How a gateway shows itself to the others while it waits: its id in `<prefix>gateways/`
+/// and the value there.
+pub struct Member {
+    pub id: String,
+    pub value: String,
+}
+
+/// The gateways of a cluster as they announce themselves: `<prefix>gateways/<id>`, bound to
+/// each gateway's lease, so a gateway that dies drops out within its lease's TTL.
+#[derive(Clone)]
+pub struct GatewayDirectory {
+    client: Client,
+    prefix: Vec<u8>,
+    timeout: Duration,
+    lease: i64,
+    id: String,
+}
+
+impl GatewayDirectory {
+    fn key(&self) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(self.id.as_bytes());
+        k
+    }
+
+    /// Replaces this gateway's entry (bound to its lease).
+    pub async fn announce(&self, value: &str) -> Result<()> {
+        let (kv, key, value) = (self.client.kv_client(), self.key(), value.to_owned());
+        send("put", self.timeout, Retry::Reads, || {
+            // Repeating a put of the same value is harmless.
+            let (mut kv, key, value) = (kv.clone(), key.clone(), value.clone());
+            let lease = self.lease;
+            async move {
+                kv.put(key, value, Some(PutOptions::new().with_lease(lease)))
+                    .await
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Every live gateway: (id, value), by id.
+    pub async fn list(&self) -> Result<Vec<(String, String)>> {
+        let (kv, prefix) = (self.client.kv_client(), self.prefix.clone());
+        let mut resp = send("range", self.timeout, Retry::Reads, || {
+            let (mut kv, prefix) = (kv.clone(), prefix.clone());
+            async move {
+                kv.get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
+                    .await
+            }
+        })
+        .await?;
+        let base = self.prefix.len();
+        Ok(resp
+            .take_kvs()
+            .into_iter()
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(&kv.key()[base..]).into_owned(),
+                    String::from_utf8_lossy(kv.value()).into_owned(),
+                )
+            })
+            .collect())
+    }
 }
 
 impl std::fmt::Debug for Leadership {
@@ -48,6 +119,16 @@ impl std::fmt::Debug for Leadership {
 }
 
 impl Leadership {
+    /// True while lease renewals get through to etcd.
+    pub fn etcd_reachable(&self) -> Arc<AtomicBool> {
+        self.reachable.clone()
+    }
+
+    /// The cluster's gateways, and this one's entry among them.
+    pub fn directory(&self) -> GatewayDirectory {
+        self.directory.clone()
+    }
+
     pub async fn resign(self) {
         let _ = tokio::time::timeout(
             Duration::from_secs(2),
@@ -68,11 +149,15 @@ impl EtcdStore {
     /// active one, then returns the store fenced on that role. `waiting` is told who holds it
     /// whenever that changes. `lost` is cancelled when the role is lost (the lease could not
     /// be kept alive, or a commit found another gateway active).
+    ///
+    /// `member`, if given, is this gateway's entry in the [`GatewayDirectory`] from the start
+    /// (while it waits, too).
     pub async fn lead(
         mut self,
         who: &str,
         ttl: Duration,
         lost: CancellationToken,
+        member: Option<Member>,
         mut waiting: impl FnMut(&str),
     ) -> Result<(EtcdStore, Leadership)> {
         let deadline = self.timeout;
@@ -97,6 +182,8 @@ impl EtcdStore {
         let every = Duration::from_secs(ttl_secs as u64) / 3;
         let give_up = Duration::from_secs(ttl_secs as u64) - every / 2;
         let keepalive_lost = lost.clone();
+        let reachable = Arc::new(AtomicBool::new(true));
+        let keepalive_reachable = reachable.clone();
         let mut stream = Some((keeper, answers));
         tokio::spawn(async move {
             let mut renewed_at = tokio::time::Instant::now();
@@ -119,6 +206,7 @@ impl EtcdStore {
                     Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
                         renewed_at = tokio::time::Instant::now();
                         wait = every;
+                        keepalive_reachable.store(true, Ordering::Relaxed);
                     }
                     Ok(Ok(Some(_))) => {
                         tracing::error!(
@@ -129,6 +217,7 @@ impl EtcdStore {
                     }
                     other => {
                         stream = None;
+                        keepalive_reachable.store(false, Ordering::Relaxed);
                         if renewed_at.elapsed() >= give_up {
                             tracing::error!(outcome = ?other.map(|r| r.map(|a| a.map(|a| a.ttl()))), "etcd lease not renewed for {give_up:?}: this gateway stops being the active one");
                             keepalive_lost.cancel();
@@ -141,6 +230,20 @@ impl EtcdStore {
             }
         });
 
+        let mut directory_prefix = self.prefix.clone();
+        directory_prefix.extend_from_slice(b"gateways/");
+        let directory = GatewayDirectory {
+            client: self.client.clone(),
+            prefix: directory_prefix,
+            timeout: self.timeout,
+            lease,
+            id: member
+                .as_ref()
+                .map_or_else(|| lease.to_string(), |m| m.id.clone()),
+        };
+        if let Some(member) = &member {
+            directory.announce(&member.value).await?;
+        }
         let key = self.leader_key();
         let mut last_holder: Option<String> = None;
         loop {
@@ -200,6 +303,8 @@ impl EtcdStore {
                     client: self.client.clone(),
                     lease,
                     took_over_from: last_holder,
+                    reachable,
+                    directory,
                 };
                 return Ok((self, leadership));
             }

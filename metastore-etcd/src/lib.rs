@@ -33,7 +33,7 @@ use tokio::runtime::Handle;
 /// the request's framing).
 mod leader;
 
-pub use leader::Leadership;
+pub use leader::{GatewayDirectory, Leadership, Member};
 
 pub const ETCD_LIMITS: Limits = Limits {
     max_ops: 128,

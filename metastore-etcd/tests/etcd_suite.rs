@@ -208,7 +208,13 @@ async fn one_active_gateway_and_a_deposed_one_cannot_write() {
     let lost_a = tokio_util::sync::CancellationToken::new();
     let (a, lead_a) = store_at(&etcd, &prefix)
         .await
-        .lead("gateway-a", Duration::from_secs(3), lost_a.clone(), |_| {})
+        .lead(
+            "gateway-a",
+            Duration::from_secs(3),
+            lost_a.clone(),
+            None,
+            |_| {},
+        )
         .await
         .unwrap();
     let a = meta(a);
@@ -222,9 +228,15 @@ async fn one_active_gateway_and_a_deposed_one_cannot_write() {
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
     let b_task = tokio::spawn(async move {
         b_store
-            .lead("gateway-b", Duration::from_secs(3), lost_b, move |holder| {
-                let _ = seen_tx.send(holder.to_owned());
-            })
+            .lead(
+                "gateway-b",
+                Duration::from_secs(3),
+                lost_b,
+                None,
+                move |holder| {
+                    let _ = seen_tx.send(holder.to_owned());
+                },
+            )
             .await
     });
     assert_eq!(seen_rx.recv().await.as_deref(), Some("gateway-a"));

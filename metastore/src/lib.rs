@@ -25,6 +25,7 @@ mod memory;
 mod mirror;
 pub mod records;
 mod rocks;
+mod stats;
 mod store;
 pub mod txn;
 mod uploads;
@@ -51,6 +52,7 @@ pub use records::{
     PartRecord, UploadRecord, UserRecord, Versioning,
 };
 pub use rocks::RocksKv;
+pub use stats::CommitCounts;
 pub use store::{Expect, GcItem, MetaStore};
 pub use txn::{Commit, Guard, KeyRead, Limits, LocalTxn, Rev, Txn, TxnStore};
 pub use uploads::{UploadEntry, UploadPage, UploadQuery};

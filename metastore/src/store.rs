@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     pub(crate) kv: Box<dyn TxnStore>,
     /// Serialises transactions on a store this process alone writes.
     write_lock: Mutex<()>,
+    /// What the commits cost (for `/metrics`).
+    pub(crate) stats: crate::stats::CommitStats,
     /// Commits are flushed after their transaction, together (group commit).
     group: GroupCommit,
     gc_grace_ms: u64,
@@ -46,10 +48,13 @@ impl Inner {
     /// Writes a batch that depends on no read (queue entries, for instance). It is flushed by
     /// [`MetaStore::run`] once the closure is over.
     pub(crate) fn commit(&self, batch: Batch) -> Result<()> {
-        match self.kv.commit(Txn {
-            guards: Vec::new(),
-            batch,
-        })? {
+        match self.stats.commit(
+            self.kv.as_ref(),
+            Txn {
+                guards: Vec::new(),
+                batch,
+            },
+        )? {
             Commit::Done => {
                 self.group.committed();
                 Ok(())
@@ -63,6 +68,7 @@ impl Inner {
         let serial = self.kv.single_writer().then(|| self.lock());
         for attempt in 1..=MAX_ATTEMPTS {
             if attempt > 1 {
+                self.stats.rerun();
                 std::thread::sleep(backoff(attempt));
             }
             let mut tx = Tx::new(self.kv.as_ref());
@@ -77,7 +83,7 @@ impl Inner {
                             guards: Vec::new(),
                             batch,
                         };
-                        if self.kv.commit(step)? != Commit::Done {
+                        if self.stats.commit(self.kv.as_ref(), step)? != Commit::Done {
                             return Err(Error::Backend("an unguarded step conflicted".into()));
                         }
                         self.group.committed();
@@ -87,7 +93,7 @@ impl Inner {
                 Ok(out) => {
                     let txn = tx.into_txn();
                     let wrote = !txn.batch.is_empty();
-                    if self.kv.commit(txn)? == Commit::Done {
+                    if self.stats.commit(self.kv.as_ref(), txn)? == Commit::Done {
                         if wrote {
                             self.group.committed();
                         }
@@ -99,7 +105,7 @@ impl Inner {
                 // they are confirmed. Under the lock nothing can have changed.
                 Err(e) if serial.is_some() || !tx.has_guards() => return Err(e),
                 Err(e) => {
-                    if self.kv.commit(tx.guards_only())? == Commit::Done {
+                    if self.stats.commit(self.kv.as_ref(), tx.guards_only())? == Commit::Done {
                         return Err(e);
                     }
                 }
@@ -231,11 +237,17 @@ impl MetaStore {
             inner: Arc::new(Inner {
                 kv: Box::new(kv),
                 write_lock: Mutex::new(()),
+                stats: Default::default(),
                 group: GroupCommit::default(),
                 last_version_seq: Mutex::new(0),
                 gc_grace_ms: gc_grace.as_millis() as u64,
             }),
         }
+    }
+
+    /// What this process's metadata commits have cost so far.
+    pub fn commit_counts(&self) -> crate::stats::CommitCounts {
+        self.inner.stats.snapshot()
     }
 
     /// Writes a batch past the domain rules, for tests that damage the metadata on purpose.

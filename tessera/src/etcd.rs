@@ -5,10 +5,13 @@
 //! role, and losing the role stops it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use gateway::cluster_view::{ClusterView, GatewayEntry};
 use metastore::MetaStore;
-use metastore_etcd::{EtcdStore, Leadership};
+use metastore_etcd::{EtcdStore, GatewayDirectory, Leadership, Member};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -31,6 +34,7 @@ pub struct Active {
     pub meta: MetaStore,
     pub leadership: Leadership,
     pub lost: CancellationToken,
+    pub cluster: Arc<dyn ClusterView>,
 }
 
 /// Connects to etcd, stands by while another gateway is active, and returns once this one is;
@@ -77,9 +81,29 @@ pub async fn become_active(cfg: &ServeConfig) -> Result<Option<Active>, String> 
         url: url.clone(),
     };
     let who = serde_json::to_string(&me).map_err(|e| e.to_string())?;
+    // Its entry among the cluster's gateways: the URL names it, else host and address.
+    let id = match &url {
+        Some(u) => u.trim_start_matches("http://").to_owned(),
+        None => format!("{host}-{bound}"),
+    };
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let record = |role: &str, jobs: &[&str]| GatewayRecord {
+        v: 1,
+        who: me.who.clone(),
+        url: url.clone(),
+        role: role.to_owned(),
+        jobs: jobs.iter().map(|j| j.to_string()).collect(),
+        since,
+    };
+    let member = Member {
+        id: id.clone(),
+        value: serde_json::to_string(&record("standby", &[])).map_err(|e| e.to_string())?,
+    };
     info!(etcd = %endpoints, prefix = %cfg.etcd_prefix, "connected to etcd; becoming the active gateway");
     let leading = tokio::select! {
-        led = store.lead(&who, LEASE_TTL, lost.clone(), |holder| {
+        led = store.lead(&who, LEASE_TTL, lost.clone(), Some(member), |holder| {
             let holder = ActiveRecord::read(holder);
             let target = holder.url.as_deref().filter(|u| Some(*u) != url.as_deref()).and_then(|u| u.parse().ok());
             info!(active = %holder.who, url = ?holder.url, "standing by: another gateway is active; passing requests on to it, and taking over when it stops");
@@ -106,6 +130,17 @@ pub async fn become_active(cfg: &ServeConfig) -> Result<Option<Active>, String> 
         }
         None => info!("this gateway is the active one"),
     }
+    let directory = leadership.directory();
+    let active_record =
+        serde_json::to_string(&record("active", ACTIVE_JOBS)).map_err(|e| e.to_string())?;
+    if let Err(e) = directory.announce(&active_record).await {
+        warn!(error = %e, "cannot announce this gateway as the active one in etcd");
+    }
+    let cluster = Arc::new(EtcdCluster {
+        directory,
+        reachable: leadership.etcd_reachable(),
+        id,
+    });
     // Losing the role stops the server as a signal would.
     {
         let (lost, shutdown) = (lost.clone(), shutdown.clone());
@@ -120,7 +155,64 @@ pub async fn become_active(cfg: &ServeConfig) -> Result<Option<Active>, String> 
         meta: MetaStore::with_store(store, cfg.gc_grace),
         leadership,
         lost,
+        cluster,
     }))
+}
+
+/// The background jobs the active gateway runs (all of them).
+const ACTIVE_JOBS: &[&str] = &["gc", "heal", "scanner", "multipart-expiry"];
+
+/// A gateway's entry in etcd's directory of the cluster's gateways (versioned).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct GatewayRecord {
+    v: u32,
+    who: String,
+    url: Option<String>,
+    role: String,
+    jobs: Vec<String>,
+    /// When it started, in seconds since the epoch.
+    since: u64,
+}
+
+/// The cluster as the active gateway sees it, for `admin info`, readiness and metrics.
+struct EtcdCluster {
+    directory: GatewayDirectory,
+    reachable: Arc<AtomicBool>,
+    id: String,
+}
+
+#[async_trait::async_trait]
+impl ClusterView for EtcdCluster {
+    async fn gateways(&self) -> Result<Vec<GatewayEntry>, String> {
+        let listed = self.directory.list().await.map_err(|e| e.to_string())?;
+        Ok(listed
+            .into_iter()
+            .map(|(id, value)| {
+                let record = serde_json::from_str::<GatewayRecord>(&value).ok();
+                GatewayEntry {
+                    this: id == self.id,
+                    who: record
+                        .as_ref()
+                        .map_or_else(|| value.clone(), |r| r.who.clone()),
+                    url: record.as_ref().and_then(|r| r.url.clone()),
+                    role: record
+                        .as_ref()
+                        .map_or_else(|| "unknown".into(), |r| r.role.clone()),
+                    jobs: record.map(|r| r.jobs).unwrap_or_default(),
+                    alive: true,
+                    id,
+                }
+            })
+            .collect())
+    }
+
+    fn etcd_reachable(&self) -> Result<(), String> {
+        if self.reachable.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("etcd does not answer (the last lease renewal failed)".into())
+        }
+    }
 }
 
 /// The value of etcd's leader key: which gateway is active, and where the standbys pass

@@ -358,7 +358,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let (shared, active) = match active {
         Some(a) => (
             Some(a.meta),
-            Some((a.listener, a.shutdown, a.leadership, a.lost)),
+            Some((a.listener, a.shutdown, a.leadership, a.lost, a.cluster)),
         ),
         None => (None, None),
     };
@@ -433,10 +433,11 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
+        cluster: active.as_ref().map(|a| a.4.clone()),
     })?;
 
     let (listener, shutdown, role) = match active {
-        Some((listener, shutdown, leadership, lost)) => {
+        Some((listener, shutdown, leadership, lost, _)) => {
             (listener, shutdown, Some((leadership, lost)))
         }
         None => {

@@ -23,6 +23,7 @@ pub struct AdminApi {
     pub root_access_key: String,
     pub meta_replicas: Vec<String>,
     pub started: Instant,
+    pub cluster: Option<Arc<dyn crate::cluster_view::ClusterView>>,
 }
 
 #[derive(Serialize)]
@@ -42,6 +43,12 @@ struct Info {
     heal: HealInfo,
     /// Why users are refused (their data key does not open), if they are.
     users_locked: Option<String>,
+    /// The gateways of the cluster on etcd (absent for a gateway on its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateways: Option<Vec<crate::cluster_view::GatewayEntry>>,
+    /// Why the gateways could not be listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateways_error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -87,6 +94,13 @@ impl AdminApi {
         // Nodes before disks: a monitor round between the two reads then shows old node
         // identities with new disk locations at worst, never the reverse.
         let nodes = self.disks.node_status();
+        let (gateways, gateways_error) = match &self.cluster {
+            None => (None, None),
+            Some(cluster) => match cluster.gateways().await {
+                Ok(list) => (Some(list), None),
+                Err(e) => (None, Some(e)),
+            },
+        };
         json(&Info {
             version: env!("CARGO_PKG_VERSION"),
             uptime_secs: self.started.elapsed().as_secs(),
@@ -114,6 +128,8 @@ impl AdminApi {
                 pass: self.service.heal_progress(),
             },
             users_locked: self.users.locked().map(str::to_owned),
+            gateways,
+            gateways_error,
         })
     }
 

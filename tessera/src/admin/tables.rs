@@ -190,6 +190,41 @@ pub(super) fn print_info(info: &Value) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(gateways) = info["gateways"].as_array() {
+        out!("gateways (etcd):");
+        for g in gateways {
+            let jobs: Vec<&str> = g["jobs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            out!(
+                "  {:<8} {:<7} {:<28} {}{}{}",
+                g["role"].as_str().unwrap_or("?"),
+                if g["alive"].as_bool().unwrap_or(false) {
+                    "alive"
+                } else {
+                    "gone"
+                },
+                g["url"].as_str().unwrap_or("-"),
+                g["who"].as_str().unwrap_or("?"),
+                if jobs.is_empty() {
+                    String::new()
+                } else {
+                    format!("; runs {}", jobs.join(", "))
+                },
+                if g["this"].as_bool().unwrap_or(false) {
+                    " (this one)"
+                } else {
+                    ""
+                },
+            );
+        }
+    }
+    if let Some(e) = info["gateways_error"].as_str() {
+        out!("gateways (etcd): cannot list them: {e}");
+    }
 }
 
 pub(super) fn check_left_problems(r: &Value) -> bool {
