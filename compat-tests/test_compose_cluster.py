@@ -79,7 +79,8 @@ class Emulation:
         }
         self.base, self.env = base, env
         ports = {int(p) for p in re.findall(r":(\d{4})\b", yaml.safe_dump(self.services))}
-        self.ips = free_block(sorted(self.services), ports)
+        # One address more, for a gateway that joins with only --etcd.
+        self.ips = free_block([*sorted(self.services), "joiner"], ports)
         self.procs: dict[str, subprocess.Popen] = {}
 
     def host(self, text: str, *, loopback: bool = False, own: str | None = None) -> str:
@@ -275,6 +276,30 @@ def test_compose_cluster_survives_an_etcd_member_then_a_gateway_and_a_node(compo
         assert s3.get_object(Bucket="compose", Key=f"during/{i}")["Body"].read() == random_bytes(64 << 10, 10 + i)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="compose")["Contents"]]
     assert keys == ["after", "big", *(f"during/{i}" for i in range(10)), "mid", "tiny"]
+
+    # A new gateway joins with only --etcd, the cluster secret and the root credentials: the
+    # storage nodes come from etcd. The others stop (a graceful stop hands over at once).
+    etcd_urls = ",".join(f"http://{emu.ips[e]}:2379" for e in ("etcd2", "etcd3"))
+    joiner_url = f"http://{emu.ips['joiner']}:9000"
+    env = dict(os.environ, TESSERA_ROOT_USER=ROOT_USER, TESSERA_ROOT_PASSWORD=ROOT_PASSWORD,
+               TESSERA_CLUSTER_SECRET=emu.env["TESSERA_CLUSTER_SECRET"])
+    env.pop("TESSERA_ENDPOINT", None)
+    with open(emu.base / "joiner.log", "wb") as log:
+        emu.procs["joiner"] = subprocess.Popen(
+            [str(tessera_binary()), "serve", f"--address={emu.ips['joiner']}:9000", f"--etcd={etcd_urls}"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+    assert poll(lambda: len(admin_info(url)["gateways"]) == 3, 30, 0.5), emu.log("joiner")
+    for g in gateways:
+        if emu.procs[g].poll() is None:
+            emu.procs[g].terminate()
+            emu.procs[g].wait(timeout=30)
+    joined = s3_client(joiner_url)
+    got = poll(lambda: _try(lambda: joined.get_object(Bucket="compose", Key="big")["Body"].read()), 30, 0.5)
+    assert got == objects["big"], emu.log("joiner")
+    joined.put_object(Bucket="compose", Key="joined", Body=b"by the joiner")
+    assert "storage nodes as recorded in etcd" in (emu.base / "joiner.log").read_text()
 
 
 def _try(f):

@@ -295,12 +295,6 @@ impl ServeArgs {
                 nodes.push(url);
             }
         }
-        if dir_args.is_empty() && nodes.is_empty() {
-            return Err(
-                "no data directories: give DIR arguments or `disks` in the config file, or --node"
-                    .into(),
-            );
-        }
         let mut etcd = Vec::new();
         for url in given_list(self.etcd).or(file.etcd).unwrap_or_default() {
             let url = url.trim().trim_end_matches('/').to_owned();
@@ -316,6 +310,13 @@ impl ServeArgs {
             return Err(format!(
                 "etcd prefix {etcd_prefix:?}: give a path that starts and ends with /, like /tessera/prod/"
             ));
+        }
+        // With etcd, the storage nodes may come from there (the first gateway records them).
+        if dir_args.is_empty() && nodes.is_empty() && etcd.is_empty() {
+            return Err(
+                "no data directories: give DIR arguments or `disks` in the config file, or --node"
+                    .into(),
+            );
         }
         let advertise_url = given(self.advertise_url)
             .or(file.advertise_url)

@@ -285,3 +285,55 @@ pub async fn claim_deployment(opened: &Opened) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The storage nodes of a cluster on etcd: those given (recorded in etcd by the first gateway
+/// to give them), else those recorded, so a gateway joins with only `--etcd`, the cluster
+/// secret and the root credentials.
+pub async fn node_list(meta: &MetaStore, cfg: &ServeConfig) -> Result<Vec<String>, String> {
+    let recorded = if cfg.nodes.is_empty() {
+        meta.setting(NODES_SETTING).await
+    } else {
+        let list = serde_json::to_vec(&NodeList {
+            v: 1,
+            nodes: cfg.nodes.clone(),
+        })
+        .map_err(|e| e.to_string())?;
+        meta.put_setting(NODES_SETTING, list, false).await.map(Some)
+    }
+    .map_err(|e| format!("cannot read the storage nodes recorded in etcd: {e}"))?;
+    let recorded = match recorded {
+        Some(bytes) => {
+            serde_json::from_slice::<NodeList>(&bytes)
+                .map_err(|e| format!("the storage nodes recorded in etcd are unreadable: {e}"))?
+                .nodes
+        }
+        None => Vec::new(),
+    };
+    if cfg.nodes.is_empty() {
+        if recorded.is_empty() && cfg.disks.is_empty() {
+            return Err(
+                "no storage nodes are recorded in this cluster's etcd yet: give the first \
+                        gateway --node URL... (or local directories)"
+                    .into(),
+            );
+        }
+        if !recorded.is_empty() {
+            info!(nodes = recorded.len(), "storage nodes as recorded in etcd");
+        }
+        return Ok(recorded);
+    }
+    if recorded != cfg.nodes {
+        warn!(given = ?cfg.nodes, recorded = ?recorded, "--node differs from the nodes recorded in etcd; using the ones given (the disks' formats decide the placement)");
+    }
+    Ok(cfg.nodes.clone())
+}
+
+/// The etcd setting holding the storage node list.
+const NODES_SETTING: &str = "storage-nodes";
+
+/// The storage nodes as recorded in etcd (versioned).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct NodeList {
+    v: u32,
+    nodes: Vec<String>,
+}

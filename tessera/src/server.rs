@@ -355,6 +355,18 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         Some(a) if a.leadership.took_over_from.is_some() => TAKEOVER_NODE_WAIT,
         _ => nodes::START_WAIT,
     };
+    let mut cfg = cfg;
+    if let Some(a) = &active {
+        cfg.nodes = crate::etcd::node_list(&a.meta, &cfg).await?;
+        if !cfg.nodes.is_empty() && cfg.cluster_secret.as_ref().is_none_or(|s| s.len() < 16) {
+            return Err(
+                "this cluster's storage nodes need TESSERA_CLUSTER_SECRET (or \
+                        cluster_secret in the config file), at least 16 characters, the same \
+                        on every node"
+                    .into(),
+            );
+        }
+    }
     let (shared, active) = match active {
         Some(a) => (
             Some(a.meta),
