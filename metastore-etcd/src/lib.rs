@@ -409,10 +409,15 @@ impl TxnStore for EtcdStore {
         }
     }
 
-    /// A leading gateway is the only one writing: its transactions are serialised locally
-    /// and never conflict with another gateway's (the fence refuses those).
+    /// A leading gateway is the only one writing: its transactions never conflict with
+    /// another gateway's (the fence refuses those), and one too large for a commit may be
+    /// applied in steps.
     fn single_writer(&self) -> bool {
         self.fence.is_some()
+    }
+
+    fn remote(&self) -> bool {
+        true
     }
 }
 

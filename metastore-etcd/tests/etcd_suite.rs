@@ -127,6 +127,26 @@ async fn the_metastore_suite_on_etcd() {
     // round trips give real overlaps between the transactions.
     concurrent_writers(meta(store(&etcd).await)).await;
 
+    // As the active gateway runs it: fenced on its role, the sole writer, its transactions
+    // running concurrently (guarded) and only those applied in steps one at a time.
+    let (fenced, leadership) = store(&etcd)
+        .await
+        .lead(
+            "suite",
+            Duration::from_secs(5),
+            tokio_util::sync::CancellationToken::new(),
+            None,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let sole = meta(fenced);
+    suite::run(sole.clone()).await;
+    concurrent_writers(sole.clone()).await;
+    let counts = sole.commit_counts();
+    assert_eq!((counts.unavailable, counts.failed), (0, 0));
+    leadership.resign().await;
+
     // A transaction larger than etcd allows is refused with a clear error, and nothing of it
     // is written.
     let m = meta(store(&etcd).await);

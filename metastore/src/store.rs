@@ -33,8 +33,8 @@ impl std::fmt::Debug for MetaStore {
 
 pub(crate) struct Inner {
     pub(crate) kv: Box<dyn TxnStore>,
-    /// Serialises transactions on a store this process alone writes.
-    write_lock: Mutex<()>,
+    /// Held by transactions on a store this process alone writes (see `transact`).
+    write_lock: std::sync::RwLock<()>,
     /// What the commits cost (for `/metrics`).
     pub(crate) stats: crate::stats::CommitStats,
     /// Commits are flushed after their transaction, together (group commit).
@@ -64,55 +64,83 @@ impl Inner {
     }
 
     /// Runs `f` as a transaction until it commits: see [`MetaStore::txn`].
+    ///
+    /// On a store this process alone writes, transactions hold `write_lock`: exclusively on a
+    /// local store (nothing then ever conflicts), shared on a remote one (etcd), where a
+    /// transaction is mostly waiting on round trips and running them one at a time would cap
+    /// the gateway at one commit per round trip; the guards settle conflicts among them. A
+    /// change too large for one commit is applied in steps, which needs nobody to act between
+    /// them: it runs again holding the lock exclusively.
     fn transact<T>(&self, f: impl Fn(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let serial = self.kv.single_writer().then(|| self.lock());
-        for attempt in 1..=MAX_ATTEMPTS {
-            if attempt > 1 {
-                self.stats.rerun();
-                std::thread::sleep(backoff(attempt));
-            }
-            let mut tx = Tx::new(self.kv.as_ref());
-            match f(&mut tx) {
-                Err(Error::Changed) => continue,
-                // Too large for one commit (etcd: 128 operations). Only a store's sole writer,
-                // holding the lock, may apply it in steps: nobody else can act between them,
-                // and the steps' order leaves at worst extra references after a crash.
-                Ok(out) if serial.is_some() && tx.exceeds(self.kv.limits()) => {
-                    for batch in tx.into_steps(self.kv.limits()) {
-                        let step = Txn {
-                            guards: Vec::new(),
-                            batch,
-                        };
-                        if self.stats.commit(self.kv.as_ref(), step)? != Commit::Done {
-                            return Err(Error::Backend("an unguarded step conflicted".into()));
-                        }
-                        self.group.committed();
-                    }
-                    return Ok(out);
+        let sole = self.kv.single_writer();
+        let mut exclusive = sole && !self.kv.remote();
+        'locked: loop {
+            let _held = match (sole, exclusive) {
+                (true, true) => Held::Exclusive(self.lock_exclusive()),
+                (true, false) => Held::Shared(self.lock_shared()),
+                (false, _) => Held::None,
+            };
+            for attempt in 1..=MAX_ATTEMPTS {
+                if attempt > 1 {
+                    self.stats.rerun();
+                    std::thread::sleep(backoff(attempt));
                 }
-                Ok(out) => {
-                    let txn = tx.into_txn();
-                    let wrote = !txn.batch.is_empty();
-                    if self.stats.commit(self.kv.as_ref(), txn)? == Commit::Done {
-                        if wrote {
+                let mut tx = Tx::new(self.kv.as_ref());
+                match f(&mut tx) {
+                    Err(Error::Changed) => continue,
+                    // Too large for one commit (etcd: 128 operations). Only a store's sole
+                    // writer, holding the lock exclusively, may apply it in steps: nobody
+                    // else can act between them, and the steps' order leaves at worst extra
+                    // references after a crash.
+                    Ok(_) if sole && !exclusive && tx.exceeds(self.kv.limits()) => {
+                        exclusive = true;
+                        continue 'locked;
+                    }
+                    Ok(out) if exclusive && tx.exceeds(self.kv.limits()) => {
+                        for batch in tx.into_steps(self.kv.limits()) {
+                            let step = Txn {
+                                guards: Vec::new(),
+                                batch,
+                            };
+                            if self.stats.commit(self.kv.as_ref(), step)? != Commit::Done {
+                                return Err(Error::Backend("an unguarded step conflicted".into()));
+                            }
                             self.group.committed();
                         }
                         return Ok(out);
                     }
-                }
-                // An answer drawn from reads that no longer hold together could be wrong
-                // (a bucket deleted and re-created between two reads): it is given only once
-                // they are confirmed. Under the lock nothing can have changed.
-                Err(e) if serial.is_some() || !tx.has_guards() => return Err(e),
-                Err(e) => {
-                    if self.stats.commit(self.kv.as_ref(), tx.guards_only())? == Commit::Done {
-                        return Err(e);
+                    Ok(out) => {
+                        let txn = tx.into_txn();
+                        let wrote = !txn.batch.is_empty();
+                        if self.stats.commit(self.kv.as_ref(), txn)? == Commit::Done {
+                            if wrote {
+                                self.group.committed();
+                            }
+                            return Ok(out);
+                        }
+                    }
+                    // An answer drawn from reads that no longer hold together could be wrong
+                    // (a bucket deleted and re-created between two reads): it is given only
+                    // once they are confirmed. Under the exclusive lock nothing can have
+                    // changed.
+                    Err(e) if exclusive || !tx.has_guards() => return Err(e),
+                    Err(e) => {
+                        if self.stats.commit(self.kv.as_ref(), tx.guards_only())? == Commit::Done {
+                            return Err(e);
+                        }
                     }
                 }
             }
+            return Err(Error::Busy);
         }
-        Err(Error::Busy)
     }
+}
+
+/// How a transaction holds the sole writer's lock.
+enum Held<'a> {
+    Exclusive(#[allow(dead_code)] std::sync::RwLockWriteGuard<'a, ()>),
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'a, ()>),
+    None,
 }
 
 fn now_ms() -> u64 {
@@ -182,8 +210,12 @@ impl Inner {
         crate::txn::Plain(self.kv.as_ref())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.write_lock.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.write_lock.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.write_lock.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn require_bucket(&self, r: &mut impl Reader, bucket: &str) -> Result<()> {
@@ -236,7 +268,7 @@ impl MetaStore {
         MetaStore {
             inner: Arc::new(Inner {
                 kv: Box::new(kv),
-                write_lock: Mutex::new(()),
+                write_lock: std::sync::RwLock::new(()),
                 stats: Default::default(),
                 group: GroupCommit::default(),
                 last_version_seq: Mutex::new(0),

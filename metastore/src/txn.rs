@@ -111,6 +111,11 @@ pub trait TxnStore: Send + Sync + 'static {
     fn limits(&self) -> Limits {
         Limits::UNBOUNDED
     }
+    /// True when every call is a network round trip (etcd): a sole writer then runs its
+    /// transactions concurrently, guarded, instead of one at a time.
+    fn remote(&self) -> bool {
+        false
+    }
 
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.get_rev(tree, key, None)?.value)
