@@ -9,6 +9,8 @@
 //! - [`Layout`]: erasure sets, MinIO default parity and per-chunk placement;
 //! - [`ChunkStore`]: write a chunk with a write quorum, read it back reconstructing from parity,
 //!   heal damaged shards on read and on demand ([`HealReport`]);
+//! - [`Pools`]: the groups of disks a deployment grows by, and the choice of pool for a new
+//!   chunk by free space;
 //! - [`DiskSlot`]: a disk position whose store the server can swap (disk lost, returned,
 //!   replaced);
 //! - [`FaultyStore`]: a fault-injecting wrapper for tests;
@@ -26,6 +28,7 @@ mod layout;
 mod local_disk;
 mod memory;
 mod offline;
+mod pools;
 pub mod shard_format;
 mod store;
 
@@ -44,4 +47,5 @@ pub use layout::{Layout, default_parity};
 pub use local_disk::LocalDiskStore;
 pub use memory::MemoryShardStore;
 pub use offline::OfflineStore;
+pub use pools::{Pool, PoolSpace, PoolState, Pools};
 pub use store::{DiskSpace, ShardKey, ShardStore};

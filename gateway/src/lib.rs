@@ -21,6 +21,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod pool_manager;
 pub mod s3;
 pub mod serve;
 pub mod standby;

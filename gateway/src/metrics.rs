@@ -347,7 +347,7 @@ impl StateMetrics {
             }
         }
 
-        let c = service.chunk_store().counters().snapshot();
+        let c = service.pools().counters();
         for (name, help, value) in [
             (
                 "tessera_shard_read_errors_total",
@@ -403,6 +403,38 @@ impl StateMetrics {
             "1 while a full scanner pass runs.",
             i64::from(pass.running),
         )?;
+        if let Some(job) = service.move_job().await.map_err(|e| e.to_string())? {
+            m.gauge(
+                "tessera_rebalance_running",
+                "1 while a rebalance or decommission moves chunks between pools.",
+                i64::from(job.state == objects::JobState::Running),
+            )?;
+            m.counter(
+                "tessera_rebalance_moved_chunks_total",
+                "Chunks the current or last rebalance or decommission moved.",
+                job.chunks_moved,
+            )?;
+            m.counter(
+                "tessera_rebalance_moved_bytes_total",
+                "Bytes of chunks the current or last rebalance or decommission moved.",
+                job.bytes_moved,
+            )?;
+            m.gauge(
+                "tessera_rebalance_remaining_bytes",
+                "Bytes the current pass of the rebalance or decommission still has to move.",
+                clamp(job.bytes_to_move),
+            )?;
+        }
+        let pool_bytes = m.gauge_vec(
+            "tessera_pool_chunk_bytes",
+            "Bytes of the chunks each pool holds, before erasure coding.",
+            &["pool"],
+        )?;
+        for pool in service.pools().list() {
+            pool_bytes
+                .with_label_values(&[&pool.id.to_string()])
+                .set(clamp(usage.pools.get(&pool.id).map_or(0, |h| h.bytes)));
+        }
         m.gauge(
             "tessera_heal_queue_chunks",
             "Chunks waiting in the heal queue for a shard they lack.",

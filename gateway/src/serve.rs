@@ -41,6 +41,8 @@ pub struct FrontendParts {
     /// The cluster on etcd this gateway is the active one of, if any: its gateways (`admin
     /// info`) and etcd's reachability (readiness, metrics).
     pub cluster: Option<Arc<dyn crate::cluster_view::ClusterView>>,
+    /// Adds pools of disks (`admin pool add`).
+    pub pool_manager: Option<Arc<dyn crate::pool_manager::PoolManager>>,
 }
 
 impl Frontend {
@@ -72,6 +74,7 @@ impl Frontend {
             meta_replicas: parts.meta_replicas,
             started: std::time::Instant::now(),
             cluster: parts.cluster.clone(),
+            pool_manager: parts.pool_manager,
         });
         if !parts.domains.is_empty() {
             let host =

@@ -159,6 +159,7 @@ async fn the_metastore_suite_on_etcd() {
                 h
             },
             len: 1,
+            stored_in: 0,
         })
         .collect();
     let mut record = object(vec![]);
@@ -300,6 +301,7 @@ async fn one_active_gateway_and_a_deposed_one_cannot_write() {
                 h
             },
             len: 1 << 20,
+            stored_in: 0,
         })
         .collect();
     let mut record = object(vec![]);
@@ -365,18 +367,12 @@ async fn bytes_per_object_in_etcd() {
             r
         }),
         ("1-chunk object", |i| {
-            object(vec![metastore::ChunkRef {
-                hash: id(i, 1),
-                len: 1 << 20,
-            }])
+            object(vec![metastore::ChunkRef::new(id(i, 1), 1 << 20)])
         }),
         ("10-chunk object", |i| {
             object(
                 (0..10)
-                    .map(|c| metastore::ChunkRef {
-                        hash: id(i, 100 + c),
-                        len: 1 << 20,
-                    })
+                    .map(|c| metastore::ChunkRef::new(id(i, 100 + c), 1 << 20))
                     .collect(),
             )
         }),

@@ -15,6 +15,7 @@
 //! Records carry a version byte ([`records`]); keys are encoded so that byte order is S3
 //! listing order ([`keys`]). The crate knows nothing of S3 wire types.
 
+mod chunks;
 mod error;
 mod group_commit;
 pub mod keys;
@@ -41,6 +42,7 @@ pub mod suite_concurrency;
 #[cfg(any(test, feature = "suite"))]
 mod suite_versions;
 
+pub use chunks::{GcItem, PoolHoldings};
 pub use error::{Error, Result};
 pub use kv::{Batch, Entry, KvStore, Op, Tree};
 pub use listing::{ListEntry, ListPage, ListQuery};
@@ -53,7 +55,7 @@ pub use records::{
 };
 pub use rocks::RocksKv;
 pub use stats::CommitCounts;
-pub use store::{Expect, GcItem, MetaStore};
+pub use store::{Expect, MetaStore};
 pub use txn::{Commit, Guard, KeyRead, Limits, LocalTxn, Rev, Txn, TxnStore};
 pub use uploads::{UploadEntry, UploadPage, UploadQuery};
 pub use versioning::{

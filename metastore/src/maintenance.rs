@@ -24,6 +24,7 @@ pub struct ChunkEntry {
     pub hash: [u8; 32],
     pub len: u32,
     pub refs: u64,
+    pub pool: u32,
 }
 
 /// A chunk whose recorded reference count disagrees with the manifests.
@@ -60,6 +61,8 @@ pub struct Usage {
     /// Distinct chunks stored, and their bytes before erasure coding.
     pub chunks: u64,
     pub chunk_bytes: u64,
+    /// The same, by the pool holding the chunks.
+    pub pools: std::collections::BTreeMap<u32, crate::PoolHoldings>,
 }
 
 fn now_ms() -> u64 {
@@ -151,6 +154,7 @@ impl MetaStore {
                         hash,
                         len: r.len,
                         refs: r.count,
+                        pool: r.pool,
                     }))
                 })
                 .collect()
@@ -201,7 +205,7 @@ impl MetaStore {
                         recorded: have,
                         counted: n,
                     });
-                    fixes.set(*hash, have.unwrap_or(0), n, len);
+                    fixes.set(*hash, have.unwrap_or(0), n, len, 0);
                 }
             }
             for (hash, rec) in &recorded {
@@ -211,7 +215,7 @@ impl MetaStore {
                         recorded: Some(rec.count),
                         counted: 0,
                     });
-                    fixes.set(*hash, rec.count, 0, rec.len);
+                    fixes.set(*hash, rec.count, 0, rec.len, rec.pool);
                 }
             }
             report.mismatched.sort_by(|a, b| a.chunk.cmp(&b.chunk));
@@ -254,6 +258,9 @@ impl MetaStore {
                 let r: RefRecord = decode(&v)?;
                 u.chunks += 1;
                 u.chunk_bytes += r.len as u64;
+                let p = u.pools.entry(r.pool).or_default();
+                p.chunks += 1;
+                p.bytes += r.len as u64;
                 Ok(())
             })?;
             Ok(u)

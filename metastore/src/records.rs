@@ -68,10 +68,41 @@ impl BucketRecord {
 }
 
 /// A reference from a manifest to one content-addressed chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ChunkRef {
     pub hash: [u8; 32],
     pub len: u32,
+    /// The pool the request that made this reference has just stored the chunk in: where the
+    /// chunk's refcount record says it lives if this reference creates that record. Never
+    /// stored in a manifest: where a chunk lives is recorded once, in its refcount record, so
+    /// moving it between pools rewrites no manifest. Not part of equality.
+    #[serde(skip)]
+    pub stored_in: u32,
+}
+
+impl ChunkRef {
+    pub fn new(hash: [u8; 32], len: u32) -> Self {
+        ChunkRef {
+            hash,
+            len,
+            stored_in: 0,
+        }
+    }
+}
+
+impl PartialEq for ChunkRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.len == other.len
+    }
+}
+
+impl Eq for ChunkRef {}
+
+impl std::hash::Hash for ChunkRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.hash.hash(state);
+        self.len.hash(state);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +195,10 @@ impl ObjectRecord {
 pub struct RefRecord {
     pub count: u64,
     pub len: u32,
+    /// The pool holding the chunk's shards. Records written before pools existed have none:
+    /// pool 0, the disks the deployment was created with.
+    #[serde(default)]
+    pub pool: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -143,7 +143,7 @@ enum Held<'a> {
     None,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -180,17 +180,19 @@ fn check_expect(current: Option<&ObjectRecord>, expect: Option<&Expect>) -> Resu
 
 /// Accumulates reference-count changes of one transaction.
 #[derive(Default)]
-pub(crate) struct RefDelta(HashMap<[u8; 32], (i64, u32)>);
+/// Refcount changes by chunk: (change, length, pool a new record names).
+pub(crate) struct RefDelta(HashMap<[u8; 32], (i64, u32, u32)>);
 
 impl RefDelta {
-    /// A change that takes a chunk's count from `from` to `to`.
-    pub(crate) fn set(&mut self, hash: [u8; 32], from: u64, to: u64, len: u32) {
-        self.0.insert(hash, (to as i64 - from as i64, len));
+    /// A change that takes a chunk's count from `from` to `to`; a record it creates names
+    /// `pool`.
+    pub(crate) fn set(&mut self, hash: [u8; 32], from: u64, to: u64, len: u32, pool: u32) {
+        self.0.insert(hash, (to as i64 - from as i64, len, pool));
     }
 
     pub(crate) fn add(&mut self, chunks: &[ChunkRef], by: i64) {
         for c in chunks {
-            let e = self.0.entry(c.hash).or_insert((0, c.len));
+            let e = self.0.entry(c.hash).or_insert((0, c.len, c.stored_in));
             e.0 += by;
         }
     }
@@ -229,18 +231,24 @@ impl Inner {
     /// GC.
     pub(crate) fn apply_refs(&self, tx: &mut Tx<'_>, delta: RefDelta) -> Result<()> {
         let due = now_ms() + self.gc_grace_ms;
-        for (hash, (change, len)) in delta.0 {
+        for (hash, (change, len, new_pool)) in delta.0 {
             if change == 0 {
                 continue;
             }
             let current: Option<RefRecord> = tx.get(Tree::Refcounts, &hash)?;
+            // Where the chunk lives is kept; only a new record takes the writer's pool.
+            let pool = current.map_or(new_pool, |r| r.pool);
             let before = current.map_or(0, |r| r.count) as i64;
             let after = before + change;
             if after < 0 {
                 tracing::error!(chunk = ?hash, before, change, "refcount would go negative; clamping to 0");
             }
             let after = after.max(0) as u64;
-            let record = encode(&RefRecord { count: after, len });
+            let record = encode(&RefRecord {
+                count: after,
+                len,
+                pool,
+            });
             // Increments before the manifest that needs them, decrements after the one that
             // let them go (see `Tx`: only matters when a change takes several commits).
             if change > 0 {
@@ -721,61 +729,6 @@ impl MetaStore {
         })
         .await
     }
-
-    // ---- chunks and garbage collection ----
-
-    /// True when the chunk is stored: referenced, or unreferenced but not yet collected.
-    pub async fn chunk_known(&self, hash: [u8; 32]) -> Result<bool> {
-        self.run(move |s| Ok(s.kv.get(Tree::Refcounts, &hash)?.is_some()))
-            .await
-    }
-
-    /// The current reference count of a chunk (`None`: not stored).
-    pub async fn chunk_refcount(&self, hash: [u8; 32]) -> Result<Option<u64>> {
-        self.run(move |s| Ok(s.get::<RefRecord>(Tree::Refcounts, &hash)?.map(|r| r.count)))
-            .await
-    }
-
-    /// Chunks whose grace period has passed, oldest first.
-    pub async fn gc_due(&self, limit: usize) -> Result<Vec<GcItem>> {
-        let end = keys::gc(now_ms() + 1, &[0; 32]);
-        self.run(move |s| {
-            Ok(s.kv
-                .scan(Tree::Gc, &[], Some(&end), limit)?
-                .into_iter()
-                .filter_map(|(key, _)| {
-                    let hash = key.get(8..40)?.try_into().ok()?;
-                    Some(GcItem { key, hash })
-                })
-                .collect())
-        })
-        .await
-    }
-
-    /// Settles a due GC entry. Returns true when the chunk is unreferenced: its refcount record
-    /// is gone and the caller must now delete its shards. False when it is referenced again
-    /// (or was already collected through another entry).
-    pub async fn gc_collect(&self, item: GcItem) -> Result<bool> {
-        self.txn(move |_, tx| {
-            tx.delete(Tree::Gc, item.key.clone());
-            let unreferenced = matches!(
-                tx.get::<RefRecord>(Tree::Refcounts, &item.hash)?,
-                Some(RefRecord { count: 0, .. })
-            );
-            if unreferenced {
-                tx.delete(Tree::Refcounts, item.hash.to_vec());
-            }
-            Ok(unreferenced)
-        })
-        .await
-    }
-}
-
-/// One entry of the garbage-collection queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GcItem {
-    key: Vec<u8>,
-    pub hash: [u8; 32],
 }
 
 fn scan_parts(r: &mut impl Reader, upload_id: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

@@ -8,10 +8,7 @@ use crate::records::*;
 use crate::*;
 
 pub fn chunk(n: u8) -> ChunkRef {
-    ChunkRef {
-        hash: [n; 32],
-        len: 100,
-    }
+    ChunkRef::new([n; 32], 100)
 }
 
 pub fn object(chunks: Vec<ChunkRef>) -> ObjectRecord {
@@ -56,7 +53,60 @@ pub async fn run(store: MetaStore) {
     conditions_and_updates(&store).await;
     crate::suite_versions::upload_listing(&store).await;
     crate::suite_versions::versions(&store).await;
+    chunk_pools(&store).await;
     maintenance(&store).await;
+}
+
+/// Where a chunk lives: set by the reference that creates its record, kept by later ones,
+/// changed only by a relocation from the pool it is in, and reported to GC.
+async fn chunk_pools(store: &MetaStore) {
+    store
+        .create_bucket("pools", BucketRecord::new(1))
+        .await
+        .unwrap();
+    let mut c = ChunkRef::new([0xB1; 32], 300);
+    c.stored_in = 2;
+    store
+        .put_object("pools", "a", object(vec![c]), None)
+        .await
+        .unwrap();
+    assert_eq!(store.chunk_pool(c.hash).await.unwrap(), Some(2));
+    // Deduplicated by a request that would have stored it elsewhere: it stays where it is.
+    let mut again = c;
+    again.stored_in = 5;
+    store
+        .put_object("pools", "b", object(vec![again]), None)
+        .await
+        .unwrap();
+    assert_eq!(store.chunk_pool(c.hash).await.unwrap(), Some(2));
+    assert_eq!(store.chunk_refcount(c.hash).await.unwrap(), Some(2));
+    // A manifest never carries the location.
+    let stored = store.get_object("pools", "b").await.unwrap().unwrap();
+    assert_eq!(stored.data.chunks()[0].stored_in, 0);
+
+    assert!(!store.relocate_chunk(c.hash, 1, 3).await.unwrap());
+    assert!(store.relocate_chunk(c.hash, 2, 3).await.unwrap());
+    assert_eq!(store.chunk_pool(c.hash).await.unwrap(), Some(3));
+    assert!(!store.relocate_chunk([0xB2; 32], 0, 1).await.unwrap());
+    let held = store.pool_holdings().await.unwrap();
+    assert_eq!(held.get(&3).map(|h| (h.chunks, h.bytes)), Some((1, 300)));
+
+    // Counting references does not move it; GC reports where to delete it.
+    store.delete_object("pools", "a", None).await.unwrap();
+    store.delete_object("pools", "b", None).await.unwrap();
+    assert_eq!(store.chunk_pool(c.hash).await.unwrap(), Some(3));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let due: Vec<_> = store
+        .gc_due(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|g| g.hash == c.hash)
+        .collect();
+    assert_eq!(due.len(), 1);
+    assert_eq!(store.gc_collect(due[0].clone()).await.unwrap(), Some(3));
+    assert_eq!(store.chunk_pool(c.hash).await.unwrap(), None);
+    store.delete_bucket("pools").await.unwrap();
 }
 
 /// Runs last: the recount must agree with everything the other parts left behind.
@@ -96,7 +146,11 @@ async fn maintenance(store: &MetaStore) {
     b.put(
         Tree::Refcounts,
         [0xEE; 32].to_vec(),
-        encode(&RefRecord { count: 4, len: 10 }),
+        encode(&RefRecord {
+            count: 4,
+            len: 10,
+            pool: 0,
+        }),
     );
     b.put(
         Tree::Refcounts,
@@ -104,6 +158,7 @@ async fn maintenance(store: &MetaStore) {
         encode(&RefRecord {
             count: victim.refs + 3,
             len: victim.len,
+            pool: victim.pool,
         }),
     );
     store.write_unchecked(b).await.unwrap();
@@ -228,7 +283,7 @@ async fn objects_and_refcounts(store: &MetaStore) {
     tokio::time::sleep(Duration::from_millis(5)).await;
     let due = store.gc_due(100).await.unwrap();
     assert_eq!(due.iter().map(|g| g.hash).collect::<Vec<_>>(), vec![a.hash]);
-    assert!(store.gc_collect(due[0].clone()).await.unwrap());
+    assert_eq!(store.gc_collect(due[0].clone()).await.unwrap(), Some(0));
     assert!(!store.chunk_known(a.hash).await.unwrap());
     assert!(store.gc_due(100).await.unwrap().is_empty());
 
@@ -241,7 +296,7 @@ async fn objects_and_refcounts(store: &MetaStore) {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     for item in store.gc_due(100).await.unwrap() {
-        assert!(!store.gc_collect(item).await.unwrap());
+        assert_eq!(store.gc_collect(item).await.unwrap(), None);
     }
     assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(1));
 

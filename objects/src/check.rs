@@ -62,13 +62,13 @@ impl ObjectService {
             for c in page.into_iter().filter(|c| c.refs > 0) {
                 // Pinned, so GC cannot delete it between the listing and the reads.
                 let _pin = self.locks.pin(c.hash).await;
-                if !self.meta.chunk_known(c.hash).await? {
+                let Some(pool) = self.locator().pool_of(c.hash).await? else {
                     continue;
-                }
+                };
                 p.chunks_total += 1;
                 p.chunks_checked += 1;
-                match self
-                    .chunks
+                match pool
+                    .store
                     .verify_chunk(erasure::ChunkHash(c.hash), c.len as u64)
                     .await
                 {

@@ -23,8 +23,12 @@ impl ObjectService {
                     continue;
                 };
                 progressed = true;
-                if self.meta.gc_collect(item).await? {
-                    if let Err(e) = self.chunks.delete_chunk(ChunkHash(hash)).await {
+                if let Some(pool) = self.meta.gc_collect(item).await? {
+                    let deleted_shards = match self.pools.store(pool) {
+                        Ok(store) => store.delete_chunk(ChunkHash(hash)).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = deleted_shards {
                         // The refcount record is gone; the orphan scan removes what is left.
                         tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not delete all shards of a collected chunk");
                     }

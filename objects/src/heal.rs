@@ -125,11 +125,11 @@ impl ObjectService {
     /// Heals one chunk under a pin. `None` when the chunk is no longer stored.
     async fn heal_one(&self, hash: [u8; 32], len: u32) -> Result<Option<HealReport>> {
         let _pin = self.locks.pin(hash).await;
-        if !self.meta.chunk_known(hash).await? {
+        let Some(pool) = self.locator().pool_of(hash).await? else {
             return Ok(None);
-        }
+        };
         Ok(Some(
-            self.chunks.heal_chunk(ChunkHash(hash), len as u64).await?,
+            pool.store.heal_chunk(ChunkHash(hash), len as u64).await?,
         ))
     }
 
@@ -243,40 +243,14 @@ impl ObjectService {
         }
     }
 
-    /// Deletes (with `remove`, else only counts) shards whose chunk the metadata does not
-    /// know. A chunk pinned by a request in progress is left alone, so only leftovers of
-    /// requests that never committed go.
+    /// Deletes (with `remove`, else only counts) shards in a pool whose chunk the metadata
+    /// does not place there: left by requests that never committed, or the old copy of a
+    /// chunk whose move was interrupted after its record changed. A chunk pinned by a request
+    /// or a move in progress is left alone.
     pub async fn sweep_orphans(&self, remove: bool) -> Result<u64> {
-        let mut candidates = std::collections::BTreeSet::new();
-        for disk in self.chunks.disks() {
-            match disk.list().await {
-                Ok(keys) => candidates.extend(keys.into_iter().map(|k| k.chunk.0)),
-                Err(e) => {
-                    tracing::debug!(disk = %disk.name(), error = %e, "orphan sweep skips an unreadable disk")
-                }
-            }
-        }
         let mut found = 0;
-        for hash in candidates {
-            if self.meta.chunk_known(hash).await? {
-                continue;
-            }
-            let Some(_claim) = self.locks.try_claim_delete(hash) else {
-                continue;
-            };
-            if self.meta.chunk_known(hash).await? {
-                continue;
-            }
-            // The listing may be stale: GC may have deleted this chunk since. Under the claim
-            // nothing else deletes or writes it, so count what is really there.
-            let shards = self.chunks.count_shards(ChunkHash(hash)).await as u64;
-            if shards == 0 {
-                continue;
-            }
-            found += shards;
-            if remove && let Err(e) = self.chunks.delete_chunk(ChunkHash(hash)).await {
-                tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove every orphan shard");
-            }
+        for pool in self.pools.list() {
+            found += self.sweep_pool(&pool, remove).await?;
         }
         if found > 0 {
             if remove {
@@ -289,6 +263,42 @@ impl ObjectService {
                     shards = found,
                     "found orphan shards of uncommitted writes (left in place)"
                 );
+            }
+        }
+        Ok(found)
+    }
+
+    async fn sweep_pool(&self, pool: &erasure::Pool, remove: bool) -> Result<u64> {
+        let mut candidates = std::collections::BTreeSet::new();
+        for disk in pool.store.disks() {
+            match disk.list().await {
+                Ok(keys) => candidates.extend(keys.into_iter().map(|k| k.chunk.0)),
+                Err(e) => {
+                    tracing::debug!(disk = %disk.name(), error = %e, "orphan sweep skips an unreadable disk")
+                }
+            }
+        }
+        let placed_here = |p: Option<u32>| p == Some(pool.id);
+        let mut found = 0;
+        for hash in candidates {
+            if placed_here(self.meta.chunk_pool(hash).await?) {
+                continue;
+            }
+            let Some(_claim) = self.locks.try_claim_delete(hash) else {
+                continue;
+            };
+            if placed_here(self.meta.chunk_pool(hash).await?) {
+                continue;
+            }
+            // The listing may be stale: GC may have deleted this chunk since. Under the claim
+            // nothing else deletes or writes it, so count what is really there.
+            let shards = pool.store.count_shards(ChunkHash(hash)).await as u64;
+            if shards == 0 {
+                continue;
+            }
+            found += shards;
+            if remove && let Err(e) = pool.store.delete_chunk(ChunkHash(hash)).await {
+                tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove every orphan shard");
             }
         }
         Ok(found)

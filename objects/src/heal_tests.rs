@@ -1,7 +1,6 @@
 //! The heal machinery against in-memory disks with injected faults.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use erasure::{
@@ -33,7 +32,8 @@ async fn rig() -> Rig {
     meta.create_bucket("bkt", BucketRecord::new(0))
         .await
         .unwrap();
-    let service = Arc::new(ObjectService::new(meta, Arc::new(chunks), 1 << 16, 1024));
+    let pools = Arc::new(erasure::Pools::new(Arc::new(chunks)));
+    let service = Arc::new(ObjectService::new(meta, pools, 1 << 16, 1024));
     Rig {
         service,
         mem,
@@ -142,8 +142,20 @@ async fn orphan_sweep_removes_uncommitted_shards_but_not_pinned_ones() {
     let orphan = body(9, 50_000);
     let pinned = body(11, 50_000);
     let (ho, hp) = (ChunkHash::of(&orphan), ChunkHash::of(&pinned));
-    r.service.chunks.put_chunk(ho, orphan).await.unwrap();
-    r.service.chunks.put_chunk(hp, pinned).await.unwrap();
+    r.service
+        .pools
+        .store(0)
+        .unwrap()
+        .put_chunk(ho, orphan)
+        .await
+        .unwrap();
+    r.service
+        .pools
+        .store(0)
+        .unwrap()
+        .put_chunk(hp, pinned)
+        .await
+        .unwrap();
     let pin = r.service.locks.pin(hp.0).await;
 
     let report = r.service.check(false).await.unwrap();
@@ -165,7 +177,7 @@ async fn check_finds_and_repairs_missing_and_corrupt_shards() {
     let r = rig().await;
     let data = body(7, 150_000);
     let record = put(&r.service, "k", data.clone()).await;
-    let layout = *r.service.chunks.layout();
+    let layout = *r.service.pools.store(0).unwrap().layout();
     let first = ChunkHash(record.data.chunks()[0].hash);
     let second = ChunkHash(record.data.chunks()[1].hash);
     let p1 = layout.placement(&first);
@@ -184,11 +196,7 @@ async fn check_finds_and_repairs_missing_and_corrupt_shards() {
     assert_eq!(found.shards.shards_missing, 1);
     assert!(found.shards.shards_corrupt >= 1);
     assert_eq!(
-        r.service
-            .chunks
-            .counters()
-            .shards_healed
-            .load(Ordering::SeqCst),
+        r.service.pools().counters().shards_healed,
         0,
         "a check without repair changes nothing"
     );

@@ -2,7 +2,7 @@
 //! dedup check -> erasure-coded write, with a few chunks in flight so memory stays bounded
 //! whatever the object size.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
@@ -25,14 +25,16 @@ pub(crate) struct Ingested {
     pub data: ObjectData,
     /// Keeps GC off the chunks until the caller's commit is done.
     pub _pins: Vec<Pin>,
-    /// Chunks this request stored itself (not dedup hits): to discard if it does not commit.
-    pub written: Vec<[u8; 32]>,
+    /// Chunks this request stored itself (not dedup hits), with their pools: to discard if
+    /// it does not commit.
+    pub written: Vec<([u8; 32], u32)>,
 }
 
 struct StoredChunk {
     chunk: ChunkRef,
     pin: Pin,
-    /// Disks that took a shard of it (not yet flushed); empty for a chunk already stored.
+    /// Disks of its pool that took a shard of it (not yet flushed); empty for a chunk already
+    /// stored.
     disks: Vec<usize>,
 }
 
@@ -40,8 +42,9 @@ struct StoredChunk {
 struct Progress {
     chunks: Vec<ChunkRef>,
     pins: Vec<Pin>,
-    written: Vec<[u8; 32]>,
-    /// Chunks this request wrote, with the disks holding their unflushed shards.
+    written: Vec<([u8; 32], u32)>,
+    /// Chunks this request wrote, with the disks (of the pool in `stored_in`) holding their
+    /// unflushed shards.
     unflushed: Vec<(ChunkRef, Vec<usize>)>,
 }
 
@@ -51,7 +54,7 @@ impl Progress {
         self.chunks.push(s.chunk);
         self.pins.push(s.pin);
         if !s.disks.is_empty() {
-            self.written.push(s.chunk.hash);
+            self.written.push((s.chunk.hash, s.chunk.stored_in));
             self.unflushed.push((s.chunk, s.disks));
         }
         Ok(())
@@ -124,7 +127,7 @@ impl ObjectService {
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
         E: Into<Error>,
     {
-        let seen = Arc::new(Mutex::new(HashSet::new()));
+        let seen = Arc::new(Mutex::new(HashMap::new()));
         let mut in_flight = FuturesOrdered::new();
         let mut buf = BytesMut::new();
         let mut size: u64 = 0;
@@ -205,7 +208,7 @@ impl ObjectService {
     async fn store_chunk(
         &self,
         chunk: Bytes,
-        seen: Arc<Mutex<HashSet<[u8; 32]>>>,
+        seen: Arc<Mutex<HashMap<[u8; 32], u32>>>,
     ) -> Result<StoredChunk> {
         let _slot = self
             .chunk_slots
@@ -217,20 +220,25 @@ impl ObjectService {
             tokio::task::spawn_blocking(move || (ChunkHash::of(&chunk), chunk)).await?;
         let pin = self.locks.pin(hash.0).await;
         let len = chunk.len() as u32;
+        // Stored earlier by this request (not committed yet, so not recorded): in that pool.
         let already_here = seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&hash.0);
-        let disks = if already_here || self.meta.chunk_known(hash.0).await? {
-            Vec::new()
+            .get(&hash.0)
+            .copied();
+        let (disks, pool) = if let Some(pool) = already_here {
+            (Vec::new(), pool)
+        } else if self.meta.chunk_known(hash.0).await? {
+            (Vec::new(), 0)
         } else {
-            let report = match self.chunks.put_chunk(hash, chunk).await {
+            let pool = self.pools.choose(&hash)?;
+            let report = match pool.store.put_chunk(hash, chunk).await {
                 Ok(r) => r,
                 Err(e) => {
                     // Shards that landed without a quorum are of no use: remove them now
                     // rather than leave them to the orphan sweep.
                     drop(pin);
-                    self.discard_chunks(vec![hash.0]).await;
+                    self.discard_chunks(vec![(hash.0, pool.id)]).await;
                     return Err(e.into());
                 }
             };
@@ -240,11 +248,15 @@ impl ObjectService {
             }
             seen.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(hash.0);
-            report.disks_written
+                .insert(hash.0, pool.id);
+            (report.disks_written, pool.id)
         };
         Ok(StoredChunk {
-            chunk: ChunkRef { hash: hash.0, len },
+            chunk: ChunkRef {
+                hash: hash.0,
+                len,
+                stored_in: pool,
+            },
             pin,
             disks,
         })
@@ -255,19 +267,26 @@ impl ObjectService {
     /// shards than the write quorum fails the request; one short of full redundancy is queued
     /// for heal, as for a shard write that failed.
     async fn flush_chunks(&self, unflushed: &[(ChunkRef, Vec<usize>)]) -> Result<()> {
-        let disks: BTreeSet<usize> = unflushed
-            .iter()
-            .flat_map(|(_, d)| d.iter().copied())
-            .collect();
-        if disks.is_empty() {
-            return Ok(());
-        }
-        let failed = self.chunks.sync_disks(&disks).await;
-        if failed.is_empty() {
-            return Ok(());
-        }
-        let layout = self.chunks.layout();
+        let mut by_pool: BTreeMap<u32, BTreeSet<usize>> = BTreeMap::new();
         for (chunk, disks) in unflushed {
+            by_pool
+                .entry(chunk.stored_in)
+                .or_default()
+                .extend(disks.iter().copied());
+        }
+        let mut failed: BTreeMap<u32, BTreeSet<usize>> = BTreeMap::new();
+        for (pool, disks) in by_pool {
+            let store = self.pools.store(pool)?;
+            let lost = store.sync_disks(&disks).await;
+            if !lost.is_empty() {
+                failed.insert(pool, lost);
+            }
+        }
+        for (chunk, disks) in unflushed {
+            let Some(failed) = failed.get(&chunk.stored_in) else {
+                continue;
+            };
+            let layout = *self.pools.store(chunk.stored_in)?.layout();
             let durable = disks.iter().filter(|d| !failed.contains(d)).count();
             if durable < layout.write_quorum() {
                 return Err(erasure::Error::WriteQuorum {

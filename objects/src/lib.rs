@@ -17,14 +17,19 @@ mod heal;
 #[cfg(test)]
 mod heal_tests;
 mod ingest;
+mod locate;
 mod md5_stream;
 mod multipart;
+mod pool_records;
+#[cfg(test)]
+mod pool_tests;
 mod read;
+mod rebalance;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use erasure::{ChunkHash, ChunkStore};
+use erasure::{ChunkHash, Pools};
 use metastore::{
     BucketRecord, ContentHeaders, Expect, ListPage, ListQuery, MetaStore, ObjectRecord,
 };
@@ -33,7 +38,9 @@ pub use check::CheckReport;
 pub use chunk_locks::ChunkLocks;
 pub use heal::{PassProgress, ScanSchedule};
 pub use multipart::{CompletedPart, PartsCheck};
+pub use pool_records::{POOLS_SETTING, PoolRecord, RecordedState};
 pub use read::ObjectStream;
+pub use rebalance::{BALANCE_TOLERANCE, JobState, MoveJob, MoveKind};
 
 pub use error::{Error, Result};
 
@@ -89,7 +96,7 @@ pub struct ObjectMeta {
 #[derive(Debug)]
 pub struct ObjectService {
     meta: MetaStore,
-    chunks: Arc<ChunkStore>,
+    pools: Arc<Pools>,
     locks: Arc<ChunkLocks>,
     heal: Arc<heal::HealState>,
     chunk_size: usize,
@@ -97,35 +104,41 @@ pub struct ObjectService {
     /// Chunks being hashed, encoded and written by all uploads together: bounds the server's
     /// upload memory however many clients upload at once.
     chunk_slots: Arc<tokio::sync::Semaphore>,
+    /// The chunk move job (rebalance, decommission) run by this process.
+    mover: rebalance::Mover,
 }
 
 /// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
 const CHUNK_SLOTS: usize = 16;
 
 impl ObjectService {
-    pub fn new(
-        meta: MetaStore,
-        chunks: Arc<ChunkStore>,
-        chunk_size: usize,
-        inline_max: usize,
-    ) -> Self {
+    pub fn new(meta: MetaStore, pools: Arc<Pools>, chunk_size: usize, inline_max: usize) -> Self {
         assert!(
             inline_max < chunk_size,
             "inline objects must fit in one chunk"
         );
         ObjectService {
             meta,
-            chunks,
+            pools,
             locks: Arc::default(),
             heal: Arc::default(),
             chunk_size,
             inline_max,
             chunk_slots: Arc::new(tokio::sync::Semaphore::new(CHUNK_SLOTS)),
+            mover: rebalance::Mover::default(),
         }
     }
 
-    pub fn chunk_store(&self) -> &ChunkStore {
-        &self.chunks
+    /// The deployment's pools of disks.
+    pub fn pools(&self) -> &Arc<Pools> {
+        &self.pools
+    }
+
+    fn locator(&self) -> locate::Locator {
+        locate::Locator {
+            pools: self.pools.clone(),
+            meta: self.meta.clone(),
+        }
     }
 
     pub fn meta(&self) -> &MetaStore {
@@ -345,19 +358,24 @@ impl ObjectService {
         self.discard_chunks(written).await;
     }
 
-    /// Deletes the shards of chunks nothing references, skipping any a request has pinned.
-    async fn discard_chunks(&self, hashes: Vec<[u8; 32]>) {
-        for hash in hashes {
+    /// Deletes the shards a request stored (chunk, pool) that nothing references there,
+    /// skipping any a request has pinned.
+    async fn discard_chunks(&self, stored: Vec<([u8; 32], u32)>) {
+        for (hash, pool) in stored {
             let Some(_claim) = self.locks.try_claim_delete(hash) else {
                 continue;
             };
-            match self.meta.chunk_known(hash).await {
-                Ok(false) => {
-                    if let Err(e) = self.chunks.delete_chunk(ChunkHash(hash)).await {
-                        tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove shards of an uncommitted chunk");
+            match self.meta.chunk_pool(hash).await {
+                // Recorded in this pool: another request's commit references it.
+                Ok(Some(p)) if p == pool => {}
+                Ok(_) => match self.pools.store(pool) {
+                    Ok(store) => {
+                        if let Err(e) = store.delete_chunk(ChunkHash(hash)).await {
+                            tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove shards of an uncommitted chunk");
+                        }
                     }
-                }
-                Ok(true) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not remove an uncommitted chunk"),
+                },
                 Err(e) => tracing::warn!(error = %e, "could not check an uncommitted chunk"),
             }
         }

@@ -2,17 +2,15 @@
 //! client and sent through a small channel, so memory stays bounded and a slow client slows
 //! the reads instead of filling buffers.
 
-use std::ops::Range;
-use std::pin::Pin;
-use std::sync::Arc;
-
 use bytes::Bytes;
-use erasure::{ChunkHash, ChunkStore};
 use futures::{SinkExt, Stream, StreamExt};
 use metastore::{ObjectData, ObjectRecord};
+use std::ops::Range;
+use std::pin::Pin;
 
 use super::ObjectService;
 use crate::error::Result;
+use crate::locate::Locator;
 
 /// Chunks fetched ahead of the one being sent: enough to cover a storage node's round trip
 /// (with local disks 3 already kept the client busy).
@@ -65,7 +63,7 @@ impl ObjectService {
         let Some(first) = pieces.next() else {
             return Ok(Box::pin(futures::stream::empty()));
         };
-        let store: Arc<ChunkStore> = self.chunks.clone();
+        let store = self.locator();
         let first = fetch(&store, first).await?;
         let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes>>(1);
         tokio::spawn(async move {
@@ -94,10 +92,10 @@ impl ObjectService {
 }
 
 async fn fetch(
-    store: &ChunkStore,
+    store: &Locator,
     (c, from, to): (metastore::ChunkRef, usize, usize),
 ) -> Result<Bytes> {
-    let bytes = store.get_chunk(ChunkHash(c.hash), c.len as u64).await?;
+    let bytes = store.get_chunk(c.hash, c.len).await?;
     Ok(bytes.slice(from..to))
 }
 
@@ -108,7 +106,7 @@ mod tests {
 
     #[test]
     fn covering_picks_the_right_slices() {
-        let c = |n: u8, len| ChunkRef { hash: [n; 32], len };
+        let c = |n: u8, len| ChunkRef::new([n; 32], len);
         let chunks = [c(1, 10), c(2, 10), c(3, 5)];
         let got: Vec<_> = covering(&chunks, &(5..22))
             .into_iter()

@@ -6,6 +6,7 @@ mod admin;
 mod config;
 mod etcd;
 mod node;
+mod pools;
 mod server;
 
 use admin::{AdminCommand, run_admin};

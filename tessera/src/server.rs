@@ -9,7 +9,7 @@ use std::time::Duration;
 use cluster::Disks;
 use cluster::nodes::{self, NodeSet};
 use erasure::disk_format;
-use erasure::{ChunkStore, DiskState};
+use erasure::{ChunkStore, DiskState, Pools};
 use gateway::{Frontend, FrontendParts};
 use metastore::{KvStore, MetaStore, MirroredKv, RocksKv};
 use objects::ObjectService;
@@ -44,61 +44,14 @@ pub async fn open(
     shared: Option<MetaStore>,
     node_wait: Duration,
 ) -> Result<Opened, String> {
-    let local = cfg.disks.clone();
-    let local_found = {
-        let local = local.clone();
-        blocking(move || {
-            local
-                .iter()
-                .map(|d| disk_format::inspect(d).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?
-    };
     let secret = cfg.cluster_secret.clone().unwrap_or_default();
-    let infos = if cfg.nodes.is_empty() {
-        Vec::new()
-    } else {
-        let infos = nodes::discover(&cfg.nodes, &secret, node_wait).await?;
-        for (url, info) in cfg.nodes.iter().zip(&infos) {
-            if let Err(e) = info {
-                warn!(node = %url, error = %e, "NODE UNREACHABLE at start");
-            }
-        }
-        infos
-    };
-    let local_names = local.iter().map(|d| d.display().to_string()).collect();
-    let placement = nodes::place(local_found, local_names, &cfg.nodes, &infos)?;
-    let deployment = disk_format::plan(&placement.found, &placement.names, cfg.parity, CHUNK_SIZE)
-        .map_err(|e| e.to_string())?;
-    let node_set = if cfg.nodes.is_empty() {
-        None
-    } else {
-        Some(NodeSet::new(
-            &cfg.nodes,
-            &secret,
-            &deployment,
-            local.len(),
-            &placement,
-            &infos,
-        )?)
-    };
-    // Fresh disks get their formats, and empty ones standing in for lost disks are adopted.
-    for i in deployment.to_format() {
-        if !deployment.freshly_formatted {
-            warn!(disk = %placement.names[i], position = i + 1, "adopting an empty disk as replacement; heal will refill it");
-        }
-        match (placement.bindings[i], &node_set) {
-            (Some(b), Some(nodes)) => nodes.put_format(b, &deployment.format_for(i)).await?,
-            _ => {
-                let (dir, deployment) = (local[i].clone(), deployment.clone());
-                blocking(move || {
-                    disk_format::format_disk(&dir, &deployment, i).map_err(|e| e.to_string())
-                })
-                .await?
-            }
-        }
-    }
+    let PoolDisks {
+        deployment,
+        placement,
+        nodes: node_set,
+    } = find_disks(&cfg.disks, &cfg.nodes, &secret, cfg.parity, node_wait).await?;
+    format_disks(&cfg.disks, &deployment, &placement, node_set.as_ref()).await?;
+    let local = cfg.disks.clone();
     let meta_dir = cfg.meta_dir.clone();
     let gc_grace = cfg.gc_grace;
     let inline_max = if shared.is_some() {
@@ -119,6 +72,92 @@ pub async fn open(
         crate::etcd::claim_deployment(&opened).await?;
     }
     Ok(opened)
+}
+
+/// A group of disks (pool 0, or an added pool) found and checked, not yet opened.
+pub struct PoolDisks {
+    pub deployment: disk_format::Deployment,
+    pub placement: nodes::Placement,
+    pub nodes: Option<NodeSet>,
+}
+
+/// Finds a group's disks (local directories, and the disks of the storage nodes at `urls`)
+/// and decides its deployment from their formats (see [`disk_format::plan`]); writes nothing.
+pub async fn find_disks(
+    local: &[PathBuf],
+    urls: &[String],
+    secret: &str,
+    parity: Option<usize>,
+    node_wait: Duration,
+) -> Result<PoolDisks, String> {
+    let local_found = {
+        let local = local.to_vec();
+        blocking(move || {
+            local
+                .iter()
+                .map(|d| disk_format::inspect(d).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?
+    };
+    let infos = if urls.is_empty() {
+        Vec::new()
+    } else {
+        let infos = nodes::discover(urls, secret, node_wait).await?;
+        for (url, info) in urls.iter().zip(&infos) {
+            if let Err(e) = info {
+                warn!(node = %url, error = %e, "NODE UNREACHABLE at start");
+            }
+        }
+        infos
+    };
+    let local_names = local.iter().map(|d| d.display().to_string()).collect();
+    let placement = nodes::place(local_found, local_names, urls, &infos)?;
+    let deployment = disk_format::plan(&placement.found, &placement.names, parity, CHUNK_SIZE)
+        .map_err(|e| e.to_string())?;
+    let node_set = if urls.is_empty() {
+        None
+    } else {
+        Some(NodeSet::new(
+            urls,
+            secret,
+            &deployment,
+            local.len(),
+            &placement,
+            &infos,
+        )?)
+    };
+    Ok(PoolDisks {
+        deployment,
+        placement,
+        nodes: node_set,
+    })
+}
+
+/// Writes the formats [`find_disks`] decided: every disk of a new group, else the empty ones
+/// adopted in place of lost disks.
+pub async fn format_disks(
+    local: &[PathBuf],
+    deployment: &disk_format::Deployment,
+    placement: &nodes::Placement,
+    node_set: Option<&NodeSet>,
+) -> Result<(), String> {
+    for i in deployment.to_format() {
+        if !deployment.freshly_formatted {
+            warn!(disk = %placement.names[i], position = i + 1, "adopting an empty disk as replacement; heal will refill it");
+        }
+        match (placement.bindings[i], node_set) {
+            (Some(b), Some(nodes)) => nodes.put_format(b, &deployment.format_for(i)).await?,
+            _ => {
+                let (dir, deployment) = (local[i].clone(), deployment.clone());
+                blocking(move || {
+                    disk_format::format_disk(&dir, &deployment, i).map_err(|e| e.to_string())
+                })
+                .await?
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Ties a gateway's `--meta-dir` to its deployment (`DIR/deployment`, written when the
@@ -224,7 +263,7 @@ fn open_services(
         ChunkStore::new(disks.deployment.layout, disks.stores()).map_err(|e| e.to_string())?;
     let service = Arc::new(ObjectService::new(
         meta,
-        Arc::new(chunks),
+        Arc::new(Pools::new(Arc::new(chunks))),
         CHUNK_SIZE,
         inline_max,
     ));
@@ -327,10 +366,13 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
     }
 }
 
-/// Binds the S3 port.
+/// How often each pool's free space is measured (for placing new chunks).
+const SPACE_REFRESH: Duration = Duration::from_secs(10);
+
 /// How long a gateway taking over waits for nodes that do not answer.
 const TAKEOVER_NODE_WAIT: Duration = Duration::from_millis(500);
 
+/// Binds the S3 port.
 pub async fn bind(cfg: &ServeConfig) -> Result<TcpListener, String> {
     TcpListener::bind(cfg.address)
         .await
@@ -376,6 +418,21 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     };
     let opened = open(&cfg, shared, node_wait).await?;
     let background_stop = CancellationToken::new();
+    let pools = crate::pools::ServerPools::new(
+        opened.service.clone(),
+        cfg.cluster_secret.clone().unwrap_or_default(),
+        cfg.disk_check_interval,
+        background_stop.clone(),
+        Some(
+            "pool 0 (the disks given on the command line) anchors the deployment: its format, \
+             and without etcd the metadata replicas; decommissioning it is not supported yet, \
+             decommission added pools instead"
+                .into(),
+        ),
+    );
+    pools.open_recorded(node_wait).await?;
+    // A rebalance or decommission a restart (or a takeover) interrupted goes on.
+    opened.service.spawn_move_job();
     let gc_interval = (cfg.gc_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
     let mut background = vec![opened.service.spawn_gc(gc_interval)];
     let expiry_interval =
@@ -386,6 +443,16 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
             .spawn_upload_expiry(cfg.multipart_expiry, expiry_interval),
     );
     background.extend(opened.service.spawn_healers(cfg.scan));
+    {
+        // New chunks are placed by free space: keep each pool's figure fresh.
+        let pools = opened.service.pools().clone();
+        background.push(tokio::spawn(async move {
+            loop {
+                pools.refresh_space().await;
+                tokio::time::sleep(SPACE_REFRESH).await;
+            }
+        }));
+    }
     {
         // A disk coming (back) online: retry the heal queue and refill it with a full pass.
         let service = Arc::downgrade(&opened.service);
@@ -446,6 +513,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
             .map(|p| p.display().to_string())
             .collect(),
         cluster: active.as_ref().map(|a| a.4.clone()),
+        pool_manager: Some(pools),
     })?;
 
     let (listener, shutdown, role) = match active {

@@ -26,6 +26,8 @@ pub(super) struct ObjectLocation {
 
 #[derive(Serialize)]
 struct ChunkLocation {
+    /// The pool holding the chunk (0: the disks the deployment was created with).
+    pool: u32,
     offset: u64,
     length: u32,
     sha256: String,
@@ -73,24 +75,46 @@ impl AdminApi {
             .await
             .s3()?;
         let layout = self.disks.deployment.layout;
-        let chunk_store = self.service.chunk_store();
+        let meta = self.service.meta();
         let mut chunks = Vec::new();
         let mut offset = 0;
         for c in record.data.chunks() {
-            let shards = chunk_store
+            let pool_id = meta.chunk_pool(c.hash).await.s3()?.unwrap_or(0);
+            let store = self
+                .service
+                .pools()
+                .store(pool_id)
+                .map_err(objects::Error::from)
+                .s3()?;
+            let disks = match (pool_id, &self.pool_manager) {
+                (0, _) | (_, None) => None,
+                (id, Some(m)) => m.pool_disks(id).await,
+            };
+            let shards = store
                 .locate_chunk(ChunkHash(c.hash), u64::from(c.len))
                 .await
                 .into_iter()
-                .map(|l| ShardOnDisk {
-                    index: l.index,
-                    parity: l.parity,
-                    disk: l.disk,
-                    path: self.disks.location(l.disk),
-                    disk_state: state_name(&self.disks.slots[l.disk].state()),
-                    status: l.status,
+                .map(|l| {
+                    let (path, disk_state) = match &disks {
+                        None if pool_id == 0 => (
+                            self.disks.location(l.disk),
+                            state_name(&self.disks.slots[l.disk].state()),
+                        ),
+                        None => (store.disks()[l.disk].name(), "unknown"),
+                        Some(list) => (list[l.disk].path.clone(), state_name(&list[l.disk].state)),
+                    };
+                    ShardOnDisk {
+                        index: l.index,
+                        parity: l.parity,
+                        disk: l.disk,
+                        path,
+                        disk_state,
+                        status: l.status,
+                    }
                 })
                 .collect();
             chunks.push(ChunkLocation {
+                pool: pool_id,
                 offset,
                 length: c.len,
                 sha256: hex::encode(c.hash),

@@ -17,8 +17,15 @@
 //! | POST   | `users/disable?name=`, `users/enable?name=` | refuses / accepts its keys again |
 //! | POST   | `users/keys?name=` | adds an access key; answers it and its secret  |
 //! | DELETE | `users/keys?name=&access_key=` | removes an access key              |
+//! | GET    | `pools`         | every pool: state, layout, space, what it holds   |
+//! | POST   | `pools?disk=...[&parity=]` | adds a pool of new disks while running  |
+//! | GET    | `rebalance`     | the current or last rebalance or decommission     |
+//! | POST   | `rebalance[?bandwidth_mib=]` | starts moving chunks until pools are even |
+//! | DELETE | `rebalance`     | stops it (a decommission is cancelled)            |
+//! | POST   | `decommission?pool=[&bandwidth_mib=]` | drains a pool, then retires it |
 
 mod locate;
+mod pools;
 mod route;
 mod users;
 

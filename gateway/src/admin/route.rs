@@ -24,6 +24,7 @@ pub struct AdminApi {
     pub meta_replicas: Vec<String>,
     pub started: Instant,
     pub cluster: Option<Arc<dyn crate::cluster_view::ClusterView>>,
+    pub pool_manager: Option<Arc<dyn crate::pool_manager::PoolManager>>,
 }
 
 #[derive(Serialize)]
@@ -49,6 +50,10 @@ struct Info {
     /// Why the gateways could not be listed.
     #[serde(skip_serializing_if = "Option::is_none")]
     gateways_error: Option<String>,
+    /// Every pool of disks: the first one (the disks above) and those added since.
+    pools: Vec<super::pools::PoolInfo>,
+    /// The current or last rebalance or decommission.
+    rebalance: Option<objects::MoveJob>,
 }
 
 #[derive(Serialize)]
@@ -90,7 +95,6 @@ impl AdminApi {
         let usage = self.service.meta().usage().await.s3()?;
         let queue = self.service.meta().heal_queue_len().await.s3()?;
         let layout = self.disks.deployment.layout;
-        let chunks = self.service.chunk_store();
         // Nodes before disks: a monitor round between the two reads then shows old node
         // identities with new disk locations at worst, never the reverse.
         let nodes = self.disks.node_status();
@@ -121,7 +125,7 @@ impl AdminApi {
                 (usage.logical_bytes - usage.inline_bytes) as f64 / usage.chunk_bytes as f64
             },
             usage,
-            counters: chunks.counters().snapshot(),
+            counters: self.service.pools().counters(),
             heal: HealInfo {
                 queue,
                 queue_healed: self.service.heal_queue_healed(),
@@ -130,6 +134,8 @@ impl AdminApi {
             users_locked: self.users.locked().map(str::to_owned),
             gateways,
             gateways_error,
+            pools: self.pools_info().await?,
+            rebalance: self.service.move_job().await.s3()?,
         })
     }
 
@@ -199,6 +205,9 @@ impl S3Route for AdminApi {
             (&Method::POST, "heal") => self.start_heal(),
             (&Method::POST, "check") => self.check(&req.uri).await,
             (&Method::GET, "locate") => json(&self.locate(&req.uri).await?),
+            (method, "pools" | "rebalance" | "decommission") => {
+                self.pools_call(method, op, &req.uri).await
+            }
             (method, op) if op == "users" || op.starts_with("users/") => {
                 self.users_call(method, &op["users".len()..], &req.uri)
                     .await

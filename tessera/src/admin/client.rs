@@ -42,6 +42,21 @@ pub enum AdminCommand {
     /// Users and their access keys.
     #[command(subcommand)]
     User(super::users::UserCommand),
+    /// Pools of disks: list them, or add one to the running deployment.
+    #[command(subcommand)]
+    Pool(super::pools::PoolCommand),
+    /// Moves chunks between pools until every pool is about as full as the others.
+    #[command(subcommand)]
+    Rebalance(super::pools::RebalanceCommand),
+    /// Drains a pool, then retires it: `decommission POOL`, `decommission status`,
+    /// `decommission cancel` (returns the pool to service).
+    Decommission {
+        #[arg(value_name = "POOL|status|cancel")]
+        target: String,
+        /// At most this many MiB of chunks moved per second (default: unthrottled).
+        #[arg(long)]
+        bandwidth_mib: Option<u64>,
+    },
 }
 
 /// Query-string encoding for SigV4: everything but the unreserved characters.
@@ -233,6 +248,14 @@ pub fn run_admin(
                 Ok(0)
             }
             AdminCommand::User(command) => super::users::run_user(&client, json, command).await,
+            AdminCommand::Pool(command) => super::pools::run_pool(&client, json, command).await,
+            AdminCommand::Rebalance(command) => {
+                super::pools::run_rebalance(&client, json, command).await
+            }
+            AdminCommand::Decommission {
+                target,
+                bandwidth_mib,
+            } => super::pools::run_decommission(&client, json, &target, bandwidth_mib).await,
         }
     })
 }

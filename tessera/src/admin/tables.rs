@@ -180,6 +180,13 @@ pub(super) fn print_info(info: &Value) {
     if n(&h["pass"]["passes_finished"]) > 0 || h["pass"]["running"].as_bool().unwrap_or(false) {
         out!("         last pass: {}", pass_line(&h["pass"]));
     }
+    if info["pools"].as_array().is_some_and(|p| p.len() > 1) {
+        out!("pools:");
+        super::pools::print_pools(&info["pools"]);
+    }
+    if !info["rebalance"].is_null() {
+        out!("moves:   {}", super::pools::job_line(&info["rebalance"]));
+    }
     out!(
         "metadata replicas: {}",
         info["metadata_replicas"]
