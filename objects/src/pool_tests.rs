@@ -139,7 +139,7 @@ async fn rebalance_and_decommission_while_objects_change() {
                     .unwrap();
                 written.insert(format!("c{i}"), body(i % 30, 200_000));
                 assert_eq!(get(&service, &src).await, body(i % 30, 200_000));
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     service
                         .delete_object("bkt", &format!("c{i}"), None)
                         .await

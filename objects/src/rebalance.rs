@@ -423,28 +423,56 @@ impl ObjectService {
                         tokio::time::sleep(wait).await;
                     }
                 }
+                // Progress shows mid-page too; the cursor stays at the last finished page, so a
+                // resume repeats at most one page, whose moved chunks it finds already moved.
+                if last_save.elapsed() >= SAVE_EVERY {
+                    if self
+                        .save_progress(job, &plan, started, resumed_bytes)
+                        .await?
+                    {
+                        return Ok(true);
+                    }
+                    last_save = Instant::now();
+                }
             }
             drop(done);
             after = Some(page_end);
             job.cursor = Some(hex::encode(page_end));
-            let elapsed = started.elapsed().as_secs_f64().max(0.001);
-            job.rate_bytes_per_sec = ((job.bytes_moved - resumed_bytes) as f64 / elapsed) as u64;
-            let left: i64 = plan.excess.values().filter(|e| **e > 0).sum();
-            job.eta_secs =
-                (job.rate_bytes_per_sec > 0).then(|| left.max(0) as u64 / job.rate_bytes_per_sec);
             if last_save.elapsed() >= SAVE_EVERY {
-                // A job stopped meanwhile must stay stopped.
                 if self
-                    .move_job()
+                    .save_progress(job, &plan, started, resumed_bytes)
                     .await?
-                    .is_some_and(|j| j.state != JobState::Running)
                 {
                     return Ok(true);
                 }
-                self.save_job(job).await?;
                 last_save = Instant::now();
             }
         }
+    }
+
+    /// Records the job's progress, rate and ETA. True when the job was stopped meanwhile (by
+    /// another gateway, or a stop that raced this one): a stopped job must stay stopped.
+    async fn save_progress(
+        &self,
+        job: &mut MoveJob,
+        plan: &Plan,
+        started: Instant,
+        resumed_bytes: u64,
+    ) -> Result<bool> {
+        let elapsed = started.elapsed().as_secs_f64().max(0.001);
+        job.rate_bytes_per_sec = ((job.bytes_moved - resumed_bytes) as f64 / elapsed) as u64;
+        let left: i64 = plan.excess.values().filter(|e| **e > 0).sum();
+        job.eta_secs =
+            (job.rate_bytes_per_sec > 0).then(|| left.max(0) as u64 / job.rate_bytes_per_sec);
+        if self
+            .move_job()
+            .await?
+            .is_some_and(|j| j.state != JobState::Running)
+        {
+            return Ok(true);
+        }
+        self.save_job(job).await?;
+        Ok(false)
     }
 
     /// Where a chunk should go in this pass, if anywhere; takes its bytes off the budgets.

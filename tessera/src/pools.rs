@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster::{DiskInfo, Disks};
-use erasure::disk_format::Found;
 use erasure::{ChunkStore, PoolState};
 use gateway::pool_manager::PoolManager;
 use objects::{ObjectService, PoolRecord, RecordedState};
@@ -105,7 +104,7 @@ impl ServerPools {
     /// Finds, checks and opens a recorded pool's disks.
     async fn open_pool(&self, r: &PoolRecord, node_wait: Duration) -> Result<Arc<Disks>, String> {
         let (dirs, urls) = split_specs(&r.disks)?;
-        let found = find_disks(&dirs, &urls, &self.secret, Some(r.parity), node_wait)
+        let found = find_disks(&dirs, &urls, &self.secret, Some(r.parity), node_wait, false)
             .await
             .map_err(|e| format!("pool {}: {e}", r.id))?;
         if found.deployment.deployment_id != r.format_id {
@@ -121,7 +120,7 @@ impl ServerPools {
             found.nodes.as_ref(),
         )
         .await?;
-        Ok(self.open_disks(found, dirs).await?)
+        self.open_disks(found, dirs).await
     }
 
     async fn open_disks(
@@ -192,23 +191,7 @@ impl PoolManager for ServerPools {
                     .into(),
             );
         }
-        let found = find_disks(&dirs, &urls, &self.secret, parity, NODE_ADD_WAIT).await?;
-        // Only new, empty disks make a new pool: anything formatted belongs somewhere already.
-        for (name, f) in found.placement.names.iter().zip(&found.placement.found) {
-            match f {
-                Found::Absent | Found::Empty => {}
-                Found::Formatted(f) => {
-                    return Err(format!(
-                        "{name} is already a disk of deployment {} (pool format id): a new pool needs empty disks",
-                        f.deployment_id
-                    ));
-                }
-                Found::Unformatted => {
-                    return Err(format!("{name} holds files: a new pool needs empty disks"));
-                }
-                Found::Unreadable(why) => return Err(format!("{name}: {why}")),
-            }
-        }
+        let found = find_disks(&dirs, &urls, &self.secret, parity, NODE_ADD_WAIT, true).await?;
         if !found.deployment.freshly_formatted {
             return Err("the new disks could not be formatted as a new pool".into());
         }

@@ -49,7 +49,10 @@ pub async fn open(
         deployment,
         placement,
         nodes: node_set,
-    } = find_disks(&cfg.disks, &cfg.nodes, &secret, cfg.parity, node_wait).await?;
+    } = find_disks(
+        &cfg.disks, &cfg.nodes, &secret, cfg.parity, node_wait, false,
+    )
+    .await?;
     format_disks(&cfg.disks, &deployment, &placement, node_set.as_ref()).await?;
     let local = cfg.disks.clone();
     let meta_dir = cfg.meta_dir.clone();
@@ -89,6 +92,7 @@ pub async fn find_disks(
     secret: &str,
     parity: Option<usize>,
     node_wait: Duration,
+    new_pool: bool,
 ) -> Result<PoolDisks, String> {
     let local_found = {
         let local = local.to_vec();
@@ -113,6 +117,9 @@ pub async fn find_disks(
     };
     let local_names = local.iter().map(|d| d.display().to_string()).collect();
     let placement = nodes::place(local_found, local_names, urls, &infos)?;
+    if new_pool {
+        refuse_used_disks(&placement)?;
+    }
     let deployment = disk_format::plan(&placement.found, &placement.names, parity, CHUNK_SIZE)
         .map_err(|e| e.to_string())?;
     let node_set = if urls.is_empty() {
@@ -132,6 +139,28 @@ pub async fn find_disks(
         placement,
         nodes: node_set,
     })
+}
+
+/// Only new, empty disks make a new pool: anything formatted belongs somewhere already. Checked
+/// before planning so the answer names the disk rather than a layout mismatch.
+fn refuse_used_disks(placement: &nodes::Placement) -> Result<(), String> {
+    use disk_format::Found;
+    for (name, f) in placement.names.iter().zip(&placement.found) {
+        match f {
+            Found::Absent | Found::Empty => {}
+            Found::Formatted(f) => {
+                return Err(format!(
+                    "{name} is already a disk of deployment {}: a new pool needs empty disks",
+                    f.deployment_id
+                ));
+            }
+            Found::Unformatted => {
+                return Err(format!("{name} holds files: a new pool needs empty disks"));
+            }
+            Found::Unreadable(why) => return Err(format!("{name}: {why}")),
+        }
+    }
+    Ok(())
 }
 
 /// Writes the formats [`find_disks`] decided: every disk of a new group, else the empty ones
