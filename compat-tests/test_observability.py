@@ -538,6 +538,8 @@ def test_usage_gauges_and_admin_info_on_a_known_data_set(make_server, s3, random
         "inline_bytes": 1 * KiB,
         "chunks": 3,
         "chunk_bytes": 3 * MiB,
+        # One pool: every chunk is in pool 0.
+        "pools": {"0": {"chunks": 3, "bytes": 3 * MiB}},
     }, doc["usage"]
     assert doc["dedup_ratio"] == 2.0, doc["dedup_ratio"]
     assert (doc["layout"]["data"], doc["layout"]["parity"]) == (2, 2), doc["layout"]
