@@ -61,6 +61,23 @@ def read_all(s3, bucket: str, expected: dict) -> None:
         assert digest(got) == want, f"{key} {version} differs"
 
 
+def fill(s3, bucket: str, count: int, seed: str) -> dict:
+    """``count`` objects of about 2 MiB in a new bucket; returns what each must read back as."""
+    s3.create_bucket(Bucket=bucket)
+    expected = {}
+    for i in range(count):
+        data = random_bytes(2 * MiB + i, seed=f"{seed}{i}")
+        s3.put_object(Bucket=bucket, Key=f"o{i}", Body=data)
+        expected[(f"o{i}", None)] = digest(data)
+    return expected
+
+
+def assert_balanced(pools: list) -> None:
+    """The two pools of ``admin pool list`` hold within 10% of each other."""
+    held = {p["id"]: p["chunk_bytes"] for p in pools}
+    assert abs(held[0] - held[1]) <= 0.10 * max(held.values()), pools
+
+
 def job(server) -> dict:
     rc, doc, err = admin(server, "rebalance", "status")
     assert rc == 0, err
@@ -220,8 +237,7 @@ def test_pool_add_rebalance_through_sigkill_then_decommission(make_server, tmp_p
 
     rc, pools, err = admin(server, "pool", "list")
     assert rc == 0, err
-    held = {p["id"]: p["chunk_bytes"] for p in pools}
-    assert abs(held[0] - held[1]) <= 0.10 * max(held.values()), pools
+    assert_balanced(pools)
     on_disk = [shard_bytes(server.dirs), shard_bytes(new_dirs)]
     assert abs(on_disk[0] - on_disk[1]) <= 0.10 * max(on_disk), on_disk
     read_all(s3, bucket, expected)
@@ -262,13 +278,7 @@ def test_rebalance_on_etcd_is_finished_by_the_gateway_that_takes_over(make_serve
         a = gateway(make_server, dirs, etcd)
         assert poll(lambda: ready(a), 20), a.log_tail()
         b = gateway(make_server, dirs, etcd)
-        s3 = a.client()
-        s3.create_bucket(Bucket="etcd-pools")
-        expected = {}
-        for i in range(16):
-            data = random_bytes(2 * MiB + i, seed=f"e{i}")
-            s3.put_object(Bucket="etcd-pools", Key=f"o{i}", Body=data)
-            expected[(f"o{i}", None)] = digest(data)
+        expected = fill(a.client(), "etcd-pools", 16, "e")
         new_base = tmp_path / "new"
         rc, added, err = admin(a, "pool", "add", f"{new_base}/d{{1...4}}")
         assert rc == 0, err
@@ -286,8 +296,7 @@ def test_rebalance_on_etcd_is_finished_by_the_gateway_that_takes_over(make_serve
         assert job(b)["state"] == "finished", job(b)
         read_all(b.client(), "etcd-pools", expected)
         rc, pools, err = admin(b, "pool", "list")
-        held = {p["id"]: p["chunk_bytes"] for p in pools}
-        assert abs(held[0] - held[1]) <= 0.10 * max(held.values()), pools
+        assert_balanced(pools)
         rc, report, err = admin(b, "check", "--no-repair", timeout=300)
         assert rc == 0 and report["clean"], report
     finally:
@@ -301,12 +310,7 @@ def test_a_pool_of_storage_nodes_is_added_rebalanced_and_decommissioned(make_ser
     monkeypatch.setenv("TESSERA_CLUSTER_SECRET", SECRET)
     server = make_server(4)
     s3 = server.client()
-    s3.create_bucket(Bucket="node-pools")
-    expected = {}
-    for i in range(10):
-        data = random_bytes(2 * MiB + i, seed=f"n{i}")
-        s3.put_object(Bucket="node-pools", Key=f"o{i}", Body=data)
-        expected[(f"o{i}", None)] = digest(data)
+    expected = fill(s3, "node-pools", 10, "n")
     hosts = ["127.0.0.7", "127.0.0.8"]
     port = port_free_on_all(hosts)
     nodes = []
@@ -323,8 +327,7 @@ def test_a_pool_of_storage_nodes_is_added_rebalanced_and_decommissioned(make_ser
         assert poll(lambda: job(server)["state"] != "running", timeout=120, interval=0.3), job(server)
         assert job(server)["state"] == "finished" and job(server)["chunks_moved"] > 0, job(server)
         rc, pools, err = admin(server, "pool", "list")
-        held = {p["id"]: p["chunk_bytes"] for p in pools}
-        assert abs(held[0] - held[1]) <= 0.10 * max(held.values()), pools
+        assert_balanced(pools)
         # Every node disk took shards.
         assert all(shard_bytes([d]) > 0 for n in nodes for d in n.dirs)
         read_all(s3, "node-pools", expected)

@@ -425,40 +425,39 @@ impl ObjectService {
                 }
                 // Progress shows mid-page too; the cursor stays at the last finished page, so a
                 // resume repeats at most one page, whose moved chunks it finds already moved.
-                if last_save.elapsed() >= SAVE_EVERY {
-                    if self
-                        .save_progress(job, &plan, started, resumed_bytes)
-                        .await?
-                    {
-                        return Ok(true);
-                    }
-                    last_save = Instant::now();
+                if self
+                    .save_progress(job, &plan, started, resumed_bytes, &mut last_save)
+                    .await?
+                {
+                    return Ok(true);
                 }
             }
             drop(done);
             after = Some(page_end);
             job.cursor = Some(hex::encode(page_end));
-            if last_save.elapsed() >= SAVE_EVERY {
-                if self
-                    .save_progress(job, &plan, started, resumed_bytes)
-                    .await?
-                {
-                    return Ok(true);
-                }
-                last_save = Instant::now();
+            if self
+                .save_progress(job, &plan, started, resumed_bytes, &mut last_save)
+                .await?
+            {
+                return Ok(true);
             }
         }
     }
 
-    /// Records the job's progress, rate and ETA. True when the job was stopped meanwhile (by
-    /// another gateway, or a stop that raced this one): a stopped job must stay stopped.
+    /// Records the job's progress, rate and ETA, at most every [`SAVE_EVERY`]. True when the
+    /// job was stopped meanwhile (by another gateway, or a stop that raced this one): a stopped
+    /// job must stay stopped.
     async fn save_progress(
         &self,
         job: &mut MoveJob,
         plan: &Plan,
         started: Instant,
         resumed_bytes: u64,
+        last_save: &mut Instant,
     ) -> Result<bool> {
+        if last_save.elapsed() < SAVE_EVERY {
+            return Ok(false);
+        }
         let elapsed = started.elapsed().as_secs_f64().max(0.001);
         job.rate_bytes_per_sec = ((job.bytes_moved - resumed_bytes) as f64 / elapsed) as u64;
         let left: i64 = plan.excess.values().filter(|e| **e > 0).sum();
@@ -472,6 +471,7 @@ impl ObjectService {
             return Ok(true);
         }
         self.save_job(job).await?;
+        *last_save = Instant::now();
         Ok(false)
     }
 
