@@ -7,6 +7,7 @@
 //! ```
 
 mod client;
+mod rebalance;
 mod server;
 mod workload;
 
@@ -72,7 +73,15 @@ struct Args {
     /// disks and time the large GET again.
     #[arg(long)]
     degraded: bool,
-    /// Phases to run (comma-separated): large, small, list, dedup, parallel.
+    /// Data written before the rebalance phase adds a second pool and rebalances (tessera on
+    /// local disks only).
+    #[arg(long, default_value_t = 2048)]
+    rebalance_mib: u64,
+    /// Seconds of 4 KiB GETs without a rebalance, the reference for those during it.
+    #[arg(long, default_value_t = 10.0)]
+    rebalance_baseline_secs: f64,
+    /// Phases to run (comma-separated): large, small, list, dedup, parallel, rebalance (not
+    /// run unless named).
     #[arg(
         long,
         value_delimiter = ',',
@@ -430,6 +439,56 @@ async fn run(args: Args) -> Result<(), String> {
 
     if phase("parallel") && plan.parallel_puts > 0 && plan.parallel_bytes > 0 {
         read_peaks(&mut report, &servers, "parallel PUTs");
+    }
+
+    if phase("rebalance") {
+        for (i, (c, s)) in clients.iter().zip(&servers).enumerate() {
+            if !s.is_local_tessera() {
+                eprintln!(
+                    "  {:<12} rebalance: skipped (tessera on local disks only)",
+                    s.name
+                );
+                continue;
+            }
+            let r = rebalance::run(
+                c,
+                s,
+                &pattern,
+                args.rebalance_mib * MIB,
+                args.rebalance_baseline_secs,
+            )
+            .await?;
+            report.set(
+                "rebalance: chunk data moved",
+                "MiB",
+                i,
+                r.moved_bytes as f64 / MIB as f64,
+            );
+            report.set("rebalance: unthrottled rate", "MB/s", i, r.rate_mb_s);
+            for (label, st) in [
+                ("without rebalance", r.baseline),
+                ("during rebalance", r.during),
+            ] {
+                report.set(
+                    &format!("4 KiB GET, 4 clients, {label}"),
+                    "ops/s",
+                    i,
+                    st.ops_per_sec,
+                );
+                report.set(
+                    &format!("4 KiB GET, 4 clients, {label} p50"),
+                    "ms",
+                    i,
+                    st.p50_ms,
+                );
+                report.set(
+                    &format!("4 KiB GET, 4 clients, {label} p99"),
+                    "ms",
+                    i,
+                    st.p99_ms,
+                );
+            }
+        }
     }
 
     if args.degraded && phase("large") {

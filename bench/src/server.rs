@@ -74,6 +74,37 @@ pub struct Server {
     log: PathBuf,
 }
 
+/// `tessera admin` for one server (blocking: call it off the async workers while load runs).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    bin: PathBuf,
+    url: String,
+}
+
+impl Admin {
+    /// `tessera admin --json ARGS`, as root: its JSON answer.
+    pub fn run(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        let out = Command::new(&self.bin)
+            .arg("admin")
+            .args(["--endpoint", &self.url, "--json"])
+            .args(args)
+            .env("TESSERA_ROOT_USER", ACCESS_KEY)
+            .env("TESSERA_ROOT_PASSWORD", SECRET_KEY)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run tessera admin: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "tessera admin {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("tessera admin {}: unreadable answer: {e}", args.join(" ")))
+    }
+}
+
 const CLUSTER_SECRET: &str = "tessera-bench-cluster-secret";
 
 /// Waits until `port` accepts connections, failing when `child` exits first.
@@ -287,6 +318,43 @@ impl Server {
             return None;
         }
         Some(self.dirs.iter().map(|d| walk(d)).sum())
+    }
+
+    /// Runs `tessera admin` against a tessera started here.
+    pub fn admin(&self) -> Result<Admin, String> {
+        match &self.target {
+            Target::Tessera { bin, .. } | Target::TesseraNodes { bin, .. } => Ok(Admin {
+                bin: bin.clone(),
+                url: self.url.clone(),
+            }),
+            _ => Err(format!("{} is not a tessera started here", self.name)),
+        }
+    }
+
+    /// True for a tessera on local disks started here.
+    pub fn is_local_tessera(&self) -> bool {
+        matches!(self.target, Target::Tessera { .. })
+    }
+
+    /// Adds a pool of as many fresh directories as the first pool has to a tessera on local
+    /// disks started here.
+    pub fn add_local_pool(&self) -> Result<(), String> {
+        let disks = self.dirs.len();
+        let Target::Tessera { .. } = self.target else {
+            return Err(format!(
+                "{}: pools of local disks need a `tessera` target",
+                self.name
+            ));
+        };
+        let base = self.log.with_file_name("pool1");
+        let new: Vec<PathBuf> = (1..=disks).map(|i| base.join(format!("disk{i}"))).collect();
+        for d in &new {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let specs: Vec<String> = new.iter().map(|d| d.display().to_string()).collect();
+        let mut args = vec!["pool", "add"];
+        args.extend(specs.iter().map(String::as_str));
+        self.admin()?.run(&args).map(drop)
     }
 
     /// Parity shards of a tessera started here (the default for its disk count).

@@ -1,7 +1,7 @@
 //! The benchmark's phases. Each runs against one server and returns its figures.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::client::{Pattern, Result, S3};
@@ -131,17 +131,100 @@ pub async fn small_ops(
     for w in workers {
         all.extend(w.await.map_err(|e| e.to_string())??);
     }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    Ok(OpStats {
-        ops_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-    })
+    Ok(OpStats::of(all, started.elapsed()))
+}
+
+impl OpStats {
+    fn of(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        OpStats {
+            ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50_ms: pct(0.50),
+            p99_ms: pct(0.99),
+        }
+    }
+}
+
+/// 4 KiB GETs of the keys `small-{set}-{0..keys}` (written by [`small_ops`]), round robin by
+/// `clients` workers, until `stop` is set.
+pub async fn get_until(
+    s3: &S3,
+    set: usize,
+    keys: usize,
+    clients: usize,
+    stop: Arc<AtomicBool>,
+) -> Result<OpStats> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (s3, next, stop) = (s3.clone(), next.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!(
+                        "small-{set}-{}",
+                        next.fetch_add(1, Ordering::Relaxed) % keys
+                    );
+                    let t = Instant::now();
+                    let n = s3.get(BUCKET, &key).await?;
+                    if n != SMALL {
+                        return Err(format!("GET {key}: {n} bytes"));
+                    }
+                    latencies.push(t.elapsed());
+                }
+                Ok::<_, String>(latencies)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.map_err(|e| e.to_string())??);
+    }
+    Ok(OpStats::of(all, started.elapsed()))
+}
+
+/// Writes `count` objects `{prefix}-{i}` of `size` bytes, `streams` at a time.
+pub async fn put_many(
+    s3: &S3,
+    pattern: &Pattern,
+    prefix: &str,
+    count: u64,
+    size: u64,
+    streams: usize,
+) -> Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..streams)
+        .map(|_| {
+            let (s3, pattern, next) = (s3.clone(), pattern.clone(), next.clone());
+            let prefix = prefix.to_string();
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as u64;
+                    if i >= count {
+                        return Ok::<_, String>(());
+                    }
+                    s3.put(
+                        BUCKET,
+                        &format!("{prefix}-{i}"),
+                        &pattern,
+                        20_000_000 + i,
+                        size,
+                    )
+                    .await?;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
 }
 
 /// Fills the listing bucket with `keys` small objects (8 writers).
