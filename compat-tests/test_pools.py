@@ -1,7 +1,8 @@
 """Elastic capacity with the real binary: a pool of 4 directories added to a running 4-disk
 deployment (EC 2+2), a throttled rebalance under 2 writers and 2 readers that is SIGKILLed
-halfway and resumes after the restart, then a decommission of the added pool whose
-directories are deleted afterwards.
+halfway and resumes after the restart, then a decommission of the first pool, whose
+directories are deleted afterwards: the added pool becomes the home pool (the command line's
+disks, holding the metadata replicas).
 
 Every acknowledged object reads back bit-exact at the end of each step, the pools hold
 within 10% of each other after the rebalance (by the metadata and by the shard files on
@@ -194,9 +195,9 @@ def test_pool_add_rebalance_through_sigkill_then_decommission(make_server, tmp_p
         s3.copy_object(Bucket=bucket, Key=f"copies/{i}", CopySource={"Bucket": bucket, "Key": f"large/{i}"})
         expected[(f"copies/{i}", None)] = expected[(f"large/{i}", None)]
 
-    # Pool 0 cannot be decommissioned, and with one pool there is nothing to rebalance.
+    # With one pool, nothing can be decommissioned or rebalanced.
     rc, _, err = admin(server, "decommission", "0")
-    assert rc != 0 and "pool 0" in err, err
+    assert rc != 0 and "only pool" in err, err
     rc, _, err = admin(server, "rebalance", "start")
     assert rc != 0 and "only one pool" in err, err
 
@@ -247,25 +248,43 @@ def test_pool_add_rebalance_through_sigkill_then_decommission(make_server, tmp_p
     rc, report, err = admin(server, "check", "--no-repair", timeout=300)
     assert rc == 0 and report["clean"], report
 
-    # Decommission the added pool: everything returns to pool 0, the pool is retired.
-    rc, _, err = admin(server, "decommission", "1")
+    # Decommission the first pool: every chunk moves to pool 1, the metadata replicas follow,
+    # and pool 1 becomes the home pool (the command line's disks).
+    deployment = admin(server, "info")[1]["deployment_id"]
+    rc, _, err = admin(server, "decommission", "0")
     assert rc == 0, err
     done = poll(lambda: job(server)["state"] != "running", timeout=240, interval=0.5)
     assert done and job(server)["state"] == "finished", job(server)
     rc, pools, err = admin(server, "pool", "list")
-    assert [(p["id"], p["state"]) for p in pools] == [(0, "active"), (1, "retired")], pools
-    assert shard_bytes(new_dirs) == 0
-    # Its disks can go: deleted, and after a restart nothing looks for them.
-    shutil.rmtree(new_base)
+    assert sorted((p["id"], p["state"]) for p in pools) == [(0, "retired"), (1, "active")], pools
+    assert shard_bytes(server.dirs) == 0
+    read_all(s3, bucket, expected)
     server.stop()
+    # The old command line is refused, and the answer names the disks to give instead.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    env.update(TESSERA_ROOT_USER=ROOT_USER, TESSERA_ROOT_PASSWORD=ROOT_PASSWORD)
+    old = subprocess.run(server.command(), capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert old.returncode != 0, old.stdout[-2000:]
+    assert "pool 1 is the home pool" in old.stderr and str(new_base) in old.stderr, old.stderr[-2000:]
+    # The first pool's directories go; pool 1's are the command line now.
+    for d in server.dirs:
+        shutil.rmtree(d)
+    server.dirs = new_dirs
     server.start()
     s3 = server.client()
     read_all(s3, bucket, expected)
     rc, report, err = admin(server, "check", "--no-repair", timeout=300)
     assert rc == 0 and report["clean"], report
+    rc, info, err = admin(server, "info")
+    assert info["deployment_id"] == deployment, info
+    assert all(str(new_base) in r for r in info["metadata_replicas"]), info["metadata_replicas"]
     rc, pools, err = admin(server, "pool", "list")
-    assert [(p["id"], p["state"]) for p in pools] == [(0, "active"), (1, "retired")], pools
-    assert [d["state"] for d in pools[0]["disk_list"]] == ["online"] * 4
+    assert sorted((p["id"], p["state"]) for p in pools) == [(0, "retired"), (1, "active")], pools
+    home = next(p for p in pools if p["id"] == 1)
+    assert [d["state"] for d in home["disk_list"]] == ["online"] * 4, home
+    # Writes go on, and the users' sealed secrets still open (the deployment id is kept).
+    s3.put_object(Bucket=bucket, Key="after-home-moved", Body=b"x" * 5000)
+    assert s3.get_object(Bucket=bucket, Key="after-home-moved")["Body"].read() == b"x" * 5000
 
 
 @pytest.mark.timeout(300)
@@ -298,6 +317,20 @@ def test_rebalance_on_etcd_is_finished_by_the_gateway_that_takes_over(make_serve
         rc, pools, err = admin(b, "pool", "list")
         assert_balanced(pools)
         rc, report, err = admin(b, "check", "--no-repair", timeout=300)
+        assert rc == 0 and report["clean"], report
+        # On etcd too, the first pool can go: pool 1 becomes the home pool, and the next
+        # gateway starts with its disks on the command line.
+        rc, _, err = admin(b, "decommission", "0")
+        assert rc == 0, err
+        assert poll(lambda: job(b)["state"] != "running", timeout=120, interval=0.5), job(b)
+        assert job(b)["state"] == "finished", job(b)
+        b.stop()
+        for d in dirs:
+            shutil.rmtree(d)
+        c = gateway(make_server, [new_base / f"d{i}" for i in range(1, 5)], etcd)
+        assert poll(lambda: ready(c), 30, 0.2), c.log_tail()
+        read_all(c.client(), "etcd-pools", expected)
+        rc, report, err = admin(c, "check", "--no-repair", timeout=300)
         assert rc == 0 and report["clean"], report
     finally:
         etcd.stop()
@@ -339,6 +372,10 @@ def test_a_pool_of_storage_nodes_is_added_rebalanced_and_decommissioned(make_ser
         rc, report, err = admin(server, "check", "--no-repair", timeout=300)
         assert rc == 0 and report["clean"], report
 
+        # The metadata's replicas are on pool 0's local disks and the node pool has none to
+        # take them: pool 0 stays.
+        rc, _, err = admin(server, "decommission", "0")
+        assert rc != 0 and "local directories" in err, err
         rc, _, err = admin(server, "decommission", "1")
         assert rc == 0, err
         assert poll(lambda: job(server)["state"] != "running", timeout=120, interval=0.3), job(server)

@@ -95,14 +95,33 @@ impl Pool {
 #[derive(Debug)]
 pub struct Pools {
     pools: RwLock<Vec<Arc<Pool>>>,
+    /// The home pool: the one whose disks are given on the command line (and hold the embedded
+    /// metadata's replicas). Pool 0 until it is decommissioned.
+    home: std::sync::atomic::AtomicU32,
 }
 
 impl Pools {
     /// A deployment of one pool (id 0).
     pub fn new(first: Arc<ChunkStore>) -> Self {
+        Self::with_home(0, first)
+    }
+
+    /// The pools of a deployment whose home pool (see [`Pools::home`]) is `home`.
+    pub fn with_home(home: u32, store: Arc<ChunkStore>) -> Self {
         Pools {
-            pools: RwLock::new(vec![Arc::new(Pool::new(0, first, PoolState::Active))]),
+            pools: RwLock::new(vec![Arc::new(Pool::new(home, store, PoolState::Active))]),
+            home: home.into(),
         }
+    }
+
+    /// The home pool's id.
+    pub fn home(&self) -> u32 {
+        self.home.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes `id` the home pool (its old home was decommissioned).
+    pub fn set_home(&self, id: u32) {
+        self.home.store(id, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Pool>>> {

@@ -49,6 +49,7 @@ pub struct Metrics {
     in_flight: IntGauge,
     token_digest: Option<[u8; 32]>,
     usage: tokio::sync::Mutex<Option<UsageScan>>,
+    deployment_id: String,
 }
 
 struct UsageScan {
@@ -64,7 +65,7 @@ fn must<T>(r: prometheus::Result<T>) -> T {
 }
 
 impl Metrics {
-    pub fn new(token: Option<&str>) -> Arc<Self> {
+    pub fn new(token: Option<&str>, deployment_id: String) -> Arc<Self> {
         let registry = Registry::new();
         let requests = must(IntCounterVec::new(
             Opts::new(
@@ -118,6 +119,7 @@ impl Metrics {
             in_flight,
             token_digest: token.map(|t| Sha256::digest(t.as_bytes()).into()),
             usage: tokio::sync::Mutex::new(None),
+            deployment_id,
         })
     }
 
@@ -217,7 +219,15 @@ impl Metrics {
         etcd_reachable: Option<bool>,
     ) -> Result<String, String> {
         let (usage, queue) = self.usage(service).await?;
-        let state = StateMetrics::collect(service, disks, &usage, queue, etcd_reachable).await?;
+        let state = StateMetrics::collect(
+            service,
+            disks,
+            &self.deployment_id,
+            &usage,
+            queue,
+            etcd_reachable,
+        )
+        .await?;
         let mut families = self.registry.gather();
         families.extend(state.gather());
         let mut out = Vec::new();
@@ -270,6 +280,7 @@ impl StateMetrics {
     async fn collect(
         service: &ObjectService,
         disks: &Disks,
+        deployment_id: &str,
         usage: &metastore::Usage,
         heal_queue: u64,
         etcd_reachable: Option<bool>,
@@ -278,7 +289,7 @@ impl StateMetrics {
         let layout = disks.deployment.layout;
         let labels = &["version", "deployment"];
         let info = m.gauge_vec("tessera_info", "Server version and deployment id.", labels)?;
-        info.with_label_values(&[env!("CARGO_PKG_VERSION"), &disks.deployment.deployment_id])
+        info.with_label_values(&[env!("CARGO_PKG_VERSION"), deployment_id])
             .set(1);
         m.gauge(
             "tessera_erasure_data_shards",
@@ -575,7 +586,7 @@ mod tests {
 
     #[test]
     fn bearer_token_is_checked() {
-        let open = Metrics::new(None);
+        let open = Metrics::new(None, "dep".into());
         let req = |auth: Option<&str>| {
             let mut b = Request::builder().uri("/metrics");
             if let Some(a) = auth {
@@ -584,7 +595,7 @@ mod tests {
             b.body(()).unwrap()
         };
         assert!(open.authorized(&req(None)));
-        let locked = Metrics::new(Some("s3cret"));
+        let locked = Metrics::new(Some("s3cret"), "dep".into());
         assert!(!locked.authorized(&req(None)));
         assert!(!locked.authorized(&req(Some("Bearer wrong"))));
         assert!(!locked.authorized(&req(Some("Basic s3cret"))));
@@ -593,7 +604,7 @@ mod tests {
 
     #[test]
     fn request_metrics_are_exposed() {
-        let m = Metrics::new(None);
+        let m = Metrics::new(None, "dep".into());
         m.record("PutObject", StatusCode::OK, 10, Duration::from_millis(3));
         m.record("PutObject", StatusCode::OK, 5, Duration::from_millis(3));
         m.sent_counter("GetObject").inc_by(7);

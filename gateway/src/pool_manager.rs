@@ -8,8 +8,6 @@ pub trait PoolManager: Send + Sync {
     /// Formats the new, empty disks (local directories or storage node URLs), records the
     /// pool and puts it in service at once. Returns its id.
     async fn add_pool(&self, disks: Vec<String>, parity: Option<usize>) -> Result<u32, String>;
-    /// The disks of an open pool, as `admin info` shows them.
+    /// The disks of an open pool (the home pool's included), as `admin info` shows them.
     async fn pool_disks(&self, id: u32) -> Option<Vec<DiskInfo>>;
-    /// Refuses a decommission this deployment cannot carry out, saying why.
-    fn can_decommission(&self, id: u32) -> Result<(), String>;
 }

@@ -36,6 +36,8 @@ pub struct FrontendParts {
     pub domains: Vec<String>,
     /// Bearer token `/metrics` requires, if any.
     pub metrics_token: Option<String>,
+    /// The deployment's id (pool 0's format id, kept when pool 0 is decommissioned).
+    pub deployment_id: String,
     /// Where the metadata replicas are, for `admin info`.
     pub meta_replicas: Vec<String>,
     /// The cluster on etcd this gateway is the active one of, if any: its gateways (`admin
@@ -72,6 +74,7 @@ impl Frontend {
             disks: parts.disks.clone(),
             root_access_key: parts.root_access_key,
             meta_replicas: parts.meta_replicas,
+            deployment_id: parts.deployment_id.clone(),
             started: std::time::Instant::now(),
             cluster: parts.cluster.clone(),
             pool_manager: parts.pool_manager,
@@ -85,7 +88,7 @@ impl Frontend {
             s3: builder.build(),
             disks: parts.disks,
             service: parts.service,
-            metrics: Metrics::new(parts.metrics_token.as_deref()),
+            metrics: Metrics::new(parts.metrics_token.as_deref(), parts.deployment_id),
             cluster: parts.cluster,
         }))
     }

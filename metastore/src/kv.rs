@@ -109,6 +109,32 @@ pub trait KvStore: Send + Sync + 'static {
     }
 }
 
+/// A store shared with its opener (the server keeps a handle on its metadata mirror to move
+/// replicas while running).
+impl<T: KvStore + ?Sized> KvStore for std::sync::Arc<T> {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).get(tree, key)
+    }
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        (**self).scan(tree, start, end, limit)
+    }
+    fn write(&self, batch: Batch) -> Result<()> {
+        (**self).write(batch)
+    }
+    fn write_unsynced(&self, batch: Batch) -> Result<()> {
+        (**self).write_unsynced(batch)
+    }
+    fn sync(&self) -> Result<()> {
+        (**self).sync()
+    }
+}
+
 /// A store that can be read page by page: the local ones and the transactional boundary.
 pub(crate) trait ScanPages {
     fn page(&self, tree: Tree, start: &[u8], limit: usize) -> Result<Vec<Entry>>;

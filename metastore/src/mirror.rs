@@ -4,8 +4,11 @@
 //! number, so that replicas can be compared. A replica whose write or read fails is taken out
 //! of service (and logged) while at least one other replica remains; the write still counts
 //! because the surviving replicas hold it. At open, replicas that are behind the most recent
-//! one (a disk that missed writes, or a new empty replica) are rebuilt from it.
+//! one (a disk that missed writes, or a new empty replica) are rebuilt from it. A replica can
+//! also join or leave while running (the deployment's home pool being decommissioned moves
+//! them to other disks).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::{error, info, warn};
@@ -22,13 +25,13 @@ struct Replica {
 }
 
 pub struct MirroredKv {
-    replicas: Vec<Replica>,
+    replicas: std::sync::RwLock<Vec<Arc<Replica>>>,
     seq: std::sync::Mutex<u64>,
 }
 
 impl std::fmt::Debug for MirroredKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<_> = self.replicas.iter().map(|r| &r.name).collect();
+        let names: Vec<_> = self.current().iter().map(|r| r.name.clone()).collect();
         f.debug_struct("MirroredKv")
             .field("replicas", &names)
             .finish()
@@ -92,20 +95,88 @@ impl MirroredKv {
             }
         }
         Ok(MirroredKv {
-            replicas: replicas
-                .into_iter()
-                .map(|(name, kv)| Replica {
-                    name,
-                    kv,
-                    healthy: AtomicBool::new(true),
-                })
-                .collect(),
+            replicas: std::sync::RwLock::new(
+                replicas
+                    .into_iter()
+                    .map(|(name, kv)| {
+                        Arc::new(Replica {
+                            name,
+                            kv,
+                            healthy: AtomicBool::new(true),
+                        })
+                    })
+                    .collect(),
+            ),
             seq: std::sync::Mutex::new(best_seq),
         })
     }
 
-    pub fn healthy_replicas(&self) -> usize {
+    /// The replicas now in the mirror (a few: cloning the list is cheap).
+    fn current(&self) -> Vec<Arc<Replica>> {
         self.replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Names of the replicas now in the mirror.
+    pub fn replica_names(&self) -> Vec<String> {
+        self.current().iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// Adds a replica while running: made an exact copy of a healthy one while writes wait
+    /// (the sequence lock is held), so it misses nothing. Blocking, for as long as the copy.
+    pub fn add_replica(&self, name: String, kv: Box<dyn KvStore>) -> Result<()> {
+        let seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        if self.current().iter().any(|r| r.name == name) {
+            return Ok(());
+        }
+        let source = self
+            .current()
+            .into_iter()
+            .find(|r| r.healthy.load(Ordering::Relaxed))
+            .ok_or_else(|| Error::Backend("no healthy metadata replica to copy".into()))?;
+        copy_replica(source.kv.as_ref(), kv.as_ref())?;
+        kv.sync()?;
+        if read_seq(kv.as_ref())? != *seq {
+            return Err(Error::Backend(format!(
+                "metadata replica {name} did not take the copy's sequence"
+            )));
+        }
+        info!(replica = %name, source = %source.name, seq = *seq, "metadata replica added");
+        self.replicas
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::new(Replica {
+                name,
+                kv,
+                healthy: AtomicBool::new(true),
+            }));
+        Ok(())
+    }
+
+    /// Takes replicas out of the mirror (they are closed once no operation uses them); at
+    /// least one must stay.
+    pub fn remove_replicas(&self, names: &[String]) -> Result<()> {
+        let _writes_wait = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        let mut replicas = self.replicas.write().unwrap_or_else(|p| p.into_inner());
+        if replicas.iter().all(|r| names.contains(&r.name)) {
+            return Err(Error::Backend(
+                "cannot remove every metadata replica".into(),
+            ));
+        }
+        replicas.retain(|r| {
+            let gone = names.contains(&r.name);
+            if gone {
+                info!(replica = %r.name, "metadata replica removed");
+            }
+            !gone
+        });
+        Ok(())
+    }
+
+    pub fn healthy_replicas(&self) -> usize {
+        self.current()
             .iter()
             .filter(|r| r.healthy.load(Ordering::Relaxed))
             .count()
@@ -145,7 +216,7 @@ impl MirroredKv {
     fn read<T>(&self, f: impl Fn(&dyn KvStore) -> Result<T>) -> Result<T> {
         let mut last = None;
         for r in self
-            .replicas
+            .current()
             .iter()
             .filter(|r| r.healthy.load(Ordering::Relaxed))
         {
@@ -186,10 +257,11 @@ impl KvStore for MirroredKv {
 
     /// Flushes every healthy replica, all at once (one flush's latency, not one per replica).
     fn sync(&self) -> Result<()> {
-        let healthy: Vec<&Replica> = self
-            .replicas
+        let current = self.current();
+        let healthy: Vec<&Replica> = current
             .iter()
             .filter(|r| r.healthy.load(Ordering::Relaxed))
+            .map(|r| r.as_ref())
             .collect();
         // The first replica is flushed on this thread, the others on helper threads alongside.
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
@@ -217,11 +289,12 @@ impl MirroredKv {
         let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
         let next = *seq + 1;
         batch.put(Tree::Meta, SEQ_KEY, next.to_be_bytes());
-        let writes = self
-            .replicas
+        let current = self.current();
+        let writes = current
             .iter()
             .filter(|r| r.healthy.load(Ordering::Relaxed))
             .map(|r| {
+                let r = r.as_ref();
                 let written = if sync {
                     r.kv.write(batch.clone())
                 } else {
@@ -230,10 +303,10 @@ impl MirroredKv {
                 (r, written)
             });
         let ok = self.tally(writes)?;
-        if ok < self.replicas.len() {
+        if ok < current.len() {
             warn!(
                 healthy = ok,
-                total = self.replicas.len(),
+                total = current.len(),
                 "metadata written to fewer replicas than configured"
             );
         }
@@ -287,5 +360,36 @@ mod tests {
         m.write(batch).unwrap();
         assert_eq!(read_seq(a.as_ref()).unwrap(), 2);
         assert_eq!(read_seq(b.as_ref()).unwrap(), 2);
+    }
+
+    #[test]
+    fn replicas_join_and_leave_while_running() {
+        let a = Arc::new(MemoryKv::new());
+        let b = Arc::new(MemoryKv::new());
+        let m = MirroredKv::new(vec![("a".into(), Box::new(Shared(a.clone())))]).unwrap();
+        let put = |k: &[u8]| {
+            let mut batch = Batch::default();
+            batch.put(Tree::Buckets, k.to_vec(), b"v".to_vec());
+            m.write(batch).unwrap();
+        };
+        put(b"before");
+        m.add_replica("b".into(), Box::new(Shared(b.clone())))
+            .unwrap();
+        assert_eq!(
+            b.get(Tree::Buckets, b"before").unwrap(),
+            Some(b"v".to_vec())
+        );
+        put(b"after");
+        assert_eq!(read_seq(b.as_ref()).unwrap(), 2);
+        assert!(m.remove_replicas(&["a".into(), "b".into()]).is_err());
+        m.remove_replicas(&["a".into()]).unwrap();
+        assert_eq!(m.replica_names(), vec!["b".to_string()]);
+        put(b"only-b");
+        assert_eq!(a.get(Tree::Buckets, b"only-b").unwrap(), None);
+        assert_eq!(
+            m.get(Tree::Buckets, b"only-b").unwrap(),
+            Some(b"v".to_vec())
+        );
+        assert_eq!(read_seq(b.as_ref()).unwrap(), 3);
     }
 }

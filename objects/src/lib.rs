@@ -38,7 +38,9 @@ pub use check::CheckReport;
 pub use chunk_locks::ChunkLocks;
 pub use heal::{PassProgress, ScanSchedule};
 pub use multipart::{CompletedPart, PartsCheck};
-pub use pool_records::{POOLS_SETTING, PoolRecord, RecordedState};
+pub use pool_records::{
+    HomeHandover, POOLS_SETTING, PoolRecord, RecordedPools, RecordedState, load_pools,
+};
 pub use read::ObjectStream;
 pub use rebalance::{BALANCE_TOLERANCE, JobState, MoveJob, MoveKind};
 
@@ -106,6 +108,8 @@ pub struct ObjectService {
     chunk_slots: Arc<tokio::sync::Semaphore>,
     /// The chunk move job (rebalance, decommission) run by this process.
     mover: rebalance::Mover,
+    /// The server's part of decommissioning the home pool (none: it cannot be).
+    home_handover: pool_records::HandoverSlot,
 }
 
 /// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
@@ -126,7 +130,13 @@ impl ObjectService {
             inline_max,
             chunk_slots: Arc::new(tokio::sync::Semaphore::new(CHUNK_SLOTS)),
             mover: rebalance::Mover::default(),
+            home_handover: pool_records::HandoverSlot::default(),
         }
+    }
+
+    /// Lets the home pool be decommissioned, through `handover` (set once, at start).
+    pub fn set_home_handover(&self, handover: Arc<dyn pool_records::HomeHandover>) {
+        let _ = self.home_handover.0.set(handover);
     }
 
     /// The deployment's pools of disks.

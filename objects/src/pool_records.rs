@@ -4,8 +4,14 @@
 //!
 //! Pool 0 is the disks given on the command line; it appears here only once its state changes
 //! (draining, retired). Every other pool is recorded with the disks it was added with.
+//!
+//! The home pool is the one whose disks are given on the command line: pool 0 until it is
+//! decommissioned, then the pool its role was handed over to (recorded as `home`, with the
+//! deployment's id, which was pool 0's format id).
 
 use serde::{Deserialize, Serialize};
+
+use metastore::MetaStore;
 
 use super::{ObjectService, now_ms};
 use crate::error::{Error, Result};
@@ -39,39 +45,95 @@ pub struct PoolRecord {
     pub added_ms: i64,
 }
 
+/// Everything recorded about the pools.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct PoolsRecord {
+pub struct RecordedPools {
     v: u32,
-    pools: Vec<PoolRecord>,
+    pub pools: Vec<PoolRecord>,
+    /// The home pool, once pool 0 handed its role over (absent: pool 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<u32>,
+    /// The deployment's id, recorded when pool 0 (whose format id it was) is retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+}
+
+/// Where the server's [`HomeHandover`] is kept once set.
+#[derive(Default)]
+pub(crate) struct HandoverSlot(pub(crate) std::sync::OnceLock<std::sync::Arc<dyn HomeHandover>>);
+
+impl std::fmt::Debug for HandoverSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HandoverSlot(set: {})", self.0.get().is_some())
+    }
+}
+
+/// Reads the recorded pools (at start, before the object service exists).
+pub async fn load_pools(meta: &MetaStore) -> Result<RecordedPools> {
+    let Some(bytes) = meta.setting(POOLS_SETTING).await? else {
+        return Ok(RecordedPools::default());
+    };
+    let mut record: RecordedPools = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Internal(format!("the recorded pools are unreadable: {e}")))?;
+    if record.v > POOLS_RECORD_VERSION {
+        return Err(Error::Internal(format!(
+            "the recorded pools have version {}, this tessera reads up to {POOLS_RECORD_VERSION}: upgrade it",
+            record.v
+        )));
+    }
+    record.pools.sort_by_key(|p| p.id);
+    Ok(record)
+}
+
+/// What the server does when its home pool is decommissioned: the object service moves the
+/// chunks, the server moves what else the home's disks anchor.
+#[async_trait::async_trait]
+pub trait HomeHandover: Send + Sync {
+    /// The deployment's id.
+    fn deployment_id(&self) -> String;
+    /// The pool that becomes home when `from` is retired, or why none can.
+    fn next_home(&self, from: u32) -> std::result::Result<u32, String>;
+    /// Moves what the home anchors (the embedded metadata's replicas) to pool `to`. The old
+    /// home's disks are still there.
+    async fn hand_over(&self, from: u32, to: u32) -> std::result::Result<(), String>;
+    /// After `from` is recorded retired: lets go of its disks.
+    async fn release(&self, from: u32);
 }
 
 impl ObjectService {
     /// Every recorded pool, by id.
     pub async fn pool_records(&self) -> Result<Vec<PoolRecord>> {
-        let Some(bytes) = self.meta.setting(POOLS_SETTING).await? else {
-            return Ok(Vec::new());
-        };
-        let record: PoolsRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Internal(format!("the recorded pools are unreadable: {e}")))?;
-        if record.v > POOLS_RECORD_VERSION {
-            return Err(Error::Internal(format!(
-                "the recorded pools have version {}, this tessera reads up to {POOLS_RECORD_VERSION}: upgrade it",
-                record.v
-            )));
-        }
-        let mut pools = record.pools;
-        pools.sort_by_key(|p| p.id);
-        Ok(pools)
+        Ok(load_pools(&self.meta).await?.pools)
     }
 
     async fn write_pool_records(&self, pools: Vec<PoolRecord>) -> Result<()> {
-        let record = PoolsRecord {
-            v: POOLS_RECORD_VERSION,
+        let record = RecordedPools {
             pools,
+            ..load_pools(&self.meta).await?
         };
+        self.write_recorded_pools(record).await
+    }
+
+    async fn write_recorded_pools(&self, mut record: RecordedPools) -> Result<()> {
+        record.v = POOLS_RECORD_VERSION;
         let bytes = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
         self.meta.put_setting(POOLS_SETTING, bytes, true).await?;
         Ok(())
+    }
+
+    /// Records the home pool `from` retired and `to` the home from now on, in one write (a
+    /// crash leaves either the old home or the new one recorded, never neither).
+    pub(crate) async fn record_new_home(
+        &self,
+        from: u32,
+        to: u32,
+        deployment_id: String,
+    ) -> Result<()> {
+        let mut record = load_pools(&self.meta).await?;
+        self.change_state(&mut record.pools, from, RecordedState::Retired)?;
+        record.home = Some(to);
+        record.deployment_id = Some(deployment_id);
+        self.write_recorded_pools(record).await
     }
 
     /// The id the next added pool gets: never one used before, retired pools included.
@@ -110,6 +172,16 @@ impl ObjectService {
     /// Changes a pool's recorded state (pool 0 gets an entry the first time).
     pub(crate) async fn set_recorded_state(&self, id: u32, state: RecordedState) -> Result<()> {
         let mut pools = self.pool_records().await?;
+        self.change_state(&mut pools, id, state)?;
+        self.write_pool_records(pools).await
+    }
+
+    fn change_state(
+        &self,
+        pools: &mut Vec<PoolRecord>,
+        id: u32,
+        state: RecordedState,
+    ) -> Result<()> {
         match pools.iter_mut().find(|p| p.id == id) {
             Some(p) => p.state = state,
             // Pool 0 (and a pool opened without a record, in tests): recorded from now on.
@@ -122,6 +194,6 @@ impl ObjectService {
                 added_ms: 0,
             }),
         }
-        self.write_pool_records(pools).await
+        Ok(())
     }
 }

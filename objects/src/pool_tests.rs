@@ -231,6 +231,14 @@ async fn decommission_is_refused_without_another_pool_and_a_stop_returns_the_poo
 
     let (second, _) = pool(4);
     service.pools().add(1, second, PoolState::Active);
+    let refused = service
+        .start_move(MoveKind::Decommission { pool: 0 }, 0)
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidArgument(m)) if m.contains("home pool")),
+        "pool 0 is the home pool and nothing can take its role over: {refused:?}"
+    );
+    service.set_home_handover(Arc::new(FakeHandover::default()));
     // Throttled to 64 KiB/s, so it is still running when stopped.
     service
         .start_move(MoveKind::Decommission { pool: 0 }, 64 << 10)
@@ -245,6 +253,103 @@ async fn decommission_is_refused_without_another_pool_and_a_stop_returns_the_poo
     let stopped = service.stop_move().await.unwrap().unwrap();
     assert_eq!(stopped.state, JobState::Stopped);
     assert_eq!(service.pools().get(0).unwrap().state(), PoolState::Active);
+    for i in 0..10 {
+        assert_eq!(get(&service, &format!("o{i}")).await, body(i, 300_000));
+    }
+    assert!(service.check(false).await.unwrap().clean);
+}
+
+/// Records what the object service asks of the server when the home pool is decommissioned.
+#[derive(Default)]
+struct FakeHandover {
+    calls: std::sync::Mutex<Vec<String>>,
+    fail: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl super::HomeHandover for FakeHandover {
+    fn deployment_id(&self) -> String {
+        "dep-0".into()
+    }
+    fn next_home(&self, from: u32) -> Result<u32, String> {
+        Ok(if from == 0 { 1 } else { 0 })
+    }
+    async fn hand_over(&self, from: u32, to: u32) -> Result<(), String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("hand_over {from}->{to}"));
+        if self.fail.load(Ordering::Relaxed) {
+            return Err("replica disk unwritable".into());
+        }
+        Ok(())
+    }
+    async fn release(&self, from: u32) {
+        self.calls.lock().unwrap().push(format!("release {from}"));
+    }
+}
+
+#[tokio::test]
+async fn the_home_pool_is_decommissioned_by_handing_its_role_over() {
+    let (first, mem0) = pool(4);
+    let meta = MetaStore::memory();
+    meta.create_bucket("bkt", BucketRecord::new(0))
+        .await
+        .unwrap();
+    let service = Arc::new(ObjectService::new(
+        meta.clone(),
+        Arc::new(Pools::new(first)),
+        1 << 16,
+        1024,
+    ));
+    for i in 0..10 {
+        put(&service, &format!("o{i}"), body(i, 300_000)).await;
+    }
+    let (second, _) = pool(4);
+    service.pools().add(1, second, PoolState::Active);
+    let handover = Arc::new(FakeHandover::default());
+    service.set_home_handover(handover.clone());
+
+    // The server cannot hand over: the job fails, pool 0 stays (emptied, draining).
+    handover.fail.store(true, Ordering::Relaxed);
+    service
+        .start_move(MoveKind::Decommission { pool: 0 }, 0)
+        .await
+        .unwrap();
+    let failed = wait_for_job(&service).await;
+    assert!(
+        matches!(&failed.state, JobState::Failed(m) if m.contains("replica disk unwritable")),
+        "{failed:?}"
+    );
+    assert_eq!(service.pools().home(), 0);
+    assert!(service.pools().get(0).is_some());
+    assert_eq!(super::load_pools(&meta).await.unwrap().home, None);
+
+    // Then it can: pool 0 is retired and pool 1 is the home, in the same record.
+    handover.fail.store(false, Ordering::Relaxed);
+    service
+        .start_move(MoveKind::Decommission { pool: 0 }, 0)
+        .await
+        .unwrap();
+    let done = wait_for_job(&service).await;
+    assert_eq!(done.state, JobState::Finished, "{done:?}");
+    assert_eq!(
+        *handover.calls.lock().unwrap(),
+        ["hand_over 0->1", "hand_over 0->1", "release 0"]
+    );
+    let recorded = super::load_pools(&meta).await.unwrap();
+    assert_eq!(recorded.home, Some(1));
+    assert_eq!(recorded.deployment_id.as_deref(), Some("dep-0"));
+    assert!(
+        recorded
+            .pools
+            .iter()
+            .any(|r| r.id == 0 && r.state == super::RecordedState::Retired),
+        "{recorded:?}"
+    );
+    assert_eq!(service.pools().home(), 1);
+    assert!(service.pools().get(0).is_none());
+    assert_eq!(shards(&mem0).await, 0, "pool 0 holds nothing");
     for i in 0..10 {
         assert_eq!(get(&service, &format!("o{i}")).await, body(i, 300_000));
     }

@@ -184,6 +184,18 @@ impl ObjectService {
                 "pool {pool} is the only pool that takes data: add another before decommissioning it"
             )));
         }
+        if pool == self.pools.home() {
+            match self.home_handover.0.get() {
+                Some(h) => {
+                    h.next_home(pool).map_err(Error::InvalidArgument)?;
+                }
+                None => {
+                    return Err(Error::InvalidArgument(format!(
+                        "pool {pool} is the home pool (its disks are the command line's) and this server cannot hand that role over"
+                    )));
+                }
+            }
+        }
         let held = self.meta.pool_holdings().await?;
         let needed = held.get(&target.id).map_or(0, |h| h.bytes);
         let mut room = 0u64;
@@ -291,13 +303,23 @@ impl ObjectService {
                 job.finished_ms = Some(now_ms());
                 return self.save_job(&job).await;
             }
-            self.set_recorded_state(pool, RecordedState::Retired)
-                .await?;
-            self.pools.remove(pool);
-            tracing::info!(
-                pool,
-                "pool decommissioned: it holds nothing and is retired; its disks can be removed"
-            );
+            if pool == self.pools.home() {
+                if let Err(why) = self.hand_over_home(pool).await {
+                    job.state = JobState::Failed(format!(
+                        "pool {pool} is empty but its role as home pool could not be handed over: {why}"
+                    ));
+                    job.finished_ms = Some(now_ms());
+                    return self.save_job(&job).await;
+                }
+            } else {
+                self.set_recorded_state(pool, RecordedState::Retired)
+                    .await?;
+                self.pools.remove(pool);
+                tracing::info!(
+                    pool,
+                    "pool decommissioned: it holds nothing and is retired; its disks can be removed"
+                );
+            }
         }
         job.state = JobState::Finished;
         job.finished_ms = Some(now_ms());
@@ -305,6 +327,31 @@ impl ObjectService {
         job.eta_secs = Some(0);
         tracing::info!(job = ?job.kind, chunks = job.chunks_moved, bytes = job.bytes_moved, "chunk move job finished");
         self.save_job(&job).await
+    }
+
+    /// Retires the emptied home pool: the server moves what it anchors to the next home, then
+    /// one write records the old home retired and the new one home.
+    async fn hand_over_home(&self, from: u32) -> std::result::Result<(), String> {
+        let h = self
+            .home_handover
+            .0
+            .get()
+            .ok_or("this server cannot hand the home pool's role over")?
+            .clone();
+        let to = h.next_home(from)?;
+        h.hand_over(from, to).await?;
+        self.record_new_home(from, to, h.deployment_id())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.pools.set_home(to);
+        self.pools.remove(from);
+        h.release(from).await;
+        tracing::warn!(
+            pool = from,
+            home = to,
+            "home pool decommissioned: it holds nothing and is retired; pool {to} is the home pool now: restart the server with pool {to}'s disks on the command line (in the order they were added), then remove pool {from}'s disks"
+        );
+        Ok(())
     }
 
     /// How many bytes each pool should give away or take so that all are within the

@@ -269,7 +269,7 @@ async fn derived_url(bound: SocketAddr, etcd: &str) -> Option<String> {
 /// Records the disks' deployment in etcd the first time, and refuses disks of another
 /// deployment than the one etcd records afterwards.
 pub async fn claim_deployment(opened: &Opened) -> Result<(), String> {
-    let id = &opened.disks.deployment.deployment_id;
+    let id = &opened.deployment_id;
     let stored = opened
         .service
         .meta()
@@ -326,6 +326,15 @@ pub async fn node_list(meta: &MetaStore, cfg: &ServeConfig) -> Result<Vec<String
         warn!(given = ?cfg.nodes, recorded = ?recorded, "--node differs from the nodes recorded in etcd; using the ones given (the disks' formats decide the placement)");
     }
     Ok(cfg.nodes.clone())
+}
+
+/// Records `nodes` as the cluster's storage nodes (the home pool moved to them).
+pub async fn record_node_list(meta: &MetaStore, nodes: Vec<String>) -> Result<(), String> {
+    let list = serde_json::to_vec(&NodeList { v: 1, nodes }).map_err(|e| e.to_string())?;
+    meta.put_setting(NODES_SETTING, list, true)
+        .await
+        .map(drop)
+        .map_err(|e| format!("cannot record the storage nodes in etcd: {e}"))
 }
 
 /// The etcd setting holding the storage node list.

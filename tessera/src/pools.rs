@@ -1,6 +1,8 @@
 //! Pools added to a running deployment (`tessera admin pool add`): their disks are found and
 //! formatted the same way as the first pool's, recorded in the metadata, opened at every
-//! start, and watched by their own disk monitor.
+//! start, and watched by their own disk monitor. Also the server's part of decommissioning the
+//! home pool (the command line's disks): the embedded metadata's replicas move to the next
+//! home's disks, and on etcd the recorded node list follows.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,26 +12,42 @@ use std::time::Duration;
 use cluster::{DiskInfo, Disks};
 use erasure::{ChunkStore, PoolState};
 use gateway::pool_manager::PoolManager;
-use objects::{ObjectService, PoolRecord, RecordedState};
+use metastore::{MirroredKv, RocksKv};
+use objects::{HomeHandover, ObjectService, PoolRecord, RecordedState};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::server::{find_disks, format_disks};
+use crate::server::{META_DIR, find_disks, format_disks};
 
 /// How long `pool add` waits for new storage nodes to answer.
 const NODE_ADD_WAIT: Duration = Duration::from_secs(5);
 
 pub struct ServerPools {
     service: Arc<ObjectService>,
-    /// The disks of each pool this process opened, beyond pool 0.
+    /// The disks of each pool this process opened, the home pool's included.
     open: Mutex<BTreeMap<u32, (Arc<Disks>, CancellationToken)>>,
     secret: String,
     disk_check_interval: Duration,
     /// Cancelled at shutdown: stops every pool's disk monitor.
     stop: CancellationToken,
-    /// Why pool 0 cannot be decommissioned, if it cannot.
-    pool0_pinned: Option<String>,
     adding: tokio::sync::Mutex<()>,
+    deployment_id: String,
+    /// The embedded metadata's mirror when its replicas are on the home pool's disks.
+    mirror: Option<Arc<MirroredKv>>,
+    /// Whether the metadata is on etcd (which records the storage node list).
+    etcd: bool,
+}
+
+/// What [`ServerPools`] is made of, besides the object service.
+pub struct ServerPoolsConfig {
+    pub secret: String,
+    pub disk_check_interval: Duration,
+    pub stop: CancellationToken,
+    pub deployment_id: String,
+    pub mirror: Option<Arc<MirroredKv>>,
+    pub etcd: bool,
+    /// The home pool's id and disks (the command line's).
+    pub home: (u32, Arc<Disks>),
 }
 
 /// Splits SPECs into local directories and storage node URLs (after ellipsis expansion).
@@ -52,22 +70,22 @@ fn split_specs(specs: &[String]) -> Result<(Vec<PathBuf>, Vec<String>), String> 
 }
 
 impl ServerPools {
-    pub fn new(
-        service: Arc<ObjectService>,
-        secret: String,
-        disk_check_interval: Duration,
-        stop: CancellationToken,
-        pool0_pinned: Option<String>,
-    ) -> Arc<Self> {
-        Arc::new(ServerPools {
-            service,
-            open: Mutex::default(),
-            secret,
-            disk_check_interval,
-            stop,
-            pool0_pinned,
+    pub fn new(service: Arc<ObjectService>, cfg: ServerPoolsConfig) -> Arc<Self> {
+        let (home, home_disks) = cfg.home;
+        let open = BTreeMap::from([(home, (home_disks, cfg.stop.child_token()))]);
+        let pools = Arc::new(ServerPools {
+            service: service.clone(),
+            open: Mutex::new(open),
+            secret: cfg.secret,
+            disk_check_interval: cfg.disk_check_interval,
+            stop: cfg.stop,
             adding: tokio::sync::Mutex::new(()),
-        })
+            deployment_id: cfg.deployment_id,
+            mirror: cfg.mirror,
+            etcd: cfg.etcd,
+        });
+        service.set_home_handover(pools.clone());
+        pools
     }
 
     fn open_pools(
@@ -90,9 +108,12 @@ impl ServerPools {
                 RecordedState::Draining => PoolState::Draining,
                 RecordedState::Active => PoolState::Active,
             };
-            if r.id == 0 {
-                self.service.pools().set_state(0, state);
+            if r.id == self.service.pools().home() {
+                self.service.pools().set_state(r.id, state);
                 continue;
+            }
+            if r.id == 0 {
+                continue; // pool 0 before it was recorded retired: not a home pool any more
             }
             let disks = self.open_pool(&r, node_wait).await?;
             info!(pool = r.id, disks = r.disks.len(), state = ?r.state, "pool opened");
@@ -219,14 +240,105 @@ impl PoolManager for ServerPools {
         let disks = self.open_pools().get(&id).map(|(d, _)| d.clone())?;
         Some(disks.info().await)
     }
+}
 
-    fn can_decommission(&self, id: u32) -> Result<(), String> {
-        if id == 0
-            && let Some(why) = &self.pool0_pinned
-        {
-            warn!("decommission of pool 0 refused: {why}");
-            return Err(why.clone());
+#[async_trait::async_trait]
+impl HomeHandover for ServerPools {
+    fn deployment_id(&self) -> String {
+        self.deployment_id.clone()
+    }
+
+    fn next_home(&self, from: u32) -> Result<u32, String> {
+        let open = self.open_pools();
+        let candidates = self
+            .service
+            .pools()
+            .list()
+            .into_iter()
+            .filter(|p| p.id != from && p.state() == PoolState::Active);
+        for p in candidates {
+            let Some((disks, _)) = open.get(&p.id) else {
+                continue;
+            };
+            if self.mirror.is_none() || !disks.local.is_empty() {
+                return Ok(p.id);
+            }
+        }
+        Err(if self.mirror.is_some() {
+            format!(
+                "the metadata's replicas are on pool {from}'s disks and no other active pool has local directories to take them: add a pool of local directories first (or run with --meta-dir or etcd)"
+            )
+        } else {
+            format!("no other active pool can become the home pool in place of pool {from}")
+        })
+    }
+
+    async fn hand_over(&self, from: u32, to: u32) -> Result<(), String> {
+        let disks = self
+            .open_pools()
+            .get(&to)
+            .map(|(d, _)| d.clone())
+            .ok_or_else(|| format!("pool {to} is not open on this gateway"))?;
+        if let Some(mirror) = &self.mirror {
+            // As at start: a replica on each of the first parity + 1 local disks.
+            let count = (disks.deployment.layout.parity + 1).min(disks.local.len());
+            let paths: Vec<PathBuf> = disks.local[..count]
+                .iter()
+                .map(|d| d.join(META_DIR))
+                .collect();
+            let mirror = mirror.clone();
+            tokio::task::spawn_blocking(move || {
+                for path in paths {
+                    let kv = RocksKv::open(&path)
+                        .map_err(|e| format!("metadata replica {}: {e}", path.display()))?;
+                    mirror
+                        .add_replica(path.display().to_string(), Box::new(kv))
+                        .map_err(|e| format!("metadata replica {}: {e}", path.display()))?;
+                }
+                Ok::<_, String>(())
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            info!(
+                from,
+                to, "metadata replicas copied to the next home pool's disks"
+            );
+        }
+        if self.etcd {
+            let specs = self
+                .service
+                .pool_records()
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|r| r.id == to)
+                .map(|r| r.disks)
+                .unwrap_or_default();
+            let (_, urls) = split_specs(&specs)?;
+            crate::etcd::record_node_list(self.service.meta(), urls).await?;
         }
         Ok(())
+    }
+
+    async fn release(&self, from: u32) {
+        let Some((disks, token)) = self.open_pools().remove(&from) else {
+            return;
+        };
+        token.cancel();
+        if let Some(mirror) = &self.mirror {
+            let on_old_home: Vec<String> = mirror
+                .replica_names()
+                .into_iter()
+                .filter(|name| {
+                    disks
+                        .local
+                        .iter()
+                        .any(|d| std::path::Path::new(name).starts_with(d))
+                })
+                .collect();
+            if let Err(e) = mirror.remove_replicas(&on_old_home) {
+                warn!(error = %e, "the old home pool's metadata replicas stay in use");
+            }
+        }
     }
 }

@@ -23,9 +23,24 @@ pub const META_DIR: &str = ".tessera/meta";
 
 /// Everything a running server is made of, opened and checked.
 pub struct Opened {
+    /// The command line's disks: the home pool's.
     pub disks: Arc<Disks>,
     pub service: Arc<ObjectService>,
     pub meta_replicas: Vec<PathBuf>,
+    /// The deployment's id: pool 0's format id, kept when pool 0 is decommissioned.
+    pub deployment_id: String,
+    /// The embedded metadata's mirror when its replicas are on the home pool's disks (not on
+    /// etcd, not in `--meta-dir`): they move when the home pool is decommissioned.
+    pub mirror: Option<Arc<MirroredKv>>,
+}
+
+/// The metadata as opened, before the object service: where it is and what checks are due.
+struct OpenedMeta {
+    meta: MetaStore,
+    replicas: Vec<PathBuf>,
+    mirror: Option<Arc<MirroredKv>>,
+    /// The deployment id `--meta-dir` is marked with, checked once the home pool is known.
+    meta_dir_marker: Option<(PathBuf, String)>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -62,15 +77,35 @@ pub async fn open(
     } else {
         INLINE_MAX
     };
-    let opened = blocking(move || {
+    let (disks, opened_meta) = blocking(move || {
         let disks = Arc::new(Disks::open(deployment, local, &placement, node_set));
-        let (meta, meta_replicas) = match shared {
-            Some(meta) => (meta, Vec::new()),
+        let opened_meta = match shared {
+            Some(meta) => OpenedMeta {
+                meta,
+                replicas: Vec::new(),
+                mirror: None,
+                meta_dir_marker: None,
+            },
             None => open_local_metadata(&disks, meta_dir, gc_grace)?,
         };
-        open_services(disks, meta, meta_replicas, inline_max)
+        Ok((disks, opened_meta))
     })
     .await?;
+    let recorded = objects::load_pools(&opened_meta.meta)
+        .await
+        .map_err(|e| format!("cannot read the recorded pools: {e}"))?;
+    let (home, deployment_id) = home_pool(&recorded, &disks.deployment.deployment_id)?;
+    if let Some((dir, marked)) = &opened_meta.meta_dir_marker
+        && *marked != deployment_id
+    {
+        return Err(format!(
+            "metadata directory {} belongs to deployment {marked}, but the disks belong to {deployment_id}",
+            dir.display()
+        ));
+    }
+    let opened =
+        blocking(move || open_services(disks, opened_meta, inline_max, home, deployment_id))
+            .await?;
     if !cfg.etcd.is_empty() {
         crate::etcd::claim_deployment(&opened).await?;
     }
@@ -192,21 +227,18 @@ pub async fn format_disks(
 /// Ties a gateway's `--meta-dir` to its deployment (`DIR/deployment`, written when the
 /// deployment is formatted). The nodes' disks alone cannot tell an empty metadata directory
 /// from a lost one, and serving a formatted deployment with empty metadata would show no
-/// objects and let the orphan sweep delete every shard: that start is refused.
+/// objects and let the orphan sweep delete every shard: that start is refused. Returns the
+/// deployment id the directory is marked with: the caller compares it with the deployment's
+/// once the metadata says which pool the disks are (pool 0's format id is the deployment's
+/// only until pool 0 is decommissioned).
 fn claim_meta_dir(
     dir: &std::path::Path,
     deployment: &disk_format::Deployment,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let marker = dir.join("deployment");
     let err = |e: std::io::Error| format!("{}: {e}", marker.display());
     match std::fs::read_to_string(&marker) {
-        Ok(id) if id.trim() == deployment.deployment_id => Ok(()),
-        Ok(id) => Err(format!(
-            "metadata directory {} belongs to deployment {}, but the disks belong to {}",
-            dir.display(),
-            id.trim(),
-            deployment.deployment_id
-        )),
+        Ok(id) => Ok(id.trim().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if !deployment.freshly_formatted {
                 return Err(format!(
@@ -224,7 +256,8 @@ fn claim_meta_dir(
             std::fs::rename(&tmp, &marker).map_err(err)?;
             std::fs::File::open(dir)
                 .and_then(|d| d.sync_all())
-                .map_err(|e| format!("{}: {e}", dir.display()))
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            Ok(deployment.deployment_id.clone())
         }
         Err(e) => Err(err(e)),
     }
@@ -236,7 +269,7 @@ fn open_local_metadata(
     disks: &Disks,
     meta_dir: Option<PathBuf>,
     gc_grace: Duration,
-) -> Result<(MetaStore, Vec<PathBuf>), String> {
+) -> Result<OpenedMeta, String> {
     // The metadata must survive the loss of any `parity` disks, like the data: keep a replica on
     // the first parity + 1 local disks (those of them that can be opened now). A replica that
     // missed writes while its disk was away, or a new one on a replacement disk, is rebuilt
@@ -244,9 +277,10 @@ fn open_local_metadata(
     // its --meta-dir.
     let layout = disks.deployment.layout;
     let mut candidates: Vec<PathBuf> = Vec::new();
+    let mut meta_dir_marker = None;
     match meta_dir {
         Some(dir) => {
-            claim_meta_dir(&dir, &disks.deployment)?;
+            meta_dir_marker = Some((dir.clone(), claim_meta_dir(&dir, &disks.deployment)?));
             candidates.push(dir.join("meta"));
         }
         None => {
@@ -277,30 +311,76 @@ fn open_local_metadata(
                 .into(),
         );
     }
-    let kv = MirroredKv::new(replicas).map_err(|e| e.to_string())?;
-    Ok((MetaStore::new(kv, gc_grace), meta_replicas))
+    let mirror = Arc::new(MirroredKv::new(replicas).map_err(|e| e.to_string())?);
+    Ok(OpenedMeta {
+        meta: MetaStore::new(mirror.clone(), gc_grace),
+        replicas: meta_replicas,
+        mirror: meta_dir_marker.is_none().then_some(mirror),
+        meta_dir_marker,
+    })
 }
 
 /// The object service over `disks` and `meta`. Blocking.
 fn open_services(
     disks: Arc<Disks>,
-    meta: MetaStore,
-    meta_replicas: Vec<PathBuf>,
+    opened_meta: OpenedMeta,
     inline_max: usize,
+    home: u32,
+    deployment_id: String,
 ) -> Result<Opened, String> {
     let chunks =
         ChunkStore::new(disks.deployment.layout, disks.stores()).map_err(|e| e.to_string())?;
     let service = Arc::new(ObjectService::new(
-        meta,
-        Arc::new(Pools::new(Arc::new(chunks))),
+        opened_meta.meta,
+        Arc::new(Pools::with_home(home, Arc::new(chunks))),
         CHUNK_SIZE,
         inline_max,
     ));
     Ok(Opened {
         disks,
         service,
-        meta_replicas,
+        meta_replicas: opened_meta.replicas,
+        deployment_id,
+        mirror: opened_meta.mirror,
     })
+}
+
+/// Which pool the command line's disks (format id `format_id`) are, and the deployment's id:
+/// pool 0 and its format id, until pool 0 is decommissioned and another pool is the home.
+fn home_pool(recorded: &objects::RecordedPools, format_id: &str) -> Result<(u32, String), String> {
+    let record = |id: u32| recorded.pools.iter().find(|p| p.id == id);
+    match recorded.home.filter(|h| *h != 0) {
+        None => {
+            if let Some(p) = recorded
+                .pools
+                .iter()
+                .find(|p| p.id != 0 && p.format_id == format_id)
+            {
+                return Err(format!(
+                    "the disks given are pool {}'s: the command line takes pool 0's disks (the deployment's first), pool {} is opened from its record",
+                    p.id, p.id
+                ));
+            }
+            Ok((0, format_id.to_string()))
+        }
+        Some(home) => {
+            let Some(rec) = record(home) else {
+                return Err(format!(
+                    "the metadata names pool {home} the home pool but has no record of it"
+                ));
+            };
+            if rec.format_id != format_id {
+                return Err(format!(
+                    "pool 0 was decommissioned and pool {home} is the home pool now: give its disks on the command line, in this order: {}",
+                    rec.disks.join(" ")
+                ));
+            }
+            let id = recorded.deployment_id.clone().ok_or_else(|| {
+                format!("the metadata names pool {home} the home pool but records no deployment id")
+            })?;
+            Ok((home, id))
+        }
+    }
 }
 
 fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
@@ -350,7 +430,7 @@ fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
             disks.location(i)
         );
     }
-    println!("  deployment:  {}", d.deployment_id);
+    println!("  deployment:  {}", opened.deployment_id);
     if cfg.etcd.is_empty() {
         println!(
             "  metadata:    {} mirrored replica(s): {}",
@@ -449,15 +529,15 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let background_stop = CancellationToken::new();
     let pools = crate::pools::ServerPools::new(
         opened.service.clone(),
-        cfg.cluster_secret.clone().unwrap_or_default(),
-        cfg.disk_check_interval,
-        background_stop.clone(),
-        Some(
-            "pool 0 (the disks given on the command line) anchors the deployment: its format, \
-             and without etcd the metadata replicas; decommissioning it is not supported yet, \
-             decommission added pools instead"
-                .into(),
-        ),
+        crate::pools::ServerPoolsConfig {
+            secret: cfg.cluster_secret.clone().unwrap_or_default(),
+            disk_check_interval: cfg.disk_check_interval,
+            stop: background_stop.clone(),
+            deployment_id: opened.deployment_id.clone(),
+            mirror: opened.mirror.clone(),
+            etcd: !cfg.etcd.is_empty(),
+            home: (opened.service.pools().home(), opened.disks.clone()),
+        },
     );
     pools.open_recorded(node_wait).await?;
     // A rebalance or decommission a restart (or a takeover) interrupted goes on.
@@ -514,7 +594,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     let meta = opened.service.meta().clone();
     let sealer = iam::load_data_key(
         &meta,
-        &opened.disks.deployment.deployment_id,
+        &opened.deployment_id,
         &cfg.credentials.secret_key,
         cfg.previous_root_password.as_deref(),
     )
@@ -536,6 +616,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
         root_secret_key: cfg.credentials.secret_key.clone(),
         domains: cfg.domains.clone(),
         metrics_token: cfg.metrics_token.clone(),
+        deployment_id: opened.deployment_id.clone(),
         meta_replicas: opened
             .meta_replicas
             .iter()

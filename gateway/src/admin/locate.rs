@@ -86,9 +86,9 @@ impl AdminApi {
                 .store(pool_id)
                 .map_err(objects::Error::from)
                 .s3()?;
-            let disks = match (pool_id, &self.pool_manager) {
-                (0, _) | (_, None) => None,
-                (id, Some(m)) => m.pool_disks(id).await,
+            let disks = match &self.pool_manager {
+                Some(m) => m.pool_disks(pool_id).await,
+                None => None,
             };
             let shards = store
                 .locate_chunk(ChunkHash(c.hash), u64::from(c.len))

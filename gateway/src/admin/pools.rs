@@ -61,8 +61,8 @@ impl AdminApi {
             let space = pool.space();
             let h = held.get(&pool.id).copied().unwrap_or_default();
             let disk_list = match (&self.pool_manager, pool.id) {
-                (_, 0) => Some(self.disks.info().await),
                 (Some(m), id) => m.pool_disks(id).await,
+                (None, 0) => Some(self.disks.info().await),
                 (None, _) => None,
             };
             out.push(PoolInfo {
@@ -147,9 +147,6 @@ impl AdminApi {
                 let Some(pool) = number::<u32>(uri, "pool")? else {
                     return Err(bad("decommission needs the pool query parameter"));
                 };
-                if let Some(m) = &self.pool_manager {
-                    m.can_decommission(pool).map_err(bad)?;
-                }
                 json(
                     &self
                         .service

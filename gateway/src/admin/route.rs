@@ -22,6 +22,7 @@ pub struct AdminApi {
     pub disks: Arc<Disks>,
     pub root_access_key: String,
     pub meta_replicas: Vec<String>,
+    pub deployment_id: String,
     pub started: Instant,
     pub cluster: Option<Arc<dyn crate::cluster_view::ClusterView>>,
     pub pool_manager: Option<Arc<dyn crate::pool_manager::PoolManager>>,
@@ -108,7 +109,7 @@ impl AdminApi {
         json(&Info {
             version: env!("CARGO_PKG_VERSION"),
             uptime_secs: self.started.elapsed().as_secs(),
-            deployment_id: self.disks.deployment.deployment_id.clone(),
+            deployment_id: self.deployment_id.clone(),
             layout: Layout {
                 disks: layout.disks,
                 sets: layout.sets(),
