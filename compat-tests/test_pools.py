@@ -388,3 +388,47 @@ def test_a_pool_of_storage_nodes_is_added_rebalanced_and_decommissioned(make_ser
     finally:
         for n in nodes:
             n.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_disk_lost_in_each_pool_mid_rebalance(make_server, tmp_path):
+    server = make_server(4, extra_args=["--disk-check-secs", "1"])
+    s3 = server.client()
+    expected = fill(s3, "lossy", 12, "l")
+    new_base = tmp_path / "new"
+    rc, _, err = admin(server, "pool", "add", f"{new_base}/d{{1...4}}")
+    assert rc == 0, err
+    rc, _, err = admin(server, "rebalance", "start", "--bandwidth-mib", "2")
+    assert rc == 0, err
+    assert poll(lambda: job(server)["chunks_moved"] >= 2, timeout=60, interval=0.2), job(server)
+    # One disk of each pool goes mid-move: one the chunks come from, one they go to.
+    lost = [server.dirs[3], new_base / "d2"]
+    for d in lost:
+        shutil.rmtree(d)
+    data = random_bytes(3 * MiB, seed="during-loss")
+    s3.put_object(Bucket="lossy", Key="written-degraded", Body=data)
+    expected[("written-degraded", None)] = digest(data)
+    assert poll(lambda: job(server)["state"] != "running", timeout=120, interval=0.5), job(server)
+    final = job(server)
+    assert final["state"] == "finished" and final["chunks_failed"] == 0, final
+    read_all(s3, "lossy", expected)  # degraded: rebuilt from the other shards
+    rc, pools, err = admin(server, "pool", "list")
+    assert_balanced(pools)
+    states = {p["id"]: [d["state"] for d in p["disk_list"]] for p in pools}
+    assert states == {0: ["online"] * 3 + ["offline"], 1: ["online", "offline", "online", "online"]}, states
+
+    # The disks come back empty: adopted while running, and heal fills them.
+    for d in lost:
+        d.mkdir()
+
+    def all_online():
+        _, pools, _ = admin(server, "pool", "list")
+        return all(d["state"] == "online" for p in pools for d in p["disk_list"])
+
+    assert poll(all_online, timeout=30, interval=0.5), admin(server, "pool", "list")[1]
+    rc, _, err = admin(server, "heal", timeout=300)
+    assert rc == 0, err
+    assert all(shard_bytes([d]) > 0 for d in lost), "heal did not refill the adopted disks"
+    rc, report, err = admin(server, "check", "--no-repair", timeout=300)
+    assert rc == 0 and report["clean"], report
+    read_all(s3, "lossy", expected)
