@@ -233,6 +233,12 @@ impl ObjectService {
         Ok(Some(job))
     }
 
+    /// Stops this process's run of the job at its next step without recording anything (the
+    /// server is stopping: the job stays `running` in the metadata for whoever runs next).
+    pub fn halt_move_job(&self) {
+        self.mover.stop.notify_waiters();
+    }
+
     /// Runs the recorded job if it is running and no task of this process runs it yet
     /// (at start: resumes a job a restart or a takeover interrupted).
     pub fn spawn_move_job(self: &Arc<Self>) {

@@ -38,20 +38,12 @@ pub struct Active {
 }
 
 /// Connects to etcd, stands by while another gateway is active, and returns once this one is;
-/// `None` when a signal stopped it first.
-pub async fn become_active(cfg: &ServeConfig) -> Result<Option<Active>, String> {
+/// `None` when a signal stopped it first. At start etcd gets a few seconds to answer; a
+/// gateway `resuming` after it lost its role waits for etcd as long as it takes.
+pub async fn become_active(cfg: &ServeConfig, resuming: bool) -> Result<Option<Active>, String> {
     let endpoints = cfg.etcd.join(",");
-    // etcd and the gateways are often started together: it gets a few seconds to answer.
-    let deadline = tokio::time::Instant::now() + START_WAIT;
-    let store = loop {
-        match EtcdStore::connect(&cfg.etcd, &cfg.etcd_prefix, ETCD_TIMEOUT).await {
-            Ok(store) => break store,
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(format!("cannot reach etcd at {endpoints}: {e}"));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-        }
-    };
+    // The port answers (as a standby: 503 until an active gateway is known) while etcd is
+    // being reached.
     let listener = bind(cfg).await?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let shutdown = shutdown_token();
@@ -62,6 +54,33 @@ pub async fn become_active(cfg: &ServeConfig) -> Result<Option<Active>, String> 
         standby.clone(),
         active_url.clone(),
     ));
+    // etcd and the gateways are often started together: it gets a few seconds to answer.
+    let deadline = tokio::time::Instant::now() + START_WAIT;
+    let mut logged = false;
+    let store = loop {
+        match EtcdStore::connect(&cfg.etcd, &cfg.etcd_prefix, ETCD_TIMEOUT).await {
+            Ok(store) => break store,
+            Err(e) if !resuming && tokio::time::Instant::now() >= deadline => {
+                standby.cancel();
+                let _ = standby_task.await;
+                return Err(format!("cannot reach etcd at {endpoints}: {e}"));
+            }
+            Err(e) => {
+                if resuming && !logged {
+                    warn!(etcd = %endpoints, error = %e, "etcd does not answer; waiting for it");
+                    logged = true;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(300)) => {}
+                    () = shutdown.cancelled() => {
+                        standby.cancel();
+                        let _ = standby_task.await;
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    };
     let lost = CancellationToken::new();
     let url = match &cfg.advertise_url {
         Some(url) => Some(url.clone()),

@@ -488,15 +488,43 @@ pub async fn bind(cfg: &ServeConfig) -> Result<TcpListener, String> {
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.address))
 }
 
+/// How a run of the server ended.
+enum Ended {
+    /// A signal, or a standby stopped before it was ever active.
+    Stopped,
+    /// The active gateway on etcd lost its role (its lease expired, or etcd was unreachable
+    /// for longer than the lease).
+    LostRole,
+}
+
 pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
+    let mut resuming = false;
+    loop {
+        match serve_once(cfg.clone(), resuming).await? {
+            Ended::Stopped => return Ok(()),
+            Ended::LostRole => {
+                warn!(
+                    "this gateway lost its role as the active one (its etcd lease expired or \
+                     another gateway took over); it stands by again and takes over when etcd \
+                     lets it"
+                );
+                resuming = true;
+            }
+        }
+    }
+}
+
+/// One run: as a standby until active (with etcd), then active until a signal or the role is
+/// lost. `resuming`: the role was lost before, so etcd is waited for, however long.
+async fn serve_once(cfg: ServeConfig, resuming: bool) -> Result<Ended, String> {
     // With etcd the port is bound first: this gateway answers as a standby until it is the
     // active one (or stops, at a signal, without ever having been active).
     let active = if cfg.etcd.is_empty() {
         None
     } else {
-        match crate::etcd::become_active(&cfg).await? {
+        match crate::etcd::become_active(&cfg, resuming).await? {
             Some(active) => Some(active),
-            None => return Ok(()),
+            None => return Ok(Ended::Stopped),
         }
     };
     // Taking over from another gateway: the nodes are running already (or down), not
@@ -644,6 +672,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     // Background work stops at a safe point: everything it does is either committed in one
     // metadata write or found again by the next start's sweeps.
     background_stop.cancel();
+    opened.service.halt_move_job();
     for task in &background {
         task.abort();
     }
@@ -653,17 +682,13 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     drop(opened);
     if let Some((leadership, lost)) = role {
         if lost.is_cancelled() {
-            return Err(
-                "this gateway lost its role as the active one (its etcd lease expired or \
-                        another gateway took over) and stopped; restarted, it stands by"
-                    .into(),
-            );
+            return Ok(Ended::LostRole);
         }
         // Handing the role over now lets a standby take over at once, not after the TTL.
         leadership.resign().await;
     }
     info!("stopped");
-    Ok(())
+    Ok(Ended::Stopped)
 }
 
 /// A token cancelled at the first SIGINT or SIGTERM. The handlers are registered before this
