@@ -170,10 +170,6 @@ def test_malformed_checksum_header_is_rejected(server, c, bucket, raw_s3_request
 
 
 # ------------------------------------------------- GetObjectAttributes ---
-@pytest.mark.xfail(
-    strict=True,
-    reason="known deviation: s3s serialises the GetObjectAttributes ETag with quotes; S3 omits them",
-)
 def test_get_object_attributes(c, bucket, random_bytes):
     data = random_bytes(40 * KiB, "attributes")
     put = c.put_object(Bucket=bucket, Key="attrs/obj", Body=data, ChecksumAlgorithm="SHA256")

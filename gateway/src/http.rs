@@ -376,8 +376,13 @@ async fn respond(
     req.extensions_mut().insert(operation);
     let checked = check_presigned_expiry(req.uri().query())
         .and_then(|()| check_sigv2_freshness(req.headers(), req.uri().query()));
+    let checked = match checked {
+        Ok(()) if crate::spool::needed(&req) => crate::spool::spool(req).await,
+        Ok(()) => Ok(req),
+        Err(e) => Err(e),
+    };
     let mut resp = match checked {
-        Ok(()) => s3.call(req).await?,
+        Ok(req) => s3.call(req).await?,
         Err(e) => e
             .to_http_response()
             .map_err(|e| s3s::HttpError::new(Box::new(e)))?,
@@ -398,6 +403,9 @@ async fn respond(
     }
     if let Some(EntryOrder(order)) = resp.extensions_mut().remove::<EntryOrder>() {
         return Ok(reorder_versions(resp, &order).await);
+    }
+    if resp.extensions_mut().remove::<UnquotedETag>().is_some() {
+        return Ok(rewrite_body(resp, unquote_etag).await);
     }
     let is_xml_error = resp.status() >= StatusCode::BAD_REQUEST
         && resp
@@ -431,15 +439,33 @@ async fn respond(
 }
 
 async fn reorder_versions(resp: Response<s3s::Body>, order: &[bool]) -> Response<s3s::Body> {
+    rewrite_body(resp, |b| interleave_versions(b, order)).await
+}
+
+/// Marks a response whose XML `<ETag>` S3 writes without quotes (GetObjectAttributes).
+#[derive(Clone, Copy)]
+pub struct UnquotedETag;
+
+fn unquote_etag(body: &str) -> Option<String> {
+    Some(
+        body.replace("<ETag>&quot;", "<ETag>")
+            .replace("&quot;</ETag>", "</ETag>")
+            .replace("<ETag>\"", "<ETag>")
+            .replace("\"</ETag>", "</ETag>"),
+    )
+}
+
+/// A small XML answer rewritten by `edit` (left as it is when `edit` declines).
+async fn rewrite_body(
+    resp: Response<s3s::Body>,
+    edit: impl FnOnce(&str) -> Option<String>,
+) -> Response<s3s::Body> {
     let (mut parts, body) = resp.into_parts();
     let bytes = match body.collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => return Response::from_parts(parts, s3s::Body::empty()),
     };
-    match std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|b| interleave_versions(b, order))
-    {
+    match std::str::from_utf8(&bytes).ok().and_then(edit) {
         Some(text) => {
             parts.headers.remove(http::header::CONTENT_LENGTH);
             Response::from_parts(parts, s3s::Body::from(text))

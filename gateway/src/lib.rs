@@ -24,6 +24,7 @@ pub mod node;
 pub mod pool_manager;
 pub mod s3;
 pub mod serve;
+mod spool;
 pub mod standby;
 
 pub use http::Frontend;

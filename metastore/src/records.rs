@@ -53,6 +53,10 @@ pub struct BucketRecord {
     /// The canned ACL (`public-read`, ...); `None` is `private`.
     #[serde(default)]
     pub acl: Option<String>,
+    /// The region the bucket was created in (GetBucketLocation); `None`: made before regions
+    /// were recorded, in the server's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 impl BucketRecord {
@@ -63,6 +67,7 @@ impl BucketRecord {
             owner: None,
             policy: None,
             acl: None,
+            region: None,
         }
     }
 }
@@ -141,6 +146,10 @@ pub struct PartInfo {
     pub etag: String,
     /// How many of the object's chunks belong to this part.
     pub chunks: u32,
+    /// The part's checksum in the upload's algorithm (name, base64), as GetObjectAttributes
+    /// lists it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +176,10 @@ pub struct ObjectRecord {
     /// The canned ACL (`public-read`, ...); `None` is `private`.
     #[serde(default)]
     pub acl: Option<String>,
+    /// The multipart upload this version was completed from: a CompleteMultipartUpload
+    /// retried after it succeeded is answered with this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
 }
 
 impl ObjectRecord {
@@ -186,6 +199,7 @@ impl ObjectRecord {
             data: ObjectData::Inline(Vec::new()),
             parts: Vec::new(),
             acl: None,
+            upload_id: None,
         }
     }
 }
@@ -207,6 +221,10 @@ pub struct UploadRecord {
     /// The checksum algorithm named at creation (parts carry it, completion composes it).
     #[serde(default)]
     pub checksum_algorithm: Option<String>,
+    /// `FULL_OBJECT` or `COMPOSITE`: how completion combines the parts' checksums (absent:
+    /// composite, as every upload made before the type was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
     /// Metadata the completed object will carry (its data and size are filled at completion).
     pub template: ObjectRecord,
 }

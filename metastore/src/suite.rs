@@ -26,6 +26,7 @@ pub fn object(chunks: Vec<ChunkRef>) -> ObjectRecord {
         data: ObjectData::Chunks(chunks),
         parts: vec![],
         acl: None,
+        upload_id: None,
     }
 }
 
@@ -473,6 +474,7 @@ async fn multipart(store: &MetaStore) {
         .unwrap();
     let template = object(vec![]);
     let rec = UploadRecord {
+        checksum_type: None,
         initiated_ms: 1,
         checksum_algorithm: None,
         template: template.clone(),
@@ -571,6 +573,7 @@ async fn multipart(store: &MetaStore) {
             "x",
             "u2",
             UploadRecord {
+                checksum_type: None,
                 initiated_ms: 1,
                 checksum_algorithm: None,
                 template: template.clone(),
@@ -599,6 +602,7 @@ async fn multipart(store: &MetaStore) {
             "y",
             "u3",
             UploadRecord {
+                checksum_type: None,
                 initiated_ms: 1,
                 checksum_algorithm: None,
                 template,

@@ -10,6 +10,7 @@ pub(crate) async fn upload_listing(store: &MetaStore) {
         .await
         .unwrap();
     let rec = |ms| UploadRecord {
+        checksum_type: None,
         initiated_ms: ms,
         checksum_algorithm: None,
         template: object(vec![]),

@@ -163,10 +163,12 @@ impl ObjectService {
         bucket: &str,
         owner: Option<String>,
         acl: Option<String>,
+        region: String,
     ) -> Result<()> {
         let mut record = BucketRecord::new(now_ms());
         record.owner = owner;
         record.acl = acl;
+        record.region = Some(region);
         Ok(self.meta.create_bucket(bucket, record).await?)
     }
 
@@ -230,6 +232,7 @@ impl ObjectService {
             data: ingested.data.clone(),
             parts: Vec::new(),
             acl: meta.acl,
+            upload_id: None,
         };
         match self.meta.put_object(bucket, key, record, expect).await {
             Ok(stored) => Ok(stored),
@@ -348,6 +351,8 @@ impl ObjectService {
         edit(&mut record);
         record.data = source.data;
         record.modified_ms = now_ms();
+        // A copy was not completed from the source's upload.
+        record.upload_id = None;
         let stored = self
             .meta
             .put_object(dst_bucket, dst_key, record, None)

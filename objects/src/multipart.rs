@@ -57,11 +57,13 @@ fn aligned_chunks(
     None
 }
 
-/// Computes the completed object's checksums from its parts (in order): S3's composite
-/// checksums. Returns an error to refuse the completion.
-/// It gets the checksum algorithm the upload was created with.
-pub type PartsCheck =
-    Box<dyn FnOnce(Option<&str>, &[PartRecord]) -> Result<BTreeMap<String, String>> + Send>;
+/// Computes the completed object's checksums from its parts (in order): composite or
+/// full-object, as the upload was created. Returns an error to refuse the completion.
+/// It gets the checksum algorithm and type the upload was created with.
+pub type PartsCheck = Box<
+    dyn FnOnce(Option<&str>, Option<&str>, &[PartRecord]) -> Result<BTreeMap<String, String>>
+        + Send,
+>;
 
 /// A part as named in a CompleteMultipartUpload request.
 #[derive(Debug, Clone)]
@@ -78,6 +80,7 @@ impl ObjectService {
         key: &str,
         meta: ObjectMeta,
         checksum_algorithm: Option<String>,
+        checksum_type: Option<String>,
     ) -> Result<String> {
         // Time first, so uploads of one key list in the order they were initiated.
         let upload_id = format!(
@@ -99,10 +102,12 @@ impl ObjectService {
             data: ObjectData::Chunks(Vec::new()),
             parts: Vec::new(),
             acl: meta.acl,
+            upload_id: None,
         };
         let record = UploadRecord {
             initiated_ms: now_ms(),
             checksum_algorithm,
+            checksum_type,
             template,
         };
         self.meta
@@ -294,11 +299,13 @@ impl ObjectService {
         expect: Option<Expect>,
         check: PartsCheck,
     ) -> Result<ObjectRecord> {
-        let upload = self
-            .meta
-            .get_upload(bucket, key, upload_id)
-            .await?
-            .ok_or(metastore::Error::NoSuchUpload)?;
+        let Some(upload) = self.meta.get_upload(bucket, key, upload_id).await? else {
+            // Completed already? SDKs retry a complete whose answer they did not get.
+            return match self.completed_from(bucket, key, upload_id, parts).await? {
+                Some(done) => Ok(done),
+                None => Err(metastore::Error::NoSuchUpload.into()),
+            };
+        };
         if parts.is_empty() {
             return Err(Error::InvalidArgument(
                 "a multipart upload must be completed with at least one part".into(),
@@ -342,15 +349,26 @@ impl ObjectService {
                 size: part.size,
                 etag: part.etag.clone(),
                 chunks: part.chunks.len() as u32,
+                checksums: upload
+                    .checksum_algorithm
+                    .as_ref()
+                    .and_then(|a| Some((a.clone(), part.checksums.get(a)?.clone())))
+                    .into_iter()
+                    .collect(),
             });
         }
         let mut record = upload.template;
-        record.checksums = check(upload.checksum_algorithm.as_deref(), &used_parts)?;
+        record.checksums = check(
+            upload.checksum_algorithm.as_deref(),
+            upload.checksum_type.as_deref(),
+            &used_parts,
+        )?;
         record.size = size;
         record.etag = format!("{}-{}", hex::encode(md5_of_md5s.finalize()), parts.len());
         record.modified_ms = now_ms();
         record.data = ObjectData::Chunks(chunks);
         record.parts = infos;
+        record.upload_id = Some(upload_id.to_string());
         let used = parts
             .iter()
             .zip(&record.parts)
@@ -360,5 +378,55 @@ impl ObjectService {
             .complete_upload(bucket, key, upload_id, record, used, expect)
             .await
             .map_err(Error::from)
+    }
+}
+
+/// Versions of a key searched for the one a retried complete made: AWS answers such a retry
+/// for as long as the upload's result is the key's recent history.
+const RETRY_VERSIONS: usize = 100;
+
+impl ObjectService {
+    /// The version `upload_id` was completed into with exactly these parts, if it is the key's
+    /// current object or among its recent versions.
+    async fn completed_from(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Option<ObjectRecord>> {
+        let made_it = |r: &ObjectRecord| {
+            r.upload_id.as_deref() == Some(upload_id)
+                && r.parts.len() == parts.len()
+                && r.parts.iter().zip(parts).all(|(done, asked)| {
+                    done.number == asked.number && done.etag == asked.etag.trim_matches('"')
+                })
+        };
+        if let Some(current) = self.meta.get_object(bucket, key).await?
+            && made_it(&current)
+        {
+            return Ok(Some(current));
+        }
+        let page = self
+            .meta
+            .list_versions(
+                bucket,
+                metastore::VersionQuery {
+                    prefix: key.to_string(),
+                    delimiter: None,
+                    key_marker: None,
+                    version_id_marker: None,
+                    max: RETRY_VERSIONS,
+                },
+            )
+            .await?;
+        Ok(page.entries.into_iter().find_map(|e| match e {
+            metastore::VersionEntry::Version { key: k, record, .. }
+                if k == key && made_it(&record) =>
+            {
+                Some(*record)
+            }
+            _ => None,
+        }))
     }
 }

@@ -15,25 +15,52 @@ pub async fn list_buckets(
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let (caller, client) = caller_of(&req);
     let all = s.authz.lists_all_buckets(&caller, client);
-    let buckets = s
+    let i = &req.input;
+    let max = match i.max_buckets {
+        None => usize::MAX,
+        Some(n @ 1..=MAX_BUCKETS_PER_PAGE) => n as usize,
+        Some(_) => {
+            return Err(s3s::S3Error::with_message(
+                s3s::S3ErrorCode::InvalidArgument,
+                format!("max-buckets must be between 1 and {MAX_BUCKETS_PER_PAGE}"),
+            ));
+        }
+    };
+    // The continuation token is the last name of the previous page (names sort as listed).
+    let after = i.continuation_token.clone().unwrap_or_default();
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let other_region = i.bucket_region.as_ref().is_some_and(|r| *r != s.region);
+    let mut buckets: Vec<Bucket> = s
         .service
         .list_buckets()
         .await
         .s3()?
         .into_iter()
+        .filter(|(name, _)| !other_region && name.starts_with(&prefix) && *name > after)
         .filter(|(name, r)| s.authz.lists_bucket(&caller, all, name, r))
+        .take(max.saturating_add(1))
         .map(|(name, r)| Bucket {
             name: Some(name),
             creation_date: Some(timestamp(r.created_ms)),
             bucket_region: Some(s.region.clone()),
         })
         .collect();
+    let continuation_token = if buckets.len() > max {
+        buckets.truncate(max);
+        buckets.last().and_then(|b| b.name.clone())
+    } else {
+        None
+    };
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
         owner: Some(s.authz.caller_owner(&caller)),
-        ..Default::default()
+        continuation_token,
+        prefix: i.prefix.clone(),
     }))
 }
+
+/// ListBuckets' largest page (`max-buckets`), as on AWS.
+const MAX_BUCKETS_PER_PAGE: i32 = 10_000;
 
 pub async fn create_bucket(
     s: &TesseraS3,
@@ -52,8 +79,35 @@ pub async fn create_bucket(
         Caller::User(u) => Some(u.id.clone()),
         Caller::Root | Caller::Anonymous => None,
     };
+    let asked = req
+        .input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        .map(|c| c.as_str().to_string());
+    if asked.as_deref() == Some("us-east-1") && s.region == "us-east-1" {
+        // As on AWS: us-east-1 is the default and is not given as a constraint.
+        let mut e = s3s::S3Error::with_message(
+            s3s::S3ErrorCode::Custom("InvalidLocationConstraint".into()),
+            "The specified location-constraint is not valid",
+        );
+        e.set_status_code(http::StatusCode::BAD_REQUEST);
+        return Err(e);
+    }
+    if let Some(asked) = &asked
+        && *asked != s.region
+    {
+        let mut e = s3s::S3Error::with_message(
+            s3s::S3ErrorCode::Custom("IllegalLocationConstraintException".into()),
+            format!(
+                "The {asked} location constraint is incompatible for the region specific endpoint this request was sent to."
+            ),
+        );
+        e.set_status_code(http::StatusCode::BAD_REQUEST);
+        return Err(e);
+    }
     s.service
-        .create_bucket(&req.input.bucket, owner, acl)
+        .create_bucket(&req.input.bucket, owner, acl, s.region.clone())
         .await
         .s3()?;
     Ok(S3Response::new(CreateBucketOutput {
@@ -84,10 +138,11 @@ pub async fn get_bucket_location(
     s: &TesseraS3,
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    s.service.bucket(&req.input.bucket).await.s3()?;
+    let bucket = s.service.bucket(&req.input.bucket).await.s3()?;
+    let region = bucket.region.unwrap_or_else(|| s.region.clone());
     // S3 reports us-east-1 as an empty location constraint.
     let location_constraint =
-        (s.region != "us-east-1").then(|| BucketLocationConstraint::from(s.region.clone()));
+        (region != "us-east-1").then(|| BucketLocationConstraint::from(region));
     Ok(S3Response::new(GetBucketLocationOutput {
         location_constraint,
     }))

@@ -260,6 +260,34 @@ pub fn composite(algo: Algorithm, part_checksums: &[Option<&String>]) -> Option<
     Some(format!("{sum}-{}", part_checksums.len()))
 }
 
+/// The CRC of a whole multipart object (`FULL_OBJECT`) from its parts' CRCs and sizes, in
+/// order, by CRC combination: no byte is read again. `None` for a hash (SHA-1, SHA-256 cannot
+/// be combined) or when a part lacks its checksum.
+pub fn full_object(algo: Algorithm, parts: &[(Option<&String>, u64)]) -> Option<String> {
+    use crc_fast::CrcAlgorithm;
+    let (crc, width) = match algo {
+        Algorithm::Crc32 => (CrcAlgorithm::Crc32IsoHdlc, 4),
+        Algorithm::Crc32c => (CrcAlgorithm::Crc32Iscsi, 4),
+        Algorithm::Crc64Nvme => (CrcAlgorithm::Crc64Nvme, 8),
+        Algorithm::Sha1 | Algorithm::Sha256 => return None,
+    };
+    let mut combined: Option<u64> = None;
+    for (sum, size) in parts {
+        let bytes = base64_simd::STANDARD.decode_to_vec(sum.as_ref()?).ok()?;
+        if bytes.len() != width {
+            return None;
+        }
+        let value = bytes.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b));
+        combined = Some(match combined {
+            None => value,
+            Some(before) => crc_fast::checksum_combine(crc, before, value, *size),
+        });
+    }
+    let value = combined?;
+    let be = value.to_be_bytes();
+    Some(base64_simd::STANDARD.encode_to_string(&be[8 - width..]))
+}
+
 /// The stored checksums of an object in s3s' output shape.
 pub fn stored(record: &ObjectRecord) -> s3s::dto::Checksum {
     let get = |a: Algorithm| record.checksums.get(a.name()).cloned();
@@ -301,6 +329,28 @@ mod tests {
         let (mut s, check) = verify_body(stream, h, None).unwrap();
         while s.next().await.is_some() {}
         check()
+    }
+
+    #[test]
+    fn full_object_crc_combines_the_parts() {
+        let parts: [&[u8]; 3] = [b"first part, ", b"the second one, ", b"and 3"];
+        let whole: Vec<u8> = parts.concat();
+        for algo in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme] {
+            let sums: Vec<String> = parts
+                .iter()
+                .map(|p| base64_simd::STANDARD.encode_to_string(digest(algo, p)))
+                .collect();
+            let sized: Vec<_> = sums
+                .iter()
+                .zip(parts)
+                .map(|(s, p)| (Some(s), p.len() as u64))
+                .collect();
+            let want = base64_simd::STANDARD.encode_to_string(digest(algo, &whole));
+            assert_eq!(full_object(algo, &sized), Some(want), "{algo:?}");
+        }
+        let one = String::from("AAAA");
+        assert_eq!(full_object(Algorithm::Sha256, &[(Some(&one), 1)]), None);
+        assert_eq!(full_object(Algorithm::Crc32, &[(None, 1)]), None);
     }
 
     #[tokio::test]

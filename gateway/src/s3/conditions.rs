@@ -125,6 +125,7 @@ mod tests {
             data: ObjectData::Inline(vec![]),
             parts: vec![],
             acl: None,
+            upload_id: None,
         }
     }
 

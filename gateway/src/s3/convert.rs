@@ -123,14 +123,16 @@ pub fn object_meta(c: ContentInput) -> ObjectMeta {
     }
 }
 
-/// `aws-chunked` describes the upload framing, not the object: S3 does not store it.
+/// `aws-chunked` describes the upload framing, not the object: S3 does not store it. The
+/// other values are kept as the client wrote them, spacing included.
 fn strip_aws_chunked(encoding: String) -> Option<String> {
     let kept: Vec<&str> = encoding
         .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .filter(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("aws-chunked"))
         .collect();
-    (!kept.is_empty()).then(|| kept.join(","))
+    let kept = kept.join(",");
+    let kept = kept.trim();
+    (!kept.is_empty()).then(|| kept.to_string())
 }
 
 const STORAGE_CLASSES: &[&str] = &[
@@ -257,6 +259,14 @@ mod tests {
             Some("gzip")
         );
         assert_eq!(strip_aws_chunked("br".into()).as_deref(), Some("br"));
+        assert_eq!(
+            strip_aws_chunked("aws-chunked, deflate, gzip".into()).as_deref(),
+            Some("deflate, gzip")
+        );
+        assert_eq!(
+            strip_aws_chunked("deflate, aws-chunked, gzip".into()).as_deref(),
+            Some("deflate, gzip")
+        );
         assert!(storage_class(Some("GLACIER")).is_ok());
         assert!(storage_class(Some("FAST")).is_err());
     }

@@ -36,19 +36,33 @@ pub async fn create(
         ),
         None => None,
     };
+    let full_object = upload_checksum_type(
+        algorithm.as_deref().and_then(Algorithm::from_name),
+        i.checksum_type.as_ref().map(|t| t.as_str()),
+    )?;
+    let checksum_type = algorithm.as_ref().map(|_| {
+        ChecksumType::from_static(if full_object {
+            ChecksumType::FULL_OBJECT
+        } else {
+            ChecksumType::COMPOSITE
+        })
+    });
     let upload_id = s
         .service
-        .create_upload(&i.bucket, &i.key, meta, algorithm)
+        .create_upload(
+            &i.bucket,
+            &i.key,
+            meta,
+            algorithm,
+            checksum_type.as_ref().map(|t| t.as_str().to_owned()),
+        )
         .await
         .s3()?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
         upload_id: Some(upload_id),
-        checksum_type: i
-            .checksum_algorithm
-            .as_ref()
-            .map(|_| ChecksumType::from_static(ChecksumType::COMPOSITE)),
+        checksum_type,
         checksum_algorithm: i.checksum_algorithm,
         ..Default::default()
     }))
@@ -103,6 +117,44 @@ pub async fn upload_part(
     }))
 }
 
+/// Whether an upload's checksum is of the whole object (`FULL_OBJECT`) rather than of its
+/// parts' checksums (`COMPOSITE`), with AWS's defaults and refusals: CRC64NVME is always
+/// full-object, SHA-1 and SHA-256 always composite, CRC32 and CRC32C either (composite unless
+/// asked).
+fn upload_checksum_type(algorithm: Option<Algorithm>, asked: Option<&str>) -> S3Result<bool> {
+    let refuse = |t: &str, a: Algorithm| {
+        Err(s3_error!(
+            InvalidRequest,
+            "The {} checksum type cannot be used with the {} checksum algorithm.",
+            t,
+            a.name().to_lowercase()
+        ))
+    };
+    match (algorithm, asked) {
+        (None, None) => Ok(false),
+        (None, Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+        )),
+        (Some(a), Some(t)) if t != ChecksumType::FULL_OBJECT && t != ChecksumType::COMPOSITE => {
+            Err(s3_error!(
+                InvalidRequest,
+                "Value for x-amz-checksum-type header is invalid: {} (checksum {})",
+                t,
+                a.name()
+            ))
+        }
+        (Some(a @ Algorithm::Crc64Nvme), Some(ChecksumType::COMPOSITE)) => {
+            refuse(ChecksumType::COMPOSITE, a)
+        }
+        (Some(Algorithm::Crc64Nvme), _) => Ok(true),
+        (Some(a @ (Algorithm::Sha1 | Algorithm::Sha256)), Some(ChecksumType::FULL_OBJECT)) => {
+            refuse(ChecksumType::FULL_OBJECT, a)
+        }
+        (Some(_), t) => Ok(t == Some(ChecksumType::FULL_OBJECT)),
+    }
+}
+
 pub async fn complete(
     s: &TesseraS3,
     req: S3Request<CompleteMultipartUploadInput>,
@@ -145,7 +197,16 @@ pub async fn complete(
         );
     }
     let expect = write_expect(i.if_match.as_ref(), i.if_none_match.as_ref())?;
-    let check: PartsCheck = Box::new(move |algorithm, stored| {
+    // A whole-object checksum the client computed itself, checked against the combined one.
+    let declared: Vec<(Algorithm, String)> = [
+        (Algorithm::Crc32, i.checksum_crc32),
+        (Algorithm::Crc32c, i.checksum_crc32c),
+        (Algorithm::Crc64Nvme, i.checksum_crc64nvme),
+    ]
+    .into_iter()
+    .filter_map(|(a, v)| v.map(|v| (a, v)))
+    .collect();
+    let check: PartsCheck = Box::new(move |algorithm, checksum_type, stored| {
         for (n, (claims, part)) in claimed.iter().zip(stored).enumerate() {
             for (a, v) in claims {
                 if part.checksums.get(a.name()) != Some(v) {
@@ -161,12 +222,27 @@ pub async fn complete(
         if let Some(a) = algorithm.and_then(Algorithm::from_name) {
             let sums: Vec<Option<&String>> =
                 stored.iter().map(|p| p.checksums.get(a.name())).collect();
-            let value = composite(a, &sums).ok_or_else(|| {
+            let missing = || {
                 Error::InvalidPart(format!(
                     "every part of this upload needs a {} checksum",
                     a.name()
                 ))
-            })?;
+            };
+            let value = if checksum_type == Some(ChecksumType::FULL_OBJECT) {
+                let sized: Vec<_> = sums.iter().zip(stored).map(|(c, p)| (*c, p.size)).collect();
+                let value = checksums::full_object(a, &sized).ok_or_else(missing)?;
+                if let Some((_, want)) = declared.iter().find(|(d, _)| *d == a)
+                    && *want != value
+                {
+                    return Err(Error::BadChecksum(format!(
+                        "The {} you specified did not match the calculated checksum.",
+                        a.name()
+                    )));
+                }
+                value
+            } else {
+                composite(a, &sums).ok_or_else(missing)?
+            };
             out.insert(a.name().to_owned(), value);
         }
         Ok(out)

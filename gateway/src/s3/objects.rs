@@ -31,12 +31,12 @@ fn resolve_range(range: Option<Range<u64>>, size: u64) -> (Range<u64>, Option<St
 /// uploaded in parts, part 1 is the whole object.
 fn part_range(record: &ObjectRecord, n: i32) -> S3Result<Range<u64>> {
     let invalid = || {
-        // s3s has no named code for it; S3 answers 416 InvalidPartNumber.
+        // s3s has no named code for it; S3 answers 400 InvalidPartNumber.
         let mut e = S3Error::with_message(
             S3ErrorCode::Custom("InvalidPartNumber".into()),
             "The requested partnumber is not satisfiable",
         );
-        e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+        e.set_status_code(http::StatusCode::BAD_REQUEST);
         e
     };
     let n = usize::try_from(n)
@@ -229,7 +229,12 @@ pub async fn get_object_attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let i = req.input;
     check_key(&i.key)?;
-    let record = s.service.head_object(&i.bucket, &i.key).await.s3()?;
+    let version = version_param(i.version_id.as_deref())?;
+    let record = s
+        .service
+        .head_object_version(&i.bucket, &i.key, version)
+        .await
+        .s3()?;
     // The header is one comma-separated list; s3s may hand it over as a single element.
     let wants = |name: &str| {
         i.object_attributes
@@ -237,14 +242,12 @@ pub async fn get_object_attributes(
             .flat_map(|a| a.as_str().split(','))
             .any(|a| a.trim() == name)
     };
-    let parts = (wants(ObjectAttributes::OBJECT_PARTS) && !record.parts.is_empty()).then(|| {
-        GetObjectAttributesParts {
-            total_parts_count: Some(record.parts.len() as i32),
-            ..Default::default()
-        }
-    });
-    Ok(S3Response::new(GetObjectAttributesOutput {
-        // S3 returns this ETag without quotes.
+    let parts = if wants(ObjectAttributes::OBJECT_PARTS) && !record.parts.is_empty() {
+        Some(object_parts(&record, i.max_parts, i.part_number_marker)?)
+    } else {
+        None
+    };
+    let mut resp = S3Response::new(GetObjectAttributesOutput {
         e_tag: wants(ObjectAttributes::ETAG).then(|| etag(&record.etag)),
         object_size: wants(ObjectAttributes::OBJECT_SIZE).then_some(record.size as i64),
         storage_class: wants(ObjectAttributes::STORAGE_CLASS).then(|| {
@@ -259,9 +262,60 @@ pub async fn get_object_attributes(
             .then(|| checksums::stored(&record)),
         object_parts: parts,
         last_modified: Some(timestamp(record.modified_ms)),
+        version_id: record.version_id.clone(),
         ..Default::default()
-    }))
+    });
+    // S3 returns this ETag without quotes; s3s always quotes one.
+    resp.extensions.insert(crate::http::UnquotedETag);
+    Ok(resp)
 }
+
+/// GetObjectAttributes' parts, a page of at most `max_parts` after `marker`.
+fn object_parts(
+    record: &ObjectRecord,
+    max_parts: Option<i32>,
+    marker: Option<i32>,
+) -> S3Result<GetObjectAttributesParts> {
+    let max = match max_parts {
+        None => MAX_ATTRIBUTE_PARTS,
+        Some(n) if n >= 0 => (n as usize).min(MAX_ATTRIBUTE_PARTS),
+        Some(_) => return Err(s3_error!(InvalidArgument, "max-parts must be at least 0")),
+    };
+    let marker = marker.unwrap_or(0);
+    let after: Vec<_> = record
+        .parts
+        .iter()
+        .filter(|p| i64::from(p.number) > i64::from(marker))
+        .collect();
+    let page = &after[..after.len().min(max)];
+    let truncated = after.len() > page.len();
+    Ok(GetObjectAttributesParts {
+        total_parts_count: Some(record.parts.len() as i32),
+        max_parts: Some(max as i32),
+        part_number_marker: Some(marker),
+        next_part_number_marker: page.last().map(|p| p.number as i32),
+        is_truncated: Some(truncated),
+        parts: Some(
+            page.iter()
+                .map(|p| {
+                    let sum = |a: checksums::Algorithm| p.checksums.get(a.name()).cloned();
+                    ObjectPart {
+                        part_number: Some(p.number as i32),
+                        size: Some(p.size as i64),
+                        checksum_crc32: sum(checksums::Algorithm::Crc32),
+                        checksum_crc32c: sum(checksums::Algorithm::Crc32c),
+                        checksum_crc64nvme: sum(checksums::Algorithm::Crc64Nvme),
+                        checksum_sha1: sum(checksums::Algorithm::Sha1),
+                        checksum_sha256: sum(checksums::Algorithm::Sha256),
+                    }
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// GetObjectAttributes lists at most this many parts per page (its default max-parts).
+const MAX_ATTRIBUTE_PARTS: usize = 1000;
 
 pub async fn delete_object(
     s: &TesseraS3,
