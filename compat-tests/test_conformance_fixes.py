@@ -564,3 +564,23 @@ def test_multipart_crc32_full_object(c, bucket):
     assert head.get("ChecksumCRC32") == whole
     assert head.get("ChecksumType") == "FULL_OBJECT"
     assert c.get_object(Bucket=bucket, Key=key)["Body"].read() == b"".join(parts)
+
+
+def test_multipart_without_algorithm_gets_a_full_object_crc64nvme(c, bucket):
+    # As S3 does for uploads that name no algorithm: parts get CRC64NVME by default, the
+    # object a full-object CRC64NVME combined from them. The parts carry no checksum header
+    # (boto3 adds one by default: turned off here).
+    key = "cktype/none"
+    parts = [random_bytes(MIN_PART, "none-1"), random_bytes(10 * KiB + 3, "none-2")]
+    quiet = boto3.session.Session().client(
+        "s3", endpoint_url=c.meta.endpoint_url, region_name=REGION,
+        aws_access_key_id=ROOT_USER, aws_secret_access_key=ROOT_PASSWORD,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                      request_checksum_calculation="when_required"),
+    )
+    upload_id = quiet.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    done = upload_parts(quiet, bucket, key, upload_id, parts)
+    complete(quiet, bucket, key, upload_id, done)
+    head = c.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert head.get("ChecksumCRC64NVME") == ac.crc64nvme_b64(b"".join(parts)), head
+    assert head.get("ChecksumType") == "FULL_OBJECT"

@@ -244,6 +244,17 @@ pub async fn complete(
                 composite(a, &sums).ok_or_else(missing)?
             };
             out.insert(a.name().to_owned(), value);
+        } else {
+            // No algorithm named: as S3 does, the object gets a full-object CRC64NVME, from
+            // the CRC64NVME every part got by default (none if a part lacks it).
+            let a = Algorithm::Crc64Nvme;
+            let sized: Vec<_> = stored
+                .iter()
+                .map(|p| (p.checksums.get(a.name()), p.size))
+                .collect();
+            if let Some(value) = checksums::full_object(a, &sized) {
+                out.insert(a.name().to_owned(), value);
+            }
         }
         Ok(out)
     });
