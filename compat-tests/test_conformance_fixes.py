@@ -584,3 +584,86 @@ def test_multipart_without_algorithm_gets_a_full_object_crc64nvme(c, bucket):
     head = c.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     assert head.get("ChecksumCRC64NVME") == ac.crc64nvme_b64(b"".join(parts)), head
     assert head.get("ChecksumType") == "FULL_OBJECT"
+
+
+# ============================== bucket tagging, ownership, logging ===
+def test_bucket_tagging(c, new_bucket_name):
+    name = new_bucket_name("btags")
+    c.create_bucket(Bucket=name)
+    with pytest.raises(ClientError) as exc:
+        c.get_bucket_tagging(Bucket=name)
+    assert client_error(exc) == ("NoSuchTagSet", 404)
+    tags = [{"Key": f"k{i}", "Value": f"v{i}"} for i in range(12)]  # more than an object may carry
+    c.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tags})
+    got = c.get_bucket_tagging(Bucket=name)["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in got) == sorted((t["Key"], t["Value"]) for t in tags)
+    with pytest.raises(ClientError) as exc:
+        c.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]})
+    assert client_error(exc) == ("InvalidTag", 400)
+    with pytest.raises(ClientError) as exc:
+        c.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(51)]})
+    assert client_error(exc) == ("InvalidTag", 400)
+    # A refused put leaves the tags as they were.
+    assert len(c.get_bucket_tagging(Bucket=name)["TagSet"]) == 12
+    c.delete_bucket_tagging(Bucket=name)
+    with pytest.raises(ClientError) as exc:
+        c.get_bucket_tagging(Bucket=name)
+    assert client_error(exc) == ("NoSuchTagSet", 404)
+
+
+def test_ownership_controls_bucket_owner_enforced_disables_acls(c, new_bucket_name):
+    name = new_bucket_name("owner")
+    c.create_bucket(Bucket=name)
+    with pytest.raises(ClientError) as exc:
+        c.get_bucket_ownership_controls(Bucket=name)
+    assert client_error(exc) == ("OwnershipControlsNotFoundError", 404)
+    c.put_bucket_ownership_controls(
+        Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    )
+    got = c.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]["Rules"]
+    assert got == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    # ACLs that grant access are refused; writes without one go on.
+    for call in (
+        lambda: c.put_object(Bucket=name, Key="k", Body=b"x", ACL="public-read"),
+        lambda: c.put_bucket_acl(Bucket=name, ACL="public-read"),
+        lambda: c.create_multipart_upload(Bucket=name, Key="m", ACL="public-read"),
+    ):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert client_error(exc) == ("AccessControlListNotSupported", 400)
+    c.put_object(Bucket=name, Key="k", Body=b"x")
+    with pytest.raises(ClientError) as exc:
+        c.put_object_acl(Bucket=name, Key="k", ACL="public-read")
+    assert client_error(exc) == ("AccessControlListNotSupported", 400)
+    # ObjectWriter turns ACLs back on.
+    c.put_bucket_ownership_controls(Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]})
+    c.put_object_acl(Bucket=name, Key="k", ACL="public-read")
+    c.delete_bucket_ownership_controls(Bucket=name)
+    with pytest.raises(ClientError) as exc:
+        c.get_bucket_ownership_controls(Bucket=name)
+    assert client_error(exc) == ("OwnershipControlsNotFoundError", 404)
+    # ACLs cannot be disabled while the bucket's own ACL grants access.
+    c.put_bucket_acl(Bucket=name, ACL="public-read")
+    with pytest.raises(ClientError) as exc:
+        c.put_bucket_ownership_controls(
+            Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+        )
+    assert client_error(exc) == ("InvalidBucketAclWithObjectOwnership", 400)
+
+
+def test_bucket_logging_is_empty_and_enabling_it_is_refused(c, new_bucket_name):
+    name = new_bucket_name("logging")
+    c.create_bucket(Bucket=name)
+    got = c.get_bucket_logging(Bucket=name)
+    assert "LoggingEnabled" not in got and status_of(got) == 200
+    c.put_bucket_logging(Bucket=name, BucketLoggingStatus={})  # disabling: accepted
+    with pytest.raises(ClientError) as exc:
+        c.put_bucket_logging(
+            Bucket=name,
+            BucketLoggingStatus={"LoggingEnabled": {"TargetBucket": name, "TargetPrefix": "logs/"}},
+        )
+    code, status = client_error(exc)
+    assert (code, status) == ("InvalidTargetBucketForLogging", 400)
+    with pytest.raises(ClientError) as exc:
+        c.get_bucket_logging(Bucket=new_bucket_name("logging-missing"))
+    assert client_error(exc) == ("NoSuchBucket", 404)

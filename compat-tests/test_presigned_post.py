@@ -213,10 +213,6 @@ def test_post_object_upload(c, bucket, random_bytes):
     assert got["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known deviation: s3s writes the PostResponse ETag without quotes",
-)
 def test_post_object_success_action_status_201(c, bucket):
     post = presigned_post(c, bucket, "post/created", fields={"success_action_status": "201"})
     r = post_form(post, b"created via POST")

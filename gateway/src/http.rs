@@ -364,6 +364,7 @@ async fn respond(
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
     let resource = req.uri().path().to_owned();
     let is_head = req.method() == http::Method::HEAD;
+    let is_post = req.method() == http::Method::POST;
     if http_body::Body::is_end_stream(req.body()) {
         body.finished.store(true, Ordering::Relaxed);
     }
@@ -406,6 +407,11 @@ async fn respond(
     }
     if resp.extensions_mut().remove::<UnquotedETag>().is_some() {
         return Ok(rewrite_body(resp, unquote_etag).await);
+    }
+    // POST Object with success_action_status 201: s3s writes the PostResponse's ETag without
+    // the quotes S3 puts there.
+    if is_post && resp.status() == StatusCode::CREATED {
+        return Ok(rewrite_body(resp, quote_post_etag).await);
     }
     let is_xml_error = resp.status() >= StatusCode::BAD_REQUEST
         && resp
@@ -453,6 +459,23 @@ fn unquote_etag(body: &str) -> Option<String> {
             .replace("<ETag>\"", "<ETag>")
             .replace("\"</ETag>", "</ETag>"),
     )
+}
+
+fn quote_post_etag(body: &str) -> Option<String> {
+    if !body.contains("<PostResponse") {
+        return None;
+    }
+    let start = body.find("<ETag>")? + "<ETag>".len();
+    let end = start + body[start..].find("</ETag>")?;
+    let value = &body[start..end];
+    if value.starts_with('"') || value.starts_with("&quot;") {
+        return None;
+    }
+    Some(format!(
+        "{}&quot;{value}&quot;{}",
+        &body[..start],
+        &body[end..]
+    ))
 }
 
 /// A small XML answer rewritten by `edit` (left as it is when `edit` declines).
@@ -503,6 +526,24 @@ mod tests {
         );
         assert_eq!(interleave_versions(body, &[true]), None);
         assert_eq!(interleave_versions("<R></R>", &[]).unwrap(), "<R></R>");
+    }
+
+    #[test]
+    fn post_response_etag_gets_its_quotes() {
+        let body = "<PostResponse><Bucket>b</Bucket><ETag>abc</ETag></PostResponse>";
+        assert_eq!(
+            quote_post_etag(body).as_deref(),
+            Some("<PostResponse><Bucket>b</Bucket><ETag>&quot;abc&quot;</ETag></PostResponse>")
+        );
+        assert_eq!(
+            quote_post_etag("<PostResponse><ETag>&quot;x&quot;</ETag></PostResponse>"),
+            None
+        );
+        assert_eq!(quote_post_etag("<Other><ETag>x</ETag></Other>"), None);
+        assert_eq!(
+            unquote_etag("<R><ETag>&quot;x&quot;</ETag></R>").as_deref(),
+            Some("<R><ETag>x</ETag></R>")
+        );
     }
 
     #[test]

@@ -57,6 +57,13 @@ pub struct BucketRecord {
     /// were recorded, in the server's region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Bucket tags (PutBucketTagging).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+    /// Ownership controls: `BucketOwnerEnforced`, `BucketOwnerPreferred` or `ObjectWriter`;
+    /// `None`: none set (ACLs work, objects owned by their writer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<String>,
 }
 
 impl BucketRecord {
@@ -68,6 +75,8 @@ impl BucketRecord {
             policy: None,
             acl: None,
             region: None,
+            tags: Vec::new(),
+            ownership: None,
         }
     }
 }

@@ -164,6 +164,7 @@ pub async fn put_bucket_acl(
         i.access_control_policy.as_ref(),
         grant_headers,
     )?;
+    super::bucket_config::acls_allowed(s, &i.bucket, acl.as_ref()).await?;
     s.service
         .meta()
         .update_bucket(&i.bucket, move |r| r.acl = acl.clone())
@@ -205,6 +206,7 @@ pub async fn put_object_acl(
         i.access_control_policy.as_ref(),
         grant_headers,
     )?;
+    super::bucket_config::acls_allowed(s, &i.bucket, acl.as_ref()).await?;
     s.service
         .meta()
         .update_object(

@@ -71,6 +71,7 @@ fn action_of(op: &str, versioned: bool) -> String {
         "GetBucketLifecycleConfiguration" | "GetBucketLifecycle" => "GetLifecycleConfiguration",
         "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => "PutLifecycleConfiguration",
         "DeleteBucketTagging" => "PutBucketTagging",
+        "DeleteBucketOwnershipControls" => "PutBucketOwnershipControls",
         "GetBucketEncryption" => "GetEncryptionConfiguration",
         "PutBucketEncryption" | "DeleteBucketEncryption" => "PutEncryptionConfiguration",
         other => other,

@@ -1,0 +1,212 @@
+//! Bucket configuration kept with the bucket record: tagging, ownership controls, and the
+//! logging status (tessera delivers no server access logs: a request to enable them is refused
+//! with AWS's error, never 501).
+
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::TesseraS3;
+use super::tagging::{self, Tags};
+use crate::s3::IntoS3;
+
+/// A bucket carries at most this many tags (objects: 10).
+const MAX_BUCKET_TAGS: usize = 50;
+
+fn with_status(code: &str, message: &str, status: http::StatusCode) -> S3Error {
+    let mut e = S3Error::with_message(
+        S3ErrorCode::Custom(code.to_owned().into()),
+        message.to_owned(),
+    );
+    e.set_status_code(status);
+    e
+}
+
+pub async fn put_tagging(
+    s: &TesseraS3,
+    req: S3Request<PutBucketTaggingInput>,
+) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+    let i = req.input;
+    let tags: Tags = i
+        .tagging
+        .tag_set
+        .into_iter()
+        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect();
+    if tags.len() > MAX_BUCKET_TAGS {
+        return Err(s3_error!(
+            InvalidTag,
+            "Bucket tag count cannot be greater than {}",
+            MAX_BUCKET_TAGS
+        ));
+    }
+    // The object rules, bar the count.
+    for one in tags.chunks(tagging::MAX_TAGS) {
+        tagging::validate(&one.to_vec()).s3()?;
+    }
+    let mut keys: Vec<&String> = tags.iter().map(|(k, _)| k).collect();
+    keys.sort();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        return Err(s3_error!(
+            InvalidTag,
+            "Cannot provide multiple Tags with the same key"
+        ));
+    }
+    s.service
+        .meta()
+        .update_bucket(&i.bucket, move |r| r.tags = tags.clone())
+        .await
+        .s3()?;
+    Ok(S3Response::new(PutBucketTaggingOutput {}))
+}
+
+pub async fn get_tagging(
+    s: &TesseraS3,
+    req: S3Request<GetBucketTaggingInput>,
+) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+    let record = s.service.bucket(&req.input.bucket).await.s3()?;
+    if record.tags.is_empty() {
+        return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"));
+    }
+    Ok(S3Response::new(GetBucketTaggingOutput {
+        tag_set: record
+            .tags
+            .iter()
+            .map(|(k, v)| Tag {
+                key: Some(k.clone()),
+                value: Some(v.clone()),
+            })
+            .collect(),
+    }))
+}
+
+pub async fn delete_tagging(
+    s: &TesseraS3,
+    req: S3Request<DeleteBucketTaggingInput>,
+) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+    s.service
+        .meta()
+        .update_bucket(&req.input.bucket, |r| r.tags.clear())
+        .await
+        .s3()?;
+    Ok(S3Response::new(DeleteBucketTaggingOutput {}))
+}
+
+pub async fn put_ownership(
+    s: &TesseraS3,
+    req: S3Request<PutBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+    let i = req.input;
+    let [rule] = i.ownership_controls.rules.as_slice() else {
+        return Err(s3_error!(
+            MalformedXML,
+            "Ownership controls take exactly one rule"
+        ));
+    };
+    let ownership = rule.object_ownership.as_str().to_owned();
+    if ![
+        ObjectOwnership::BUCKET_OWNER_ENFORCED,
+        ObjectOwnership::BUCKET_OWNER_PREFERRED,
+        ObjectOwnership::OBJECT_WRITER,
+    ]
+    .contains(&ownership.as_str())
+    {
+        return Err(s3_error!(
+            MalformedXML,
+            "Unknown ObjectOwnership {}",
+            ownership
+        ));
+    }
+    let record = s.service.bucket(&i.bucket).await.s3()?;
+    if ownership == ObjectOwnership::BUCKET_OWNER_ENFORCED && record.acl.is_some() {
+        // As on AWS: ACLs cannot be disabled while the bucket's ACL grants access.
+        return Err(with_status(
+            "InvalidBucketAclWithObjectOwnership",
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+            http::StatusCode::BAD_REQUEST,
+        ));
+    }
+    s.service
+        .meta()
+        .update_bucket(&i.bucket, move |r| r.ownership = Some(ownership.clone()))
+        .await
+        .s3()?;
+    Ok(S3Response::new(PutBucketOwnershipControlsOutput {}))
+}
+
+pub async fn get_ownership(
+    s: &TesseraS3,
+    req: S3Request<GetBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+    let record = s.service.bucket(&req.input.bucket).await.s3()?;
+    let Some(ownership) = record.ownership else {
+        return Err(with_status(
+            "OwnershipControlsNotFoundError",
+            "The bucket ownership controls were not found",
+            http::StatusCode::NOT_FOUND,
+        ));
+    };
+    Ok(S3Response::new(GetBucketOwnershipControlsOutput {
+        ownership_controls: Some(OwnershipControls {
+            rules: vec![OwnershipControlsRule {
+                object_ownership: ObjectOwnership::from(ownership),
+            }],
+        }),
+    }))
+}
+
+pub async fn delete_ownership(
+    s: &TesseraS3,
+    req: S3Request<DeleteBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+    s.service
+        .meta()
+        .update_bucket(&req.input.bucket, |r| r.ownership = None)
+        .await
+        .s3()?;
+    Ok(S3Response::new(DeleteBucketOwnershipControlsOutput {}))
+}
+
+/// Refuses an ACL that grants access (`acl`: the canned ACL kept, `None` for private) on a
+/// bucket whose ownership controls disable ACLs (BucketOwnerEnforced), as AWS does.
+pub async fn acls_allowed(s: &TesseraS3, bucket: &str, acl: Option<&String>) -> S3Result<()> {
+    if acl.is_none() {
+        return Ok(());
+    }
+    let record = s.service.bucket(bucket).await.s3()?;
+    if record.ownership.as_deref() == Some(ObjectOwnership::BUCKET_OWNER_ENFORCED) {
+        return Err(with_status(
+            "AccessControlListNotSupported",
+            "The bucket does not allow ACLs",
+            http::StatusCode::BAD_REQUEST,
+        ));
+    }
+    Ok(())
+}
+
+pub async fn get_logging(
+    s: &TesseraS3,
+    req: S3Request<GetBucketLoggingInput>,
+) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+    s.service.bucket(&req.input.bucket).await.s3()?;
+    Ok(S3Response::new(GetBucketLoggingOutput {
+        logging_enabled: None,
+    }))
+}
+
+pub async fn put_logging(
+    s: &TesseraS3,
+    req: S3Request<PutBucketLoggingInput>,
+) -> S3Result<S3Response<PutBucketLoggingOutput>> {
+    let i = req.input;
+    s.service.bucket(&i.bucket).await.s3()?;
+    match i.bucket_logging_status.logging_enabled {
+        // Disabling what is not enabled.
+        None => Ok(S3Response::new(PutBucketLoggingOutput {})),
+        Some(_) => Err(with_status(
+            "InvalidTargetBucketForLogging",
+            "tessera does not deliver server access logs to a bucket: use its access log \
+             (the `access` log target) instead",
+            http::StatusCode::BAD_REQUEST,
+        )),
+    }
+}
