@@ -667,3 +667,68 @@ def test_bucket_logging_is_empty_and_enabling_it_is_refused(c, new_bucket_name):
     with pytest.raises(ClientError) as exc:
         c.get_bucket_logging(Bucket=new_bucket_name("logging-missing"))
     assert client_error(exc) == ("NoSuchBucket", 404)
+
+
+# ===================================================== public access block ===
+def test_public_access_block(server, s3, c, new_bucket_name):
+    import json
+
+    from botocore import UNSIGNED
+
+    anon = s3(server, signature_version=UNSIGNED)
+    name = new_bucket_name("pab")
+    c.create_bucket(Bucket=name)
+    with pytest.raises(ClientError) as exc:
+        c.get_public_access_block(Bucket=name)
+    assert client_error(exc) == ("NoSuchPublicAccessBlockConfiguration", 404)
+    c.put_object(Bucket=name, Key="open", Body=b"open", ACL="public-read")
+    public_policy = json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                       "Resource": f"arn:aws:s3:::{name}/pol/*"}],
+    })
+    c.put_bucket_policy(Bucket=name, Policy=public_policy)
+    c.put_object(Bucket=name, Key="pol/x", Body=b"by policy")
+    assert anon.get_object(Bucket=name, Key="open")["Body"].read() == b"open"
+    assert anon.get_object(Bucket=name, Key="pol/x")["Body"].read() == b"by policy"
+
+    def block(**settings):
+        full = {k: False for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")}
+        full.update(settings)
+        c.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=full)
+        assert c.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"] == full
+
+    # IgnorePublicAcls: the public-read object is no longer readable anonymously.
+    block(IgnorePublicAcls=True)
+    with pytest.raises(ClientError) as exc:
+        anon.get_object(Bucket=name, Key="open")
+    assert client_error(exc)[1] == 403
+    assert anon.get_object(Bucket=name, Key="pol/x")["Body"].read() == b"by policy"
+    # BlockPublicAcls: setting a public ACL is refused; a private write goes on.
+    block(BlockPublicAcls=True)
+    for call in (
+        lambda: c.put_object(Bucket=name, Key="more", Body=b"x", ACL="public-read"),
+        lambda: c.put_object_acl(Bucket=name, Key="open", ACL="public-read"),
+        lambda: c.put_bucket_acl(Bucket=name, ACL="public-read"),
+    ):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert client_error(exc) == ("AccessDenied", 403)
+    c.put_object(Bucket=name, Key="more", Body=b"x")
+    assert anon.get_object(Bucket=name, Key="open")["Body"].read() == b"open"  # not ignored now
+    # RestrictPublicBuckets: the public policy grants anonymous callers nothing.
+    block(RestrictPublicBuckets=True)
+    with pytest.raises(ClientError) as exc:
+        anon.get_object(Bucket=name, Key="pol/x")
+    assert client_error(exc)[1] == 403
+    assert c.get_object(Bucket=name, Key="pol/x")["Body"].read() == b"by policy"
+    # BlockPublicPolicy: a public policy is refused.
+    block(BlockPublicPolicy=True)
+    with pytest.raises(ClientError) as exc:
+        c.put_bucket_policy(Bucket=name, Policy=public_policy)
+    assert client_error(exc) == ("AccessDenied", 403)
+    c.delete_public_access_block(Bucket=name)
+    with pytest.raises(ClientError) as exc:
+        c.get_public_access_block(Bucket=name)
+    assert client_error(exc) == ("NoSuchPublicAccessBlockConfiguration", 404)
+    assert anon.get_object(Bucket=name, Key="pol/x")["Body"].read() == b"by policy"

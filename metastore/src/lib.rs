@@ -51,7 +51,7 @@ pub use memory::MemoryKv;
 pub use mirror::MirroredKv;
 pub use records::{
     AccessKeyRecord, BucketRecord, ChunkRef, ContentHeaders, ObjectData, ObjectRecord, PartInfo,
-    PartRecord, UploadRecord, UserRecord, Versioning,
+    PartRecord, PublicAccessBlock, UploadRecord, UserRecord, Versioning,
 };
 pub use rocks::RocksKv;
 pub use stats::CommitCounts;

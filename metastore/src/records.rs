@@ -64,6 +64,22 @@ pub struct BucketRecord {
     /// `None`: none set (ACLs work, objects owned by their writer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ownership: Option<String>,
+    /// The bucket's public access block, when one is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<PublicAccessBlock>,
+}
+
+/// S3's four public access block settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    /// Refuse requests that set an ACL granting public access.
+    pub block_public_acls: bool,
+    /// Grant nothing through public ACLs.
+    pub ignore_public_acls: bool,
+    /// Refuse a bucket policy that grants public access.
+    pub block_public_policy: bool,
+    /// A public bucket policy grants nothing to anonymous callers.
+    pub restrict_public_buckets: bool,
 }
 
 impl BucketRecord {
@@ -77,6 +93,7 @@ impl BucketRecord {
             region: None,
             tags: Vec::new(),
             ownership: None,
+            public_access_block: None,
         }
     }
 }

@@ -72,6 +72,8 @@ fn action_of(op: &str, versioned: bool) -> String {
         "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => "PutLifecycleConfiguration",
         "DeleteBucketTagging" => "PutBucketTagging",
         "DeleteBucketOwnershipControls" => "PutBucketOwnershipControls",
+        "PutPublicAccessBlock" | "DeletePublicAccessBlock" => "PutBucketPublicAccessBlock",
+        "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
         "GetBucketEncryption" => "GetEncryptionConfiguration",
         "PutBucketEncryption" | "DeleteBucketEncryption" => "PutEncryptionConfiguration",
         other => other,

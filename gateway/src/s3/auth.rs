@@ -167,10 +167,17 @@ impl Authz {
         let Some(record) = record else {
             return Ok(allowed);
         };
+        let block = record.public_access_block.unwrap_or_default();
         if let Some(text) = &record.policy
             && let Some(p) = self.bucket_policy(bucket, text)
         {
+            // RestrictPublicBuckets: a public policy grants nothing to anonymous callers
+            // (its denials still count).
+            let restricted = block.restrict_public_buckets
+                && p.is_public()
+                && matches!(caller, Caller::Anonymous);
             match p.evaluate(who, &request) {
+                Decision::Allow if restricted => {}
                 Decision::Deny => return Ok(false),
                 Decision::Allow => allowed = true,
                 Decision::NotApplicable => {}
@@ -178,6 +185,10 @@ impl Authz {
         }
         if allowed {
             return Ok(true);
+        }
+        if block.ignore_public_acls {
+            // Every ACL tessera stores is public (canned public-read and the like).
+            return Ok(false);
         }
         self.acl_allows(caller, need, &record).await
     }

@@ -1,5 +1,6 @@
-//! Bucket configuration kept with the bucket record: tagging, ownership controls, and the
-//! logging status (tessera delivers no server access logs: a request to enable them is refused
+//! Bucket configuration kept with the bucket record: tagging, ownership controls, the public
+//! access block (enforced here for ACLs, in `bucket_policy` for policies and in `auth` for
+//! what public ACLs and policies grant), and the logging status (tessera delivers no server access logs: a request to enable them is refused
 //! with AWS's error, never 501).
 
 use s3s::dto::*;
@@ -167,7 +168,8 @@ pub async fn delete_ownership(
 }
 
 /// Refuses an ACL that grants access (`acl`: the canned ACL kept, `None` for private) on a
-/// bucket whose ownership controls disable ACLs (BucketOwnerEnforced), as AWS does.
+/// bucket whose ownership controls disable ACLs (BucketOwnerEnforced), or whose public access
+/// block blocks public ACLs, as AWS does.
 pub async fn acls_allowed(s: &TesseraS3, bucket: &str, acl: Option<&String>) -> S3Result<()> {
     if acl.is_none() {
         return Ok(());
@@ -180,7 +182,70 @@ pub async fn acls_allowed(s: &TesseraS3, bucket: &str, acl: Option<&String>) -> 
             http::StatusCode::BAD_REQUEST,
         ));
     }
+    if record
+        .public_access_block
+        .is_some_and(|b| b.block_public_acls)
+    {
+        return Err(s3_error!(
+            AccessDenied,
+            "Access Denied: the bucket's public access block blocks public ACLs"
+        ));
+    }
     Ok(())
+}
+
+pub async fn put_public_access_block(
+    s: &TesseraS3,
+    req: S3Request<PutPublicAccessBlockInput>,
+) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+    let i = req.input;
+    let c = i.public_access_block_configuration;
+    let block = metastore::PublicAccessBlock {
+        block_public_acls: c.block_public_acls.unwrap_or(false),
+        ignore_public_acls: c.ignore_public_acls.unwrap_or(false),
+        block_public_policy: c.block_public_policy.unwrap_or(false),
+        restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
+    };
+    s.service
+        .meta()
+        .update_bucket(&i.bucket, move |r| r.public_access_block = Some(block))
+        .await
+        .s3()?;
+    Ok(S3Response::new(PutPublicAccessBlockOutput {}))
+}
+
+pub async fn get_public_access_block(
+    s: &TesseraS3,
+    req: S3Request<GetPublicAccessBlockInput>,
+) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+    let record = s.service.bucket(&req.input.bucket).await.s3()?;
+    let Some(b) = record.public_access_block else {
+        return Err(with_status(
+            "NoSuchPublicAccessBlockConfiguration",
+            "The public access block configuration was not found",
+            http::StatusCode::NOT_FOUND,
+        ));
+    };
+    Ok(S3Response::new(GetPublicAccessBlockOutput {
+        public_access_block_configuration: Some(PublicAccessBlockConfiguration {
+            block_public_acls: Some(b.block_public_acls),
+            ignore_public_acls: Some(b.ignore_public_acls),
+            block_public_policy: Some(b.block_public_policy),
+            restrict_public_buckets: Some(b.restrict_public_buckets),
+        }),
+    }))
+}
+
+pub async fn delete_public_access_block(
+    s: &TesseraS3,
+    req: S3Request<DeletePublicAccessBlockInput>,
+) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+    s.service
+        .meta()
+        .update_bucket(&req.input.bucket, |r| r.public_access_block = None)
+        .await
+        .s3()?;
+    Ok(S3Response::new(DeletePublicAccessBlockOutput {}))
 }
 
 pub async fn get_logging(

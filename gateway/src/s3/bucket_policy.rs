@@ -37,10 +37,21 @@ pub async fn put(
         return Err(e);
     }
     let i = req.input;
-    s.service.bucket(&i.bucket).await.s3()?;
+    let record = s.service.bucket(&i.bucket).await.s3()?;
     let users = s.authz.users().clone();
-    policy::Policy::parse_bucket_policy(&i.policy, &i.bucket, &|name| users.exists(name))
-        .map_err(|e| s3s::S3Error::with_message(s3s::S3ErrorCode::MalformedPolicy, e.0))?;
+    let parsed =
+        policy::Policy::parse_bucket_policy(&i.policy, &i.bucket, &|name| users.exists(name))
+            .map_err(|e| s3s::S3Error::with_message(s3s::S3ErrorCode::MalformedPolicy, e.0))?;
+    if parsed.is_public()
+        && record
+            .public_access_block
+            .is_some_and(|b| b.block_public_policy)
+    {
+        return Err(s3_error!(
+            AccessDenied,
+            "Access Denied: the bucket's public access block blocks public policies"
+        ));
+    }
     let text = i.policy;
     s.service
         .meta()
