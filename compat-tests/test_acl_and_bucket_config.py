@@ -3,8 +3,9 @@
 ACLs read back as the owner's FULL_CONTROL, plus AllUsers READ for the public canned ACLs.
 Every canned ACL can be set; explicit grants to others (x-amz-grant-*, an AccessControlPolicy
 naming another grantee) are refused with NotImplemented instead of being ignored. Bucket
-policies are stored and read back (their effect is tested in test_users.py); CORS and
-lifecycle answer S3's "not configured" errors."""
+policies are stored and read back (their effect is tested in test_users.py); CORS (set and
+enforced in test_conformance_fixes.py) and lifecycle answer S3's "not configured" errors on a
+bucket without them."""
 
 import json
 

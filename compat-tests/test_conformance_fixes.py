@@ -732,3 +732,77 @@ def test_public_access_block(server, s3, c, new_bucket_name):
         c.get_public_access_block(Bucket=name)
     assert client_error(exc) == ("NoSuchPublicAccessBlockConfiguration", 404)
     assert anon.get_object(Bucket=name, Key="pol/x")["Body"].read() == b"by policy"
+
+
+# ================================================================== CORS ===
+def test_cors_configuration_preflight_and_actual_responses(server, c, new_bucket_name):
+    name = new_bucket_name("cors")
+    c.create_bucket(Bucket=name)
+    c.put_object(Bucket=name, Key="page.txt", Body=b"hello")
+    with pytest.raises(ClientError) as exc:
+        c.get_bucket_cors(Bucket=name)
+    assert client_error(exc) == ("NoSuchCORSConfiguration", 404)
+
+    def preflight(origin, method, headers=None):
+        h = {"Origin": origin, "Access-Control-Request-Method": method}
+        if headers:
+            h["Access-Control-Request-Headers"] = headers
+        with requests.Session() as s:
+            s.trust_env = False
+            return s.options(f"{server.url}/{name}/page.txt", headers=h, timeout=30)
+
+    # No configuration: every preflight is refused.
+    r = preflight("https://app.example.com", "GET")
+    assert r.status_code == 403 and b"AccessForbidden" in r.content, r.content
+
+    rules = [
+        {"AllowedOrigins": ["https://*.example.com"], "AllowedMethods": ["GET", "HEAD"],
+         "ExposeHeaders": ["ETag", "x-amz-request-id"], "MaxAgeSeconds": 600},
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["PUT"], "AllowedHeaders": ["content-type", "x-amz-*"]},
+    ]
+    for bad, code in (
+        ([{"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]}], "InvalidRequest"),
+        ([{"AllowedOrigins": ["https://*.*.example.com"], "AllowedMethods": ["GET"]}], "InvalidRequest"),
+    ):
+        with pytest.raises(ClientError) as exc:
+            c.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": bad})
+        assert client_error(exc) == (code, 400), bad
+    c.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": rules})
+    got = c.get_bucket_cors(Bucket=name)["CORSRules"]
+    assert [g["AllowedOrigins"] for g in got] == [["https://*.example.com"], ["*"]]
+    assert got[0]["MaxAgeSeconds"] == 600 and got[1]["AllowedHeaders"] == ["content-type", "x-amz-*"]
+
+    r = preflight("https://app.example.com", "GET")
+    assert r.status_code == 200, r.content
+    assert r.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert r.headers["Access-Control-Allow-Methods"] == "GET, HEAD"
+    assert r.headers["Access-Control-Max-Age"] == "600"
+    assert "Origin" in r.headers.get("Vary", "")
+    r = preflight("https://elsewhere.org", "PUT", "Content-Type, X-Amz-Date")
+    assert r.status_code == 200, r.content
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert r.headers["Access-Control-Allow-Headers"] == "Content-Type, X-Amz-Date"
+    for origin, method, headers in (
+        ("https://elsewhere.org", "GET", None),  # GET only for example.com
+        ("https://elsewhere.org", "PUT", "Authorization"),  # header not allowed
+        ("https://app.example.com", "DELETE", None),
+    ):
+        r = preflight(origin, method, headers)
+        assert r.status_code == 403, (origin, method, headers, r.status_code)
+    with requests.Session() as s:
+        s.trust_env = False
+        r = s.options(f"{server.url}/{name}/page.txt", timeout=30)
+    assert r.status_code == 400
+
+    # Actual requests from an allowed origin get the headers, presigned ones included.
+    url = c.generate_presigned_url("get_object", Params={"Bucket": name, "Key": "page.txt"}, ExpiresIn=300)
+    with requests.Session() as s:
+        s.trust_env = False
+        r = s.get(url, headers={"Origin": "https://app.example.com"}, timeout=30)
+        assert r.status_code == 200 and r.content == b"hello"
+        assert r.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+        assert r.headers["Access-Control-Expose-Headers"] == "ETag, x-amz-request-id"
+        r = s.get(url, headers={"Origin": "https://elsewhere.org"}, timeout=30)
+        assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    c.delete_bucket_cors(Bucket=name)
+    assert preflight("https://app.example.com", "GET").status_code == 403

@@ -284,6 +284,8 @@ pub struct Frontend {
     pub metrics: Arc<Metrics>,
     /// The cluster on etcd this gateway is the active one of, if any.
     pub cluster: Option<Arc<dyn crate::cluster_view::ClusterView>>,
+    /// Domains for virtual-host-style addressing (CORS finds the bucket with them).
+    pub domains: Vec<String>,
 }
 
 impl Frontend {
@@ -331,7 +333,7 @@ pub async fn handle(
     let operation = OperationSlot::default();
     let body = Arc::new(BodyProgress::default());
     let responding = respond(
-        front.s3.clone(),
+        front.clone(),
         req,
         request_id,
         operation.clone(),
@@ -356,13 +358,23 @@ pub async fn handle(
 }
 
 async fn respond(
-    s3: S3Service,
+    front: Arc<Frontend>,
     req: Request<Incoming>,
     request_id: String,
     operation: OperationSlot,
     body: Arc<BodyProgress>,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
     let resource = req.uri().path().to_owned();
+    if req.method() == http::Method::OPTIONS {
+        operation.set("PreflightCORS");
+        let mut resp = crate::cors::preflight(&front, &req, &request_id).await;
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-amz-request-id", v);
+        }
+        return Ok(resp);
+    }
+    let cors = crate::cors::Actual::of(&front, &req);
+    let s3 = front.s3.clone();
     let is_head = req.method() == http::Method::HEAD;
     let is_post = req.method() == http::Method::POST;
     if http_body::Body::is_end_stream(req.body()) {
@@ -390,6 +402,9 @@ async fn respond(
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    if let Some(cors) = cors {
+        cors.decorate(&front, &mut resp).await;
     }
     if !body.finished.load(Ordering::Relaxed) {
         resp.headers_mut()

@@ -17,6 +17,7 @@
 pub mod access;
 pub mod admin;
 pub mod cluster_view;
+mod cors;
 pub mod health;
 pub mod http;
 pub mod metrics;

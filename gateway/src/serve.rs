@@ -90,6 +90,7 @@ impl Frontend {
             service: parts.service,
             metrics: Metrics::new(parts.metrics_token.as_deref(), parts.deployment_id),
             cluster: parts.cluster,
+            domains: parts.domains,
         }))
     }
 }

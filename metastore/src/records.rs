@@ -67,6 +67,24 @@ pub struct BucketRecord {
     /// The bucket's public access block, when one is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_access_block: Option<PublicAccessBlock>,
+    /// CORS rules (PutBucketCors), in the order given; empty: no CORS configuration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cors: Vec<CorsRule>,
+}
+
+/// One CORS rule of a bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default)]
+    pub max_age_seconds: Option<i32>,
 }
 
 /// S3's four public access block settings.
@@ -94,6 +112,7 @@ impl BucketRecord {
             tags: Vec::new(),
             ownership: None,
             public_access_block: None,
+            cors: Vec::new(),
         }
     }
 }

@@ -220,17 +220,6 @@ pub async fn put_object_acl(
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }
 
-pub async fn get_bucket_cors(
-    s: &TesseraS3,
-    req: S3Request<GetBucketCorsInput>,
-) -> S3Result<S3Response<GetBucketCorsOutput>> {
-    s.service.bucket(&req.input.bucket).await.s3()?;
-    Err(s3_error!(
-        NoSuchCORSConfiguration,
-        "The CORS configuration does not exist"
-    ))
-}
-
 pub async fn get_bucket_lifecycle(
     s: &TesseraS3,
     req: S3Request<GetBucketLifecycleConfigurationInput>,

@@ -275,3 +275,110 @@ pub async fn put_logging(
         )),
     }
 }
+
+pub async fn put_cors(
+    s: &TesseraS3,
+    req: S3Request<PutBucketCorsInput>,
+) -> S3Result<S3Response<PutBucketCorsOutput>> {
+    let i = req.input;
+    let given = i.cors_configuration.cors_rules;
+    if given.is_empty() || given.len() > crate::cors::MAX_RULES {
+        return Err(s3_error!(
+            MalformedXML,
+            "A CORS configuration has 1 to {} rules",
+            crate::cors::MAX_RULES
+        ));
+    }
+    let mut rules = Vec::with_capacity(given.len());
+    for r in given {
+        if r.allowed_origins.is_empty() || r.allowed_methods.is_empty() {
+            return Err(s3_error!(
+                MalformedXML,
+                "Every CORS rule needs an AllowedOrigin and an AllowedMethod"
+            ));
+        }
+        for m in &r.allowed_methods {
+            if !crate::cors::METHODS.contains(&m.as_str()) {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "Found unsupported HTTP method in CORS config. Unsupported method is {}",
+                    m
+                ));
+            }
+        }
+        for o in &r.allowed_origins {
+            if o.matches('*').count() > 1 {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "AllowedOrigin \"{}\" can not have more than one wildcard.",
+                    o
+                ));
+            }
+        }
+        for h in r.allowed_headers.iter().flatten() {
+            if h.matches('*').count() > 1 {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "AllowedHeader \"{}\" can not have more than one wildcard.",
+                    h
+                ));
+            }
+        }
+        rules.push(metastore::CorsRule {
+            id: r.id,
+            allowed_origins: r.allowed_origins,
+            allowed_methods: r.allowed_methods,
+            allowed_headers: r.allowed_headers.unwrap_or_default(),
+            expose_headers: r.expose_headers.unwrap_or_default(),
+            max_age_seconds: r.max_age_seconds,
+        });
+    }
+    s.service
+        .meta()
+        .update_bucket(&i.bucket, move |b| b.cors = rules.clone())
+        .await
+        .s3()?;
+    Ok(S3Response::new(PutBucketCorsOutput {}))
+}
+
+pub async fn get_cors(
+    s: &TesseraS3,
+    req: S3Request<GetBucketCorsInput>,
+) -> S3Result<S3Response<GetBucketCorsOutput>> {
+    let record = s.service.bucket(&req.input.bucket).await.s3()?;
+    if record.cors.is_empty() {
+        return Err(s3_error!(
+            NoSuchCORSConfiguration,
+            "The CORS configuration does not exist"
+        ));
+    }
+    let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    Ok(S3Response::new(GetBucketCorsOutput {
+        cors_rules: Some(
+            record
+                .cors
+                .iter()
+                .map(|r| CORSRule {
+                    id: r.id.clone(),
+                    allowed_origins: r.allowed_origins.clone(),
+                    allowed_methods: r.allowed_methods.clone(),
+                    allowed_headers: some(&r.allowed_headers),
+                    expose_headers: some(&r.expose_headers),
+                    max_age_seconds: r.max_age_seconds,
+                })
+                .collect(),
+        ),
+    }))
+}
+
+pub async fn delete_cors(
+    s: &TesseraS3,
+    req: S3Request<DeleteBucketCorsInput>,
+) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+    s.service
+        .meta()
+        .update_bucket(&req.input.bucket, |b| b.cors.clear())
+        .await
+        .s3()?;
+    Ok(S3Response::new(DeleteBucketCorsOutput {}))
+}
