@@ -36,6 +36,8 @@ pub struct UserEntry {
     pub id: String,
     pub enabled: bool,
     pub policy: Policy,
+    /// The `owner` policy: full access to the buckets this user owns.
+    pub owns_buckets: bool,
 }
 
 /// An access key's secret, kept out of `Debug` output and logs.
@@ -156,7 +158,7 @@ fn check_scope(scope: &str) -> UserResult<()> {
 fn parse_builtin(name: &str) -> UserResult<Builtin> {
     Builtin::parse(name).ok_or_else(|| {
         Error::InvalidArgument(format!(
-            "unknown policy {name:?}: use readwrite, readonly or writeonly"
+            "unknown policy {name:?}: use readwrite, readonly, writeonly or owner"
         ))
     })
 }
@@ -247,6 +249,7 @@ impl Users {
                     builtin.unwrap_or(Builtin::ReadOnly),
                     &record.scopes,
                 ),
+                owns_buckets: builtin == Some(Builtin::Owner),
             };
             dir.users.insert(name, Arc::new(entry));
         }
@@ -295,6 +298,11 @@ impl Users {
         check_name(name)?;
         let builtin = parse_builtin(policy)?;
         scopes.iter().try_for_each(|s| check_scope(s))?;
+        if builtin == Builtin::Owner && !scopes.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the owner policy reaches the buckets the user owns: it takes no --bucket".into(),
+            ));
+        }
         let _g = self.changes.lock().await;
         self.refuse_if_policies_name(name).await?;
         let (key, secret) = self.new_key(&self.snapshot())?;

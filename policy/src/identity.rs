@@ -1,5 +1,5 @@
-//! Tessera's built-in identity policies (`readwrite`, `readonly`, `writeonly`) and their
-//! scoping to buckets or bucket prefixes.
+//! Tessera's built-in identity policies (`readwrite`, `readonly`, `writeonly`, `owner`) and
+//! their scoping to buckets or bucket prefixes.
 //!
 //! They follow AWS's managed policies rather than MinIO's built-ins, so that each does what
 //! its name says: MinIO's `readonly` cannot list a bucket and its `writeonly` cannot abort a
@@ -18,6 +18,10 @@ pub enum Builtin {
     ReadOnly,
     /// Uploads only: `s3:PutObject` plus what a client needs to manage a multipart upload.
     WriteOnly,
+    /// A tenant: may create buckets, and does anything to the buckets it owns (granted by the
+    /// access check from the bucket's owner, not by this policy); reaches other buckets only
+    /// through their bucket policies and ACLs.
+    Owner,
 }
 
 impl Builtin {
@@ -27,6 +31,7 @@ impl Builtin {
             "readwrite" => Some(Builtin::ReadWrite),
             "readonly" => Some(Builtin::ReadOnly),
             "writeonly" => Some(Builtin::WriteOnly),
+            "owner" => Some(Builtin::Owner),
             _ => None,
         }
     }
@@ -36,6 +41,7 @@ impl Builtin {
             Builtin::ReadWrite => "readwrite",
             Builtin::ReadOnly => "readonly",
             Builtin::WriteOnly => "writeonly",
+            Builtin::Owner => "owner",
         }
     }
 
@@ -48,6 +54,7 @@ impl Builtin {
                 "s3:AbortMultipartUpload",
                 "s3:ListMultipartUploadParts",
             ],
+            Builtin::Owner => &["s3:CreateBucket"],
         }
     }
 }

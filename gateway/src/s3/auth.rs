@@ -167,6 +167,14 @@ impl Authz {
         let Some(record) = record else {
             return Ok(allowed);
         };
+        // A tenant (`owner` policy) does anything to its own buckets; a bucket policy's
+        // explicit denial below still wins.
+        if let Caller::User(u) = caller
+            && u.owns_buckets
+            && record.owner.as_deref() == Some(u.id.as_str())
+        {
+            allowed = true;
+        }
         let block = record.public_access_block.unwrap_or_default();
         if let Some(text) = &record.policy
             && let Some(p) = self.bucket_policy(bucket, text)
@@ -248,7 +256,8 @@ impl Authz {
             return true;
         }
         let who = Principal::User(&u.name);
-        u.policy.grants_something_on_bucket(who, name)
+        // A tenant's own policy only lets it create buckets: that shows it no one else's.
+        (!u.owns_buckets && u.policy.grants_something_on_bucket(who, name))
             || record
                 .policy
                 .as_deref()

@@ -106,10 +106,21 @@ pub async fn create_bucket(
         e.set_status_code(http::StatusCode::BAD_REQUEST);
         return Err(e);
     }
-    s.service
-        .create_bucket(&req.input.bucket, owner, acl, s.region.clone())
-        .await
-        .s3()?;
+    let created = s
+        .service
+        .create_bucket(&req.input.bucket, owner.clone(), acl, s.region.clone())
+        .await;
+    if let Err(objects::Error::Meta(metastore::Error::BucketExists)) = &created
+        && let Ok(existing) = s.service.bucket(&req.input.bucket).await
+        && existing.owner != owner
+    {
+        // Taken by someone else (another tenant, or root): not "yours", as on S3.
+        return Err(s3s::S3Error::with_message(
+            s3s::S3ErrorCode::BucketAlreadyExists,
+            "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+        ));
+    }
+    created.s3()?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", req.input.bucket)),
     }))

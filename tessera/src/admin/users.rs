@@ -13,7 +13,8 @@ pub enum UserCommand {
     Add {
         name: String,
         /// What the user may do: readwrite (everything), readonly (get and list),
-        /// writeonly (upload).
+        /// writeonly (upload), owner (a tenant: creates buckets and does anything to its own,
+        /// nothing to others' unless their bucket policies grant it).
         #[arg(long, default_value = "readwrite")]
         policy: String,
         /// Limits the user to this bucket, or to BUCKET/PREFIX (repeatable). Without it the
