@@ -80,3 +80,23 @@ def test_the_owner_policy_takes_no_bucket_scope(server):
 
     proc = admin(server, "user", "add", "scoped-owner", "--policy", "owner", "--bucket", "b", check=False)
     assert proc.returncode != 0 and "takes no --bucket" in proc.stderr + proc.stdout
+
+
+def test_grants_to_an_email_address_are_unresolvable(server, root, new_bucket_name, cleanup):
+    name = new_bucket_name("email-grant")
+    cleanup.append(name)
+    root.create_bucket(Bucket=name)
+    with pytest.raises(ClientError) as exc:
+        root.put_object(Bucket=name, Key="k", Body=b"x", GrantRead='emailAddress="nobody@example.com"')
+    assert err(exc) == ("UnresolvableGrantByEmailAddress", 400)
+    owner = root.get_bucket_acl(Bucket=name)["Owner"]
+    with pytest.raises(ClientError) as exc:
+        root.put_bucket_acl(Bucket=name, AccessControlPolicy={
+            "Owner": owner,
+            "Grants": [{"Grantee": {"Type": "AmazonCustomerByEmail", "EmailAddress": "nobody@example.com"},
+                        "Permission": "READ"}],
+        })
+    assert err(exc) == ("UnresolvableGrantByEmailAddress", 400)
+    # Nothing was stored.
+    with pytest.raises(ClientError):
+        root.head_object(Bucket=name, Key="k")

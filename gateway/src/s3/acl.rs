@@ -56,6 +56,34 @@ pub fn readers(acl: Option<&str>) -> Option<Readers> {
     }
 }
 
+/// Grants to an email address: no tessera user carries one, so the address resolves to no one
+/// (S3's 400 UnresolvableGrantByEmailAddress).
+fn unresolvable_email() -> s3s::S3Error {
+    let mut e = s3s::S3Error::with_message(
+        s3s::S3ErrorCode::Custom("UnresolvableGrantByEmailAddress".into()),
+        "The email address you provided does not match any account on record.",
+    );
+    e.set_status_code(http::StatusCode::BAD_REQUEST);
+    e
+}
+
+/// Refuses `x-amz-grant-*` headers naming an email address (before the other grant checks,
+/// which answer NotImplemented for grants tessera cannot keep).
+pub fn refuse_email_grants(headers: &http::HeaderMap) -> S3Result<()> {
+    let names_email = GRANT_HEADERS.iter().any(|h| {
+        headers.get_all(*h).iter().any(|v| {
+            v.as_bytes()
+                .to_ascii_lowercase()
+                .windows(12)
+                .any(|w| w == b"emailaddress")
+        })
+    });
+    if names_email {
+        return Err(unresolvable_email());
+    }
+    Ok(())
+}
+
 pub fn refuse_grant_headers(present: bool) -> S3Result<()> {
     if present {
         return Err(s3_error!(
@@ -108,6 +136,9 @@ fn acl_from_policy(policy: &AccessControlPolicy) -> S3Result<Option<String>> {
         let kind = grantee.map(|g| g.type_.as_str());
         let uri = grantee.and_then(|g| g.uri.as_deref());
         let permission = g.permission.as_ref().map(|p| p.as_str());
+        if kind == Some(Type::AMAZON_CUSTOMER_BY_EMAIL) {
+            return Err(unresolvable_email());
+        }
         match (kind, uri, permission) {
             (Some(Type::CANONICAL_USER), _, Some(Permission::FULL_CONTROL)) => {}
             (Some(Type::GROUP), Some(ALL_USERS), Some(Permission::READ)) => {

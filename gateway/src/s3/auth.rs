@@ -346,6 +346,7 @@ impl s3s::access::S3Access for AccessCheck {
             slot.set(op);
         }
         let caller = self.caller(cx.credentials())?;
+        super::acl::refuse_email_grants(cx.headers())?;
         let client = cx.extensions_mut().get::<ClientAddr>().map(|a| a.0);
         cx.extensions_mut().insert(caller.clone());
         if matches!(caller, Caller::Root) {
