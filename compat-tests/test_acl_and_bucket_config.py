@@ -1,8 +1,9 @@
 """ACLs and bucket configuration sub-resources that clients (s3cmd info, SDK tooling) probe.
 
 ACLs read back as the owner's FULL_CONTROL, plus AllUsers READ for the public canned ACLs.
-Every canned ACL can be set; explicit grants to others (x-amz-grant-*, an AccessControlPolicy
-naming another grantee) are refused with NotImplemented instead of being ignored. Bucket
+Every canned ACL can be set; grants to a canonical id that names no user are refused with
+InvalidArgument, group grants other than READ with NotImplemented, instead of being ignored
+(grants to users are tested in test_tenants.py). Bucket
 policies are stored and read back (their effect is tested in test_users.py); CORS (set and
 enforced in test_conformance_fixes.py) and lifecycle answer S3's "not configured" errors on a
 bucket without them."""
@@ -39,7 +40,7 @@ def test_acls_report_owner_full_control(c, bucket_name):
         assert acl["Grants"][0]["Grantee"]["Type"] == "CanonicalUser"
 
 
-def test_canned_acls_are_accepted_and_explicit_grants_are_refused(c, bucket_name):
+def test_canned_acls_and_grants_to_unknown_ids(c, bucket_name):
     c.create_bucket(Bucket=bucket_name)
     c.put_object(Bucket=bucket_name, Key="k", Body=b"x")
     owner = c.get_bucket_acl(Bucket=bucket_name)["Owner"]["ID"]
@@ -64,8 +65,8 @@ def test_canned_acls_are_accepted_and_explicit_grants_are_refused(c, bucket_name
             {"Grantee": {"Type": "CanonicalUser", "ID": other}, "Permission": "READ"},
         ],
     }
+    # A canonical id that names no user: 400 InvalidArgument, as on S3.
     refused = [
-        lambda: c.put_object_acl(Bucket=bucket_name, Key="k", GrantRead=f'uri="{ALL_USERS}"'),
         lambda: c.put_bucket_acl(Bucket=bucket_name, GrantFullControl=f'id="{other}"'),
         lambda: c.put_object_acl(Bucket=bucket_name, Key="k", AccessControlPolicy=acp),
         lambda: c.put_bucket_acl(Bucket=bucket_name, AccessControlPolicy=acp),
@@ -73,10 +74,18 @@ def test_canned_acls_are_accepted_and_explicit_grants_are_refused(c, bucket_name
     for call in refused:
         with pytest.raises(ClientError) as exc:
             call()
-        assert code(exc) == ("NotImplemented", 501)
+        assert code(exc) == ("InvalidArgument", 400)
+    # Group grants other than READ (anonymous writes) are not supported.
+    with pytest.raises(ClientError) as exc:
+        c.put_bucket_acl(Bucket=bucket_name, GrantWrite=f'uri="{ALL_USERS}"')
+    assert code(exc) == ("NotImplemented", 501)
     # Nothing changed.
     assert grants(c.get_object_acl(Bucket=bucket_name, Key="k")) == public
     assert grants(c.get_bucket_acl(Bucket=bucket_name)) == private
+    # A READ grant header to AllUsers is the public-read canned ACL.
+    c.put_object_acl(Bucket=bucket_name, Key="k", ACL="private")
+    c.put_object_acl(Bucket=bucket_name, Key="k", GrantRead=f'uri="{ALL_USERS}"')
+    assert grants(c.get_object_acl(Bucket=bucket_name, Key="k")) == public
 
 
 def test_acl_of_missing_things(c, bucket_name):

@@ -100,3 +100,49 @@ def test_grants_to_an_email_address_are_unresolvable(server, root, new_bucket_na
     # Nothing was stored.
     with pytest.raises(ClientError):
         root.head_object(Bucket=name, Key="k")
+
+
+def test_acl_grants_to_a_user_by_canonical_id(server, s3, new_bucket_name, cleanup):
+    alice, bob = add_user(server, "owner"), add_user(server, "owner")
+    a, b = client_for(s3, server, alice), client_for(s3, server, bob)
+    name = new_bucket_name("granted")
+    cleanup.append(name)
+    b.create_bucket(Bucket=name)
+    b.put_object(Bucket=name, Key="doc", Body=b"bob's doc")
+    b.put_object(Bucket=name, Key="other", Body=b"not shared")
+    alice_id = a.list_buckets()["Owner"]["ID"]
+    bob_owner = b.get_bucket_acl(Bucket=name)["Owner"]
+    assert_denied(lambda: a.get_object(Bucket=name, Key="doc"))
+
+    # READ on one object, by header: that object only.
+    b.put_object_acl(Bucket=name, Key="doc", GrantRead=f'id="{alice_id}"')
+    assert a.get_object(Bucket=name, Key="doc")["Body"].read() == b"bob's doc"
+    assert_denied(lambda: a.get_object(Bucket=name, Key="other"))
+    assert_denied(lambda: a.list_objects_v2(Bucket=name))
+    acl = b.get_object_acl(Bucket=name, Key="doc")
+    assert {(g["Grantee"].get("ID"), g["Permission"]) for g in acl["Grants"]} == {
+        (bob_owner["ID"], "FULL_CONTROL"), (alice_id, "READ"),
+    }
+    assert any(g["Grantee"].get("DisplayName") == alice.name for g in acl["Grants"])
+
+    # READ and WRITE on the bucket, by ACL document: listing and uploads, not reading others.
+    b.put_bucket_acl(Bucket=name, AccessControlPolicy={
+        "Owner": bob_owner,
+        "Grants": [
+            {"Grantee": {"Type": "CanonicalUser", "ID": bob_owner["ID"]}, "Permission": "FULL_CONTROL"},
+            {"Grantee": {"Type": "CanonicalUser", "ID": alice_id}, "Permission": "READ"},
+            {"Grantee": {"Type": "CanonicalUser", "ID": alice_id}, "Permission": "WRITE"},
+        ],
+    })
+    assert sorted(o["Key"] for o in a.list_objects_v2(Bucket=name)["Contents"]) == ["doc", "other"]
+    a.put_object(Bucket=name, Key="from-alice", Body=b"hi")
+    assert_denied(lambda: a.get_object(Bucket=name, Key="other"))
+    assert_denied(lambda: a.put_bucket_acl(Bucket=name, ACL="private"))  # no WRITE_ACP
+    assert_denied(lambda: a.delete_bucket(Bucket=name))
+
+    # Taking the grants away takes the access away.
+    b.put_bucket_acl(Bucket=name, ACL="private")
+    b.put_object_acl(Bucket=name, Key="doc", ACL="private")
+    assert_denied(lambda: a.list_objects_v2(Bucket=name))
+    assert_denied(lambda: a.get_object(Bucket=name, Key="doc"))
+    assert_denied(lambda: a.put_object(Bucket=name, Key="again", Body=b"x"))

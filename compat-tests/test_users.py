@@ -27,8 +27,7 @@ Semantics:
   127.0.0.1), aws:SecureTransport (always false: no TLS), s3:prefix.
 * Denied = AccessDenied 403 (HEAD: bare 403) and nothing changes. DeleteObjects with any denied
   key is refused as a whole (403, nothing deleted). Disabled users and removed keys get
-  InvalidAccessKeyId 403 at once. Explicit ACL grants stay NotImplemented (see
-  test_acl_and_bucket_config.py).
+  InvalidAccessKeyId 403 at once. ACL grants to users are tested in test_tenants.py.
 * No secret key is ever in the server log or in plain text in any file of its data dirs.
 """
 

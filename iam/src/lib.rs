@@ -272,6 +272,11 @@ impl Users {
         self.snapshot().users.contains_key(name)
     }
 
+    /// Every user's id (ACL grants name users by a canonical id derived from it).
+    pub fn ids(&self) -> Vec<String> {
+        self.snapshot().names_by_id.keys().cloned().collect()
+    }
+
     /// The name of the user with this id (bucket owners are stored by id).
     pub fn name_of(&self, id: &str) -> Option<String> {
         self.snapshot().names_by_id.get(id).cloned()

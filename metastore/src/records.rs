@@ -70,6 +70,17 @@ pub struct BucketRecord {
     /// CORS rules (PutBucketCors), in the order given; empty: no CORS configuration.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cors: Vec<CorsRule>,
+    /// ACL grants to users, besides the owner's FULL_CONTROL and the canned `acl`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<AclGrant>,
+}
+
+/// An ACL grant to a user: `READ`, `WRITE`, `READ_ACP`, `WRITE_ACP` or `FULL_CONTROL`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclGrant {
+    /// The user's id (not its name: a user re-created under an old name gets nothing).
+    pub user: String,
+    pub permission: String,
 }
 
 /// One CORS rule of a bucket.
@@ -113,6 +124,7 @@ impl BucketRecord {
             ownership: None,
             public_access_block: None,
             cors: Vec::new(),
+            grants: Vec::new(),
         }
     }
 }
@@ -225,6 +237,9 @@ pub struct ObjectRecord {
     /// retried after it succeeded is answered with this version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// ACL grants to users, besides the owner's FULL_CONTROL and the canned `acl`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<AclGrant>,
 }
 
 impl ObjectRecord {
@@ -245,6 +260,7 @@ impl ObjectRecord {
             parts: Vec::new(),
             acl: None,
             upload_id: None,
+            grants: Vec::new(),
         }
     }
 }

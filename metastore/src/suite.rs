@@ -27,6 +27,7 @@ pub fn object(chunks: Vec<ChunkRef>) -> ObjectRecord {
         parts: vec![],
         acl: None,
         upload_id: None,
+        grants: Vec::new(),
     }
 }
 

@@ -233,6 +233,7 @@ impl ObjectService {
             parts: Vec::new(),
             acl: meta.acl,
             upload_id: None,
+            grants: Vec::new(),
         };
         match self.meta.put_object(bucket, key, record, expect).await {
             Ok(stored) => Ok(stored),
@@ -351,8 +352,10 @@ impl ObjectService {
         edit(&mut record);
         record.data = source.data;
         record.modified_ms = now_ms();
-        // A copy was not completed from the source's upload.
+        // A copy was not completed from the source's upload, and gets the ACL the request
+        // names, not the source's grants.
         record.upload_id = None;
+        record.grants.clear();
         let stored = self
             .meta
             .put_object(dst_bucket, dst_key, record, None)

@@ -103,6 +103,7 @@ impl ObjectService {
             parts: Vec::new(),
             acl: meta.acl,
             upload_id: None,
+            grants: Vec::new(),
         };
         let record = UploadRecord {
             initiated_ms: now_ms(),

@@ -3,6 +3,7 @@
 //! for every signed user. Grants to anyone else are refused, not silently ignored. CORS and
 //! lifecycle report "none configured" the way S3 does (clients such as s3cmd ask for them).
 
+use metastore::AclGrant;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -127,49 +128,150 @@ fn grants(owner: &Owner, acl: Option<&str>) -> Grants {
     grants
 }
 
-/// The canned ACL an ACL document (PutBucketAcl/PutObjectAcl body) amounts to: the owner's
-/// FULL_CONTROL plus at most a READ grant to everyone or to signed users.
-fn acl_from_policy(policy: &AccessControlPolicy) -> S3Result<Option<String>> {
-    let mut canned = None;
-    for g in policy.grants.iter().flatten() {
-        let grantee = g.grantee.as_ref();
-        let kind = grantee.map(|g| g.type_.as_str());
-        let uri = grantee.and_then(|g| g.uri.as_deref());
-        let permission = g.permission.as_ref().map(|p| p.as_str());
-        if kind == Some(Type::AMAZON_CUSTOMER_BY_EMAIL) {
-            return Err(unresolvable_email());
-        }
-        match (kind, uri, permission) {
-            (Some(Type::CANONICAL_USER), _, Some(Permission::FULL_CONTROL)) => {}
-            (Some(Type::GROUP), Some(ALL_USERS), Some(Permission::READ)) => {
-                canned = Some("public-read".to_owned())
-            }
-            (Some(Type::GROUP), Some(AUTHENTICATED_USERS), Some(Permission::READ))
-                if canned.is_none() =>
-            {
-                canned = Some("authenticated-read".to_owned())
-            }
-            _ => refuse_grant_headers(true)?,
-        }
-    }
-    Ok(canned)
+/// What a Put*Acl request sets: a canned ACL (public reads), and grants to named users.
+struct RequestedAcl {
+    canned: Option<String>,
+    grants: Vec<AclGrant>,
 }
 
-/// The ACL a Put*Acl request sets: a canned ACL header or an ACL document, not both.
+const PERMISSIONS: [&str; 5] = ["READ", "WRITE", "READ_ACP", "WRITE_ACP", "FULL_CONTROL"];
+
+impl RequestedAcl {
+    /// Adds a grant to the user a canonical id names (the owner's own grants add nothing:
+    /// it has FULL_CONTROL anyway).
+    fn grant_to(
+        &mut self,
+        s: &TesseraS3,
+        owner: &Owner,
+        canonical: &str,
+        permission: &str,
+    ) -> S3Result<()> {
+        if !PERMISSIONS.contains(&permission) {
+            return Err(s3_error!(
+                MalformedACLError,
+                "Unknown permission {}",
+                permission
+            ));
+        }
+        if owner.id.as_deref() == Some(canonical) {
+            return Ok(());
+        }
+        let user = s
+            .authz
+            .user_of_canonical(canonical)
+            .ok_or_else(|| s3_error!(InvalidArgument, "Invalid id"))?;
+        if !self
+            .grants
+            .iter()
+            .any(|g| g.user == user && g.permission == permission)
+        {
+            self.grants.push(AclGrant {
+                user,
+                permission: permission.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A group's READ is a canned ACL; other group grants are not supported.
+    fn group(&mut self, uri: &str, permission: &str) -> S3Result<()> {
+        match (uri, permission) {
+            (ALL_USERS, Permission::READ) => self.canned = Some("public-read".to_owned()),
+            (AUTHENTICATED_USERS, Permission::READ) if self.canned.is_none() => {
+                self.canned = Some("authenticated-read".to_owned())
+            }
+            (AUTHENTICATED_USERS, Permission::READ) => {}
+            _ => refuse_grant_headers(true)?,
+        }
+        Ok(())
+    }
+}
+
+/// The ACL a Put*Acl request sets: a canned ACL header, `x-amz-grant-*` headers, or an ACL
+/// document, one of them.
 fn requested_acl(
+    s: &TesseraS3,
+    owner: &Owner,
     canned: Option<&str>,
     policy: Option<&AccessControlPolicy>,
-    grant_headers: bool,
-) -> S3Result<Option<String>> {
-    refuse_grant_headers(grant_headers)?;
-    match (canned, policy) {
-        (Some(_), Some(_)) => Err(s3_error!(
+    headers: &http::HeaderMap,
+) -> S3Result<RequestedAcl> {
+    let mut out = RequestedAcl {
+        canned: canned_acl(canned)?,
+        grants: Vec::new(),
+    };
+    let grant_headers = grant_headers_present(headers);
+    if [canned.is_some(), policy.is_some(), grant_headers]
+        .iter()
+        .filter(|x| **x)
+        .count()
+        > 1
+    {
+        return Err(s3_error!(
             InvalidRequest,
-            "Specify either a canned ACL or an access control policy, not both"
-        )),
-        (_, Some(p)) => acl_from_policy(p),
-        (c, None) => canned_acl(c),
+            "Specify one of a canned ACL, grant headers or an access control policy"
+        ));
     }
+    if let Some(p) = policy {
+        for g in p.grants.iter().flatten() {
+            let grantee = g.grantee.as_ref();
+            let kind = grantee.map(|g| g.type_.as_str());
+            let permission = g.permission.as_ref().map_or("", |p| p.as_str());
+            match (kind, grantee) {
+                (Some(Type::AMAZON_CUSTOMER_BY_EMAIL), _) => return Err(unresolvable_email()),
+                (Some(Type::CANONICAL_USER), Some(g)) => {
+                    let id =
+                        g.id.as_deref()
+                            .ok_or_else(|| s3_error!(MalformedACLError, "A grantee has no ID"))?;
+                    out.grant_to(s, owner, id, permission)?;
+                }
+                (Some(Type::GROUP), Some(g)) => {
+                    out.group(g.uri.as_deref().unwrap_or(""), permission)?
+                }
+                _ => refuse_grant_headers(true)?,
+            }
+        }
+    }
+    for (header, permission) in
+        GRANT_HEADERS
+            .iter()
+            .zip(["READ", "WRITE", "READ_ACP", "WRITE_ACP", "FULL_CONTROL"])
+    {
+        for value in headers.get_all(*header) {
+            let value = value
+                .to_str()
+                .map_err(|_| s3_error!(InvalidArgument, "{} is not text", header))?;
+            for grantee in value.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+                let (kind, who) = grantee.split_once('=').ok_or_else(|| {
+                    s3_error!(InvalidArgument, "Invalid grantee {} in {}", grantee, header)
+                })?;
+                let who = who.trim().trim_matches('"');
+                match kind.trim() {
+                    "id" => out.grant_to(s, owner, who, permission)?,
+                    "uri" => out.group(who, permission)?,
+                    _ => return Err(unresolvable_email()),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The grants to users in an ACL answer.
+fn user_grants(s: &TesseraS3, stored: &[AclGrant]) -> Vec<Grant> {
+    stored
+        .iter()
+        .map(|g| Grant {
+            grantee: Some(Grantee {
+                display_name: s.authz.users().name_of(&g.user),
+                email_address: None,
+                id: Some(super::auth::canonical_id(&g.user)),
+                type_: Type::from_static(Type::CANONICAL_USER),
+                uri: None,
+            }),
+            permission: Some(Permission::from(g.permission.clone())),
+        })
+        .collect()
 }
 
 pub async fn get_bucket_acl(
@@ -178,8 +280,10 @@ pub async fn get_bucket_acl(
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
     let record = s.service.bucket(&req.input.bucket).await.s3()?;
     let owner = s.authz.owner(record.owner.as_deref());
+    let mut all = grants(&owner, record.acl.as_deref());
+    all.extend(user_grants(s, &record.grants));
     Ok(S3Response::new(GetBucketAclOutput {
-        grants: Some(grants(&owner, record.acl.as_deref())),
+        grants: Some(all),
         owner: Some(owner),
     }))
 }
@@ -188,17 +292,25 @@ pub async fn put_bucket_acl(
     s: &TesseraS3,
     req: S3Request<PutBucketAclInput>,
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
-    let grant_headers = grant_headers_present(&req.headers);
-    let i = req.input;
+    let i = &req.input;
+    let record = s.service.bucket(&i.bucket).await.s3()?;
+    let owner = s.authz.owner(record.owner.as_deref());
     let acl = requested_acl(
+        s,
+        &owner,
         i.acl.as_ref().map(|a| a.as_str()),
         i.access_control_policy.as_ref(),
-        grant_headers,
+        &req.headers,
     )?;
-    super::bucket_config::acls_allowed(s, &i.bucket, acl.as_ref()).await?;
+    super::bucket_config::acls_allowed(s, &i.bucket, acl.canned.as_ref(), !acl.grants.is_empty())
+        .await?;
+    let RequestedAcl { canned, grants } = acl;
     s.service
         .meta()
-        .update_bucket(&i.bucket, move |r| r.acl = acl.clone())
+        .update_bucket(&i.bucket, move |r| {
+            r.acl = canned.clone();
+            r.grants = grants.clone();
+        })
         .await
         .s3()?;
     Ok(S3Response::new(PutBucketAclOutput {}))
@@ -218,8 +330,10 @@ pub async fn get_object_acl(
         .s3()?;
     // Objects belong to their bucket's owner (S3's "bucket owner enforced").
     let owner = s.authz.owner(bucket.owner.as_deref());
+    let mut all = grants(&owner, object.acl.as_deref());
+    all.extend(user_grants(s, &object.grants));
     Ok(S3Response::new(GetObjectAclOutput {
-        grants: Some(grants(&owner, object.acl.as_deref())),
+        grants: Some(all),
         owner: Some(owner),
         ..Default::default()
     }))
@@ -229,22 +343,30 @@ pub async fn put_object_acl(
     s: &TesseraS3,
     req: S3Request<PutObjectAclInput>,
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
-    let grant_headers = grant_headers_present(&req.headers);
-    let i = req.input;
+    let i = &req.input;
     check_key(&i.key)?;
+    let bucket = s.service.bucket(&i.bucket).await.s3()?;
+    let owner = s.authz.owner(bucket.owner.as_deref());
     let acl = requested_acl(
+        s,
+        &owner,
         i.acl.as_ref().map(|a| a.as_str()),
         i.access_control_policy.as_ref(),
-        grant_headers,
+        &req.headers,
     )?;
-    super::bucket_config::acls_allowed(s, &i.bucket, acl.as_ref()).await?;
+    super::bucket_config::acls_allowed(s, &i.bucket, acl.canned.as_ref(), !acl.grants.is_empty())
+        .await?;
+    let RequestedAcl { canned, grants } = acl;
     s.service
         .meta()
         .update_object(
             &i.bucket,
             &i.key,
             version_param(i.version_id.as_deref())?,
-            move |r| r.acl = acl.clone(),
+            move |r| {
+                r.acl = canned.clone();
+                r.grants = grants.clone();
+            },
         )
         .await
         .s3()?;

@@ -92,12 +92,18 @@ impl Authz {
         match owner_id.and_then(|id| Some((id, self.users.name_of(id)?))) {
             Some((id, name)) => Owner {
                 display_name: Some(name),
-                id: Some(hex::encode(sha2::Sha256::digest(
-                    format!("tessera-user:{id}").as_bytes(),
-                ))),
+                id: Some(canonical_id(id)),
             },
             None => Self::root_owner(),
         }
+    }
+
+    /// The user (id) a canonical id names, if any.
+    pub fn user_of_canonical(&self, canonical: &str) -> Option<String> {
+        self.users
+            .ids()
+            .into_iter()
+            .find(|id| canonical_id(id) == canonical)
     }
 
     pub fn caller_owner(&self, caller: &Caller) -> Owner {
@@ -194,30 +200,67 @@ impl Authz {
         if allowed {
             return Ok(true);
         }
-        if block.ignore_public_acls {
-            // Every ACL tessera stores is public (canned public-read and the like).
-            return Ok(false);
-        }
-        self.acl_allows(caller, need, &record).await
+        // IgnorePublicAcls: canned ACLs (public-read and the like) grant nothing; grants to
+        // named users still count.
+        self.acl_allows(caller, need, &record, block.ignore_public_acls)
+            .await
     }
 
-    /// Canned ACLs grant reading: a bucket's lets callers list it, an object's lets them
-    /// read that object.
+    /// What ACLs grant: canned ones reading (a bucket's lets callers list it, an object's lets
+    /// them read that object), unless `ignore_public` (IgnorePublicAcls); grants to users what
+    /// their permission covers. Nothing when the bucket's ownership controls disable ACLs.
     async fn acl_allows(
         &self,
         caller: &Caller,
         need: &Need,
         bucket: &BucketRecord,
+        ignore_public: bool,
     ) -> S3Result<bool> {
-        match (need.action.as_str(), &need.bucket, &need.key) {
-            ("s3:ListBucket" | "s3:ListBucketVersions", _, None) => {
-                Ok(acl_grants_read(bucket.acl.as_deref(), caller))
+        if bucket.ownership.as_deref() == Some("BucketOwnerEnforced") {
+            return Ok(false);
+        }
+        let granted = |grants: &[metastore::AclGrant], permission: &str| match caller {
+            Caller::User(u) => grants.iter().any(|g| {
+                g.user == u.id && (g.permission == permission || g.permission == "FULL_CONTROL")
+            }),
+            _ => false,
+        };
+        let action = need.action.as_str();
+        match (&need.bucket, &need.key) {
+            (_, None) => Ok(match action {
+                "s3:ListBucket" | "s3:ListBucketVersions" | "s3:ListBucketMultipartUploads" => {
+                    (!ignore_public && acl_grants_read(bucket.acl.as_deref(), caller))
+                        || granted(&bucket.grants, "READ")
+                }
+                "s3:GetBucketAcl" => granted(&bucket.grants, "READ_ACP"),
+                "s3:PutBucketAcl" => granted(&bucket.grants, "WRITE_ACP"),
+                _ => false,
+            }),
+            (Some(b), Some(k)) => {
+                if matches!(
+                    action,
+                    "s3:PutObject"
+                        | "s3:DeleteObject"
+                        | "s3:DeleteObjectVersion"
+                        | "s3:AbortMultipartUpload"
+                ) {
+                    return Ok(granted(&bucket.grants, "WRITE"));
+                }
+                let permission = match action {
+                    "s3:GetObject" | "s3:GetObjectVersion" => "READ",
+                    "s3:GetObjectAcl" | "s3:GetObjectVersionAcl" => "READ_ACP",
+                    "s3:PutObjectAcl" | "s3:PutObjectVersionAcl" => "WRITE_ACP",
+                    _ => return Ok(false),
+                };
+                let Some(object) = self.meta.get_object(b, k).await.s3()? else {
+                    return Ok(false);
+                };
+                Ok((permission == "READ"
+                    && !ignore_public
+                    && acl_grants_read(object.acl.as_deref(), caller))
+                    || granted(&object.grants, permission))
             }
-            ("s3:GetObject", Some(b), Some(k)) => {
-                let object = self.meta.get_object(b, k).await.s3()?;
-                Ok(object.is_some_and(|o| acl_grants_read(o.acl.as_deref(), caller)))
-            }
-            _ => Ok(false),
+            (None, Some(_)) => Ok(false),
         }
     }
 
@@ -282,6 +325,14 @@ impl Authz {
             }
         }
     }
+}
+
+/// A user's canonical id, as ACLs and owners show it: derived from its id, so it names no
+/// other user after the name is reused.
+pub fn canonical_id(user_id: &str) -> String {
+    hex::encode(sha2::Sha256::digest(
+        format!("tessera-user:{user_id}").as_bytes(),
+    ))
 }
 
 /// The caller and address a request's extensions carry (set by the access check).

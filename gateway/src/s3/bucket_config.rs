@@ -170,8 +170,13 @@ pub async fn delete_ownership(
 /// Refuses an ACL that grants access (`acl`: the canned ACL kept, `None` for private) on a
 /// bucket whose ownership controls disable ACLs (BucketOwnerEnforced), or whose public access
 /// block blocks public ACLs, as AWS does.
-pub async fn acls_allowed(s: &TesseraS3, bucket: &str, acl: Option<&String>) -> S3Result<()> {
-    if acl.is_none() {
+pub async fn acls_allowed(
+    s: &TesseraS3,
+    bucket: &str,
+    acl: Option<&String>,
+    user_grants: bool,
+) -> S3Result<()> {
+    if acl.is_none() && !user_grants {
         return Ok(());
     }
     let record = s.service.bucket(bucket).await.s3()?;
@@ -182,9 +187,10 @@ pub async fn acls_allowed(s: &TesseraS3, bucket: &str, acl: Option<&String>) -> 
             http::StatusCode::BAD_REQUEST,
         ));
     }
-    if record
-        .public_access_block
-        .is_some_and(|b| b.block_public_acls)
+    if acl.is_some()
+        && record
+            .public_access_block
+            .is_some_and(|b| b.block_public_acls)
     {
         return Err(s3_error!(
             AccessDenied,

@@ -126,6 +126,7 @@ mod tests {
             parts: vec![],
             acl: None,
             upload_id: None,
+            grants: Vec::new(),
         }
     }
 

@@ -421,7 +421,7 @@ pub async fn copy_object(
     super::acl::refuse_grant_headers(super::acl::grant_headers_present(&req.headers))?;
     // A copy gets the ACL the request names, not the source's (as in S3).
     let acl = super::acl::canned_acl(input.acl.as_ref().map(|a| a.as_str()))?;
-    super::bucket_config::acls_allowed(s, &input.bucket, acl.as_ref()).await?;
+    super::bucket_config::acls_allowed(s, &input.bucket, acl.as_ref(), false).await?;
     // Copying an older version onto its own key (a restore) is allowed.
     if !replace
         && class.is_none()
