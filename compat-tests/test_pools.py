@@ -255,6 +255,20 @@ def test_pool_add_rebalance_through_sigkill_then_decommission(make_server, tmp_p
     rc, report, err = admin(server, "check", "--no-repair", timeout=300)
     assert rc == 0 and report["clean"], report
 
+    # Before any handover, pool 1's disks on the command line are refused: their metadata
+    # replicas are empty while they hold shards (serving would show an empty store).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    env.update(TESSERA_ROOT_USER=ROOT_USER, TESSERA_ROOT_PASSWORD=ROOT_PASSWORD)
+    server.stop()
+    pool0_dirs = server.dirs
+    server.dirs = new_dirs
+    early = subprocess.run(server.command(), capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    server.dirs = pool0_dirs
+    assert early.returncode != 0, early.stdout[-2000:]
+    assert "are empty, but the disks hold shards" in early.stderr, early.stderr[-2000:]
+    server.start()
+    s3 = server.client()
+
     # Decommission the first pool: every chunk moves to pool 1, the metadata replicas follow,
     # and pool 1 becomes the home pool (the command line's disks).
     deployment = admin(server, "info")[1]["deployment_id"]
@@ -268,8 +282,6 @@ def test_pool_add_rebalance_through_sigkill_then_decommission(make_server, tmp_p
     read_all(s3, bucket, expected)
     server.stop()
     # The old command line is refused, and the answer names the disks to give instead.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    env.update(TESSERA_ROOT_USER=ROOT_USER, TESSERA_ROOT_PASSWORD=ROOT_PASSWORD)
     old = subprocess.run(server.command(), capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
     assert old.returncode != 0, old.stdout[-2000:]
     assert "pool 1 is the home pool" in old.stderr and str(new_base) in old.stderr, old.stderr[-2000:]

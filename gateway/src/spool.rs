@@ -15,10 +15,20 @@ const MAX_SPOOLED: u64 = 5 << 30;
 /// How much of the spooled file is read at a time when it is handed on.
 const READ_SIZE: usize = 256 << 10;
 
-/// Whether `req` is a PUT whose body length is unknown until it ends.
+/// Bodies spooled at once. The spool is written before s3s checks the signature, so it is
+/// bounded: a flood of such requests gets 503 SlowDown rather than filling `TMPDIR`.
+static SPOOLS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Whether `req` is a signed PUT whose body length is unknown until it ends (an unsigned one
+/// is left to s3s, which refuses it).
 pub fn needed<B>(req: &Request<B>) -> bool {
     let h = req.headers();
-    req.method() == http::Method::PUT
+    let query = req.uri().query().unwrap_or("");
+    let signed = h.contains_key(http::header::AUTHORIZATION)
+        || query.contains("X-Amz-Signature=")
+        || query.contains("Signature=");
+    signed
+        && req.method() == http::Method::PUT
         && !h.contains_key(http::header::CONTENT_LENGTH)
         && h.get(http::header::TRANSFER_ENCODING)
             .and_then(|v| v.to_str().ok())
@@ -35,6 +45,13 @@ fn failed(code: S3ErrorCode, message: String) -> S3Error {
 /// Reads the whole body into a temporary file and gives the request back with a
 /// `Content-Length` and a body that streams from the file.
 pub async fn spool(req: Request<s3s::Body>) -> Result<Request<s3s::Body>, S3Error> {
+    // Held until the spooled body has been read to its end (or dropped).
+    let Ok(slot) = SPOOLS.try_acquire() else {
+        return Err(failed(
+            S3ErrorCode::SlowDown,
+            "Too many uploads of unknown length at once: retry, or send a Content-Length".into(),
+        ));
+    };
     let (mut parts, mut body) = req.into_parts();
     let dir = std::env::temp_dir();
     let file = tokio::task::spawn_blocking(move || tempfile::tempfile_in(&dir))
@@ -71,14 +88,14 @@ pub async fn spool(req: Request<s3s::Body>) -> Result<Request<s3s::Body>, S3Erro
     parts
         .headers
         .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
-    let chunks = futures::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
+    let chunks = futures::stream::unfold(Some((file, slot)), |state| async move {
+        let (mut file, slot) = state?;
         let mut buf = vec![0u8; READ_SIZE];
         match file.read(&mut buf).await {
             Ok(0) => None,
             Ok(n) => {
                 buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), Some(file)))
+                Some((Ok(Bytes::from(buf)), Some((file, slot))))
             }
             // The error ends the stream.
             Err(e) => Some((Err(e), None)),

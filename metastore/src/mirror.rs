@@ -128,8 +128,14 @@ impl MirroredKv {
     /// (the sequence lock is held), so it misses nothing. Blocking, for as long as the copy.
     pub fn add_replica(&self, name: String, kv: Box<dyn KvStore>) -> Result<()> {
         let seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
-        if self.current().iter().any(|r| r.name == name) {
-            return Ok(());
+        if let Some(present) = self.current().into_iter().find(|r| r.name == name) {
+            return if present.healthy.load(Ordering::Relaxed) {
+                Ok(())
+            } else {
+                Err(Error::Backend(format!(
+                    "metadata replica {name} failed earlier in this run; restart the server to reopen it"
+                )))
+            };
         }
         let source = self
             .current()
@@ -155,14 +161,17 @@ impl MirroredKv {
         Ok(())
     }
 
-    /// Takes replicas out of the mirror (they are closed once no operation uses them); at
-    /// least one must stay.
+    /// Takes replicas out of the mirror (they are closed once no operation uses them); a
+    /// healthy one must stay.
     pub fn remove_replicas(&self, names: &[String]) -> Result<()> {
         let _writes_wait = self.seq.lock().unwrap_or_else(|p| p.into_inner());
         let mut replicas = self.replicas.write().unwrap_or_else(|p| p.into_inner());
-        if replicas.iter().all(|r| names.contains(&r.name)) {
+        if !replicas
+            .iter()
+            .any(|r| !names.contains(&r.name) && r.healthy.load(Ordering::Relaxed))
+        {
             return Err(Error::Backend(
-                "cannot remove every metadata replica".into(),
+                "no healthy metadata replica would remain: none removed".into(),
             ));
         }
         replicas.retain(|r| {
@@ -173,6 +182,11 @@ impl MirroredKv {
             !gone
         });
         Ok(())
+    }
+
+    /// The commit sequence of the newest batch (0: nothing was ever written).
+    pub fn sequence(&self) -> u64 {
+        *self.seq.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn healthy_replicas(&self) -> usize {

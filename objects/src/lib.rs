@@ -110,6 +110,9 @@ pub struct ObjectService {
     mover: rebalance::Mover,
     /// The server's part of decommissioning the home pool (none: it cannot be).
     home_handover: pool_records::HandoverSlot,
+    /// Serialises read-modify-writes of the recorded pools (a pool added while a
+    /// decommission finishes must not be lost).
+    pool_records_lock: tokio::sync::Mutex<()>,
 }
 
 /// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
@@ -131,6 +134,7 @@ impl ObjectService {
             chunk_slots: Arc::new(tokio::sync::Semaphore::new(CHUNK_SLOTS)),
             mover: rebalance::Mover::default(),
             home_handover: pool_records::HandoverSlot::default(),
+            pool_records_lock: tokio::sync::Mutex::new(()),
         }
     }
 

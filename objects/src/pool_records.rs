@@ -129,6 +129,7 @@ impl ObjectService {
         to: u32,
         deployment_id: String,
     ) -> Result<()> {
+        let _one_change = self.pool_records_lock.lock().await;
         let mut record = load_pools(&self.meta).await?;
         self.change_state(&mut record.pools, from, RecordedState::Retired)?;
         record.home = Some(to);
@@ -155,6 +156,7 @@ impl ObjectService {
         parity: usize,
         format_id: String,
     ) -> Result<u32> {
+        let _one_change = self.pool_records_lock.lock().await;
         let mut pools = self.pool_records().await?;
         let id = self.next_pool_id().await?;
         pools.push(PoolRecord {
@@ -171,6 +173,7 @@ impl ObjectService {
 
     /// Changes a pool's recorded state (pool 0 gets an entry the first time).
     pub(crate) async fn set_recorded_state(&self, id: u32, state: RecordedState) -> Result<()> {
+        let _one_change = self.pool_records_lock.lock().await;
         let mut pools = self.pool_records().await?;
         self.change_state(&mut pools, id, state)?;
         self.write_pool_records(pools).await

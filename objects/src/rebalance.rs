@@ -236,6 +236,7 @@ impl ObjectService {
     /// Stops this process's run of the job at its next step without recording anything (the
     /// server is stopping: the job stays `running` in the metadata for whoever runs next).
     pub fn halt_move_job(&self) {
+        self.mover.halted.store(true, Relaxed);
         self.mover.stop.notify_waiters();
     }
 
@@ -276,6 +277,9 @@ impl ObjectService {
         let resumed_bytes = job.bytes_moved;
         let started = Instant::now();
         loop {
+            if self.mover.halted.load(Relaxed) {
+                return Ok(());
+            }
             let plan = self.plan(&job.kind).await?;
             job.bytes_to_move = plan.excess.values().filter(|e| **e > 0).sum::<i64>() as u64;
             if job.bytes_to_move == 0 && job.cursor.is_none() {
@@ -285,6 +289,9 @@ impl ObjectService {
                 .move_pass(&mut job, plan, started, resumed_bytes)
                 .await?;
             if stopped {
+                return Ok(());
+            }
+            if self.mover.halted.load(Relaxed) {
                 return Ok(());
             }
             let plan = self.plan(&job.kind).await?;
@@ -427,6 +434,9 @@ impl ObjectService {
         tokio::pin!(stop);
         stop.as_mut().enable();
         loop {
+            if self.mover.halted.load(Relaxed) {
+                return Ok(true);
+            }
             let page = self.meta.chunks_after(after, 256).await?;
             let Some(last) = page.last() else {
                 job.cursor = None;
@@ -621,4 +631,7 @@ fn kind_name(kind: &MoveKind) -> &'static str {
 pub(crate) struct Mover {
     running: std::sync::atomic::AtomicBool,
     stop: tokio::sync::Notify,
+    /// Set when this process stops serving: the job's run ends at its next step (the
+    /// notification alone reaches only a pass that is waiting on it).
+    halted: std::sync::atomic::AtomicBool,
 }

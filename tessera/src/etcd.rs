@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::ServeConfig;
-use crate::server::{Opened, bind, shutdown_token};
+use crate::server::{Opened, bind};
 
 /// How long etcd may take to answer a call.
 const ETCD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,13 +40,16 @@ pub struct Active {
 /// Connects to etcd, stands by while another gateway is active, and returns once this one is;
 /// `None` when a signal stopped it first. At start etcd gets a few seconds to answer; a
 /// gateway `resuming` after it lost its role waits for etcd as long as it takes.
-pub async fn become_active(cfg: &ServeConfig, resuming: bool) -> Result<Option<Active>, String> {
+pub async fn become_active(
+    cfg: &ServeConfig,
+    resuming: bool,
+    shutdown: CancellationToken,
+) -> Result<Option<Active>, String> {
     let endpoints = cfg.etcd.join(",");
     // The port answers (as a standby: 503 until an active gateway is known) while etcd is
     // being reached.
     let listener = bind(cfg).await?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let shutdown = shutdown_token();
     let standby = CancellationToken::new();
     let active_url: gateway::standby::ActiveUrl = Default::default();
     let standby_task = tokio::spawn(gateway::standby::serve(
@@ -309,6 +312,23 @@ pub async fn claim_deployment(opened: &Opened) -> Result<(), String> {
 /// to give them), else those recorded, so a gateway joins with only `--etcd`, the cluster
 /// secret and the root credentials.
 pub async fn node_list(meta: &MetaStore, cfg: &ServeConfig) -> Result<Vec<String>, String> {
+    // Once the first pool was decommissioned, the home pool's record names the nodes.
+    if cfg.nodes.is_empty() {
+        let pools = objects::load_pools(meta)
+            .await
+            .map_err(|e| format!("cannot read the recorded pools: {e}"))?;
+        if let Some(home) = pools.home.filter(|h| *h != 0)
+            && let Some(record) = pools.pools.iter().find(|p| p.id == home)
+        {
+            let (_, urls) = crate::pools::split_specs(&record.disks)?;
+            info!(
+                pool = home,
+                nodes = urls.len(),
+                "storage nodes of the home pool, as recorded"
+            );
+            return Ok(urls);
+        }
+    }
     let recorded = if cfg.nodes.is_empty() {
         meta.setting(NODES_SETTING).await
     } else {
@@ -345,15 +365,6 @@ pub async fn node_list(meta: &MetaStore, cfg: &ServeConfig) -> Result<Vec<String
         warn!(given = ?cfg.nodes, recorded = ?recorded, "--node differs from the nodes recorded in etcd; using the ones given (the disks' formats decide the placement)");
     }
     Ok(cfg.nodes.clone())
-}
-
-/// Records `nodes` as the cluster's storage nodes (the home pool moved to them).
-pub async fn record_node_list(meta: &MetaStore, nodes: Vec<String>) -> Result<(), String> {
-    let list = serde_json::to_vec(&NodeList { v: 1, nodes }).map_err(|e| e.to_string())?;
-    meta.put_setting(NODES_SETTING, list, true)
-        .await
-        .map(drop)
-        .map_err(|e| format!("cannot record the storage nodes in etcd: {e}"))
 }
 
 /// The etcd setting holding the storage node list.

@@ -2,7 +2,7 @@
 //! formatted the same way as the first pool's, recorded in the metadata, opened at every
 //! start, and watched by their own disk monitor. Also the server's part of decommissioning the
 //! home pool (the command line's disks): the embedded metadata's replicas move to the next
-//! home's disks, and on etcd the recorded node list follows.
+//! home's disks.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,8 +34,6 @@ pub struct ServerPools {
     deployment_id: String,
     /// The embedded metadata's mirror when its replicas are on the home pool's disks.
     mirror: Option<Arc<MirroredKv>>,
-    /// Whether the metadata is on etcd (which records the storage node list).
-    etcd: bool,
 }
 
 /// What [`ServerPools`] is made of, besides the object service.
@@ -45,13 +43,12 @@ pub struct ServerPoolsConfig {
     pub stop: CancellationToken,
     pub deployment_id: String,
     pub mirror: Option<Arc<MirroredKv>>,
-    pub etcd: bool,
     /// The home pool's id and disks (the command line's).
     pub home: (u32, Arc<Disks>),
 }
 
 /// Splits SPECs into local directories and storage node URLs (after ellipsis expansion).
-fn split_specs(specs: &[String]) -> Result<(Vec<PathBuf>, Vec<String>), String> {
+pub(crate) fn split_specs(specs: &[String]) -> Result<(Vec<PathBuf>, Vec<String>), String> {
     let (mut dirs, mut urls) = (Vec::new(), Vec::new());
     for spec in specs {
         for one in crate::config::expand_ellipsis(spec)? {
@@ -82,7 +79,6 @@ impl ServerPools {
             adding: tokio::sync::Mutex::new(()),
             deployment_id: cfg.deployment_id,
             mirror: cfg.mirror,
-            etcd: cfg.etcd,
         });
         service.set_home_handover(pools.clone());
         pools
@@ -304,19 +300,9 @@ impl HomeHandover for ServerPools {
                 to, "metadata replicas copied to the next home pool's disks"
             );
         }
-        if self.etcd {
-            let specs = self
-                .service
-                .pool_records()
-                .await
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .find(|r| r.id == to)
-                .map(|r| r.disks)
-                .unwrap_or_default();
-            let (_, urls) = split_specs(&specs)?;
-            crate::etcd::record_node_list(self.service.meta(), urls).await?;
-        }
+        // On etcd, gateways started with only --etcd find the new home's nodes from the home
+        // record itself (`etcd::node_list`): nothing else to write, so no window where the
+        // node list and the home disagree.
         Ok(())
     }
 

@@ -312,12 +312,46 @@ fn open_local_metadata(
         );
     }
     let mirror = Arc::new(MirroredKv::new(replicas).map_err(|e| e.to_string())?);
+    // Replicas that never took a write, on disks that hold shards: these are not the disks the
+    // metadata lives on (another pool's, or a reordered command line). Serving would show an
+    // empty store and let the orphan sweep delete every shard.
+    if meta_dir_marker.is_none()
+        && mirror.sequence() == 0
+        && !disks.deployment.freshly_formatted
+        && disks.local.iter().any(|d| holds_shards(d))
+    {
+        return Err(format!(
+            "the metadata replicas on {} are empty, but the disks hold shards: these are not \
+             the disks this deployment's metadata lives on (give the home pool's disks, in the \
+             order they were added)",
+            meta_replicas
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     Ok(OpenedMeta {
         meta: MetaStore::new(mirror.clone(), gc_grace),
         replicas: meta_replicas,
         mirror: meta_dir_marker.is_none().then_some(mirror),
         meta_dir_marker,
     })
+}
+
+/// Whether a local disk holds at least one shard file. Blocking.
+fn holds_shards(disk: &std::path::Path) -> bool {
+    fn any_file(dir: &std::path::Path, depth: usize) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| match e.file_type() {
+            Ok(t) if t.is_file() => true,
+            Ok(t) if t.is_dir() && depth > 0 => any_file(&e.path(), depth - 1),
+            _ => false,
+        })
+    }
+    any_file(&disk.join("shards"), 4)
 }
 
 /// The object service over `disks` and `meta`. Blocking.
@@ -498,9 +532,13 @@ enum Ended {
 }
 
 pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
+    // One signal watch for the process: a SIGTERM during a run's shutdown, or between runs,
+    // stops the process rather than being spent on a token already cancelled.
+    let signal = shutdown_token();
     let mut resuming = false;
     loop {
-        match serve_once(cfg.clone(), resuming).await? {
+        match serve_once(cfg.clone(), resuming, &signal).await? {
+            _ if signal.is_cancelled() => return Ok(()),
             Ended::Stopped => return Ok(()),
             Ended::LostRole => {
                 warn!(
@@ -516,13 +554,17 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
 
 /// One run: as a standby until active (with etcd), then active until a signal or the role is
 /// lost. `resuming`: the role was lost before, so etcd is waited for, however long.
-async fn serve_once(cfg: ServeConfig, resuming: bool) -> Result<Ended, String> {
+async fn serve_once(
+    cfg: ServeConfig,
+    resuming: bool,
+    signal: &CancellationToken,
+) -> Result<Ended, String> {
     // With etcd the port is bound first: this gateway answers as a standby until it is the
     // active one (or stops, at a signal, without ever having been active).
     let active = if cfg.etcd.is_empty() {
         None
     } else {
-        match crate::etcd::become_active(&cfg, resuming).await? {
+        match crate::etcd::become_active(&cfg, resuming, signal.child_token()).await? {
             Some(active) => Some(active),
             None => return Ok(Ended::Stopped),
         }
@@ -563,7 +605,6 @@ async fn serve_once(cfg: ServeConfig, resuming: bool) -> Result<Ended, String> {
             stop: background_stop.clone(),
             deployment_id: opened.deployment_id.clone(),
             mirror: opened.mirror.clone(),
-            etcd: !cfg.etcd.is_empty(),
             home: (opened.service.pools().home(), opened.disks.clone()),
         },
     );
@@ -611,12 +652,14 @@ async fn serve_once(cfg: ServeConfig, resuming: bool) -> Result<Ended, String> {
         opened.service.request_heal_pass();
     }
     {
+        // In `background`, so it stops with this run: a gateway that lost its role must not
+        // go on deleting shards another gateway may be about to reference.
         let service = opened.service.clone();
-        tokio::spawn(async move {
+        background.push(tokio::spawn(async move {
             if let Err(e) = service.sweep_orphans(true).await {
                 warn!(error = %e, "start-up orphan sweep failed");
             }
-        });
+        }));
     }
 
     let meta = opened.service.meta().clone();
@@ -661,7 +704,7 @@ async fn serve_once(cfg: ServeConfig, resuming: bool) -> Result<Ended, String> {
         None => {
             let listener = bind(&cfg).await?;
             // Before the banner: whoever reads it may signal at once.
-            (listener, shutdown_token(), None)
+            (listener, signal.child_token(), None)
         }
     };
     let bound = listener.local_addr().map_err(|e| e.to_string())?;

@@ -185,11 +185,18 @@ impl Authz {
         if let Some(text) = &record.policy
             && let Some(p) = self.bucket_policy(bucket, text)
         {
-            // RestrictPublicBuckets: a public policy grants nothing to anonymous callers
-            // (its denials still count).
+            // RestrictPublicBuckets: a public policy grants nothing to callers outside the
+            // bucket owner's account: anonymous ones and other tenants (denials still count).
             let restricted = block.restrict_public_buckets
                 && p.is_public()
-                && matches!(caller, Caller::Anonymous);
+                && match caller {
+                    Caller::Anonymous => true,
+                    // Another tenant is another account.
+                    Caller::User(u) => {
+                        u.owns_buckets && record.owner.as_deref() != Some(u.id.as_str())
+                    }
+                    Caller::Root => false,
+                };
             match p.evaluate(who, &request) {
                 Decision::Allow if restricted => {}
                 Decision::Deny => return Ok(false),
@@ -246,10 +253,12 @@ impl Authz {
                 ) {
                     return Ok(granted(&bucket.grants, "WRITE"));
                 }
+                // The latest version's ACL: requests naming a version (…Version actions)
+                // get nothing from ACLs, since that version's ACL is not the one read here.
                 let permission = match action {
-                    "s3:GetObject" | "s3:GetObjectVersion" => "READ",
-                    "s3:GetObjectAcl" | "s3:GetObjectVersionAcl" => "READ_ACP",
-                    "s3:PutObjectAcl" | "s3:PutObjectVersionAcl" => "WRITE_ACP",
+                    "s3:GetObject" => "READ",
+                    "s3:GetObjectAcl" => "READ_ACP",
+                    "s3:PutObjectAcl" => "WRITE_ACP",
                     _ => return Ok(false),
                 };
                 let Some(object) = self.meta.get_object(b, k).await.s3()? else {
