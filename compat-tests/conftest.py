@@ -370,8 +370,16 @@ def _url_of(server_or_url) -> str:
     return server_or_url if isinstance(server_or_url, str) else server_or_url.url
 
 
-def s3_client(server_or_url, *, access_key: str = ROOT_USER, secret_key: str = ROOT_PASSWORD, **config_kwargs):
-    """boto3 S3 client: path style, SigV4, us-east-1, a single attempt (no retries)."""
+def s3_client(
+    server_or_url,
+    *,
+    access_key: str = ROOT_USER,
+    secret_key: str = ROOT_PASSWORD,
+    region: str = REGION,
+    **config_kwargs,
+):
+    """boto3 S3 client: path style, SigV4, signing for `region` (us-east-1 unless given), a
+    single attempt (no retries)."""
     import boto3
     from botocore.config import Config
 
@@ -387,7 +395,7 @@ def s3_client(server_or_url, *, access_key: str = ROOT_USER, secret_key: str = R
     return boto3.session.Session().client(
         "s3",
         endpoint_url=_url_of(server_or_url),
-        region_name=REGION,
+        region_name=region,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
         config=Config(**params),

@@ -13,19 +13,12 @@ import requests
 from botocore import UNSIGNED
 from botocore.exceptions import ClientError
 
+from test_conformance_fixes import client_error, status_of
+
 
 @pytest.fixture(scope="module")
 def c(server, s3):
     return s3(server)
-
-
-def status_of(resp) -> int:
-    return resp["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def client_error(exc_info) -> tuple[str, int]:
-    err = exc_info.value.response
-    return err.get("Error", {}).get("Code"), err["ResponseMetadata"]["HTTPStatusCode"]
 
 
 # ============================== bucket tagging, ownership, logging ===

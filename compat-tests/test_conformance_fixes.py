@@ -31,18 +31,16 @@ import hashlib
 import time
 import zlib
 
-import boto3
 import botocore.handlers
 import pytest
 import requests
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 import aws_chunked as ac
-from conftest import REGION, ROOT_PASSWORD, ROOT_USER, raw_request, random_bytes
+from conftest import REGION, ROOT_PASSWORD, ROOT_USER, raw_request, random_bytes, s3_client
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -115,23 +113,6 @@ def multipart_object(c, bucket, key, parts):
     upload_id = c.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
     done = upload_parts(c, bucket, key, upload_id, parts)
     return complete(c, bucket, key, upload_id, done)
-
-
-def regional_client(url: str, region: str):
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=url,
-        region_name=region,
-        aws_access_key_id=ROOT_USER,
-        aws_secret_access_key=ROOT_PASSWORD,
-        config=Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": 1, "mode": "standard"},
-            connect_timeout=10,
-            read_timeout=60,
-        ),
-    )
 
 
 def plain_get(url: str) -> requests.Response:
@@ -376,7 +357,7 @@ def eu_server(server_factory, tmp_path_factory):
 
 
 def test_location_constraint_on_regional_server(eu_server, new_bucket_name):
-    ec = regional_client(eu_server.url, OTHER_REGION)
+    ec = s3_client(eu_server, region=OTHER_REGION)
     same = new_bucket_name("loc-same")
     ec.create_bucket(Bucket=same, CreateBucketConfiguration={"LocationConstraint": OTHER_REGION})
     assert ec.get_bucket_location(Bucket=same).get("LocationConstraint") == OTHER_REGION
@@ -397,7 +378,7 @@ def test_unspecified_location_constraint_on_regional_server(eu_server, new_bucke
     # constraint is incompatible ..."). tessera deliberately accepts it and records the
     # server's region: clients configured with a custom region (boto3's create_bucket without
     # a configuration, MinIO-style tools) keep working.
-    ec = regional_client(eu_server.url, OTHER_REGION)
+    ec = s3_client(eu_server, region=OTHER_REGION)
     name = new_bucket_name("loc-unspec")
     ec.create_bucket(Bucket=name)
     assert ec.get_bucket_location(Bucket=name).get("LocationConstraint") == OTHER_REGION
@@ -436,7 +417,7 @@ def test_content_encoding_drops_only_aws_chunked(server, c, bucket):
 def test_non_ascii_metadata_is_rfc2047_encoded(server, c, bucket):
     # (a) A raw Latin-1 "é" on the wire (what botocore sends once its client-side ASCII
     # check is removed, as in boto/boto3#3063).
-    loose = regional_client(server.url, REGION)
+    loose = s3_client(server)
     loose.meta.events.unregister("before-parameter-build.s3.PutObject", botocore.handlers.validate_ascii_metadata)
     loose.put_object(Bucket=bucket, Key="meta/latin1", Body=b"x", Metadata={"name": "café"})
     head = c.head_object(Bucket=bucket, Key="meta/latin1")
@@ -566,18 +547,13 @@ def test_multipart_crc32_full_object(c, bucket):
     assert c.get_object(Bucket=bucket, Key=key)["Body"].read() == b"".join(parts)
 
 
-def test_multipart_without_algorithm_gets_a_full_object_crc64nvme(c, bucket):
+def test_multipart_without_algorithm_gets_a_full_object_crc64nvme(server, c, bucket):
     # As S3 does for uploads that name no algorithm: parts get CRC64NVME by default, the
     # object a full-object CRC64NVME combined from them. The parts carry no checksum header
     # (boto3 adds one by default: turned off here).
     key = "cktype/none"
     parts = [random_bytes(MIN_PART, "none-1"), random_bytes(10 * KiB + 3, "none-2")]
-    quiet = boto3.session.Session().client(
-        "s3", endpoint_url=c.meta.endpoint_url, region_name=REGION,
-        aws_access_key_id=ROOT_USER, aws_secret_access_key=ROOT_PASSWORD,
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                      request_checksum_calculation="when_required"),
-    )
+    quiet = s3_client(server, request_checksum_calculation="when_required")
     upload_id = quiet.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
     done = upload_parts(quiet, bucket, key, upload_id, parts)
     complete(quiet, bucket, key, upload_id, done)

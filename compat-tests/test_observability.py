@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 
 import aws_chunked
-from conftest import REGION, ROOT_PASSWORD, ROOT_USER, _die_with_parent, free_port, poll, raw_request, tessera_binary
+from conftest import REGION, ROOT_PASSWORD, ROOT_USER, _die_with_parent, free_port, poll, raw_request, s3_client, tessera_binary
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -832,27 +832,6 @@ class ConfigServer:
             self.proc.wait()
 
 
-def regional_client(url: str, region: str, *, access_key: str, secret_key: str):
-    """boto3 S3 client like conftest's, but signing for `region`."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=url,
-        region_name=region,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": 1, "mode": "standard"},
-            connect_timeout=10,
-            read_timeout=60,
-        ),
-    )
-
-
 def banner_value(stdout: str, field: str) -> str:
     """The value of a `  field:   value` banner line."""
     for line in stdout.splitlines():
@@ -897,7 +876,7 @@ def test_config_file_supplies_disks_region_credentials_token_and_json_logs(tmp_p
         m = scrape(url, token=token)
         assert m.value("tessera_erasure_parity_shards") == 2
 
-        c = regional_client(url, "eu-cfg-1", access_key="cfguser", secret_key="cfg-password-123")
+        c = s3_client(url, region="eu-cfg-1", access_key="cfguser", secret_key="cfg-password-123")
         c.create_bucket(Bucket="cfg-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-cfg-1"})
         c.put_object(Bucket="cfg-bucket", Key="k", Body=b"configured")
         assert c.get_bucket_location(Bucket="cfg-bucket").get("LocationConstraint") == "eu-cfg-1"

@@ -90,6 +90,19 @@ def job(server) -> dict:
     return doc
 
 
+def job_finished(server, timeout: float = 240) -> dict:
+    """Waits for the move job to end, which must be finished; returns its status."""
+    assert poll(lambda: job(server)["state"] != "running", timeout=timeout, interval=0.3), job(server)
+    final = job(server)
+    assert final["state"] == "finished", final
+    return final
+
+
+def assert_check_clean(server) -> None:
+    rc, report, err = admin(server, "check", "--no-repair", timeout=300)
+    assert rc == 0 and report["clean"], (report, err)
+
+
 class Workload:
     """2 writers (new objects, copies of existing ones, deletes) and 2 readers, tolerant of a
     server that is down for a while; remembers every acknowledged write."""
@@ -252,8 +265,7 @@ def test_pool_add_rebalance_through_sigkill_then_decommission(make_server, tmp_p
     for key in load.deleted:
         with pytest.raises(Exception):
             s3.head_object(Bucket=bucket, Key=key)
-    rc, report, err = admin(server, "check", "--no-repair", timeout=300)
-    assert rc == 0 and report["clean"], report
+    assert_check_clean(server)
 
     # Before any handover, pool 1's disks on the command line are refused: their metadata
     # replicas are empty while they hold shards (serving would show an empty store).
@@ -274,8 +286,7 @@ def test_pool_add_rebalance_through_sigkill_then_decommission(make_server, tmp_p
     deployment = admin(server, "info")[1]["deployment_id"]
     rc, _, err = admin(server, "decommission", "0")
     assert rc == 0, err
-    done = poll(lambda: job(server)["state"] != "running", timeout=240, interval=0.5)
-    assert done and job(server)["state"] == "finished", job(server)
+    job_finished(server)
     rc, pools, err = admin(server, "pool", "list")
     assert sorted((p["id"], p["state"]) for p in pools) == [(0, "retired"), (1, "active")], pools
     assert shard_bytes(server.dirs) == 0
@@ -292,8 +303,7 @@ def test_pool_add_rebalance_through_sigkill_then_decommission(make_server, tmp_p
     server.start()
     s3 = server.client()
     read_all(s3, bucket, expected)
-    rc, report, err = admin(server, "check", "--no-repair", timeout=300)
-    assert rc == 0 and report["clean"], report
+    assert_check_clean(server)
     rc, info, err = admin(server, "info")
     assert info["deployment_id"] == deployment, info
     assert all(str(new_base) in r for r in info["metadata_replicas"]), info["metadata_replicas"]
@@ -330,27 +340,23 @@ def test_rebalance_on_etcd_is_finished_by_the_gateway_that_takes_over(make_serve
         a.kill()  # the rebalance leader dies mid-job
         assert poll(lambda: ready(b), 30, 0.2), b.log_tail()
         assert poll(lambda: job(b)["chunks_moved"] > before["chunks_moved"], timeout=60, interval=0.3), job(b)
-        assert poll(lambda: job(b)["state"] != "running", timeout=120, interval=0.5), job(b)
-        assert job(b)["state"] == "finished", job(b)
+        job_finished(b, timeout=120)
         read_all(b.client(), "etcd-pools", expected)
         rc, pools, err = admin(b, "pool", "list")
         assert_balanced(pools)
-        rc, report, err = admin(b, "check", "--no-repair", timeout=300)
-        assert rc == 0 and report["clean"], report
+        assert_check_clean(b)
         # On etcd too, the first pool can go: pool 1 becomes the home pool, and the next
         # gateway starts with its disks on the command line.
         rc, _, err = admin(b, "decommission", "0")
         assert rc == 0, err
-        assert poll(lambda: job(b)["state"] != "running", timeout=120, interval=0.5), job(b)
-        assert job(b)["state"] == "finished", job(b)
+        job_finished(b, timeout=120)
         b.stop()
         for d in dirs:
             shutil.rmtree(d)
         c = gateway(make_server, [new_base / f"d{i}" for i in range(1, 5)], etcd)
         assert poll(lambda: ready(c), 30, 0.2), c.log_tail()
         read_all(c.client(), "etcd-pools", expected)
-        rc, report, err = admin(c, "check", "--no-repair", timeout=300)
-        assert rc == 0 and report["clean"], report
+        assert_check_clean(c)
     finally:
         etcd.stop()
 
@@ -384,8 +390,7 @@ def test_storage_nodes_two_added_to_four_then_the_first_four_decommissioned(make
         assert pool["disks"] == 4 and pool["parity"] == 2, pool
         rc, _, err = admin(server, "rebalance", "start")
         assert rc == 0, err
-        assert poll(lambda: job(server)["state"] != "running", timeout=120, interval=0.3), job(server)
-        assert job(server)["state"] == "finished" and job(server)["chunks_moved"] > 0, job(server)
+        assert job_finished(server, timeout=120)["chunks_moved"] > 0
         rc, pools, err = admin(server, "pool", "list")
         assert_balanced(pools)
         # Every node disk took shards.
@@ -396,14 +401,12 @@ def test_storage_nodes_two_added_to_four_then_the_first_four_decommissioned(make
         server.start()
         s3 = server.client()
         read_all(s3, "node-pools", expected)
-        rc, report, err = admin(server, "check", "--no-repair", timeout=300)
-        assert rc == 0 and report["clean"], report
+        assert_check_clean(server)
 
         # The first four nodes go: drained, then the gateway runs on the two added nodes only.
         rc, _, err = admin(server, "decommission", "0")
         assert rc == 0, err
-        assert poll(lambda: job(server)["state"] != "running", timeout=120, interval=0.3), job(server)
-        assert job(server)["state"] == "finished", job(server)
+        job_finished(server, timeout=120)
         assert all(shard_bytes(n.dirs) == 0 for n in first)
         server.stop()
         for n in first:
@@ -413,8 +416,7 @@ def test_storage_nodes_two_added_to_four_then_the_first_four_decommissioned(make
         server.start()
         s3 = server.client()
         read_all(s3, "node-pools", expected)
-        rc, report, err = admin(server, "check", "--no-repair", timeout=300)
-        assert rc == 0 and report["clean"], report
+        assert_check_clean(server)
         rc, info, err = admin(server, "info")
         assert info["deployment_id"] == deployment, info
         rc, pools, err = admin(server, "pool", "list")
@@ -442,9 +444,8 @@ def test_a_disk_lost_in_each_pool_mid_rebalance(make_server, tmp_path):
     data = random_bytes(3 * MiB, seed="during-loss")
     s3.put_object(Bucket="lossy", Key="written-degraded", Body=data)
     expected[("written-degraded", None)] = digest(data)
-    assert poll(lambda: job(server)["state"] != "running", timeout=120, interval=0.5), job(server)
-    final = job(server)
-    assert final["state"] == "finished" and final["chunks_failed"] == 0, final
+    final = job_finished(server, timeout=120)
+    assert final["chunks_failed"] == 0, final
     read_all(s3, "lossy", expected)  # degraded: rebuilt from the other shards
     rc, pools, err = admin(server, "pool", "list")
     assert_balanced(pools)
@@ -463,6 +464,5 @@ def test_a_disk_lost_in_each_pool_mid_rebalance(make_server, tmp_path):
     rc, _, err = admin(server, "heal", timeout=300)
     assert rc == 0, err
     assert all(shard_bytes([d]) > 0 for d in lost), "heal did not refill the adopted disks"
-    rc, report, err = admin(server, "check", "--no-repair", timeout=300)
-    assert rc == 0 and report["clean"], report
+    assert_check_clean(server)
     read_all(s3, "lossy", expected)

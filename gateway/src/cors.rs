@@ -5,8 +5,10 @@
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use metastore::CorsRule;
+use s3s::S3Error;
 
-use crate::http::{Frontend, xml_escape};
+use crate::http::Frontend;
+use crate::s3::IntoS3;
 
 /// S3's limit on rules per bucket.
 pub const MAX_RULES: usize = 100;
@@ -109,73 +111,40 @@ fn allow_headers(out: &mut HeaderMap, rule: &CorsRule, origin: &str, requested: 
     );
 }
 
-fn error(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    resource: &str,
-    id: &str,
-) -> Response<s3s::Body> {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
-        xml_escape(message),
-        xml_escape(resource),
-        xml_escape(id)
-    );
-    let mut resp = Response::new(s3s::Body::from(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
-    resp
+fn refused(status: StatusCode, code: &'static str, message: &str) -> S3Error {
+    crate::s3::errors::custom(code, message, status)
 }
 
-/// Answers a preflight `OPTIONS` request.
-pub async fn preflight<B>(front: &Frontend, req: &Request<B>, id: &str) -> Response<s3s::Body> {
-    let resource = req.uri().path();
+/// Answers a preflight `OPTIONS` request (errors are S3 error documents).
+pub async fn preflight<B>(
+    front: &Frontend,
+    req: &Request<B>,
+) -> Result<Response<s3s::Body>, S3Error> {
     let h = req.headers();
     let (Some(origin), Some(method)) = (
         header(h, "origin"),
         header(h, "access-control-request-method"),
     ) else {
-        return error(
+        return Err(refused(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             "Insufficient information. Origin request header needed.",
-            resource,
-            id,
-        );
+        ));
     };
     let Some(bucket) = bucket_of(req, &front.domains) else {
-        return error(
+        return Err(refused(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             "No bucket named.",
-            resource,
-            id,
-        );
+        ));
     };
-    let record = match front.service.bucket(&bucket).await {
-        Ok(r) => r,
-        Err(_) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "NoSuchBucket",
-                "The specified bucket does not exist",
-                resource,
-                id,
-            );
-        }
-    };
+    let record = front.service.bucket(&bucket).await.s3()?;
     if record.cors.is_empty() {
-        return error(
+        return Err(refused(
             StatusCode::FORBIDDEN,
             "AccessForbidden",
             "CORSResponse: CORS is not enabled for this bucket.",
-            resource,
-            id,
-        );
+        ));
     }
     let requested_raw = header(h, "access-control-request-headers");
     let requested: Vec<String> = requested_raw
@@ -184,20 +153,16 @@ pub async fn preflight<B>(front: &Frontend, req: &Request<B>, id: &str) -> Respo
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect();
-    match find(&record.cors, origin, method, &requested) {
-        Some(rule) => {
-            let mut resp = Response::new(s3s::Body::empty());
-            allow_headers(resp.headers_mut(), rule, origin, requested_raw);
-            resp
-        }
-        None => error(
+    let Some(rule) = find(&record.cors, origin, method, &requested) else {
+        return Err(refused(
             StatusCode::FORBIDDEN,
             "AccessForbidden",
             "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
-            resource,
-            id,
-        ),
-    }
+        ));
+    };
+    let mut resp = Response::new(s3s::Body::empty());
+    allow_headers(resp.headers_mut(), rule, origin, requested_raw);
+    Ok(resp)
 }
 
 /// What an actual request needs to have its response decorated: its origin and bucket.

@@ -365,15 +365,11 @@ async fn respond(
     body: Arc<BodyProgress>,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
     let resource = req.uri().path().to_owned();
-    if req.method() == http::Method::OPTIONS {
+    let preflight = req.method() == http::Method::OPTIONS;
+    if preflight {
         operation.set("PreflightCORS");
-        let mut resp = crate::cors::preflight(&front, &req, &request_id).await;
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            resp.headers_mut().insert("x-amz-request-id", v);
-        }
-        return Ok(resp);
     }
-    let cors = crate::cors::Actual::of(&front, &req);
+    let cors = crate::cors::Actual::of(&front, &req).filter(|_| !preflight);
     let s3 = front.s3.clone();
     let is_head = req.method() == http::Method::HEAD;
     let is_post = req.method() == http::Method::POST;
@@ -387,15 +383,25 @@ async fn respond(
         })
     });
     req.extensions_mut().insert(operation);
-    let checked = check_presigned_expiry(req.uri().query())
-        .and_then(|()| check_sigv2_freshness(req.headers(), req.uri().query()));
-    let checked = match checked {
-        Ok(()) if crate::spool::needed(&req) => crate::spool::spool(req).await,
-        Ok(()) => Ok(req),
-        Err(e) => Err(e),
+    let answered = if preflight {
+        // Answered here, unauthenticated as on S3; its errors go through the same completion
+        // as s3s's below.
+        crate::cors::preflight(&front, &req).await
+    } else {
+        let checked = check_presigned_expiry(req.uri().query())
+            .and_then(|()| check_sigv2_freshness(req.headers(), req.uri().query()));
+        let checked = match checked {
+            Ok(()) if crate::spool::needed(&req) => crate::spool::spool(req).await,
+            Ok(()) => Ok(req),
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(req) => Ok(s3.call(req).await?),
+            Err(e) => Err(e),
+        }
     };
-    let mut resp = match checked {
-        Ok(req) => s3.call(req).await?,
+    let mut resp = match answered {
+        Ok(resp) => resp,
         Err(e) => e
             .to_http_response()
             .map_err(|e| s3s::HttpError::new(Box::new(e)))?,

@@ -39,6 +39,20 @@ fn body(seed: u64, len: usize) -> Bytes {
         .into()
 }
 
+/// An object service over `first` (pool 0) with an empty bucket `bkt`.
+async fn service_over(first: Arc<ChunkStore>) -> Arc<ObjectService> {
+    let meta = MetaStore::memory();
+    meta.create_bucket("bkt", BucketRecord::new(0))
+        .await
+        .unwrap();
+    Arc::new(ObjectService::new(
+        meta,
+        Arc::new(Pools::new(first)),
+        1 << 16,
+        1024,
+    ))
+}
+
 async fn put(service: &ObjectService, key: &str, data: Bytes) {
     let upload = UploadBody {
         stream: futures::stream::iter(vec![Ok::<Bytes, Error>(data)]),
@@ -84,16 +98,7 @@ async fn wait_for_job(service: &ObjectService) -> super::MoveJob {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalance_and_decommission_while_objects_change() {
     let (first, mem0) = pool(4);
-    let meta = MetaStore::memory();
-    meta.create_bucket("bkt", BucketRecord::new(0))
-        .await
-        .unwrap();
-    let service = Arc::new(ObjectService::new(
-        meta,
-        Arc::new(Pools::new(first)),
-        1 << 16,
-        1024,
-    ));
+    let service = service_over(first).await;
     let mut expected: BTreeMap<String, Bytes> = BTreeMap::new();
     for i in 0..30 {
         let data = body(i, 200_000);
@@ -207,16 +212,7 @@ async fn rebalance_and_decommission_while_objects_change() {
 #[tokio::test]
 async fn decommission_is_refused_without_another_pool_and_a_stop_returns_the_pool() {
     let (first, _) = pool(4);
-    let meta = MetaStore::memory();
-    meta.create_bucket("bkt", BucketRecord::new(0))
-        .await
-        .unwrap();
-    let service = Arc::new(ObjectService::new(
-        meta,
-        Arc::new(Pools::new(first)),
-        1 << 16,
-        1024,
-    ));
+    let service = service_over(first).await;
     for i in 0..10 {
         put(&service, &format!("o{i}"), body(i, 300_000)).await;
     }
@@ -292,16 +288,8 @@ impl super::HomeHandover for FakeHandover {
 #[tokio::test]
 async fn the_home_pool_is_decommissioned_by_handing_its_role_over() {
     let (first, mem0) = pool(4);
-    let meta = MetaStore::memory();
-    meta.create_bucket("bkt", BucketRecord::new(0))
-        .await
-        .unwrap();
-    let service = Arc::new(ObjectService::new(
-        meta.clone(),
-        Arc::new(Pools::new(first)),
-        1 << 16,
-        1024,
-    ));
+    let service = service_over(first).await;
+    let meta = service.meta().clone();
     for i in 0..10 {
         put(&service, &format!("o{i}"), body(i, 300_000)).await;
     }

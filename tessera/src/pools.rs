@@ -17,7 +17,7 @@ use objects::{HomeHandover, ObjectService, PoolRecord, RecordedState};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::server::{META_DIR, find_disks, format_disks};
+use crate::server::{find_disks, format_disks, replica_paths};
 
 /// How long `pool add` waits for new storage nodes to answer.
 const NODE_ADD_WAIT: Duration = Duration::from_secs(5);
@@ -276,12 +276,8 @@ impl HomeHandover for ServerPools {
             .map(|(d, _)| d.clone())
             .ok_or_else(|| format!("pool {to} is not open on this gateway"))?;
         if let Some(mirror) = &self.mirror {
-            // As at start: a replica on each of the first parity + 1 local disks.
-            let count = (disks.deployment.layout.parity + 1).min(disks.local.len());
-            let paths: Vec<PathBuf> = disks.local[..count]
-                .iter()
-                .map(|d| d.join(META_DIR))
-                .collect();
+            // Where a start with this pool's disks will look for them.
+            let paths = replica_paths(&disks);
             let mirror = mirror.clone();
             tokio::task::spawn_blocking(move || {
                 for path in paths {

@@ -275,23 +275,14 @@ fn open_local_metadata(
     // missed writes while its disk was away, or a new one on a replacement disk, is rebuilt
     // from the most recent one as the mirror opens. A gateway without local disks keeps it in
     // its --meta-dir.
-    let layout = disks.deployment.layout;
-    let mut candidates: Vec<PathBuf> = Vec::new();
     let mut meta_dir_marker = None;
-    match meta_dir {
+    let candidates = match meta_dir {
         Some(dir) => {
             meta_dir_marker = Some((dir.clone(), claim_meta_dir(&dir, &disks.deployment)?));
-            candidates.push(dir.join("meta"));
+            vec![dir.join("meta")]
         }
-        None => {
-            let count = (layout.parity + 1).min(disks.local.len());
-            for i in 0..count {
-                if !matches!(disks.slots[i].state(), DiskState::Offline(_)) {
-                    candidates.push(disks.local[i].join(META_DIR));
-                }
-            }
-        }
-    }
+        None => replica_paths(disks),
+    };
     let mut meta_replicas = Vec::new();
     let mut replicas: Vec<(String, Box<dyn KvStore>)> = Vec::new();
     for path in candidates {
@@ -337,6 +328,16 @@ fn open_local_metadata(
         mirror: meta_dir_marker.is_none().then_some(mirror),
         meta_dir_marker,
     })
+}
+
+/// Where the embedded metadata's replicas live on a pool's disks: the first parity + 1 local
+/// disks, those of them online now.
+pub fn replica_paths(disks: &Disks) -> Vec<PathBuf> {
+    let count = (disks.deployment.layout.parity + 1).min(disks.local.len());
+    (0..count)
+        .filter(|i| !matches!(disks.slots[*i].state(), DiskState::Offline(_)))
+        .map(|i| disks.local[i].join(META_DIR))
+        .collect()
 }
 
 /// Whether a local disk holds at least one shard file. Blocking.

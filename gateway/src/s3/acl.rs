@@ -60,12 +60,11 @@ pub fn readers(acl: Option<&str>) -> Option<Readers> {
 /// Grants to an email address: no tessera user carries one, so the address resolves to no one
 /// (S3's 400 UnresolvableGrantByEmailAddress).
 fn unresolvable_email() -> s3s::S3Error {
-    let mut e = s3s::S3Error::with_message(
-        s3s::S3ErrorCode::Custom("UnresolvableGrantByEmailAddress".into()),
+    super::errors::custom(
+        "UnresolvableGrantByEmailAddress",
         "The email address you provided does not match any account on record.",
-    );
-    e.set_status_code(http::StatusCode::BAD_REQUEST);
-    e
+        http::StatusCode::BAD_REQUEST,
+    )
 }
 
 /// Refuses `x-amz-grant-*` headers naming an email address (before the other grant checks,
@@ -189,13 +188,29 @@ impl RequestedAcl {
 
 /// The ACL a Put*Acl request sets: a canned ACL header, `x-amz-grant-*` headers, or an ACL
 /// document, one of them.
-fn requested_acl(
+/// Refused where the bucket's ownership controls or public access block forbid it.
+async fn requested_acl(
     s: &TesseraS3,
-    owner: &Owner,
+    bucket: &str,
     canned: Option<&str>,
     policy: Option<&AccessControlPolicy>,
     headers: &http::HeaderMap,
 ) -> S3Result<RequestedAcl> {
+    let record = s.service.bucket(bucket).await.s3()?;
+    let acl = parsed_acl(s, &record, canned, policy, headers)?;
+    super::bucket_config::acls_allowed_on(&record, acl.canned.as_ref(), !acl.grants.is_empty())?;
+    Ok(acl)
+}
+
+fn parsed_acl(
+    s: &TesseraS3,
+    record: &metastore::BucketRecord,
+    canned: Option<&str>,
+    policy: Option<&AccessControlPolicy>,
+    headers: &http::HeaderMap,
+) -> S3Result<RequestedAcl> {
+    // Objects belong to their bucket's owner, so both ACLs name the bucket's.
+    let owner = &s.authz.owner(record.owner.as_deref());
     let mut out = RequestedAcl {
         canned: canned_acl(canned)?,
         grants: Vec::new(),
@@ -293,17 +308,14 @@ pub async fn put_bucket_acl(
     req: S3Request<PutBucketAclInput>,
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
     let i = &req.input;
-    let record = s.service.bucket(&i.bucket).await.s3()?;
-    let owner = s.authz.owner(record.owner.as_deref());
     let acl = requested_acl(
         s,
-        &owner,
+        &i.bucket,
         i.acl.as_ref().map(|a| a.as_str()),
         i.access_control_policy.as_ref(),
         &req.headers,
-    )?;
-    super::bucket_config::acls_allowed(s, &i.bucket, acl.canned.as_ref(), !acl.grants.is_empty())
-        .await?;
+    )
+    .await?;
     let RequestedAcl { canned, grants } = acl;
     s.service
         .meta()
@@ -345,17 +357,14 @@ pub async fn put_object_acl(
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
     let i = &req.input;
     check_key(&i.key)?;
-    let bucket = s.service.bucket(&i.bucket).await.s3()?;
-    let owner = s.authz.owner(bucket.owner.as_deref());
     let acl = requested_acl(
         s,
-        &owner,
+        &i.bucket,
         i.acl.as_ref().map(|a| a.as_str()),
         i.access_control_policy.as_ref(),
         &req.headers,
-    )?;
-    super::bucket_config::acls_allowed(s, &i.bucket, acl.canned.as_ref(), !acl.grants.is_empty())
-        .await?;
+    )
+    .await?;
     let RequestedAcl { canned, grants } = acl;
     s.service
         .meta()

@@ -1,25 +1,29 @@
 //! Bucket configuration kept with the bucket record: tagging, ownership controls, the public
 //! access block (enforced here for ACLs, in `bucket_policy` for policies and in `auth` for
-//! what public ACLs and policies grant), and the logging status (tessera delivers no server access logs: a request to enable them is refused
-//! with AWS's error, never 501).
+//! what public ACLs and policies grant), and the logging status (tessera delivers no server
+//! access logs: a request to enable them is refused with AWS's error, never 501).
 
 use s3s::dto::*;
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::TesseraS3;
-use super::tagging::{self, Tags};
+use super::tagging;
 use crate::s3::IntoS3;
 
-/// A bucket carries at most this many tags (objects: 10).
-const MAX_BUCKET_TAGS: usize = 50;
+use super::errors::custom;
 
-fn with_status(code: &str, message: &str, status: http::StatusCode) -> S3Error {
-    let mut e = S3Error::with_message(
-        S3ErrorCode::Custom(code.to_owned().into()),
-        message.to_owned(),
-    );
-    e.set_status_code(status);
-    e
+/// Changes a bucket's record in one metadata transaction (NoSuchBucket if it is gone).
+async fn change_bucket(
+    s: &TesseraS3,
+    bucket: &str,
+    change: impl Fn(&mut metastore::BucketRecord) + Send + 'static,
+) -> S3Result<()> {
+    s.service
+        .meta()
+        .update_bucket(bucket, change)
+        .await
+        .map(drop)
+        .s3()
 }
 
 pub async fn put_tagging(
@@ -27,36 +31,9 @@ pub async fn put_tagging(
     req: S3Request<PutBucketTaggingInput>,
 ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
     let i = req.input;
-    let tags: Tags = i
-        .tagging
-        .tag_set
-        .into_iter()
-        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
-        .collect();
-    if tags.len() > MAX_BUCKET_TAGS {
-        return Err(s3_error!(
-            InvalidTag,
-            "Bucket tag count cannot be greater than {}",
-            MAX_BUCKET_TAGS
-        ));
-    }
-    // The object rules, bar the count.
-    for one in tags.chunks(tagging::MAX_TAGS) {
-        tagging::validate(&one.to_vec()).s3()?;
-    }
-    let mut keys: Vec<&String> = tags.iter().map(|(k, _)| k).collect();
-    keys.sort();
-    if keys.windows(2).any(|w| w[0] == w[1]) {
-        return Err(s3_error!(
-            InvalidTag,
-            "Cannot provide multiple Tags with the same key"
-        ));
-    }
-    s.service
-        .meta()
-        .update_bucket(&i.bucket, move |r| r.tags = tags.clone())
-        .await
-        .s3()?;
+    let tags = tagging::from_tag_set(i.tagging.tag_set);
+    tagging::validate(&tags, tagging::MAX_BUCKET_TAGS).s3()?;
+    change_bucket(s, &i.bucket, move |r| r.tags = tags.clone()).await?;
     Ok(S3Response::new(PutBucketTaggingOutput {}))
 }
 
@@ -69,14 +46,7 @@ pub async fn get_tagging(
         return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"));
     }
     Ok(S3Response::new(GetBucketTaggingOutput {
-        tag_set: record
-            .tags
-            .iter()
-            .map(|(k, v)| Tag {
-                key: Some(k.clone()),
-                value: Some(v.clone()),
-            })
-            .collect(),
+        tag_set: tagging::tag_set(&record.tags),
     }))
 }
 
@@ -84,11 +54,7 @@ pub async fn delete_tagging(
     s: &TesseraS3,
     req: S3Request<DeleteBucketTaggingInput>,
 ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-    s.service
-        .meta()
-        .update_bucket(&req.input.bucket, |r| r.tags.clear())
-        .await
-        .s3()?;
+    change_bucket(s, &req.input.bucket, |r| r.tags.clear()).await?;
     Ok(S3Response::new(DeleteBucketTaggingOutput {}))
 }
 
@@ -120,17 +86,13 @@ pub async fn put_ownership(
     let record = s.service.bucket(&i.bucket).await.s3()?;
     if ownership == ObjectOwnership::BUCKET_OWNER_ENFORCED && record.acl.is_some() {
         // As on AWS: ACLs cannot be disabled while the bucket's ACL grants access.
-        return Err(with_status(
+        return Err(custom(
             "InvalidBucketAclWithObjectOwnership",
             "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
             http::StatusCode::BAD_REQUEST,
         ));
     }
-    s.service
-        .meta()
-        .update_bucket(&i.bucket, move |r| r.ownership = Some(ownership.clone()))
-        .await
-        .s3()?;
+    change_bucket(s, &i.bucket, move |r| r.ownership = Some(ownership.clone())).await?;
     Ok(S3Response::new(PutBucketOwnershipControlsOutput {}))
 }
 
@@ -140,7 +102,7 @@ pub async fn get_ownership(
 ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
     let record = s.service.bucket(&req.input.bucket).await.s3()?;
     let Some(ownership) = record.ownership else {
-        return Err(with_status(
+        return Err(custom(
             "OwnershipControlsNotFoundError",
             "The bucket ownership controls were not found",
             http::StatusCode::NOT_FOUND,
@@ -159,29 +121,33 @@ pub async fn delete_ownership(
     s: &TesseraS3,
     req: S3Request<DeleteBucketOwnershipControlsInput>,
 ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
-    s.service
-        .meta()
-        .update_bucket(&req.input.bucket, |r| r.ownership = None)
-        .await
-        .s3()?;
+    change_bucket(s, &req.input.bucket, |r| r.ownership = None).await?;
     Ok(S3Response::new(DeleteBucketOwnershipControlsOutput {}))
 }
 
 /// Refuses an ACL that grants access (`acl`: the canned ACL kept, `None` for private) on a
 /// bucket whose ownership controls disable ACLs (BucketOwnerEnforced), or whose public access
 /// block blocks public ACLs, as AWS does.
-pub async fn acls_allowed(
-    s: &TesseraS3,
-    bucket: &str,
+pub async fn acls_allowed(s: &TesseraS3, bucket: &str, acl: Option<&String>) -> S3Result<()> {
+    if acl.is_none() {
+        return Ok(());
+    }
+    let record = s.service.bucket(bucket).await.s3()?;
+    acls_allowed_on(&record, acl, false)
+}
+
+/// [`acls_allowed`] for a bucket record at hand, `user_grants` when the ACL also grants to
+/// named users (refused where ACLs are disabled, not by BlockPublicAcls).
+pub fn acls_allowed_on(
+    record: &metastore::BucketRecord,
     acl: Option<&String>,
     user_grants: bool,
 ) -> S3Result<()> {
     if acl.is_none() && !user_grants {
         return Ok(());
     }
-    let record = s.service.bucket(bucket).await.s3()?;
     if record.ownership.as_deref() == Some(ObjectOwnership::BUCKET_OWNER_ENFORCED) {
-        return Err(with_status(
+        return Err(custom(
             "AccessControlListNotSupported",
             "The bucket does not allow ACLs",
             http::StatusCode::BAD_REQUEST,
@@ -212,11 +178,7 @@ pub async fn put_public_access_block(
         block_public_policy: c.block_public_policy.unwrap_or(false),
         restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
     };
-    s.service
-        .meta()
-        .update_bucket(&i.bucket, move |r| r.public_access_block = Some(block))
-        .await
-        .s3()?;
+    change_bucket(s, &i.bucket, move |r| r.public_access_block = Some(block)).await?;
     Ok(S3Response::new(PutPublicAccessBlockOutput {}))
 }
 
@@ -226,7 +188,7 @@ pub async fn get_public_access_block(
 ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
     let record = s.service.bucket(&req.input.bucket).await.s3()?;
     let Some(b) = record.public_access_block else {
-        return Err(with_status(
+        return Err(custom(
             "NoSuchPublicAccessBlockConfiguration",
             "The public access block configuration was not found",
             http::StatusCode::NOT_FOUND,
@@ -246,11 +208,7 @@ pub async fn delete_public_access_block(
     s: &TesseraS3,
     req: S3Request<DeletePublicAccessBlockInput>,
 ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
-    s.service
-        .meta()
-        .update_bucket(&req.input.bucket, |r| r.public_access_block = None)
-        .await
-        .s3()?;
+    change_bucket(s, &req.input.bucket, |r| r.public_access_block = None).await?;
     Ok(S3Response::new(DeletePublicAccessBlockOutput {}))
 }
 
@@ -273,7 +231,7 @@ pub async fn put_logging(
     match i.bucket_logging_status.logging_enabled {
         // Disabling what is not enabled.
         None => Ok(S3Response::new(PutBucketLoggingOutput {})),
-        Some(_) => Err(with_status(
+        Some(_) => Err(custom(
             "InvalidTargetBucketForLogging",
             "tessera does not deliver server access logs to a bucket: use its access log \
              (the `access` log target) instead",
@@ -339,11 +297,7 @@ pub async fn put_cors(
             max_age_seconds: r.max_age_seconds,
         });
     }
-    s.service
-        .meta()
-        .update_bucket(&i.bucket, move |b| b.cors = rules.clone())
-        .await
-        .s3()?;
+    change_bucket(s, &i.bucket, move |b| b.cors = rules.clone()).await?;
     Ok(S3Response::new(PutBucketCorsOutput {}))
 }
 
@@ -381,10 +335,6 @@ pub async fn delete_cors(
     s: &TesseraS3,
     req: S3Request<DeleteBucketCorsInput>,
 ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-    s.service
-        .meta()
-        .update_bucket(&req.input.bucket, |b| b.cors.clear())
-        .await
-        .s3()?;
+    change_bucket(s, &req.input.bucket, |b| b.cors.clear()).await?;
     Ok(S3Response::new(DeleteBucketCorsOutput {}))
 }

@@ -87,24 +87,22 @@ pub async fn create_bucket(
         .map(|c| c.as_str().to_string());
     if asked.as_deref() == Some("us-east-1") && s.region == "us-east-1" {
         // As on AWS: us-east-1 is the default and is not given as a constraint.
-        let mut e = s3s::S3Error::with_message(
-            s3s::S3ErrorCode::Custom("InvalidLocationConstraint".into()),
+        return Err(super::errors::custom(
+            "InvalidLocationConstraint",
             "The specified location-constraint is not valid",
-        );
-        e.set_status_code(http::StatusCode::BAD_REQUEST);
-        return Err(e);
+            http::StatusCode::BAD_REQUEST,
+        ));
     }
     if let Some(asked) = &asked
         && *asked != s.region
     {
-        let mut e = s3s::S3Error::with_message(
-            s3s::S3ErrorCode::Custom("IllegalLocationConstraintException".into()),
+        return Err(super::errors::custom(
+            "IllegalLocationConstraintException",
             format!(
                 "The {asked} location constraint is incompatible for the region specific endpoint this request was sent to."
             ),
-        );
-        e.set_status_code(http::StatusCode::BAD_REQUEST);
-        return Err(e);
+            http::StatusCode::BAD_REQUEST,
+        ));
     }
     let created = s
         .service

@@ -225,10 +225,24 @@ fn storage_full(detail: &str) -> S3Error {
     )
 }
 
-fn with_status(code: S3ErrorCode, message: String, status: http::StatusCode) -> S3Error {
-    let mut e = S3Error::with_message(code, message);
+/// An S3 error with its HTTP status (for codes s3s has no status for, `Custom` ones).
+pub(crate) fn with_status(
+    code: S3ErrorCode,
+    message: impl Into<String>,
+    status: http::StatusCode,
+) -> S3Error {
+    let mut e = S3Error::with_message(code, message.into());
     e.set_status_code(status);
     e
+}
+
+/// An S3 error whose code s3s does not name, with its HTTP status.
+pub(crate) fn custom(
+    code: &'static str,
+    message: impl Into<String>,
+    status: http::StatusCode,
+) -> S3Error {
+    with_status(S3ErrorCode::Custom(code.into()), message, status)
 }
 
 fn internal(e: &dyn std::fmt::Display) -> S3Error {

@@ -11,7 +11,7 @@ mod buckets;
 mod checksums;
 mod conditions;
 pub mod convert;
-mod errors;
+pub(crate) mod errors;
 pub use errors::IntoS3;
 mod host;
 mod listing;

@@ -21,7 +21,7 @@ pub async fn create(
     let i = req.input;
     check_key(&i.key)?;
     let meta = new_object_meta!(i)?;
-    super::bucket_config::acls_allowed(s, &i.bucket, meta.acl.as_ref(), false).await?;
+    super::bucket_config::acls_allowed(s, &i.bucket, meta.acl.as_ref()).await?;
     let algorithm = match &i.checksum_algorithm {
         Some(a) => Some(
             Algorithm::from_name(a.as_str())

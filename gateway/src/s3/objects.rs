@@ -31,13 +31,11 @@ fn resolve_range(range: Option<Range<u64>>, size: u64) -> (Range<u64>, Option<St
 /// uploaded in parts, part 1 is the whole object.
 fn part_range(record: &ObjectRecord, n: i32) -> S3Result<Range<u64>> {
     let invalid = || {
-        // s3s has no named code for it; S3 answers 400 InvalidPartNumber.
-        let mut e = S3Error::with_message(
-            S3ErrorCode::Custom("InvalidPartNumber".into()),
+        super::errors::custom(
+            "InvalidPartNumber",
             "The requested partnumber is not satisfiable",
-        );
-        e.set_status_code(http::StatusCode::BAD_REQUEST);
-        e
+            http::StatusCode::BAD_REQUEST,
+        )
     };
     let n = usize::try_from(n)
         .ok()
@@ -421,7 +419,7 @@ pub async fn copy_object(
     super::acl::refuse_grant_headers(super::acl::grant_headers_present(&req.headers))?;
     // A copy gets the ACL the request names, not the source's (as in S3).
     let acl = super::acl::canned_acl(input.acl.as_ref().map(|a| a.as_str()))?;
-    super::bucket_config::acls_allowed(s, &input.bucket, acl.as_ref(), false).await?;
+    super::bucket_config::acls_allowed(s, &input.bucket, acl.as_ref()).await?;
     // Copying an older version onto its own key (a restore) is allowed.
     if !replace
         && class.is_none()

@@ -55,7 +55,7 @@ pub async fn put_object(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let i = req.input;
     let meta = new_object_meta!(i)?;
-    super::bucket_config::acls_allowed(s, &i.bucket, meta.acl.as_ref(), false).await?;
+    super::bucket_config::acls_allowed(s, &i.bucket, meta.acl.as_ref()).await?;
     let upload = Upload {
         bucket: &i.bucket,
         key: &i.key,
@@ -87,7 +87,7 @@ pub async fn post_object(
 ) -> S3Result<S3Response<PostObjectOutput>> {
     let i = req.input;
     let meta = new_object_meta!(i)?;
-    super::bucket_config::acls_allowed(s, &i.bucket, meta.acl.as_ref(), false).await?;
+    super::bucket_config::acls_allowed(s, &i.bucket, meta.acl.as_ref()).await?;
     let upload = Upload {
         bucket: &i.bucket,
         key: &i.key,

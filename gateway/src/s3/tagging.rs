@@ -11,16 +11,25 @@ use super::convert::check_key;
 use super::versions::version_param;
 use crate::s3::IntoS3;
 
-pub const MAX_TAGS: usize = 10;
+/// Tags an object may carry.
+const MAX_TAGS: usize = 10;
+/// Tags a bucket may carry.
+pub const MAX_BUCKET_TAGS: usize = 50;
 const MAX_KEY_CHARS: usize = 128;
 const MAX_VALUE_CHARS: usize = 256;
 
 pub type Tags = Vec<(String, String)>;
 
-pub fn validate(tags: &Tags) -> Result<(), Error> {
-    if tags.len() > MAX_TAGS {
+/// Checks S3's rules for a tag set of at most `max` tags (objects: 10, buckets: 50).
+pub fn validate(tags: &Tags, max: usize) -> Result<(), Error> {
+    if tags.len() > max {
+        let what = if max == MAX_BUCKET_TAGS {
+            "Bucket"
+        } else {
+            "Object"
+        };
         return Err(Error::InvalidTag(format!(
-            "Object tags cannot be greater than {MAX_TAGS}"
+            "{what} tags cannot be greater than {max}"
         )));
     }
     let mut seen = HashSet::new();
@@ -52,11 +61,19 @@ pub fn parse_header(header: Option<&str>) -> Result<Tags, Error> {
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect(),
     };
-    validate(&tags)?;
+    validate(&tags, MAX_TAGS)?;
     Ok(tags)
 }
 
-fn tag_set(tags: &Tags) -> TagSet {
+/// A request's tag set as stored.
+pub fn from_tag_set(set: TagSet) -> Tags {
+    set.into_iter()
+        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect()
+}
+
+/// Stored tags as an answer's tag set.
+pub fn tag_set(tags: &Tags) -> TagSet {
     tags.iter()
         .map(|(k, v)| Tag {
             key: Some(k.clone()),
@@ -71,13 +88,8 @@ pub async fn put(
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
     let i = req.input;
     check_key(&i.key)?;
-    let tags: Tags = i
-        .tagging
-        .tag_set
-        .into_iter()
-        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
-        .collect();
-    validate(&tags).s3()?;
+    let tags = from_tag_set(i.tagging.tag_set);
+    validate(&tags, MAX_TAGS).s3()?;
     let version = version_param(i.version_id.as_deref())?;
     let record = s
         .service
