@@ -99,8 +99,9 @@ pub struct Users {
     sealer: Result<Sealer, String>,
     root_access_key: String,
     directory: RwLock<Arc<Directory>>,
-    /// Serialises changes so the directory is rebuilt in commit order.
-    changes: tokio::sync::Mutex<()>,
+    /// Serialises changes so the directory is rebuilt in commit order; holds the records
+    /// the directory was last built from.
+    changes: tokio::sync::Mutex<Vec<(String, metastore::UserRecord)>>,
 }
 
 impl std::fmt::Debug for Users {
@@ -194,10 +195,47 @@ impl Users {
             sealer,
             root_access_key,
             directory: RwLock::default(),
-            changes: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::Mutex::new(Vec::new()),
         };
-        users.reload().await?;
+        let mut loaded = users.changes.lock().await;
+        users.reload_into(&mut loaded).await?;
+        drop(loaded);
         Ok(users)
+    }
+
+    /// Rebuilds the directory when the stored users changed since it was built (through
+    /// another gateway sharing the metadata). True when they had.
+    pub async fn refresh(&self) -> UserResult<bool> {
+        let mut loaded = self.changes.lock().await;
+        let records = self.meta.list_users().await?;
+        if *loaded == records {
+            return Ok(false);
+        }
+        self.rebuild(&records);
+        *loaded = records;
+        Ok(true)
+    }
+
+    /// Rebuilds the directory every `every` while it lives, so changes made through other
+    /// gateways reach this one within about that long.
+    pub fn spawn_refresh(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(users) = weak.upgrade() else {
+                    return;
+                };
+                match users.refresh().await {
+                    Ok(true) => tracing::info!("users changed through another gateway; reloaded"),
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!(error = %e, "cannot refresh the users"),
+                }
+            }
+        })
     }
 
     pub fn locked(&self) -> Option<&str> {
@@ -217,10 +255,20 @@ impl Users {
             .clone()
     }
 
-    async fn reload(&self) -> UserResult<()> {
+    /// Rebuilds the directory from the store; `loaded` is what `changes` holds.
+    async fn reload_into(
+        &self,
+        loaded: &mut Vec<(String, metastore::UserRecord)>,
+    ) -> UserResult<()> {
         let records = self.meta.list_users().await?;
+        self.rebuild(&records);
+        *loaded = records;
+        Ok(())
+    }
+
+    fn rebuild(&self, records: &[(String, metastore::UserRecord)]) {
         let mut dir = Directory::default();
-        for (name, record) in records {
+        for (name, record) in records.iter().cloned() {
             // A policy this version does not know grants nothing: the user is refused.
             let builtin = Builtin::parse(&record.policy);
             if builtin.is_none() {
@@ -254,7 +302,6 @@ impl Users {
             dir.users.insert(name, Arc::new(entry));
         }
         *self.directory.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(dir);
-        Ok(())
     }
 
     /// The user and secret of an access key, for signature checks.
@@ -308,7 +355,7 @@ impl Users {
                 "the owner policy reaches the buckets the user owns: it takes no --bucket".into(),
             ));
         }
-        let _g = self.changes.lock().await;
+        let mut loaded = self.changes.lock().await;
         self.refuse_if_policies_name(name).await?;
         let (key, secret) = self.new_key(&self.snapshot())?;
         let access_key = key.access_key.clone();
@@ -327,7 +374,7 @@ impl Users {
                 metastore::Error::UserExists => Error::UserExists(name.to_owned()),
                 e => e.into(),
             })?;
-        self.reload().await?;
+        self.reload_into(&mut loaded).await?;
         tracing::info!(user = %name, access_key = %access_key, policy = builtin.as_str(), "user added");
         Ok(NewKey {
             name: name.to_owned(),
@@ -375,7 +422,7 @@ impl Users {
         name: &str,
         change: impl Fn(&mut UserRecord) -> metastore::Result<()> + Send + 'static,
     ) -> UserResult<UserRecord> {
-        let _g = self.changes.lock().await;
+        let mut loaded = self.changes.lock().await;
         let record = self
             .meta
             .update_user(name, change)
@@ -384,7 +431,7 @@ impl Users {
                 metastore::Error::NoSuchUser => Error::NoSuchUser(name.to_owned()),
                 e => e.into(),
             })?;
-        self.reload().await?;
+        self.reload_into(&mut loaded).await?;
         Ok(record)
     }
 
@@ -399,12 +446,12 @@ impl Users {
     }
 
     pub async fn remove(&self, name: &str) -> UserResult<()> {
-        let _g = self.changes.lock().await;
+        let mut loaded = self.changes.lock().await;
         self.meta.remove_user(name).await.map_err(|e| match e {
             metastore::Error::NoSuchUser => Error::NoSuchUser(name.to_owned()),
             e => e.into(),
         })?;
-        self.reload().await?;
+        self.reload_into(&mut loaded).await?;
         tracing::info!(user = %name, "user removed; its buckets now belong to root");
         Ok(())
     }

@@ -1,13 +1,14 @@
-//! One active gateway at a time, chosen by etcd: the gateway that creates the key
-//! `<prefix>gateway/active`, bound to a lease it keeps alive, is the active one; the others
-//! wait (standby) and take over once that key is gone, which etcd does when the lease expires
-//! (a dead or cut-off gateway), within its TTL.
+//! One leader at a time among the gateways, chosen by etcd: the gateway that creates the key
+//! `<prefix>gateway/active` (its name from when only the leader served), bound to a lease it
+//! keeps alive, leads: it runs the background jobs. Every gateway serves requests; the others
+//! campaign and take over once that key is gone, which etcd does when the lease expires (a
+//! dead or cut-off leader), within its TTL.
 //!
-//! Every commit of the active gateway compares the key's create revision with its own
-//! (the fence): once the lease expired and another gateway took over, a write of the deposed
-//! one cannot land, even if that process was only paused and does not know yet. Its next
-//! commit then finds the fence broken and reports `Unavailable`, and its `lost` token is
-//! cancelled, so the server stops.
+//! Every commit of the leader compares the key's create revision with its own (the fence):
+//! once the lease expired and another gateway took over, a write of the deposed leader
+//! cannot land, even if that process was only paused and does not know yet. Its next commit
+//! then finds the fence broken and reports `Unavailable`, and its `lost` token is cancelled,
+//! so its run (and its jobs) stop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{EtcdStore, Retry, from_etcd, send, unavailable};
 
-/// What every commit of the active gateway is conditioned on.
+/// What every commit of the leader is conditioned on.
 pub(crate) struct Fence {
     key: Vec<u8>,
     create_rev: i64,
@@ -32,7 +33,7 @@ impl Fence {
     }
 }
 
-/// The active gateway's hold on its role: [`Leadership::resign`] hands it over at once (a
+/// The leader's hold on its role: [`Leadership::resign`] hands it over at once (a
 /// graceful stop), instead of after the lease's TTL.
 pub struct Leadership {
     client: Client,
@@ -49,6 +50,8 @@ pub struct Leadership {
 pub struct Member {
     pub id: String,
     pub value: String,
+    /// Set by the lease's renewals: whether etcd answers, from the start of the campaign.
+    pub reachable: Arc<AtomicBool>,
 }
 
 /// The gateways of a cluster as they announce themselves: `<prefix>gateways/<id>`, bound to
@@ -145,10 +148,10 @@ impl EtcdStore {
         k
     }
 
-    /// Waits until this gateway (`who`: what other gateways see of it while they wait) is the
-    /// active one, then returns the store fenced on that role. `waiting` is told who holds it
+    /// Waits until this gateway (`who`: what other gateways see of it while they wait) leads,
+    /// then returns the store fenced on that role. `waiting` is told who holds it
     /// whenever that changes. `lost` is cancelled when the role is lost (the lease could not
-    /// be kept alive, or a commit found another gateway active).
+    /// be kept alive, or a commit found another gateway leading).
     ///
     /// `member`, if given, is this gateway's entry in the [`GatewayDirectory`] from the start
     /// (while it waits, too).
@@ -182,7 +185,9 @@ impl EtcdStore {
         let every = Duration::from_secs(ttl_secs as u64) / 3;
         let give_up = Duration::from_secs(ttl_secs as u64) - every / 2;
         let keepalive_lost = lost.clone();
-        let reachable = Arc::new(AtomicBool::new(true));
+        let reachable = member
+            .as_ref()
+            .map_or_else(|| Arc::new(AtomicBool::new(true)), |m| m.reachable.clone());
         let keepalive_reachable = reachable.clone();
         let mut stream = Some((keeper, answers));
         tokio::spawn(async move {
@@ -209,9 +214,7 @@ impl EtcdStore {
                         keepalive_reachable.store(true, Ordering::Relaxed);
                     }
                     Ok(Ok(Some(_))) => {
-                        tracing::error!(
-                            "etcd lease expired: this gateway stops being the active one"
-                        );
+                        tracing::error!("etcd lease expired: this gateway stops leading");
                         keepalive_lost.cancel();
                         return;
                     }
@@ -219,7 +222,7 @@ impl EtcdStore {
                         stream = None;
                         keepalive_reachable.store(false, Ordering::Relaxed);
                         if renewed_at.elapsed() >= give_up {
-                            tracing::error!(outcome = ?other.map(|r| r.map(|a| a.map(|a| a.ttl()))), "etcd lease not renewed for {give_up:?}: this gateway stops being the active one");
+                            tracing::error!(outcome = ?other.map(|r| r.map(|a| a.map(|a| a.ttl()))), "etcd lease not renewed for {give_up:?}: this gateway stops leading");
                             keepalive_lost.cancel();
                             return;
                         }
@@ -248,7 +251,10 @@ impl EtcdStore {
         let mut last_holder: Option<String> = None;
         loop {
             if lost.is_cancelled() {
-                return Err(unavailable("lease", "lost while waiting to become active"));
+                return Err(unavailable(
+                    "lease",
+                    "lost while campaigning for the leadership",
+                ));
             }
             let claim = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
@@ -333,7 +339,7 @@ impl EtcdStore {
         }
         fence.lost.cancel();
         Err(Error::Unavailable(
-            "this gateway is no longer the active one (its etcd lease expired and another \
+            "this gateway is no longer the leader (its etcd lease expired and another \
              gateway took over); nothing was written"
                 .into(),
         ))

@@ -176,6 +176,18 @@ impl EtcdStore {
     /// Connects to the cluster at `endpoints` and checks that it answers within `timeout`
     /// (the client itself dials lazily, so an unreachable cluster would only show later).
     /// Tessera's keys live under `prefix`, which one cluster of gateways shares.
+    /// The same store without the leader's fence: for the requests of a gateway, which
+    /// any number of gateways serve at once.
+    pub fn unfenced(&self) -> EtcdStore {
+        EtcdStore {
+            client: self.client.clone(),
+            prefix: self.prefix.clone(),
+            runtime: self.runtime.clone(),
+            timeout: self.timeout,
+            fence: None,
+        }
+    }
+
     pub async fn connect(endpoints: &[String], prefix: &str, timeout: Duration) -> Result<Self> {
         let options = ConnectOptions::new()
             .with_connect_timeout(timeout)
@@ -407,17 +419,6 @@ impl TxnStore for EtcdStore {
             },
             None => ETCD_LIMITS,
         }
-    }
-
-    /// A leading gateway is the only one writing: its transactions never conflict with
-    /// another gateway's (the fence refuses those), and one too large for a commit may be
-    /// applied in steps.
-    fn single_writer(&self) -> bool {
-        self.fence.is_some()
-    }
-
-    fn remote(&self) -> bool {
-        true
     }
 }
 

@@ -29,10 +29,22 @@ pub struct PoolHoldings {
 }
 
 impl MetaStore {
-    /// True when the chunk is stored: referenced, or unreferenced but not yet collected.
+    /// Whether the chunk is stored (referenced, or unreferenced but not yet collected), or
+    /// being deleted by garbage collection.
+    pub async fn chunk_state(&self, hash: [u8; 32]) -> Result<ChunkState> {
+        self.run(move |s| {
+            Ok(match s.get::<RefRecord>(Tree::Refcounts, &hash)? {
+                None => ChunkState::Absent,
+                Some(r) if r.deleting => ChunkState::Deleting,
+                Some(_) => ChunkState::Stored,
+            })
+        })
+        .await
+    }
+
+    /// True when the chunk is stored and not being collected.
     pub async fn chunk_known(&self, hash: [u8; 32]) -> Result<bool> {
-        self.run(move |s| Ok(s.kv.get(Tree::Refcounts, &hash)?.is_some()))
-            .await
+        Ok(self.chunk_state(hash).await? == ChunkState::Stored)
     }
 
     /// The pool holding a stored chunk (`None`: not stored).
@@ -55,7 +67,7 @@ impl MetaStore {
             let Some(mut record) = tx.get::<RefRecord>(Tree::Refcounts, &hash)? else {
                 return Ok(false);
             };
-            if record.pool != from {
+            if record.pool != from || record.deleting {
                 return Ok(false);
             }
             record.pool = to;
@@ -97,20 +109,54 @@ impl MetaStore {
         .await
     }
 
-    /// Settles a due GC entry. Returns the pool holding the chunk when it is unreferenced: its
-    /// refcount record is gone and the caller must now delete its shards there. `None` when it
-    /// is referenced again (or was already collected through another entry).
-    pub async fn gc_collect(&self, item: GcItem) -> Result<Option<u32>> {
+    /// Starts collecting a due GC entry. Returns the pool holding the chunk when it is
+    /// unreferenced: its record is then marked as being deleted (a writer neither reuses nor
+    /// rewrites it until [`MetaStore::gc_finish`] removes the record), and the caller must
+    /// delete its shards there, then call `gc_finish`. `None` when it is referenced again (or
+    /// was already collected through another entry). A record a crashed collection left
+    /// marked is collected again.
+    pub async fn gc_collect(&self, item: &GcItem) -> Result<Option<u32>> {
+        let item = item.clone();
+        self.txn(
+            move |_, tx| match tx.get::<RefRecord>(Tree::Refcounts, &item.hash)? {
+                Some(mut r) if r.count == 0 => {
+                    if !r.deleting {
+                        r.deleting = true;
+                        tx.put(Tree::Refcounts, item.hash.to_vec(), encode(&r));
+                    }
+                    Ok(Some(r.pool))
+                }
+                _ => {
+                    tx.delete(Tree::Gc, item.key.clone());
+                    Ok(None)
+                }
+            },
+        )
+        .await
+    }
+
+    /// Ends a collection [`MetaStore::gc_collect`] started, once the shards are deleted.
+    pub async fn gc_finish(&self, item: &GcItem) -> Result<()> {
+        let item = item.clone();
         self.txn(move |_, tx| {
             tx.delete(Tree::Gc, item.key.clone());
-            match tx.get::<RefRecord>(Tree::Refcounts, &item.hash)? {
-                Some(RefRecord { count: 0, pool, .. }) => {
-                    tx.delete(Tree::Refcounts, item.hash.to_vec());
-                    Ok(Some(pool))
-                }
-                _ => Ok(None),
+            if tx
+                .get::<RefRecord>(Tree::Refcounts, &item.hash)?
+                .is_some_and(|r| r.deleting)
+            {
+                tx.delete(Tree::Refcounts, item.hash.to_vec());
             }
+            Ok(())
         })
         .await
     }
+}
+
+/// What the metadata says of a chunk's shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkState {
+    Absent,
+    Stored,
+    /// Garbage collection is deleting them: wait, then write the chunk again.
+    Deleting,
 }

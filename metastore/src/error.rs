@@ -20,6 +20,11 @@ pub enum Error {
     NoSuchUpload,
     #[error("part {0} changed while the upload was being completed")]
     PartChanged(u32),
+    /// A write named a chunk as stored that garbage collection deleted meanwhile (another
+    /// gateway's GC, between this request's check and its commit): nothing was written, and
+    /// the client should send the data again.
+    #[error("chunk {} was collected while this write relied on it", hex::encode(.0))]
+    ChunkGone([u8; 32]),
     #[error("no such user")]
     NoSuchUser,
     #[error("user already exists")]

@@ -27,6 +27,7 @@ mod mirror;
 pub mod records;
 mod rocks;
 mod stats;
+mod steps;
 mod store;
 pub mod txn;
 mod uploads;
@@ -38,11 +39,13 @@ mod walk;
 #[cfg(any(test, feature = "suite"))]
 pub mod suite;
 #[cfg(any(test, feature = "suite"))]
+mod suite_chunks;
+#[cfg(any(test, feature = "suite"))]
 pub mod suite_concurrency;
 #[cfg(any(test, feature = "suite"))]
 mod suite_versions;
 
-pub use chunks::{GcItem, PoolHoldings};
+pub use chunks::{ChunkState, GcItem, PoolHoldings};
 pub use error::{Error, Result};
 pub use kv::{Batch, Entry, KvStore, Op, Tree};
 pub use listing::{ListEntry, ListPage, ListQuery};

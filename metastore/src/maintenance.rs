@@ -2,13 +2,15 @@
 //! chunk (for the scanner), recounting chunk references from the manifests (`check`), and
 //! usage totals.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
+use crate::keys;
 use crate::kv::{Batch, Tree, scan_all};
 use crate::records::{ObjectRecord, PartRecord, RefRecord, decode, encode};
+use crate::steps::{INTENT_ABANDONED_MS, INTENT_PREFIX, IntentRecord, chunks_in_flux};
 use crate::store::{MetaStore, RefDelta};
 use crate::txn::Reader;
 
@@ -162,13 +164,11 @@ impl MetaStore {
         .await
     }
 
-    /// Recounts every chunk reference from the object versions and uploaded parts and compares
-    /// the counts with the recorded ones; with `repair`, corrects the records (a chunk no
-    /// longer referenced is queued for garbage collection). Writes wait while it runs, so the
-    /// counts it compares belong to one moment.
-    /// Recounts every chunk's references from the manifests and, with `repair`, corrects the
-    /// recorded counts, in one transaction: on a shared store it runs again while other
-    /// writers change what it read.
+    /// Recounts every chunk reference from the object versions and the parts of live uploads
+    /// and compares the counts with the recorded ones; with `repair`, corrects the records (a
+    /// chunk no longer referenced is queued for garbage collection) and deletes part records
+    /// whose upload is gone. One transaction: on a shared store it runs again while other
+    /// writers change what it read, so the counts it compares belong to one moment.
     pub async fn check_refcounts(&self, repair: bool) -> Result<RefcountCheck> {
         self.txn(move |s, tx| {
             let mut counted: HashMap<[u8; 32], (u64, u32)> = HashMap::new();
@@ -181,8 +181,26 @@ impl MetaStore {
             for (_, v) in tx.scan(Tree::Versions, &[], None, usize::MAX)? {
                 count(decode::<ObjectRecord>(&v)?.data.chunks());
             }
-            for (_, v) in tx.scan(Tree::Parts, &[], None, usize::MAX)? {
-                count(&decode::<PartRecord>(&v)?.chunks);
+            // Parts of a completed or aborted upload are deleted after its record (a change
+            // applied in steps, which a crash may cut short): their references were already
+            // handed over or released with the upload record, so they count for nothing.
+            let uploads: HashSet<Vec<u8>> = tx
+                .scan(Tree::Uploads, &[], None, usize::MAX)?
+                .into_iter()
+                .filter_map(|(k, _)| {
+                    let at = k.iter().rposition(|&b| b == 0)?;
+                    Some(k[at + 1..].to_vec())
+                })
+                .collect();
+            let mut stray_parts = Vec::new();
+            for (k, v) in tx.scan(Tree::Parts, &[], None, usize::MAX)? {
+                // `upload-id 0x00 part-number (4 bytes)`
+                let upload = k.len().checked_sub(5).map(|end| &k[..end]);
+                if upload.is_some_and(|id| uploads.contains(id)) {
+                    count(&decode::<PartRecord>(&v)?.chunks);
+                } else {
+                    stray_parts.push(k);
+                }
             }
             let mut recorded: HashMap<[u8; 32], RefRecord> = HashMap::new();
             for (k, v) in tx.scan(Tree::Refcounts, &[], None, usize::MAX)? {
@@ -191,12 +209,20 @@ impl MetaStore {
                 }
             }
 
+            // Counts a change in steps is updating now may be off by its references for a
+            // moment (increments land before the manifest, decrements after): left alone,
+            // unless the change was abandoned long ago.
+            let intent_end = keys::prefix_end(INTENT_PREFIX);
+            let intents = tx.scan(Tree::Meta, INTENT_PREFIX, intent_end.as_deref(), usize::MAX)?;
+            let in_flux = chunks_in_flux(&intents)?;
+            counted.retain(|h, _| !in_flux.contains(h));
+            recorded.retain(|h, _| !in_flux.contains(h));
             let mut report = RefcountCheck {
                 chunks_recorded: recorded.len() as u64,
                 chunks_referenced: counted.len() as u64,
                 ..RefcountCheck::default()
             };
-            let mut fixes = RefDelta::default();
+            let mut fixes = RefDelta::checked(None);
             for (hash, &(n, len)) in &counted {
                 let have = recorded.get(hash).map(|r| r.count);
                 if have != Some(n) {
@@ -222,6 +248,29 @@ impl MetaStore {
             if repair && !report.mismatched.is_empty() {
                 s.apply_refs(tx, fixes)?;
                 report.repaired = true;
+            }
+            if repair && !stray_parts.is_empty() {
+                tracing::info!(
+                    parts = stray_parts.len(),
+                    "deleting the part records of uploads that are gone"
+                );
+                for k in stray_parts {
+                    tx.delete(Tree::Parts, k);
+                }
+            }
+            if repair {
+                let live: Vec<Vec<u8>> = intents
+                    .iter()
+                    .filter(|(_, v)| {
+                        decode::<IntentRecord>(v).is_ok_and(|i| {
+                            now_ms().saturating_sub(i.started_ms) < INTENT_ABANDONED_MS
+                        })
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for (k, _) in intents.into_iter().filter(|(k, _)| !live.contains(k)) {
+                    tx.delete(Tree::Meta, k);
+                }
             }
             Ok(report)
         })

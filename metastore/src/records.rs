@@ -274,6 +274,10 @@ pub struct RefRecord {
     /// pool 0, the disks the deployment was created with.
     #[serde(default)]
     pub pool: u32,
+    /// Garbage collection is deleting the shards (count 0): a writer must neither reuse the
+    /// chunk nor write it again until the record is gone. Absent in older records: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 //! process alone writes, transactions are serialised by a lock instead, so none conflicts;
 //! they are short (a few point reads and one batch), which keeps the lock cheap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::group_commit::GroupCommit;
@@ -16,13 +16,16 @@ use crate::records::{
     BucketRecord, ChunkRef, ObjectRecord, PartRecord, RefRecord, UploadRecord, Versioning, decode,
     encode,
 };
-use crate::txn::{Commit, LocalTxn, MAX_ATTEMPTS, Reader, Tx, Txn, TxnStore, backoff};
+use crate::txn::{Commit, LocalTxn, MAX_ATTEMPTS, Reader, RefChange, Tx, Txn, TxnStore, backoff};
 use crate::versioning::{DeleteOutcome, VersionPage, VersionQuery};
 use crate::{Error, MemoryKv, Result, keys};
 
 #[derive(Clone)]
 pub struct MetaStore {
     inner: Arc<Inner>,
+    /// Chunks the caller wrote itself (see [`MetaStore::with_new_chunks`]); `None`: the
+    /// caller does not say, and any chunk may be recorded anew.
+    new_chunks: Option<Arc<HashSet<[u8; 32]>>>,
 }
 
 impl std::fmt::Debug for MetaStore {
@@ -34,11 +37,11 @@ impl std::fmt::Debug for MetaStore {
 pub(crate) struct Inner {
     pub(crate) kv: Box<dyn TxnStore>,
     /// Held by transactions on a store this process alone writes (see `transact`).
-    write_lock: std::sync::RwLock<()>,
+    write_lock: std::sync::Mutex<()>,
     /// What the commits cost (for `/metrics`).
     pub(crate) stats: crate::stats::CommitStats,
     /// Commits are flushed after their transaction, together (group commit).
-    group: GroupCommit,
+    pub(crate) group: GroupCommit,
     gc_grace_ms: u64,
     /// Last version sequence handed out (see `versioning`).
     pub(crate) last_version_seq: Mutex<u64>,
@@ -65,82 +68,50 @@ impl Inner {
 
     /// Runs `f` as a transaction until it commits: see [`MetaStore::txn`].
     ///
-    /// On a store this process alone writes, transactions hold `write_lock`: exclusively on a
-    /// local store (nothing then ever conflicts), shared on a remote one (etcd), where a
-    /// transaction is mostly waiting on round trips and running them one at a time would cap
-    /// the gateway at one commit per round trip; the guards settle conflicts among them. A
-    /// change too large for one commit is applied in steps, which needs nobody to act between
-    /// them: it runs again holding the lock exclusively.
+    /// On a store this process alone writes, transactions hold `write_lock` exclusively, so
+    /// nothing ever conflicts. On a shared store (etcd) they run concurrently and their
+    /// guards settle conflicts. A change too large for one commit is applied in steps
+    /// ([`crate::steps`]), safe with any number of writers.
     fn transact<T>(&self, f: impl Fn(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let sole = self.kv.single_writer();
-        let mut exclusive = sole && !self.kv.remote();
-        'locked: loop {
-            let _held = match (sole, exclusive) {
-                (true, true) => Held::Exclusive(self.lock_exclusive()),
-                (true, false) => Held::Shared(self.lock_shared()),
-                (false, _) => Held::None,
-            };
-            for attempt in 1..=MAX_ATTEMPTS {
-                if attempt > 1 {
-                    self.stats.rerun();
-                    std::thread::sleep(backoff(attempt));
-                }
-                let mut tx = Tx::new(self.kv.as_ref());
-                match f(&mut tx) {
-                    Err(Error::Changed) => continue,
-                    // Too large for one commit (etcd: 128 operations). Only a store's sole
-                    // writer, holding the lock exclusively, may apply it in steps: nobody
-                    // else can act between them, and the steps' order leaves at worst extra
-                    // references after a crash.
-                    Ok(_) if sole && !exclusive && tx.exceeds(self.kv.limits()) => {
-                        exclusive = true;
-                        continue 'locked;
+        let exclusive = self.kv.single_writer();
+        let _held = exclusive.then(|| self.lock_exclusive());
+        for attempt in 1..=MAX_ATTEMPTS {
+            if attempt > 1 {
+                self.stats.rerun();
+                std::thread::sleep(backoff(attempt));
+            }
+            let mut tx = Tx::new(self.kv.as_ref());
+            match f(&mut tx) {
+                Err(Error::Changed) => continue,
+                Ok(out) if tx.exceeds(self.kv.limits()) => {
+                    if self.apply_in_steps(tx.into_parts())? {
+                        return Ok(out);
                     }
-                    Ok(out) if exclusive && tx.exceeds(self.kv.limits()) => {
-                        for batch in tx.into_steps(self.kv.limits()) {
-                            let step = Txn {
-                                guards: Vec::new(),
-                                batch,
-                            };
-                            if self.stats.commit(self.kv.as_ref(), step)? != Commit::Done {
-                                return Err(Error::Backend("an unguarded step conflicted".into()));
-                            }
+                }
+                Ok(out) => {
+                    let txn = tx.into_txn();
+                    let wrote = !txn.batch.is_empty();
+                    if self.stats.commit(self.kv.as_ref(), txn)? == Commit::Done {
+                        if wrote {
                             self.group.committed();
                         }
                         return Ok(out);
                     }
-                    Ok(out) => {
-                        let txn = tx.into_txn();
-                        let wrote = !txn.batch.is_empty();
-                        if self.stats.commit(self.kv.as_ref(), txn)? == Commit::Done {
-                            if wrote {
-                                self.group.committed();
-                            }
-                            return Ok(out);
-                        }
-                    }
-                    // An answer drawn from reads that no longer hold together could be wrong
-                    // (a bucket deleted and re-created between two reads): it is given only
-                    // once they are confirmed. Under the exclusive lock nothing can have
-                    // changed.
-                    Err(e) if exclusive || !tx.has_guards() => return Err(e),
-                    Err(e) => {
-                        if self.stats.commit(self.kv.as_ref(), tx.guards_only())? == Commit::Done {
-                            return Err(e);
-                        }
+                }
+                // An answer drawn from reads that no longer hold together could be wrong
+                // (a bucket deleted and re-created between two reads): it is given only
+                // once they are confirmed. Under the exclusive lock nothing can have
+                // changed.
+                Err(e) if exclusive || !tx.has_guards() => return Err(e),
+                Err(e) => {
+                    if self.stats.commit(self.kv.as_ref(), tx.guards_only())? == Commit::Done {
+                        return Err(e);
                     }
                 }
             }
-            return Err(Error::Busy);
         }
+        Err(Error::Busy)
     }
-}
-
-/// How a transaction holds the sole writer's lock.
-enum Held<'a> {
-    Exclusive(#[allow(dead_code)] std::sync::RwLockWriteGuard<'a, ()>),
-    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'a, ()>),
-    None,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -178,23 +149,44 @@ fn check_expect(current: Option<&ObjectRecord>, expect: Option<&Expect>) -> Resu
     expect.map_or(Ok(()), |e| e.check(current))
 }
 
-/// Accumulates reference-count changes of one transaction.
+/// Refcount changes of one transaction, by chunk: (change, length, pool a new record names).
 #[derive(Default)]
-/// Refcount changes by chunk: (change, length, pool a new record names).
-pub(crate) struct RefDelta(HashMap<[u8; 32], (i64, u32, u32)>);
+pub(crate) struct RefDelta {
+    changes: HashMap<[u8; 32], (i64, u32, u32)>,
+    /// When known, the chunks the writer stored itself: an increment of any other chunk
+    /// needs it still stored (see [`MetaStore::with_new_chunks`]).
+    new_chunks: Option<Arc<HashSet<[u8; 32]>>>,
+}
 
 impl RefDelta {
+    /// A delta whose increments of chunks outside `new_chunks` (when given) must find them
+    /// stored.
+    pub(crate) fn checked(new_chunks: Option<Arc<HashSet<[u8; 32]>>>) -> Self {
+        RefDelta {
+            changes: HashMap::new(),
+            new_chunks,
+        }
+    }
+
     /// A change that takes a chunk's count from `from` to `to`; a record it creates names
     /// `pool`.
     pub(crate) fn set(&mut self, hash: [u8; 32], from: u64, to: u64, len: u32, pool: u32) {
-        self.0.insert(hash, (to as i64 - from as i64, len, pool));
+        self.changes
+            .insert(hash, (to as i64 - from as i64, len, pool));
     }
 
     pub(crate) fn add(&mut self, chunks: &[ChunkRef], by: i64) {
         for c in chunks {
-            let e = self.0.entry(c.hash).or_insert((0, c.len, c.stored_in));
-            e.0 += by;
+            self.add_one(c.hash, by, c.len, c.stored_in);
         }
+    }
+
+    pub(crate) fn add_one(&mut self, hash: [u8; 32], by: i64, len: u32, pool: u32) {
+        self.changes.entry(hash).or_insert((0, len, pool)).0 += by;
+    }
+
+    fn must_exist(&self, hash: &[u8; 32]) -> bool {
+        self.new_chunks.as_ref().is_some_and(|n| !n.contains(hash))
     }
 }
 
@@ -212,12 +204,8 @@ impl Inner {
         crate::txn::Plain(self.kv.as_ref())
     }
 
-    fn lock_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
-        self.write_lock.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.write_lock.read().unwrap_or_else(|p| p.into_inner())
+    fn lock_exclusive(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn require_bucket(&self, r: &mut impl Reader, bucket: &str) -> Result<()> {
@@ -228,14 +216,23 @@ impl Inner {
     }
 
     /// Adds the refcount changes to the transaction; chunks that drop to zero are queued for
-    /// GC.
+    /// GC. An increment of a chunk being collected, or of one that must exist and has no
+    /// record, is [`Error::ChunkGone`]: its shards are (being) deleted.
     pub(crate) fn apply_refs(&self, tx: &mut Tx<'_>, delta: RefDelta) -> Result<()> {
         let due = now_ms() + self.gc_grace_ms;
-        for (hash, (change, len, new_pool)) in delta.0 {
+        for (&hash, &(change, len, new_pool)) in &delta.changes {
             if change == 0 {
                 continue;
             }
+            let must_exist = delta.must_exist(&hash);
             let current: Option<RefRecord> = tx.get(Tree::Refcounts, &hash)?;
+            if change > 0 {
+                match &current {
+                    Some(r) if r.deleting => return Err(Error::ChunkGone(hash)),
+                    None if must_exist => return Err(Error::ChunkGone(hash)),
+                    _ => {}
+                }
+            }
             // Where the chunk lives is kept; only a new record takes the writer's pool.
             let pool = current.map_or(new_pool, |r| r.pool);
             let before = current.map_or(0, |r| r.count) as i64;
@@ -248,9 +245,17 @@ impl Inner {
                 count: after,
                 len,
                 pool,
+                deleting: current.is_some_and(|r| r.deleting),
+            });
+            tx.record_ref(RefChange {
+                hash,
+                change,
+                len,
+                pool: new_pool,
+                must_exist,
             });
             // Increments before the manifest that needs them, decrements after the one that
-            // let them go (see `Tx`: only matters when a change takes several commits).
+            // let them go (only the order of the steps of a large change depends on it).
             if change > 0 {
                 tx.put_first(Tree::Refcounts, hash.to_vec(), record);
             } else {
@@ -274,14 +279,26 @@ impl MetaStore {
     /// The metastore on any transactional store.
     pub fn with_store(kv: impl TxnStore, gc_grace: std::time::Duration) -> Self {
         MetaStore {
+            new_chunks: None,
             inner: Arc::new(Inner {
                 kv: Box::new(kv),
-                write_lock: std::sync::RwLock::new(()),
+                write_lock: std::sync::Mutex::new(()),
                 stats: Default::default(),
                 group: GroupCommit::default(),
                 last_version_seq: Mutex::new(0),
                 gc_grace_ms: gc_grace.as_millis() as u64,
             }),
+        }
+    }
+
+    /// This store for a write whose data the caller stored itself as `new_chunks`: every
+    /// other chunk the write references must still be stored when it commits, else the
+    /// write fails with [`Error::ChunkGone`] (another gateway's garbage collection may have
+    /// deleted it after the caller found it stored).
+    pub fn with_new_chunks(&self, new_chunks: impl IntoIterator<Item = [u8; 32]>) -> MetaStore {
+        MetaStore {
+            inner: self.inner.clone(),
+            new_chunks: Some(Arc::new(new_chunks.into_iter().collect())),
         }
     }
 
@@ -376,7 +393,7 @@ impl MetaStore {
             {
                 return Err(Error::BucketNotEmpty);
             }
-            let mut delta = RefDelta::default();
+            let mut delta = RefDelta::checked(None);
             for (uk, _) in tx.scan(Tree::Uploads, &prefix, end.as_deref(), usize::MAX)? {
                 let Some((_, upload_id)) = keys::split_upload(&uk[prefix.len()..]) else {
                     continue;
@@ -388,7 +405,7 @@ impl MetaStore {
                 for (pk, pv) in scan_parts(tx, &upload_id)? {
                     let part: PartRecord = decode(&pv)?;
                     delta.add(&part.chunks, -1);
-                    tx.delete(Tree::Parts, pk);
+                    tx.delete_later(Tree::Parts, pk);
                 }
                 tx.delete(Tree::Uploads, uk);
             }
@@ -448,12 +465,13 @@ impl MetaStore {
         expect: Option<Expect>,
     ) -> Result<ObjectRecord> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let new_chunks = self.new_chunks.clone();
         self.txn(move |s, tx| {
             let mode = s.versioning(tx, &bucket)?;
             let current: Option<ObjectRecord> =
                 tx.get(Tree::Objects, &keys::object(&bucket, &key))?;
             check_expect(current.as_ref(), expect.as_ref())?;
-            let mut delta = RefDelta::default();
+            let mut delta = RefDelta::checked(new_chunks.clone());
             let stored = s.write_version(tx, &mut delta, &bucket, &key, record.clone(), mode)?;
             s.apply_refs(tx, delta)?;
             Ok(stored)
@@ -474,7 +492,7 @@ impl MetaStore {
             version.map(str::to_owned),
         );
         self.txn(move |s, tx| {
-            let mut delta = RefDelta::default();
+            let mut delta = RefDelta::checked(None);
             let now = now_ms() as i64;
             let outcome = s.delete(tx, &mut delta, &bucket, &key, version.as_deref(), now)?;
             s.apply_refs(tx, delta)?;
@@ -598,11 +616,12 @@ impl MetaStore {
     ) -> Result<()> {
         let uk = keys::upload(bucket, upload_id, key);
         let pk = keys::part(upload_id, number);
+        let new_chunks = self.new_chunks.clone();
         self.txn(move |s, tx| {
             if tx.get_raw(Tree::Uploads, &uk)?.is_none() {
                 return Err(Error::NoSuchUpload);
             }
-            let mut delta = RefDelta::default();
+            let mut delta = RefDelta::checked(new_chunks.clone());
             delta.add(&part.chunks, 1);
             if let Some(old) = tx.get::<PartRecord>(Tree::Parts, &pk)? {
                 delta.add(&old.chunks, -1);
@@ -673,10 +692,12 @@ impl MetaStore {
                     _ => return Err(Error::PartChanged(*number)),
                 }
             }
-            let mut delta = RefDelta::default();
+            let mut delta = RefDelta::checked(None);
+            // The upload record goes in the main batch; its parts may follow it (nothing
+            // reaches parts of an upload that is gone).
             for (pk, pv) in parts {
                 delta.add(&decode::<PartRecord>(&pv)?.chunks, -1);
-                tx.delete(Tree::Parts, pk);
+                tx.delete_later(Tree::Parts, pk);
             }
             let current: Option<ObjectRecord> = tx.get(Tree::Objects, &ok)?;
             check_expect(current.as_ref(), expect.as_ref())?;
@@ -718,10 +739,10 @@ impl MetaStore {
             if tx.get_raw(Tree::Uploads, &uk)?.is_none() {
                 return Err(Error::NoSuchUpload);
             }
-            let mut delta = RefDelta::default();
+            let mut delta = RefDelta::checked(None);
             for (pk, pv) in scan_parts(tx, &upload_id)? {
                 delta.add(&decode::<PartRecord>(&pv)?.chunks, -1);
-                tx.delete(Tree::Parts, pk);
+                tx.delete_later(Tree::Parts, pk);
             }
             s.apply_refs(tx, delta)?;
             tx.delete(Tree::Uploads, uk.clone());

@@ -55,137 +55,10 @@ pub async fn run(store: MetaStore) {
     conditions_and_updates(&store).await;
     crate::suite_versions::upload_listing(&store).await;
     crate::suite_versions::versions(&store).await;
-    chunk_pools(&store).await;
-    maintenance(&store).await;
-}
-
-/// Where a chunk lives: set by the reference that creates its record, kept by later ones,
-/// changed only by a relocation from the pool it is in, and reported to GC.
-async fn chunk_pools(store: &MetaStore) {
-    store
-        .create_bucket("pools", BucketRecord::new(1))
-        .await
-        .unwrap();
-    let mut c = ChunkRef::new([0xB1; 32], 300);
-    c.stored_in = 2;
-    store
-        .put_object("pools", "a", object(vec![c]), None)
-        .await
-        .unwrap();
-    assert_eq!(store.chunk_pool(c.hash).await.unwrap(), Some(2));
-    // Deduplicated by a request that would have stored it elsewhere: it stays where it is.
-    let mut again = c;
-    again.stored_in = 5;
-    store
-        .put_object("pools", "b", object(vec![again]), None)
-        .await
-        .unwrap();
-    assert_eq!(store.chunk_pool(c.hash).await.unwrap(), Some(2));
-    assert_eq!(store.chunk_refcount(c.hash).await.unwrap(), Some(2));
-    // A manifest never carries the location.
-    let stored = store.get_object("pools", "b").await.unwrap().unwrap();
-    assert_eq!(stored.data.chunks()[0].stored_in, 0);
-
-    assert!(!store.relocate_chunk(c.hash, 1, 3).await.unwrap());
-    assert!(store.relocate_chunk(c.hash, 2, 3).await.unwrap());
-    assert_eq!(store.chunk_pool(c.hash).await.unwrap(), Some(3));
-    assert!(!store.relocate_chunk([0xB2; 32], 0, 1).await.unwrap());
-    let held = store.pool_holdings().await.unwrap();
-    assert_eq!(held.get(&3).map(|h| (h.chunks, h.bytes)), Some((1, 300)));
-
-    // Counting references does not move it; GC reports where to delete it.
-    store.delete_object("pools", "a", None).await.unwrap();
-    store.delete_object("pools", "b", None).await.unwrap();
-    assert_eq!(store.chunk_pool(c.hash).await.unwrap(), Some(3));
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let due: Vec<_> = store
-        .gc_due(100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|g| g.hash == c.hash)
-        .collect();
-    assert_eq!(due.len(), 1);
-    assert_eq!(store.gc_collect(due[0].clone()).await.unwrap(), Some(3));
-    assert_eq!(store.chunk_pool(c.hash).await.unwrap(), None);
-    store.delete_bucket("pools").await.unwrap();
-}
-
-/// Runs last: the recount must agree with everything the other parts left behind.
-async fn maintenance(store: &MetaStore) {
-    store.heal_enqueue([7; 32], 99).await.unwrap();
-    store.heal_enqueue([3; 32], 5).await.unwrap();
-    store.heal_enqueue([7; 32], 99).await.unwrap();
-    assert_eq!(store.heal_queue_len().await.unwrap(), 2);
-    assert_eq!(
-        store.heal_queue(10).await.unwrap(),
-        vec![([3; 32], 5), ([7; 32], 99)]
-    );
-    store.heal_done([3; 32]).await.unwrap();
-    assert_eq!(store.heal_queue(10).await.unwrap(), vec![([7; 32], 99)]);
-    store.heal_done([7; 32]).await.unwrap();
-
-    let clean = store.check_refcounts(false).await.unwrap();
-    assert!(clean.mismatched.is_empty(), "{clean:?}");
-    assert!(clean.chunks_referenced > 0);
-
-    // Every stored chunk is visited once, in pages.
-    let mut seen = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store.chunks_after(after, 2).await.unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some(last.hash);
-        seen.extend(page);
-    }
-    assert_eq!(seen.len() as u64, clean.chunks_recorded);
-    assert_eq!(store.chunk_count().await.unwrap(), clean.chunks_recorded);
-    assert!(seen.windows(2).all(|w| w[0].hash < w[1].hash));
-
-    // Damage the counts behind the store's back: one stray record, one wrong count.
-    let victim = seen.iter().find(|c| c.refs > 0).unwrap();
-    let mut b = Batch::default();
-    b.put(
-        Tree::Refcounts,
-        [0xEE; 32].to_vec(),
-        encode(&RefRecord {
-            count: 4,
-            len: 10,
-            pool: 0,
-        }),
-    );
-    b.put(
-        Tree::Refcounts,
-        victim.hash.to_vec(),
-        encode(&RefRecord {
-            count: victim.refs + 3,
-            len: victim.len,
-            pool: victim.pool,
-        }),
-    );
-    store.write_unchecked(b).await.unwrap();
-    let found = store.check_refcounts(false).await.unwrap();
-    assert_eq!(found.mismatched.len(), 2, "{found:?}");
-    assert!(!found.repaired);
-    let fixed = store.check_refcounts(true).await.unwrap();
-    assert!(fixed.repaired);
-    assert!(
-        store
-            .check_refcounts(false)
-            .await
-            .unwrap()
-            .mismatched
-            .is_empty()
-    );
-    assert_eq!(store.chunk_refcount([0xEE; 32]).await.unwrap(), Some(0));
-    assert_eq!(
-        store.chunk_refcount(victim.hash).await.unwrap(),
-        Some(victim.refs)
-    );
-
-    let usage = store.usage().await.unwrap();
-    assert!(usage.buckets > 0 && usage.versions >= usage.objects);
-    assert_eq!(usage.chunks, clean.chunks_recorded + 1);
+    crate::suite_chunks::chunk_pools(&store).await;
+    crate::suite_chunks::collection_and_reuse(&store).await;
+    crate::suite_chunks::large_changes(&store).await;
+    crate::suite_chunks::maintenance(&store).await;
 }
 
 async fn buckets(store: &MetaStore) {
@@ -285,7 +158,12 @@ async fn objects_and_refcounts(store: &MetaStore) {
     tokio::time::sleep(Duration::from_millis(5)).await;
     let due = store.gc_due(100).await.unwrap();
     assert_eq!(due.iter().map(|g| g.hash).collect::<Vec<_>>(), vec![a.hash]);
-    assert_eq!(store.gc_collect(due[0].clone()).await.unwrap(), Some(0));
+    assert_eq!(store.gc_collect(&due[0]).await.unwrap(), Some(0));
+    assert_eq!(
+        store.chunk_state(a.hash).await.unwrap(),
+        ChunkState::Deleting
+    );
+    store.gc_finish(&due[0]).await.unwrap();
     assert!(!store.chunk_known(a.hash).await.unwrap());
     assert!(store.gc_due(100).await.unwrap().is_empty());
 
@@ -298,7 +176,7 @@ async fn objects_and_refcounts(store: &MetaStore) {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     for item in store.gc_due(100).await.unwrap() {
-        assert_eq!(store.gc_collect(item).await.unwrap(), None);
+        assert_eq!(store.gc_collect(&item).await.unwrap(), None);
     }
     assert_eq!(store.chunk_refcount(b.hash).await.unwrap(), Some(1));
 

@@ -45,6 +45,14 @@ pub enum Guard {
     },
 }
 
+impl Guard {
+    pub fn tree(&self) -> Tree {
+        match self {
+            Guard::Key { tree, .. } | Guard::Range { tree, .. } => *tree,
+        }
+    }
+}
+
 /// What a transaction relied on, and what it writes.
 #[derive(Debug, Clone, Default)]
 pub struct Txn {
@@ -103,18 +111,14 @@ pub trait TxnStore: Send + Sync + 'static {
     fn sync(&self) -> Result<()> {
         Ok(())
     }
-    /// True when this process is the store's only writer: the caller may then serialise its
-    /// transactions with a lock, so that none ever conflicts (and none is ever retried).
+    /// True when this process is the store's only writer (a local store): the caller may
+    /// then serialise its transactions with a lock, so that none ever conflicts (and none is
+    /// ever retried). A shared store (etcd) has any number of writers.
     fn single_writer(&self) -> bool {
         false
     }
     fn limits(&self) -> Limits {
         Limits::UNBOUNDED
-    }
-    /// True when every call is a network round trip (etcd): a sole writer then runs its
-    /// transactions concurrently, guarded, instead of one at a time.
-    fn remote(&self) -> bool {
-        false
     }
 
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -354,11 +358,11 @@ impl Reader for Plain<'_> {
 /// One attempt of a transaction: reads record guards, writes go to the batch. Every read
 /// after the first is made at the first one's revision (one snapshot, on stores with history).
 ///
-/// Writes are filed in three phases, for the rare transaction too large for its store to take
-/// in one commit ([`Tx::into_steps`]): `first` (reference increments), the main batch, `last`
-/// (reference decrements and what follows from them). Applied in that order, a crash between
-/// steps can leave a chunk counted too often (space that `tessera admin check` reclaims), never
-/// too rarely (a chunk collected while still referenced).
+/// Reference-count changes are kept twice: as the records they produce (`first`: increments,
+/// `last`: decrements and GC queue entries), which a transaction that fits one commit writes
+/// with the rest, and as changes (`refs`), which a transaction too large for one commit
+/// applies in steps of their own ([`crate::steps`]). `later` holds deletions that may follow
+/// the main batch in separate commits (the part records of a completed upload).
 pub(crate) struct Tx<'a> {
     kv: &'a dyn TxnStore,
     at: Option<Rev>,
@@ -366,6 +370,29 @@ pub(crate) struct Tx<'a> {
     first: Batch,
     pub batch: Batch,
     last: Batch,
+    later: Batch,
+    refs: Vec<RefChange>,
+}
+
+/// One chunk's reference-count change, as a transaction made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RefChange {
+    pub hash: [u8; 32],
+    pub change: i64,
+    pub len: u32,
+    /// The pool a record this change creates names.
+    pub pool: u32,
+    /// The chunk must still be stored (a reference to existing data, not a chunk this
+    /// request wrote): an increment that finds no record, or one being deleted, fails.
+    pub must_exist: bool,
+}
+
+/// A transaction taken apart for applying in steps.
+pub(crate) struct TxParts {
+    pub guards: Vec<Guard>,
+    pub main: Batch,
+    pub later: Batch,
+    pub refs: Vec<RefChange>,
 }
 
 impl<'a> Tx<'a> {
@@ -377,7 +404,20 @@ impl<'a> Tx<'a> {
             first: Batch::default(),
             batch: Batch::default(),
             last: Batch::default(),
+            later: Batch::default(),
+            refs: Vec::new(),
         }
+    }
+
+    /// Records a reference-count change (see the type's docs).
+    pub fn record_ref(&mut self, change: RefChange) {
+        self.refs.push(change);
+    }
+
+    /// A deletion that may be applied after the main batch, in a commit of its own, when the
+    /// transaction is too large for one (see the type's docs).
+    pub fn delete_later(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
+        self.later.delete(tree, key);
     }
 
     /// A write of the first phase (see the type's docs).
@@ -411,10 +451,12 @@ impl<'a> Tx<'a> {
                 guards.push(g);
             }
         }
-        let [first, main, last] = last_write_per_key([self.first, self.batch, self.last]);
+        let [first, main, last, later] =
+            last_write_per_key([self.first, self.batch, self.last, self.later]);
         let mut ops = first.ops;
         ops.extend(main.ops);
         ops.extend(last.ops);
+        ops.extend(later.ops);
         Txn {
             guards,
             batch: Batch { ops },
@@ -423,39 +465,29 @@ impl<'a> Tx<'a> {
 
     /// Whether the transaction is larger than `limits` allow in one commit.
     pub fn exceeds(&self, limits: Limits) -> bool {
-        let phases = [&self.first, &self.batch, &self.last];
+        let phases = [&self.first, &self.batch, &self.last, &self.later];
         let ops: usize = phases.iter().map(|b| b.ops.len()).sum();
         let bytes: usize = phases.iter().flat_map(|b| &b.ops).map(op_bytes).sum();
         ops > limits.max_ops || bytes > limits.max_bytes || self.guards.len() > limits.max_guards
     }
 
-    /// The writes as several batches that each fit `limits`, in the order that is safe to
-    /// apply without guards by the store's only writer: the first phase, then the main batch
-    /// (its puts, the new state, before its deletes), then the last phase. No batch mixes
-    /// phases.
-    pub fn into_steps(self, limits: Limits) -> Vec<Batch> {
-        let [first, mut main, last] = last_write_per_key([self.first, self.batch, self.last]);
-        main.ops.sort_by_key(|op| matches!(op, Op::Delete(..)));
-        let mut steps = Vec::new();
-        for phase in [first, main, last] {
-            let mut step = Batch::default();
-            let mut bytes = 0;
-            for op in phase.ops {
-                let size = op_bytes(&op);
-                if !step.is_empty()
-                    && (step.ops.len() + 1 > limits.max_ops || bytes + size > limits.max_bytes)
-                {
-                    steps.push(std::mem::take(&mut step));
-                    bytes = 0;
-                }
-                bytes += size;
-                step.ops.push(op);
-            }
-            if !step.is_empty() {
-                steps.push(step);
+    /// The transaction taken apart for [`crate::steps`]: its guards, its main batch, the
+    /// deletions that may follow it, and its reference changes (the records `first` and
+    /// `last` hold are dropped: the steps compute them again from the changes).
+    pub fn into_parts(self) -> TxParts {
+        let [main, later] = last_write_per_key([self.batch, self.later]);
+        let mut guards: Vec<Guard> = Vec::with_capacity(self.guards.len());
+        for g in self.guards {
+            if !guards.contains(&g) {
+                guards.push(g);
             }
         }
-        steps
+        TxParts {
+            guards,
+            main,
+            later,
+            refs: self.refs,
+        }
     }
 
     /// Only the guards: to confirm that reads an error answer rests on still hold.
@@ -507,7 +539,7 @@ impl Reader for Tx<'_> {
     }
 }
 
-fn op_bytes(op: &Op) -> usize {
+pub(crate) fn op_bytes(op: &Op) -> usize {
     match op {
         Op::Put(_, k, v) => k.len() + v.len() + 32,
         Op::Delete(_, k) => k.len() + 32,
@@ -516,7 +548,7 @@ fn op_bytes(op: &Op) -> usize {
 
 /// Each key written once, by its last write across the phases (etcd refuses a transaction
 /// that writes a key twice); the order of what is kept does not change.
-fn last_write_per_key(phases: [Batch; 3]) -> [Batch; 3] {
+fn last_write_per_key<const N: usize>(phases: [Batch; N]) -> [Batch; N] {
     let mut last: BTreeMap<(Tree, &[u8]), (usize, usize)> = BTreeMap::new();
     for (p, batch) in phases.iter().enumerate() {
         for (i, op) in batch.ops.iter().enumerate() {
@@ -642,40 +674,40 @@ mod tests {
     }
 
     #[test]
-    fn steps_keep_phases_apart_and_new_state_before_deletions() {
+    fn parts_keep_the_main_batch_apart_from_later_deletions_and_references() {
         let s = store();
         let mut tx = Tx::new(&s);
-        tx.delete(Tree::Parts, b"p1".to_vec());
+        tx.get_raw(Tree::Objects, b"o").unwrap();
+        tx.get_raw(Tree::Objects, b"o").unwrap();
+        tx.delete_later(Tree::Parts, b"p1".to_vec());
         tx.put(Tree::Versions, b"v".to_vec(), b"1".to_vec());
-        tx.put_last(Tree::Refcounts, b"old".to_vec(), b"0".to_vec());
-        for i in 0..3u8 {
-            tx.put_first(Tree::Refcounts, vec![i], b"1".to_vec());
-        }
-        tx.put(Tree::Objects, b"o".to_vec(), b"1".to_vec());
+        tx.put_first(Tree::Refcounts, vec![1], b"1".to_vec());
+        tx.put_last(Tree::Refcounts, vec![2], b"0".to_vec());
+        let change = RefChange {
+            hash: [1; 32],
+            change: 1,
+            len: 5,
+            pool: 0,
+            must_exist: false,
+        };
+        tx.record_ref(change.clone());
         let limits = Limits {
-            max_ops: 2,
-            max_guards: 2,
+            max_ops: 3,
+            max_guards: 3,
             max_bytes: 1 << 20,
         };
         assert!(tx.exceeds(limits));
-        let steps: Vec<Vec<Op>> = tx.into_steps(limits).into_iter().map(|b| b.ops).collect();
-        let put = |t, k: &[u8], v: &[u8]| Op::Put(t, k.to_vec(), v.to_vec());
+        let parts = tx.into_parts();
+        assert_eq!(parts.guards.len(), 1, "a guard read twice is kept once");
         assert_eq!(
-            steps,
-            vec![
-                vec![
-                    put(Tree::Refcounts, &[0], b"1"),
-                    put(Tree::Refcounts, &[1], b"1")
-                ],
-                vec![put(Tree::Refcounts, &[2], b"1")],
-                vec![
-                    put(Tree::Versions, b"v", b"1"),
-                    put(Tree::Objects, b"o", b"1")
-                ],
-                vec![Op::Delete(Tree::Parts, b"p1".to_vec())],
-                vec![put(Tree::Refcounts, b"old", b"0")],
-            ]
+            parts.main.ops,
+            vec![Op::Put(Tree::Versions, b"v".to_vec(), b"1".to_vec())]
         );
+        assert_eq!(
+            parts.later.ops,
+            vec![Op::Delete(Tree::Parts, b"p1".to_vec())]
+        );
+        assert_eq!(parts.refs, vec![change]);
     }
 
     #[test]

@@ -23,15 +23,19 @@ impl ObjectService {
                     continue;
                 };
                 progressed = true;
-                if let Some(pool) = self.meta.gc_collect(item).await? {
+                // Marked first: from here on no gateway reuses or rewrites the chunk until
+                // `gc_finish` removes the record (this process's writers are kept off by the
+                // claim; other gateways' by the mark).
+                if let Some(pool) = self.meta.gc_collect(&item).await? {
                     let deleted_shards = match self.pools.store(pool) {
                         Ok(store) => store.delete_chunk(ChunkHash(hash)).await,
                         Err(e) => Err(e),
                     };
                     if let Err(e) = deleted_shards {
-                        // The refcount record is gone; the orphan scan removes what is left.
+                        // The orphan sweep removes what is left.
                         tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not delete all shards of a collected chunk");
                     }
+                    self.meta.gc_finish(&item).await?;
                     deleted += 1;
                 }
             }

@@ -249,8 +249,15 @@ impl ObjectService {
     /// or a move in progress is left alone.
     pub async fn sweep_orphans(&self, remove: bool) -> Result<u64> {
         let mut found = 0;
+        let mut unrecorded = std::collections::HashSet::new();
         for pool in self.pools.list() {
-            found += self.sweep_pool(&pool, remove).await?;
+            found += self.sweep_pool(&pool, remove, &mut unrecorded).await?;
+        }
+        if self.orphan_min_age.is_some() {
+            self.orphans_seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|h, _| unrecorded.contains(h));
         }
         if found > 0 {
             if remove {
@@ -268,7 +275,12 @@ impl ObjectService {
         Ok(found)
     }
 
-    async fn sweep_pool(&self, pool: &erasure::Pool, remove: bool) -> Result<u64> {
+    async fn sweep_pool(
+        &self,
+        pool: &erasure::Pool,
+        remove: bool,
+        unrecorded: &mut std::collections::HashSet<[u8; 32]>,
+    ) -> Result<u64> {
         let mut candidates = std::collections::BTreeSet::new();
         for disk in pool.store.disks() {
             match disk.list().await {
@@ -282,6 +294,10 @@ impl ObjectService {
         let mut found = 0;
         for hash in candidates {
             if placed_here(self.meta.chunk_pool(hash).await?) {
+                continue;
+            }
+            unrecorded.insert(hash);
+            if !self.old_enough_to_sweep(hash) {
                 continue;
             }
             let Some(_claim) = self.locks.try_claim_delete(hash) else {
@@ -302,6 +318,19 @@ impl ObjectService {
             }
         }
         Ok(found)
+    }
+
+    /// Whether an unrecorded chunk may be swept now: at once when this process is the only
+    /// writer, else once it has stayed unrecorded for `orphan_min_age`.
+    fn old_enough_to_sweep(&self, hash: [u8; 32]) -> bool {
+        let Some(min_age) = self.orphan_min_age else {
+            return true;
+        };
+        let mut seen = self.orphans_seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.entry(hash)
+            .or_insert_with(std::time::Instant::now)
+            .elapsed()
+            >= min_age
     }
 
     /// Runs the scanner (scheduled and requested passes) and the heal-queue worker until the

@@ -61,7 +61,36 @@ impl Progress {
     }
 }
 
+impl Ingested {
+    /// The chunks this request stored itself (the others it found stored).
+    pub fn new_chunks(&self) -> Vec<[u8; 32]> {
+        self.written.iter().map(|(h, _)| *h).collect()
+    }
+}
+
+/// How long a write waits for another gateway's garbage collection to finish deleting a
+/// chunk it is about to store again.
+const COLLECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl ObjectService {
+    /// Whether a chunk is stored, waiting while garbage collection deletes it (its shards
+    /// may vanish under a new write until then).
+    async fn stored_after_collection(&self, hash: [u8; 32]) -> Result<bool> {
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.meta.chunk_state(hash).await? {
+                metastore::ChunkState::Stored => return Ok(true),
+                metastore::ChunkState::Absent => return Ok(false),
+                metastore::ChunkState::Deleting if started.elapsed() < COLLECTION_WAIT => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                metastore::ChunkState::Deleting => {
+                    return Err(Error::Meta(metastore::Error::ChunkGone(hash)));
+                }
+            }
+        }
+    }
+
     pub(crate) async fn ingest<S, E>(
         &self,
         body: S,
@@ -228,7 +257,7 @@ impl ObjectService {
             .copied();
         let (disks, pool) = if let Some(pool) = already_here {
             (Vec::new(), pool)
-        } else if self.meta.chunk_known(hash.0).await? {
+        } else if self.stored_after_collection(hash.0).await? {
             (Vec::new(), 0)
         } else {
             let pool = self.pools.choose(&hash)?;

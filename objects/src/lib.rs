@@ -113,6 +113,12 @@ pub struct ObjectService {
     /// Serialises read-modify-writes of the recorded pools (a pool added while a
     /// decommission finishes must not be lost).
     pool_records_lock: tokio::sync::Mutex<()>,
+    /// With several gateways writing, shards no record names yet may be another gateway's
+    /// upload in progress: the orphan sweep removes only those it found unrecorded at least
+    /// this long ago (`None`: this process is the only writer, and removes them at once).
+    orphan_min_age: Option<std::time::Duration>,
+    /// When each unrecorded chunk was first seen by the sweep (see `orphan_min_age`).
+    orphans_seen: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::time::Instant>>,
 }
 
 /// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
@@ -135,7 +141,15 @@ impl ObjectService {
             mover: rebalance::Mover::default(),
             home_handover: pool_records::HandoverSlot::default(),
             pool_records_lock: tokio::sync::Mutex::new(()),
+            orphan_min_age: None,
+            orphans_seen: Default::default(),
         }
+    }
+
+    /// The service for one of several gateways sharing the metadata: see `orphan_min_age`.
+    pub fn shared_with_other_writers(mut self, orphan_min_age: std::time::Duration) -> Self {
+        self.orphan_min_age = Some(orphan_min_age);
+        self
     }
 
     /// Lets the home pool be decommissioned, through `handover` (set once, at start).
@@ -239,7 +253,8 @@ impl ObjectService {
             upload_id: None,
             grants: Vec::new(),
         };
-        match self.meta.put_object(bucket, key, record, expect).await {
+        let meta = self.meta.with_new_chunks(ingested.new_chunks());
+        match meta.put_object(bucket, key, record, expect).await {
             Ok(stored) => Ok(stored),
             Err(e) => {
                 self.discard(ingested).await;
@@ -360,8 +375,11 @@ impl ObjectService {
         // names, not the source's grants.
         record.upload_id = None;
         record.grants.clear();
+        // Another gateway's GC cannot see this one's pins: the source's chunks must still be
+        // stored when the copy commits.
         let stored = self
             .meta
+            .with_new_chunks([])
             .put_object(dst_bucket, dst_key, record, None)
             .await?;
         drop(pins);
@@ -381,8 +399,14 @@ impl ObjectService {
     }
 
     /// Deletes the shards a request stored (chunk, pool) that nothing references there,
-    /// skipping any a request has pinned.
+    /// skipping any a request has pinned. With other gateways writing too, nothing is deleted
+    /// here: one of them may be storing the same chunk for a request of its own (a client
+    /// retrying a timed-out PUT elsewhere, say) and commit it later, which a pin in this
+    /// process cannot see. The leader's orphan sweep removes what stays unrecorded.
     async fn discard_chunks(&self, stored: Vec<([u8; 32], u32)>) {
+        if self.orphan_min_age.is_some() {
+            return;
+        }
         for (hash, pool) in stored {
             let Some(_claim) = self.locks.try_claim_delete(hash) else {
                 continue;

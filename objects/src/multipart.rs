@@ -157,6 +157,7 @@ impl ObjectService {
         };
         match self
             .meta
+            .with_new_chunks(ingested.new_chunks())
             .put_part(bucket, key, upload_id, number, part.clone())
             .await
         {
@@ -215,9 +216,11 @@ impl ObjectService {
                 chunks,
                 checksums: Default::default(),
             };
-            // The source's refcounts are positive while it exists; the pins keep GC off in
-            // case it is deleted before this commit.
+            // The source's refcounts are positive while it exists; the pins keep this
+            // process's GC off in case it is deleted before this commit, and the commit
+            // fails if another gateway's GC got to them first.
             self.meta
+                .with_new_chunks([])
                 .put_part(bucket, key, upload_id, number, part.clone())
                 .await?;
             drop(pins);

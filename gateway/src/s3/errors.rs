@@ -49,6 +49,11 @@ fn from_meta(m: &metastore::Error) -> S3Error {
                 "The metadata store cannot be reached; please retry later".to_string(),
             )
         }
+        metastore::Error::ChunkGone(_) => (
+            C::SlowDown,
+            "Data this request relied on was removed concurrently; please send it again"
+                .to_string(),
+        ),
         metastore::Error::Busy => (
             C::SlowDown,
             "Too many concurrent changes to the same metadata; please retry".to_string(),
