@@ -7,9 +7,10 @@ becomes it too, a named volume becomes a temporary directory, `${VAR:-default}` 
 from the environment, and the images become binaries: `tessera:latest` the binary under test,
 etcd Debian's etcd-server, haproxy Debian's haproxy with the file compose mounts.
 
-The cluster must then do what deploy/README.md promises: serve S3 through HAProxy, and keep
-every object readable and writable after the active gateway, an etcd member and a storage
-node are killed.
+The cluster must then do what deploy/README.md promises: serve S3 through HAProxy, which
+spreads requests over the three gateways (every one is ready and serves reads and writes
+itself; one of them, the leader, also runs the background jobs), and keep every object
+readable and writable after the leader, an etcd member and a storage node are killed.
 """
 
 import os
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -223,9 +225,8 @@ def test_compose_cluster_survives_an_etcd_member_then_a_gateway_and_a_node(compo
     gateways = sorted(n for n in names if n.startswith("gateway"))
     assert len(nodes) == 6 and len(gateways) == 3
 
-    # One active gateway; the others live but not ready, so HAProxy sends nothing to them.
-    (active,) = poll(lambda: emu.ready_gateways() or None, 60, 0.5) or [None]
-    assert active, "\n".join(emu.log(g) for g in gateways)
+    # Every gateway is ready, so HAProxy spreads requests over all three.
+    assert poll(lambda: sorted(emu.ready_gateways()) == gateways, 60, 0.5), "\n".join(emu.log(g) for g in gateways)
     assert all(emu.healthy(g) for g in gateways)
 
     url = f"http://{emu.ips['haproxy']}:9000"
@@ -243,32 +244,43 @@ def test_compose_cluster_survives_an_etcd_member_then_a_gateway_and_a_node(compo
 
     assert poll(settled, 30, 0.2), emu.log("haproxy")
     s3.delete_object(Bucket="compose", Key="probe")
-    roles = sorted(g["role"] for g in admin_info(url)["gateways"])
-    assert roles == ["active", "standby", "standby"], roles
+    # One leader runs the background jobs; the other two are plain gateways.
+    listed = poll(lambda: _try(lambda: admin_info(url)["gateways"]), 20, 0.5)
+    assert listed and sorted(g["role"] for g in listed) == ["gateway", "gateway", "leader"], listed
+    (leader,) = [name_of(emu, g["url"]) for g in listed if g["role"] == "leader"]
+    assert leader in gateways, listed
     objects = {"tiny": b"hello compose", "mid": random_bytes(3 * MiB, 1), "big": random_bytes(12 * MiB, 2)}
     for key, data in objects.items():
         s3.put_object(Bucket="compose", Key=key, Body=data)
+    # HAProxy sent writes to every gateway, and each committed them itself.
+    for g in gateways:
+        assert commits_done(f"http://{emu.ips[g]}:9000") > 0, emu.log(g)
 
-    # An etcd member dies: the active gateway keeps its role (its lease renewals and commits
-    # go to the other members) and keeps serving.
+    # An etcd member dies: the leader keeps its role (its lease renewals and commits go to the
+    # other members), and every gateway stays ready and keeps serving.
     emu.kill("etcd1")
     for i in range(10):
         s3.put_object(Bucket="compose", Key=f"during/{i}", Body=random_bytes(64 << 10, 10 + i))
         time.sleep(1)
-    assert emu.ready_gateways() == [active], "the active gateway lost its role with one etcd member"
+    assert sorted(emu.ready_gateways()) == gateways, "a gateway became unready with one etcd member down"
+    roles = {name_of(emu, g["url"]): g["role"] for g in admin_info(url)["gateways"]}
+    assert roles[leader] == "leader", f"the leader lost its role with one etcd member down: {roles}"
 
-    # Then the active gateway and a storage node die: a standby takes over.
-    emu.kill(active)
+    # Then the leader and a storage node die: the other two gateways go on serving, and one of
+    # them takes the background jobs over once the leader's lease expired.
+    emu.kill(leader)
     emu.kill(nodes[-1])
+    survivors = [g for g in gateways if g != leader]
     started = time.monotonic()
+    assert sorted(emu.ready_gateways()) == survivors, "\n".join(emu.log(g) for g in survivors)
     got = poll(lambda: _try(lambda: s3.get_object(Bucket="compose", Key="big")["Body"].read()), 60, 0.5)
     took = time.monotonic() - started
     assert got == objects["big"], "\n".join(emu.log(g) for g in gateways)
-    new_active = emu.ready_gateways()
-    assert len(new_active) == 1 and new_active[0] != active
-    print(f"served again through HAProxy {took:.1f} s after the kills, by {new_active[0]}")
-    listed = poll(lambda: (lambda g: g if len(g) == 2 else None)(admin_info(url)["gateways"]), 20, 0.5)
-    assert listed and sorted(g["role"] for g in listed) == ["active", "standby"], listed
+    print(f"served again through HAProxy {took:.1f} s after the kills")
+    assert sorted(emu.ready_gateways()) == survivors, "\n".join(emu.log(g) for g in survivors)
+    listed = poll(lambda: _try(lambda: (lambda g: g if len(g) == 2 else None)(admin_info(url)["gateways"])), 30, 0.5)
+    assert listed and sorted(g["role"] for g in listed) == ["gateway", "leader"], listed
+    assert sorted(name_of(emu, g["url"]) for g in listed) == survivors, listed
 
     for key, data in objects.items():
         assert s3.get_object(Bucket="compose", Key=key)["Body"].read() == data, key
@@ -291,14 +303,22 @@ def test_compose_cluster_survives_an_etcd_member_then_a_gateway_and_a_node(compo
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
-    assert poll(lambda: len(admin_info(url)["gateways"]) == 3, 30, 0.5), emu.log("joiner")
+    three = poll(lambda: _try(lambda: (lambda g: g if len(g) == 3 else None)(admin_info(url)["gateways"])), 30, 0.5)
+    assert three, emu.log("joiner")
+    roles = {name_of(emu, g["url"]): g["role"] for g in three}
+    assert roles.get("joiner") == "gateway" and sorted(roles.values()) == ["gateway", "gateway", "leader"], roles
+    joined = s3_client(joiner_url)
+    # It serves at once, beside the others.
+    got = poll(lambda: _try(lambda: joined.get_object(Bucket="compose", Key="big")["Body"].read()), 30, 0.5)
+    assert got == objects["big"], emu.log("joiner")
     for g in gateways:
         if emu.procs[g].poll() is None:
             emu.procs[g].terminate()
             emu.procs[g].wait(timeout=30)
-    joined = s3_client(joiner_url)
-    got = poll(lambda: _try(lambda: joined.get_object(Bucket="compose", Key="big")["Body"].read()), 30, 0.5)
-    assert got == objects["big"], emu.log("joiner")
+    # Alone, it leads.
+    alone = poll(lambda: _try(lambda: [g["role"] for g in admin_info(joiner_url)["gateways"]] == ["leader"]), 15, 0.5)
+    assert alone, emu.log("joiner")
+    assert joined.get_object(Bucket="compose", Key="after")["Body"].read() == random_bytes(2 * MiB, 3)
     joined.put_object(Bucket="compose", Key="joined", Body=b"by the joiner")
     assert "storage nodes as recorded in etcd" in (emu.base / "joiner.log").read_text()
 
@@ -310,12 +330,26 @@ def _try(f):
         return None
 
 
+def name_of(emu: Emulation, url: str) -> str:
+    """The service whose gateway URL (as admin info lists it) this is."""
+    return next((n for n, ip in emu.ips.items() if url == f"http://{ip}:9000"), url)
+
+
+def commits_done(url: str) -> int:
+    """The gateway's `tessera_metadata_commits_total{outcome="done"}` (0 if absent)."""
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    done = re.search(r'^tessera_metadata_commits_total\{outcome="done"\} (\d+)', text, re.M)
+    return int(done.group(1)) if done else 0
+
+
 def test_concurrent_load_over_three_gateways_survives_kills_with_exact_refcounts(compose_cluster):
     """200 PUT, DELETE and CopyObject operations on overlapping, deduplicated content, spread
-    over the three gateways by 8 clients; an operation that fails is retried on the next
-    gateway. A third of the way in, the active gateway and an etcd member are killed. Every
-    acknowledged write must read back bit-exact, and `admin check` must find the reference
-    counts exact and no chunk lost, then (after its sweep) nothing left to clean."""
+    by 8 clients over the three gateways directly (each serves its share itself, and a copy
+    may read a source another gateway wrote just before); an operation that fails is retried
+    on the next gateway. A third of the way in, the leader and an etcd member are killed.
+    Every acknowledged write must read back bit-exact, and `admin check` must find the
+    reference counts exact and no chunk lost, then (after its sweep) nothing left to clean."""
     import random as rnd
     import threading
     from concurrent.futures import ThreadPoolExecutor
@@ -323,9 +357,12 @@ def test_concurrent_load_over_three_gateways_survives_kills_with_exact_refcounts
 
     emu = compose_cluster
     gateways = sorted(n for n in emu.services if n.startswith("gateway"))
-    (active,) = poll(lambda: emu.ready_gateways() or None, 60, 0.5) or [None]
-    assert active
+    assert poll(lambda: sorted(emu.ready_gateways()) == gateways, 60, 0.5), "\n".join(emu.log(g) for g in gateways)
     urls = [f"http://{emu.ips[g]}:9000" for g in gateways]
+    listed = poll(lambda: _try(lambda: admin_info(urls[0])["gateways"]), 20, 0.5)
+    assert listed and sorted(g["role"] for g in listed) == ["gateway", "gateway", "leader"], listed
+    (leader,) = [name_of(emu, g["url"]) for g in listed if g["role"] == "leader"]
+    assert leader in gateways, listed
     fast = dict(connect_timeout=2, read_timeout=30)
     clients = [s3_client(u, **fast) for u in urls]
     clients[0].create_bucket(Bucket="load")
@@ -336,6 +373,7 @@ def test_concurrent_load_over_three_gateways_survives_kills_with_exact_refcounts
               block[2] + block[0], b"tiny one", b"tiny two", block[0] + block[1] + b"tail"]
     workers, ops_each, keys_each = 8, 25, 5
     done, retried = [0], [0]
+    served = [0] * len(clients)  # operations each gateway acknowledged
     lock = threading.Lock()
 
     def attempt(start: int, fn):
@@ -344,8 +382,11 @@ def test_concurrent_load_over_three_gateways_survives_kills_with_exact_refcounts
         i = start
         while True:
             try:
-                return True, fn(clients[i % len(clients)])
-            except Exception:  # noqa: BLE001 - a dead or standing-by gateway: try the next
+                result = fn(clients[i % len(clients)])
+                with lock:
+                    served[i % len(clients)] += 1
+                return True, result
+            except Exception:  # noqa: BLE001 - a dead gateway (or a lost answer): try the next
                 if time.monotonic() > deadline:
                     return False, None
                 with lock:
@@ -383,18 +424,23 @@ def test_concurrent_load_over_three_gateways_survives_kills_with_exact_refcounts
     with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(worker, w) for w in range(workers)]
         assert poll(lambda: done[0] >= workers * ops_each // 3, 120, 0.05)
-        emu.kill(active)
+        emu.kill(leader)
         emu.kill("etcd1")
         at_kill = done[0]
         states = [f.result() for f in futures]
-    print(f"killed after {at_kill} of {workers * ops_each} operations; {retried[0]} attempts retried elsewhere")
+    print(f"killed after {at_kill} of {workers * ops_each} operations; {retried[0]} attempts retried elsewhere; "
+          f"acknowledged per gateway: {dict(zip(gateways, served))}")
     assert at_kill < workers * ops_each * 2 // 3, "the kills came too late to hit the load"
     assert retried[0] > 0, "no operation met the kills"
+    # Not only through one gateway: each of the three acknowledged its share.
+    assert all(n > 0 for n in served), dict(zip(gateways, served))
+    survivors = [g for g in gateways if g != leader]
+    assert sorted(emu.ready_gateways()) == survivors, "\n".join(emu.log(g) for g in survivors)
 
     expected = {k: v for s in states for k, v in s.items()}
     uncertain = [k for k, v in expected.items() if len(v) > 1]
     assert not uncertain, f"operations that never succeeded on any gateway: {uncertain}"
-    reader = clients[(gateways.index(active) + 1) % len(clients)]
+    reader = clients[(gateways.index(leader) + 1) % len(clients)]
     for key, (want,) in sorted(expected.items()):
         try:
             got = reader.get_object(Bucket="load", Key=key)["Body"].read()
@@ -404,11 +450,13 @@ def test_concurrent_load_over_three_gateways_survives_kills_with_exact_refcounts
         assert got == want, f"{key}: {None if got is None else len(got)} bytes, want {None if want is None else len(want)}"
 
     # Leadership of the background jobs moved to a surviving gateway.
-    new_url = f"http://{emu.ips[emu.ready_gateways()[0]]}:9000"
-    listed = poll(lambda: (lambda g: g if len(g) == 2 else None)(admin_info(new_url)["gateways"]), 20, 0.5)
-    assert listed, admin_info(new_url)
-    leader = [g for g in listed if g["role"] == "active"]
-    assert len(leader) == 1 and "gc" in leader[0]["jobs"] and leader[0]["url"] != f"http://{emu.ips[active]}:9000"
+    some_url = f"http://{emu.ips[survivors[0]]}:9000"
+    listed = poll(lambda: _try(lambda: (lambda g: g if len(g) == 2 else None)(admin_info(some_url)["gateways"])), 30, 0.5)
+    assert listed, _try(lambda: admin_info(some_url))
+    assert sorted(name_of(emu, g["url"]) for g in listed) == survivors, listed
+    leaders = [g for g in listed if g["role"] == "leader"]
+    assert len(leaders) == 1 and "gc" in leaders[0]["jobs"], listed
+    new_url = leaders[0]["url"]
 
     # Exact reference counts, no chunk lost; the repair sweeps what the killed gateway left
     # (shards of uploads it never committed), after which a check finds nothing at all.

@@ -186,15 +186,18 @@ def test_kubernetes_manifests_agree_with_each_other():
             if ref:
                 assert ref["name"] == "tessera" and ref["key"] in secret["stringData"], var
 
-    # Probes ask the health endpoints on a declared port; only the gateway asks readiness of
-    # the active role.
+    # Probes ask the health endpoints on a declared port.
     for doc in (nodes, gateways):
         c = container(doc)
         ports = {p["name"] for p in c["ports"]}
         for probe in ("livenessProbe", "readinessProbe"):
             assert c[probe]["httpGet"]["path"] in ("/health/live", "/health/ready")
             assert c[probe]["httpGet"]["port"] in ports
-    assert gateways["spec"]["strategy"]["type"] == "Recreate"
+    # Every gateway serves: they update one at a time, and drains keep a majority serving.
+    assert gateways["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert gateways["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 1
+    g = gateways["spec"]["replicas"]
+    assert 1 <= docs[("PodDisruptionBudget", "tessera-gateway")]["spec"]["minAvailable"] < g
 
     # The optional ServiceMonitor scrapes the gateways' Service on a port it has.
     monitor = yaml.safe_load((KUBE / "servicemonitor.yaml").read_text())

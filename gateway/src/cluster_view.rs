@@ -12,10 +12,9 @@ pub struct GatewayEntry {
     pub who: String,
     /// Where the other gateways reach it.
     pub url: Option<String>,
-    /// `active` or `standby`.
+    /// `leader` (it runs the background jobs and answers the admin API) or `gateway`.
     pub role: String,
-    /// The background jobs it runs (GC, heal, scanner, multipart expiry: all on the active
-    /// one).
+    /// The background jobs it runs (GC, heal, scanner, multipart expiry: all on the leader).
     pub jobs: Vec<String>,
     /// Announced in etcd under a live lease: a gateway that dies drops out within its TTL.
     pub alive: bool,
@@ -29,4 +28,7 @@ pub trait ClusterView: Send + Sync {
     async fn gateways(&self) -> Result<Vec<GatewayEntry>, String>;
     /// `Err(why)` while etcd cannot be reached (the last lease renewal failed).
     fn etcd_reachable(&self) -> Result<(), String>;
+    /// Where admin requests go: `None` when this gateway is the leader and answers them,
+    /// else the leader's URL (`Some(None)`: no leader is known right now).
+    fn admin_elsewhere(&self) -> Option<Option<http::Uri>>;
 }

@@ -282,7 +282,7 @@ pub struct Frontend {
     pub disks: Arc<cluster::Disks>,
     pub service: Arc<objects::ObjectService>,
     pub metrics: Arc<Metrics>,
-    /// The cluster on etcd this gateway is the active one of, if any.
+    /// The cluster on etcd this gateway is one of, if any.
     pub cluster: Option<Arc<dyn crate::cluster_view::ClusterView>>,
     /// Domains for virtual-host-style addressing (CORS finds the bucket with them).
     pub domains: Vec<String>,
@@ -317,6 +317,12 @@ pub async fn handle(
         .await
     {
         return Ok(resp);
+    }
+    // The admin API is the leader's: it runs the jobs the admin commands start and watch.
+    if req.uri().path().starts_with(crate::admin::ADMIN_PREFIX)
+        && let Some(leader) = front.cluster.as_ref().and_then(|c| c.admin_elsewhere())
+    {
+        return Ok(crate::starting::relay(req, leader.as_ref()).await);
     }
     let request_id = new_request_id();
     let record = RequestRecord {

@@ -7,8 +7,9 @@
 //! - [`node`]: a storage node's server side of the shard protocol, an s3s custom route.
 //! - [`http`], [`access`], [`health`], [`metrics`]: the request pipeline around s3s (request
 //!   ids, S3 error body details, access log, health probes, `/metrics`).
-//! - [`serve`]: assembling the [`http::Frontend`] and serving it until shutdown; [`standby`]:
-//!   the port of a gateway waiting for another to stop being the active one.
+//! - [`serve`]: assembling the [`http::Frontend`] and serving it until shutdown; [`starting`]:
+//!   the port of a gateway on etcd that cannot serve yet, and the relay of admin requests to
+//!   the leader.
 //!
 //! The only crate that knows s3s or hyper's server side. It depends on the object service
 //! (`objects`), identities (`iam`, `policy`), the cluster's disks (`cluster`) and the
@@ -26,7 +27,7 @@ pub mod pool_manager;
 pub mod s3;
 pub mod serve;
 mod spool;
-pub mod standby;
+pub mod starting;
 
 pub use http::Frontend;
-pub use serve::{FrontendParts, serve};
+pub use serve::{FrontendParts, serve, serve_and_keep};

@@ -40,7 +40,7 @@ pub struct FrontendParts {
     pub deployment_id: String,
     /// Where the metadata replicas are, for `admin info`.
     pub meta_replicas: Vec<String>,
-    /// The cluster on etcd this gateway is the active one of, if any: its gateways (`admin
+    /// The cluster on etcd this gateway is one of, if any: its gateways (`admin
     /// info`) and etcd's reachability (readiness, metrics).
     pub cluster: Option<Arc<dyn crate::cluster_view::ClusterView>>,
     /// Adds pools of disks (`admin pool add`).
@@ -103,6 +103,29 @@ pub async fn serve(
     shutdown: CancellationToken,
     grace: Duration,
 ) {
+    serve_on(listener, front, shutdown, grace, false).await;
+}
+
+/// As [`serve`], but the listener stays open and is given back: the process serves again on
+/// it (a gateway that changes role), and connections meanwhile wait in its backlog.
+pub async fn serve_and_keep(
+    listener: TcpListener,
+    front: Arc<Frontend>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> TcpListener {
+    serve_on(listener, front, shutdown, grace, true)
+        .await
+        .expect("kept")
+}
+
+async fn serve_on(
+    listener: TcpListener,
+    front: Arc<Frontend>,
+    shutdown: CancellationToken,
+    grace: Duration,
+    keep: bool,
+) -> Option<TcpListener> {
     let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -139,7 +162,7 @@ pub async fn serve(
     }
     // The listener closes first, so new connections are refused while requests in flight
     // finish; idle keep-alive connections are closed at once.
-    drop(listener);
+    let kept = keep.then_some(listener);
     info!(
         "shutting down: no new connections, waiting up to {} s for requests in flight",
         grace.as_secs()
@@ -148,4 +171,5 @@ pub async fn serve(
         () = graceful.shutdown() => info!("requests in flight finished"),
         () = tokio::time::sleep(grace) => warn!("requests still in flight after {} s; stopping anyway", grace.as_secs()),
     }
+    kept
 }

@@ -1,13 +1,12 @@
-//! A standby gateway's port: while another gateway of the cluster is the active one, this one
-//! listens already and passes every S3 request on to the active gateway (whose URL etcd's
-//! leader key carries), so a client may use any gateway of the cluster. Probes are its own:
-//! liveness answers 200 and readiness 503 (a load balancer that follows readiness sends
-//! requests to the active gateway directly, without the extra hop).
+//! A gateway's port while it cannot serve yet (connecting to etcd, waiting for the cluster's
+//! first gateway to create the deployment, or waiting for etcd to come back): it listens
+//! already and passes S3 requests on to the leader (whose URL etcd's leader key carries), if
+//! one is known. Probes are its own: liveness answers 200 and readiness 503.
 //!
-//! Without a known active gateway, or when it cannot be reached, a request gets 503
-//! `ServiceUnavailable` with `Retry-After` (S3 clients retry). A request another standby
-//! already passed on is never passed on again, so two standbys with stale views cannot bounce
-//! it between them.
+//! [`relay`] is also how a gateway passes admin requests on to the leader. Without a known
+//! leader, or when it cannot be reached, a request gets 503 `ServiceUnavailable` with
+//! `Retry-After` (S3 clients retry). A request another gateway already passed on is never
+//! passed on again, so two gateways with stale views cannot bounce it between them.
 
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
@@ -21,17 +20,17 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-const WHY: &str = "standby: another gateway of this cluster is the active one";
-/// Marks a request a standby passed on.
-const FORWARDED: &str = "x-tessera-forwarded-by-standby";
+const WHY: &str = "this gateway is starting or waiting for etcd";
+/// Marks a request a gateway passed on.
+pub const FORWARDED: &str = "x-tessera-forwarded-by-gateway";
 
-/// Where the active gateway is, as far as this standby knows (etcd's leader key).
-pub type ActiveUrl = Arc<RwLock<Option<Uri>>>;
+/// Where the leader is, as far as this gateway knows (etcd's leader key).
+pub type LeaderUrl = Arc<RwLock<Option<Uri>>>;
 
 fn unavailable(req_path: &str, why: &str) -> Response<s3s::Body> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>ServiceUnavailable</Code>\
-         <Message>This gateway is on standby and {why}. Please retry.</Message>\
+         <Message>This gateway cannot serve this request: {why}. Please retry.</Message>\
          <Resource>{}</Resource></Error>",
         crate::http::xml_escape(req_path)
     );
@@ -62,47 +61,69 @@ fn aimed_at(mut req: Request<Incoming>, active: &Uri) -> Option<Request<Incoming
 
 async fn answer(
     req: Request<Incoming>,
-    active: ActiveUrl,
+    active: LeaderUrl,
     client: Client<HttpConnector, Incoming>,
 ) -> Response<s3s::Body> {
     if let Some(probe) = crate::health::answer(&req, || Err(WHY.to_owned())) {
         return probe;
     }
+    let target = active.read().ok().and_then(|a| a.clone());
+    pass_on(req, target.as_ref(), &client).await
+}
+
+async fn pass_on(
+    req: Request<Incoming>,
+    target: Option<&Uri>,
+    client: &Client<HttpConnector, Incoming>,
+) -> Response<s3s::Body> {
     let path = req.uri().path().to_owned();
     if req.headers().contains_key(FORWARDED) {
-        return unavailable(&path, "so is the gateway that passed this request on");
+        return unavailable(
+            &path,
+            "it was passed on by another gateway, which cannot serve it either",
+        );
     }
-    let target = active.read().ok().and_then(|a| a.clone());
     let Some(target) = target else {
-        return unavailable(&path, "no active gateway is known yet");
+        return unavailable(&path, "no leader is known yet");
     };
-    let Some(forward) = aimed_at(req, &target) else {
-        return unavailable(&path, "the active gateway's address is not usable");
+    let Some(forward) = aimed_at(req, target) else {
+        return unavailable(&path, "the leader's address is not usable");
     };
     match client.request(forward).await {
         Ok(resp) => resp.map(s3s::Body::from),
         Err(e) => {
-            tracing::debug!(active = %target, error = %e, "passing a request on to the active gateway failed");
-            unavailable(&path, "the active gateway cannot be reached")
+            tracing::debug!(leader = %target, error = %e, "passing a request on to the leader failed");
+            unavailable(&path, "the leader cannot be reached")
         }
     }
 }
 
-/// Answers as a standby on `listener` until `until` is cancelled, then closes the standby
+fn client() -> Client<HttpConnector, Incoming> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(3)));
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// Passes a request on to the leader at `target` (`None`: none is known), streamed, with its
+/// headers (the signature covers Host), and returns its answer.
+pub async fn relay(req: Request<Incoming>, target: Option<&Uri>) -> Response<s3s::Body> {
+    static CLIENT: std::sync::OnceLock<Client<HttpConnector, Incoming>> =
+        std::sync::OnceLock::new();
+    pass_on(req, target, CLIENT.get_or_init(client)).await
+}
+
+/// Answers as a starting gateway on `listener` until `until` is cancelled, then closes its
 /// connections (so no client keeps one to a gateway that changes role) and gives the listener
 /// back.
 pub async fn serve(
     listener: TcpListener,
     until: CancellationToken,
-    active: ActiveUrl,
+    active: LeaderUrl,
 ) -> TcpListener {
     let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(3)));
-    let client: Client<HttpConnector, Incoming> =
-        Client::builder(TokioExecutor::new()).build(connector);
+    let client = client();
     loop {
         tokio::select! {
             accepted = listener.accept() => {

@@ -97,12 +97,12 @@ pub struct ServeConfig {
     /// The metadata directory of a gateway without local disks.
     pub meta_dir: Option<PathBuf>,
     /// etcd endpoints: the metadata lives there instead of on the disks, and the gateways
-    /// given the same ones and prefix form one cluster (one of them active at a time).
+    /// given the same ones and prefix form one cluster (all serve; one leads the background jobs).
     pub etcd: Vec<String>,
     /// The cluster's key prefix in etcd.
     pub etcd_prefix: String,
-    /// How the other gateways reach this one's S3 port (standbys pass requests on to the
-    /// active gateway there); None: derived from the bound address.
+    /// How the other gateways reach this one's S3 port (they pass admin requests on to the
+    /// leader there); None: derived from the bound address.
     pub advertise_url: Option<String>,
     /// Signs the traffic with the nodes; set when there are nodes.
     pub cluster_secret: Option<String>,
@@ -184,7 +184,7 @@ pub struct ServeArgs {
     pub meta_dir: Option<PathBuf>,
     /// Keep the metadata in etcd (repeatable, or comma-separated in TESSERA_ETCD):
     /// http://10.0.0.1:2379. Gateways given the same etcd and prefix share one deployment;
-    /// one of them is active, the others stand by and take over when it stops.
+    /// all of them serve, and one leads the background jobs (another takes over when it stops).
     #[arg(
         long = "etcd",
         value_name = "URL",
@@ -195,8 +195,8 @@ pub struct ServeArgs {
     /// The key prefix of this cluster in etcd [default: /tessera/default/].
     #[arg(long, env = "TESSERA_ETCD_PREFIX", value_name = "PREFIX")]
     pub etcd_prefix: Option<String>,
-    /// With --etcd: the URL at which the other gateways reach this one (standbys pass S3
-    /// requests on to the active gateway) [default: http://ADDRESS, with the address that
+    /// With --etcd: the URL at which the other gateways reach this one (they pass admin
+    /// requests on to the leader, and starting gateways S3 requests) [default: http://ADDRESS, with the address that
     /// reaches etcd when listening on all interfaces].
     #[arg(long, env = "TESSERA_ADVERTISE_URL", value_name = "URL")]
     pub advertise_url: Option<String>,

@@ -1,15 +1,18 @@
-//! `serve --etcd`: the metadata lives in etcd, and the gateways given the same etcd and prefix
-//! form one cluster in which one gateway is active at a time (etcd's lease-bound key decides).
-//! A standby binds its port and answers as one (`gateway::standby`) until the active gateway
-//! is gone, then opens the disks and serves. The active gateway's commits are fenced on its
-//! role, and losing the role stops it.
+//! `serve --etcd`: the metadata lives in etcd, and every gateway given the same etcd and
+//! prefix serves the same buckets and objects. One of them, the *leader* (etcd's lease-bound
+//! key decides), also runs the background jobs (GC, heal, scanner, multipart expiry, pool
+//! moves) and answers the admin API, which the others pass on to it. The leader's commits are
+//! fenced on its role, and losing the role ends its run: the gateway serves again as one of
+//! the others and campaigns again. A gateway that wins the campaign ends its run the same
+//! way and serves again as the leader; its port stays open in between.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway::cluster_view::{ClusterView, GatewayEntry};
+use gateway::starting::LeaderUrl;
 use metastore::MetaStore;
 use metastore_etcd::{EtcdStore, GatewayDirectory, Leadership, Member};
 use tokio::net::TcpListener;
@@ -17,46 +20,103 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::ServeConfig;
-use crate::server::{Opened, bind};
 
 /// How long etcd may take to answer a call.
 const ETCD_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a starting gateway waits for etcd to answer at all.
 const START_WAIT: Duration = Duration::from_secs(10);
-/// The active gateway's lease: a standby takes over at most this long after the active one
+/// The leader's lease: another gateway takes the jobs over at most this long after the leader
 /// died (or was cut off from etcd), plus one poll.
 const LEASE_TTL: Duration = Duration::from_secs(10);
 
-/// An active gateway: its port, its stop signal (a signal, or the lost role), its metadata.
-pub struct Active {
-    pub listener: TcpListener,
-    pub shutdown: CancellationToken,
-    pub meta: MetaStore,
-    pub leadership: Leadership,
-    pub lost: CancellationToken,
-    pub cluster: Arc<dyn ClusterView>,
+/// Leadership won by a campaign during a run, for the next run.
+pub struct Won {
+    store: EtcdStore,
+    leadership: Leadership,
+    lost: CancellationToken,
+    me: Identity,
 }
 
-/// Connects to etcd, stands by while another gateway is active, and returns once this one is;
-/// `None` when a signal stopped it first. At start etcd gets a few seconds to answer; a
-/// gateway `resuming` after it lost its role waits for etcd as long as it takes.
-pub async fn become_active(
+impl Won {
+    /// Hands the leadership over at once (the run ended by a signal).
+    pub async fn resign(self) {
+        self.leadership.resign().await;
+    }
+}
+
+/// How this gateway shows itself to the others.
+#[derive(Clone)]
+struct Identity {
+    who: String,
+    url: Option<String>,
+    id: String,
+    since: u64,
+}
+
+impl Identity {
+    fn record(&self, role: &str, jobs: &[&str]) -> String {
+        serde_json::to_string(&GatewayRecord {
+            v: 1,
+            who: self.who.clone(),
+            url: self.url.clone(),
+            role: role.to_owned(),
+            jobs: jobs.iter().map(|j| j.to_string()).collect(),
+            since: self.since,
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// A gateway's place in the cluster for one run.
+pub struct Joined {
+    pub listener: TcpListener,
+    /// Ends the run: a signal, the lost leadership, or (for the others) won leadership.
+    pub shutdown: CancellationToken,
+    pub meta: MetaStore,
+    pub cluster: Arc<dyn ClusterView>,
+    pub role: Role,
+}
+
+pub enum Role {
+    Leader {
+        leadership: Box<Leadership>,
+        lost: CancellationToken,
+    },
+    Other {
+        /// Filled when the campaign is won (the run then ends).
+        won: Arc<Mutex<Option<Won>>>,
+        /// Cancelled when the campaign failed (etcd lost for a whole TTL): the run ends.
+        failed: CancellationToken,
+        /// Stops the campaign (and its lease's renewals) when the run ends otherwise.
+        stop_campaign: CancellationToken,
+    },
+}
+
+impl Role {
+    pub fn leads(&self) -> bool {
+        matches!(self, Role::Leader { .. })
+    }
+}
+
+/// Joins the cluster on `listener`: connects to etcd (answering as a starting gateway
+/// meanwhile), then either leads (`won`, or a campaign won at once) or serves as one of the
+/// others while campaigning, once the deployment exists. `None` when a signal stopped it
+/// first. At start etcd gets a few seconds to answer; a gateway `resuming` after it lost
+/// etcd waits for it as long as it takes.
+pub async fn join(
     cfg: &ServeConfig,
+    listener: TcpListener,
     resuming: bool,
-    shutdown: CancellationToken,
-) -> Result<Option<Active>, String> {
+    won: Option<Won>,
+    signal: CancellationToken,
+) -> Result<Option<Joined>, String> {
+    if let Some(won) = won {
+        return Ok(Some(lead(cfg, listener, won, signal).await));
+    }
     let endpoints = cfg.etcd.join(",");
-    // The port answers (as a standby: 503 until an active gateway is known) while etcd is
-    // being reached.
-    let listener = bind(cfg).await?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let standby = CancellationToken::new();
-    let active_url: gateway::standby::ActiveUrl = Default::default();
-    let standby_task = tokio::spawn(gateway::standby::serve(
-        listener,
-        standby.clone(),
-        active_url.clone(),
-    ));
+    let leader_url: LeaderUrl = Default::default();
+    let starting = Starting::serve(listener, leader_url.clone());
     // etcd and the gateways are often started together: it gets a few seconds to answer.
     let deadline = tokio::time::Instant::now() + START_WAIT;
     let mut logged = false;
@@ -64,8 +124,7 @@ pub async fn become_active(
         match EtcdStore::connect(&cfg.etcd, &cfg.etcd_prefix, ETCD_TIMEOUT).await {
             Ok(store) => break store,
             Err(e) if !resuming && tokio::time::Instant::now() >= deadline => {
-                standby.cancel();
-                let _ = standby_task.await;
+                starting.stop().await?;
                 return Err(format!("cannot reach etcd at {endpoints}: {e}"));
             }
             Err(e) => {
@@ -75,95 +134,189 @@ pub async fn become_active(
                 }
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(300)) => {}
-                    () = shutdown.cancelled() => {
-                        standby.cancel();
-                        let _ = standby_task.await;
+                    () = signal.cancelled() => {
+                        starting.stop().await?;
                         return Ok(None);
                     }
                 }
             }
         }
     };
-    let lost = CancellationToken::new();
-    let url = match &cfg.advertise_url {
-        Some(url) => Some(url.clone()),
-        None => derived_url(bound, &cfg.etcd[0]).await,
-    };
-    // What the others show while this one is active: the host (a container's name) first.
-    let host = match std::env::var("HOSTNAME") {
-        Ok(h) => Some(h),
-        Err(_) => tokio::fs::read_to_string("/etc/hostname").await.ok(),
-    }
-    .map(|h| h.trim().to_owned())
-    .filter(|h| !h.is_empty())
-    .unwrap_or_else(|| "unknown host".to_owned());
-    let me = ActiveRecord {
-        v: 1,
-        who: format!("{host} {bound} (pid {})", std::process::id()),
-        url: url.clone(),
-    };
-    let who = serde_json::to_string(&me).map_err(|e| e.to_string())?;
-    // Its entry among the cluster's gateways: the URL names it, else host and address.
-    let id = match &url {
-        Some(u) => u.trim_start_matches("http://").to_owned(),
-        None => format!("{host}-{bound}"),
-    };
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let record = |role: &str, jobs: &[&str]| GatewayRecord {
-        v: 1,
-        who: me.who.clone(),
-        url: url.clone(),
-        role: role.to_owned(),
-        jobs: jobs.iter().map(|j| j.to_string()).collect(),
-        since,
-    };
+    let me = identity(cfg, bound).await;
+    info!(etcd = %endpoints, prefix = %cfg.etcd_prefix, "connected to etcd");
+    let reachable = Arc::new(AtomicBool::new(true));
     let member = Member {
-        id: id.clone(),
-        value: serde_json::to_string(&record("standby", &[])).map_err(|e| e.to_string())?,
+        id: me.id.clone(),
+        value: me.record("gateway", &[]),
+        reachable: reachable.clone(),
     };
-    info!(etcd = %endpoints, prefix = %cfg.etcd_prefix, "connected to etcd; becoming the active gateway");
-    let leading = tokio::select! {
-        led = store.lead(&who, LEASE_TTL, lost.clone(), Some(member), |holder| {
-            let holder = ActiveRecord::read(holder);
-            let target = holder.url.as_deref().filter(|u| Some(*u) != url.as_deref()).and_then(|u| u.parse().ok());
-            info!(active = %holder.who, url = ?holder.url, "standing by: another gateway is active; passing requests on to it, and taking over when it stops");
-            if let Ok(mut current) = active_url.write() {
-                *current = target;
+    let lost = CancellationToken::new();
+    let campaign = {
+        let (store, lost, leader_url, me) = (
+            store.unfenced(),
+            lost.clone(),
+            leader_url.clone(),
+            me.clone(),
+        );
+        let who = serde_json::to_string(&LeaderRecord {
+            v: 1,
+            who: me.who.clone(),
+            url: me.url.clone(),
+        })
+        .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            store
+                .lead(&who, LEASE_TTL, lost, Some(member), move |holder| {
+                    let holder = LeaderRecord::read(holder);
+                    let target = holder
+                        .url
+                        .as_deref()
+                        .filter(|u| Some(*u) != me.url.as_deref())
+                        .and_then(|u| u.parse().ok());
+                    info!(leader = %holder.who, url = ?holder.url, "another gateway leads the background jobs; this one serves requests and passes admin requests on to it");
+                    if let Ok(mut current) = leader_url.write() {
+                        *current = target;
+                    }
+                })
+                .await
+        })
+    };
+    // Won at once (the first gateway, or the leader is gone), or the deployment exists: the
+    // first gateway creates it, alone, before anyone else opens the disks.
+    let meta = MetaStore::with_store(store.unfenced(), cfg.gc_grace);
+    let mut campaign = campaign;
+    loop {
+        tokio::select! {
+            led = &mut campaign => {
+                let listener = starting.stop().await?;
+                let (store, leadership) = led
+                    .map_err(|e| format!("the campaign failed: {e}"))?
+                    .map_err(|e| format!("cannot take part in the cluster: {e}"))?;
+                let won = Won { store, leadership, lost, me };
+                return Ok(Some(lead(cfg, listener, won, signal).await));
             }
-        }) => led,
-        () = shutdown.cancelled() => {
-            standby.cancel();
-            let _ = standby_task.await;
-            info!("stopped while standing by");
-            return Ok(None);
+            () = signal.cancelled() => {
+                lost.cancel();
+                starting.stop().await?;
+                info!("stopped while starting");
+                return Ok(None);
+            }
+            () = tokio::time::sleep(Duration::from_millis(300)) => {
+                if let Ok(Some(_)) = meta.setting("deployment").await {
+                    break;
+                }
+            }
         }
-    };
-    standby.cancel();
-    let listener = standby_task
-        .await
-        .map_err(|e| format!("standby server failed: {e}"))?;
-    let (store, leadership) =
-        leading.map_err(|e| format!("cannot become the active gateway: {e}"))?;
-    match &leadership.took_over_from {
-        Some(previous) => {
-            warn!(previous = %ActiveRecord::read(previous).who, "took over as the active gateway")
-        }
-        None => info!("this gateway is the active one"),
     }
-    let directory = leadership.directory();
-    let active_record =
-        serde_json::to_string(&record("active", ACTIVE_JOBS)).map_err(|e| e.to_string())?;
-    if let Err(e) = directory.announce(&active_record).await {
-        warn!(error = %e, "cannot announce this gateway as the active one in etcd");
+    let listener = starting.stop().await?;
+    let shutdown = signal.child_token();
+    let won: Arc<Mutex<Option<Won>>> = Arc::default();
+    let failed = CancellationToken::new();
+    {
+        // The campaign goes on while this gateway serves; its end ends the run.
+        let (won, failed, shutdown, lost, me) = (
+            won.clone(),
+            failed.clone(),
+            shutdown.clone(),
+            lost.clone(),
+            me.clone(),
+        );
+        tokio::spawn(async move {
+            match campaign.await {
+                Ok(Ok((store, leadership))) => {
+                    if let Ok(mut slot) = won.lock() {
+                        *slot = Some(Won {
+                            store,
+                            leadership,
+                            lost,
+                            me,
+                        });
+                    }
+                }
+                Ok(Err(e)) => {
+                    warn!(error = %e, "the campaign for the leadership failed");
+                    failed.cancel();
+                }
+                Err(_) => failed.cancel(),
+            }
+            shutdown.cancel();
+        });
     }
     let cluster = Arc::new(EtcdCluster {
-        directory,
-        reachable: leadership.etcd_reachable(),
-        id,
+        directory: None,
+        reachable,
+        id: me.id.clone(),
+        leader_url: Some(leader_url),
     });
-    // Losing the role stops the server as a signal would.
+    Ok(Some(Joined {
+        listener,
+        shutdown,
+        meta,
+        cluster,
+        role: Role::Other {
+            won,
+            failed,
+            stop_campaign: lost,
+        },
+    }))
+}
+
+/// The port's server while the gateway cannot serve yet (see `gateway::starting`).
+struct Starting {
+    until: CancellationToken,
+    task: tokio::task::JoinHandle<TcpListener>,
+}
+
+impl Starting {
+    fn serve(listener: TcpListener, leader_url: LeaderUrl) -> Starting {
+        let until = CancellationToken::new();
+        let task = tokio::spawn(gateway::starting::serve(
+            listener,
+            until.clone(),
+            leader_url,
+        ));
+        Starting { until, task }
+    }
+
+    async fn stop(self) -> Result<TcpListener, String> {
+        self.until.cancel();
+        self.task
+            .await
+            .map_err(|e| format!("the starting server failed: {e}"))
+    }
+}
+
+/// The run of the leader.
+async fn lead(
+    cfg: &ServeConfig,
+    listener: TcpListener,
+    won: Won,
+    signal: CancellationToken,
+) -> Joined {
+    let Won {
+        store,
+        leadership,
+        lost,
+        me,
+    } = won;
+    match &leadership.took_over_from {
+        Some(previous) => {
+            warn!(previous = %LeaderRecord::read(previous).who, "took over the background jobs as the leader")
+        }
+        None => info!("this gateway is the leader: it runs the background jobs"),
+    }
+    let directory = leadership.directory();
+    if let Err(e) = directory.announce(&me.record("leader", LEADER_JOBS)).await {
+        warn!(error = %e, "cannot announce this gateway as the leader in etcd");
+    }
+    let cluster = Arc::new(EtcdCluster {
+        directory: Some(directory),
+        reachable: leadership.etcd_reachable(),
+        id: me.id.clone(),
+        leader_url: None,
+    });
+    let shutdown = signal.child_token();
+    // Losing the role ends the run as a signal would.
     {
         let (lost, shutdown) = (lost.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -171,18 +324,49 @@ pub async fn become_active(
             shutdown.cancel();
         });
     }
-    Ok(Some(Active {
+    Joined {
         listener,
         shutdown,
         meta: MetaStore::with_store(store, cfg.gc_grace),
-        leadership,
-        lost,
         cluster,
-    }))
+        role: Role::Leader {
+            leadership: Box::new(leadership),
+            lost,
+        },
+    }
 }
 
-/// The background jobs the active gateway runs (all of them).
-const ACTIVE_JOBS: &[&str] = &["gc", "heal", "scanner", "multipart-expiry"];
+/// This gateway's name, URL and id among the cluster's gateways.
+async fn identity(cfg: &ServeConfig, bound: SocketAddr) -> Identity {
+    let url = match &cfg.advertise_url {
+        Some(url) => Some(url.clone()),
+        None => derived_url(bound, &cfg.etcd[0]).await,
+    };
+    // What the others show of it: the host (a container's name) first.
+    let host = match std::env::var("HOSTNAME") {
+        Ok(h) => Some(h),
+        Err(_) => tokio::fs::read_to_string("/etc/hostname").await.ok(),
+    }
+    .map(|h| h.trim().to_owned())
+    .filter(|h| !h.is_empty())
+    .unwrap_or_else(|| "unknown host".to_owned());
+    // Its entry among the cluster's gateways: the URL names it, else host and address.
+    let id = match &url {
+        Some(u) => u.trim_start_matches("http://").to_owned(),
+        None => format!("{host}-{bound}"),
+    };
+    Identity {
+        who: format!("{host} {bound} (pid {})", std::process::id()),
+        url,
+        id,
+        since: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    }
+}
+
+/// The background jobs the leader runs.
+const LEADER_JOBS: &[&str] = &["gc", "heal", "scanner", "multipart-expiry"];
 
 /// A gateway's entry in etcd's directory of the cluster's gateways (versioned).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -196,17 +380,24 @@ struct GatewayRecord {
     since: u64,
 }
 
-/// The cluster as the active gateway sees it, for `admin info`, readiness and metrics.
+/// The cluster as a gateway sees it, for `admin info`, readiness, metrics and where admin
+/// requests go.
 struct EtcdCluster {
-    directory: GatewayDirectory,
+    /// The leader's (the others pass admin requests on, so never list the gateways).
+    directory: Option<GatewayDirectory>,
     reachable: Arc<AtomicBool>,
     id: String,
+    /// Where the leader is (`None`: this gateway leads).
+    leader_url: Option<LeaderUrl>,
 }
 
 #[async_trait::async_trait]
 impl ClusterView for EtcdCluster {
     async fn gateways(&self) -> Result<Vec<GatewayEntry>, String> {
-        let listed = self.directory.list().await.map_err(|e| e.to_string())?;
+        let Some(directory) = &self.directory else {
+            return Err("the gateways are listed by the leader".into());
+        };
+        let listed = directory.list().await.map_err(|e| e.to_string())?;
         Ok(listed
             .into_iter()
             .map(|(id, value)| {
@@ -235,23 +426,28 @@ impl ClusterView for EtcdCluster {
             Err("etcd does not answer (the last lease renewal failed)".into())
         }
     }
+
+    fn admin_elsewhere(&self) -> Option<Option<http::Uri>> {
+        let url = self.leader_url.as_ref()?;
+        Some(url.read().ok().and_then(|u| u.clone()))
+    }
 }
 
-/// The value of etcd's leader key: which gateway is active, and where the standbys pass
+/// The value of etcd's leader key: which gateway leads, and where the others pass admin
 /// requests on to. Versioned; a value that is not this JSON is version 0, plain text naming
-/// the gateway (no URL: its standbys answer 503 instead of passing requests on).
+/// the gateway (no URL: admin requests to the others get 503).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct ActiveRecord {
+struct LeaderRecord {
     v: u32,
     who: String,
     url: Option<String>,
 }
 
-impl ActiveRecord {
-    fn read(value: &str) -> ActiveRecord {
-        match serde_json::from_str::<ActiveRecord>(value) {
+impl LeaderRecord {
+    fn read(value: &str) -> LeaderRecord {
+        match serde_json::from_str::<LeaderRecord>(value) {
             Ok(record) if record.v >= 1 => record,
-            _ => ActiveRecord {
+            _ => LeaderRecord {
                 v: 0,
                 who: value.to_owned(),
                 url: None,
@@ -262,7 +458,7 @@ impl ActiveRecord {
 
 /// This gateway's URL for the others when none is given: the bound address, or, bound to
 /// all interfaces, the local address that reaches etcd (the network the gateways share);
-/// None when there is no such route (the standbys then answer 503 instead).
+/// None when there is no such route (admin requests to the others then get 503).
 async fn derived_url(bound: SocketAddr, etcd: &str) -> Option<String> {
     if !bound.ip().is_unspecified() {
         return Some(format!("http://{bound}"));
@@ -290,7 +486,7 @@ async fn derived_url(bound: SocketAddr, etcd: &str) -> Option<String> {
 
 /// Records the disks' deployment in etcd the first time, and refuses disks of another
 /// deployment than the one etcd records afterwards.
-pub async fn claim_deployment(opened: &Opened) -> Result<(), String> {
+pub async fn claim_deployment(opened: &crate::server::Opened) -> Result<(), String> {
     let id = &opened.deployment_id;
     let stored = opened
         .service

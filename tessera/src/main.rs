@@ -3,6 +3,7 @@
 //! library crates (gateway, objects, cluster, iam, metastore, erasure).
 
 mod admin;
+mod banner;
 mod config;
 mod etcd;
 mod node;

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{CHUNK_SIZE, CredentialSource, INLINE_MAX, INLINE_MAX_ETCD, ServeConfig};
+use crate::config::{CHUNK_SIZE, INLINE_MAX, INLINE_MAX_ETCD, ServeConfig};
 
 pub const META_DIR: &str = ".tessera/meta";
 
@@ -103,9 +103,18 @@ pub async fn open(
             dir.display()
         ));
     }
-    let opened =
-        blocking(move || open_services(disks, opened_meta, inline_max, home, deployment_id))
-            .await?;
+    let shared_meta = !cfg.etcd.is_empty();
+    let opened = blocking(move || {
+        open_services(
+            disks,
+            opened_meta,
+            inline_max,
+            home,
+            deployment_id,
+            shared_meta,
+        )
+    })
+    .await?;
     if !cfg.etcd.is_empty() {
         crate::etcd::claim_deployment(&opened).await?;
     }
@@ -362,15 +371,20 @@ fn open_services(
     inline_max: usize,
     home: u32,
     deployment_id: String,
+    shared_meta: bool,
 ) -> Result<Opened, String> {
     let chunks =
         ChunkStore::new(disks.deployment.layout, disks.stores()).map_err(|e| e.to_string())?;
-    let service = Arc::new(ObjectService::new(
+    let mut service = ObjectService::new(
         opened_meta.meta,
         Arc::new(Pools::with_home(home, Arc::new(chunks))),
         CHUNK_SIZE,
         inline_max,
-    ));
+    );
+    if shared_meta {
+        service = service.shared_with_other_writers(ORPHAN_MIN_AGE_SHARED);
+    }
+    let service = Arc::new(service);
     Ok(Opened {
         disks,
         service,
@@ -418,103 +432,16 @@ fn home_pool(recorded: &objects::RecordedPools, format_id: &str) -> Result<(u32,
     }
 }
 
-fn banner(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr) {
-    let d = &opened.disks.deployment;
-    println!(
-        "tessera {} - S3-compatible object storage",
-        env!("CARGO_PKG_VERSION")
-    );
-    println!("  endpoint:    http://{bound}");
-    println!("  region:      {}", cfg.region);
-    if !cfg.domains.is_empty() {
-        println!(
-            "  domains:     {} (virtual-host style: BUCKET.DOMAIN)",
-            cfg.domains.join(", ")
-        );
-    }
-    let disks = &opened.disks;
-    println!(
-        "  disks:       {}{}{}",
-        disks.slots.len(),
-        if cfg.nodes.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ({} local, {} on {} node(s))",
-                disks.local.len(),
-                disks.slots.len() - disks.local.len(),
-                cfg.nodes.len()
-            )
-        },
-        if d.freshly_formatted {
-            " (formatted now)"
-        } else {
-            ""
-        }
-    );
-    for i in 0..disks.slots.len() {
-        println!("    {:>3}. {}", i + 1, disks.location(i));
-    }
-    println!("  erasure:     {}", d.layout);
-    for (_, why) in &d.offline {
-        println!("  WARNING: disk offline, running degraded: {why}");
-    }
-    for &i in &d.adopted {
-        println!(
-            "  NOTICE:  adopted empty replacement disk {}; heal is refilling it",
-            disks.location(i)
-        );
-    }
-    println!("  deployment:  {}", opened.deployment_id);
-    if cfg.etcd.is_empty() {
-        println!(
-            "  metadata:    {} mirrored replica(s): {}",
-            opened.meta_replicas.len(),
-            opened
-                .meta_replicas
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    } else {
-        println!(
-            "  metadata:    etcd {} (prefix {}); this gateway is the active one",
-            cfg.etcd.join(","),
-            cfg.etcd_prefix
-        );
-    }
-    match cfg.credentials.source {
-        CredentialSource::Environment => {
-            println!(
-                "  credentials: access key {:?} from TESSERA_ROOT_USER / TESSERA_ROOT_PASSWORD",
-                cfg.credentials.access_key
-            )
-        }
-        CredentialSource::ConfigFile => {
-            println!(
-                "  credentials: access key {:?} from the config file (root_user / root_password)",
-                cfg.credentials.access_key
-            )
-        }
-        CredentialSource::Development => {
-            println!(
-                "  credentials: DEVELOPMENT DEFAULTS access key {:?} secret key {:?}",
-                cfg.credentials.access_key, cfg.credentials.secret_key
-            );
-            println!("  WARNING: anyone who knows these defaults can read and write every bucket.");
-            println!(
-                "  WARNING: set TESSERA_ROOT_USER and TESSERA_ROOT_PASSWORD before exposing this server."
-            );
-        }
-    }
-}
-
 /// How often each pool's free space is measured (for placing new chunks).
 const SPACE_REFRESH: Duration = Duration::from_secs(10);
 
 /// How long a gateway taking over waits for nodes that do not answer.
 const TAKEOVER_NODE_WAIT: Duration = Duration::from_millis(500);
+/// With several gateways writing, how long shards must stay unrecorded before the orphan
+/// sweep takes them for the remains of a failed upload rather than one in progress.
+const ORPHAN_MIN_AGE_SHARED: Duration = Duration::from_secs(3600);
+/// How often a gateway on etcd reloads the users another gateway may have changed.
+const USERS_REFRESH: Duration = Duration::from_secs(1);
 
 /// Binds the S3 port.
 pub async fn bind(cfg: &ServeConfig) -> Result<TcpListener, String> {
@@ -525,11 +452,14 @@ pub async fn bind(cfg: &ServeConfig) -> Result<TcpListener, String> {
 
 /// How a run of the server ended.
 enum Ended {
-    /// A signal, or a standby stopped before it was ever active.
+    /// A signal, or a gateway stopped while starting.
     Stopped,
-    /// The active gateway on etcd lost its role (its lease expired, or etcd was unreachable
-    /// for longer than the lease).
+    /// On etcd: the leader lost its role (its lease expired, or etcd was unreachable for
+    /// longer than the lease), or another gateway's campaign failed the same way. It serves
+    /// again as one of the others once etcd answers.
     LostRole,
+    /// On etcd: this gateway won the leadership; it serves again as the leader.
+    Won(Box<crate::etcd::Won>),
 }
 
 pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
@@ -537,49 +467,68 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     // stops the process rather than being spent on a token already cancelled.
     let signal = shutdown_token();
     let mut resuming = false;
+    let mut won = None;
+    // On etcd the port stays open from run to run.
+    let mut listener = None;
     loop {
-        match serve_once(cfg.clone(), resuming, &signal).await? {
+        let (ended, kept) =
+            serve_once(cfg.clone(), listener.take(), resuming, won.take(), &signal).await?;
+        listener = kept;
+        match ended {
             _ if signal.is_cancelled() => return Ok(()),
             Ended::Stopped => return Ok(()),
             Ended::LostRole => {
                 warn!(
-                    "this gateway lost its role as the active one (its etcd lease expired or \
-                     another gateway took over); it stands by again and takes over when etcd \
-                     lets it"
+                    "this gateway lost the leadership of the background jobs, or etcd (its \
+                     etcd lease expired or another gateway took over); it serves again as one \
+                     of the gateways once etcd answers, and campaigns again"
                 );
                 resuming = true;
+            }
+            Ended::Won(w) => {
+                won = Some(*w);
+                resuming = false;
             }
         }
     }
 }
 
-/// One run: as a standby until active (with etcd), then active until a signal or the role is
-/// lost. `resuming`: the role was lost before, so etcd is waited for, however long.
+/// One run: on etcd, as the leader or as one of the others, until a signal or a change of
+/// role. `resuming`: etcd was lost before, so it is waited for, however long.
 async fn serve_once(
     cfg: ServeConfig,
+    listener: Option<TcpListener>,
     resuming: bool,
+    won: Option<crate::etcd::Won>,
     signal: &CancellationToken,
-) -> Result<Ended, String> {
-    // With etcd the port is bound first: this gateway answers as a standby until it is the
-    // active one (or stops, at a signal, without ever having been active).
-    let active = if cfg.etcd.is_empty() {
+) -> Result<(Ended, Option<TcpListener>), String> {
+    let joined = if cfg.etcd.is_empty() {
         None
     } else {
-        match crate::etcd::become_active(&cfg, resuming, signal.child_token()).await? {
-            Some(active) => Some(active),
-            None => return Ok(Ended::Stopped),
+        let listener = match listener {
+            Some(l) => l,
+            None => bind(&cfg).await?,
+        };
+        match crate::etcd::join(&cfg, listener, resuming, won, signal.child_token()).await? {
+            Some(joined) => Some(joined),
+            None => return Ok((Ended::Stopped, None)),
         }
     };
+    let leads = joined.as_ref().is_none_or(|j| j.role.leads());
     // Taking over from another gateway: the nodes are running already (or down), not
     // starting with this one, so those that do not answer at once count as offline and the
     // takeover is not held up by a dead one.
-    let node_wait = match &active {
-        Some(a) if a.leadership.took_over_from.is_some() => TAKEOVER_NODE_WAIT,
+    let node_wait = match &joined {
+        Some(j) if resuming || !j.role.leads() => TAKEOVER_NODE_WAIT,
+        Some(crate::etcd::Joined {
+            role: crate::etcd::Role::Leader { leadership, .. },
+            ..
+        }) if leadership.took_over_from.is_some() => TAKEOVER_NODE_WAIT,
         _ => nodes::START_WAIT,
     };
     let mut cfg = cfg;
-    if let Some(a) = &active {
-        cfg.nodes = crate::etcd::node_list(&a.meta, &cfg).await?;
+    if let Some(j) = &joined {
+        cfg.nodes = crate::etcd::node_list(&j.meta, &cfg).await?;
         if !cfg.nodes.is_empty() && cfg.cluster_secret.as_ref().is_none_or(|s| s.len() < 16) {
             return Err(
                 "this cluster's storage nodes need TESSERA_CLUSTER_SECRET (or \
@@ -589,13 +538,7 @@ async fn serve_once(
             );
         }
     }
-    let (shared, active) = match active {
-        Some(a) => (
-            Some(a.meta),
-            Some((a.listener, a.shutdown, a.leadership, a.lost, a.cluster)),
-        ),
-        None => (None, None),
-    };
+    let shared = joined.as_ref().map(|j| j.meta.clone());
     let opened = open(&cfg, shared, node_wait).await?;
     let background_stop = CancellationToken::new();
     let pools = crate::pools::ServerPools::new(
@@ -610,18 +553,22 @@ async fn serve_once(
         },
     );
     pools.open_recorded(node_wait).await?;
-    // A rebalance or decommission a restart (or a takeover) interrupted goes on.
-    opened.service.spawn_move_job();
-    let gc_interval = (cfg.gc_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
-    let mut background = vec![opened.service.spawn_gc(gc_interval)];
-    let expiry_interval =
-        (cfg.multipart_expiry / 4).clamp(Duration::from_millis(500), Duration::from_secs(3600));
-    background.push(
-        opened
-            .service
-            .spawn_upload_expiry(cfg.multipart_expiry, expiry_interval),
-    );
-    background.extend(opened.service.spawn_healers(cfg.scan));
+    let mut background = Vec::new();
+    if leads {
+        // A rebalance or decommission a restart (or a takeover) interrupted goes on.
+        opened.service.spawn_move_job();
+        let gc_interval =
+            (cfg.gc_grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
+        background.push(opened.service.spawn_gc(gc_interval));
+        let expiry_interval =
+            (cfg.multipart_expiry / 4).clamp(Duration::from_millis(500), Duration::from_secs(3600));
+        background.push(
+            opened
+                .service
+                .spawn_upload_expiry(cfg.multipart_expiry, expiry_interval),
+        );
+        background.extend(opened.service.spawn_healers(cfg.scan));
+    }
     {
         // New chunks are placed by free space: keep each pool's figure fresh.
         let pools = opened.service.pools().clone();
@@ -633,13 +580,16 @@ async fn serve_once(
         }));
     }
     {
-        // A disk coming (back) online: retry the heal queue and refill it with a full pass.
+        // A disk coming (back) online: retry the heal queue and refill it with a full pass
+        // (on the leader; the others only follow the disks' state).
         let service = Arc::downgrade(&opened.service);
         background.push(opened.disks.spawn_monitor(
             cfg.disk_check_interval,
             background_stop.clone(),
             move || {
-                if let Some(service) = service.upgrade() {
+                if let Some(service) = service.upgrade()
+                    && leads
+                {
                     service.wake_heal_queue();
                     service.request_heal_pass();
                 }
@@ -649,10 +599,10 @@ async fn serve_once(
     // Disks adopted or missing at start need a full pass: what they lack is in no queue.
     // Shards of uploads a crash interrupted are swept now; later passes sweep again.
     let d = &opened.disks.deployment;
-    if !d.offline.is_empty() || !d.adopted.is_empty() {
+    if leads && (!d.offline.is_empty() || !d.adopted.is_empty()) {
         opened.service.request_heal_pass();
     }
-    {
+    if leads {
         // In `background`, so it stops with this run: a gateway that lost its role must not
         // go on deleting shards another gateway may be about to reference.
         let service = opened.service.clone();
@@ -679,6 +629,10 @@ async fn serve_once(
             .await
             .map_err(|e| format!("cannot load the users: {e}"))?,
     );
+    if joined.is_some() {
+        // Users changed through another gateway reach this one within a second.
+        background.push(users.spawn_refresh(USERS_REFRESH));
+    }
     let front = Frontend::new(FrontendParts {
         service: opened.service.clone(),
         disks: opened.disks.clone(),
@@ -694,23 +648,33 @@ async fn serve_once(
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
-        cluster: active.as_ref().map(|a| a.4.clone()),
+        cluster: joined.as_ref().map(|j| j.cluster.clone()),
         pool_manager: Some(pools),
     })?;
 
-    let (listener, shutdown, role) = match active {
-        Some((listener, shutdown, leadership, lost, _)) => {
-            (listener, shutdown, Some((leadership, lost)))
+    let kept = match joined {
+        Some(joined) => {
+            let bound = joined.listener.local_addr().map_err(|e| e.to_string())?;
+            crate::banner::print(&cfg, &opened, bound, leads);
+            let listener = gateway::serve_and_keep(
+                joined.listener,
+                front,
+                joined.shutdown,
+                cfg.shutdown_timeout,
+            )
+            .await;
+            Some((listener, joined.role))
         }
         None => {
             let listener = bind(&cfg).await?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
             // Before the banner: whoever reads it may signal at once.
-            (listener, signal.child_token(), None)
+            let shutdown = signal.child_token();
+            crate::banner::print(&cfg, &opened, bound, leads);
+            gateway::serve(listener, front, shutdown, cfg.shutdown_timeout).await;
+            None
         }
     };
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    banner(&cfg, &opened, bound);
-    gateway::serve(listener, front, shutdown, cfg.shutdown_timeout).await;
     // Metadata writes are synced as they commit; the stores close when the last reference
     // goes (here, unless a request outlived the limit).
     // Background work stops at a safe point: everything it does is either committed in one
@@ -724,15 +688,46 @@ async fn serve_once(
         let _ = task.await;
     }
     drop(opened);
-    if let Some((leadership, lost)) = role {
-        if lost.is_cancelled() {
-            return Ok(Ended::LostRole);
+    let Some((listener, role)) = kept else {
+        info!("stopped");
+        return Ok((Ended::Stopped, None));
+    };
+    let ended = match role {
+        crate::etcd::Role::Leader { leadership, lost } => {
+            if lost.is_cancelled() {
+                Ended::LostRole
+            } else {
+                // Handing the role over now lets another gateway take over at once, not
+                // after the TTL.
+                leadership.resign().await;
+                Ended::Stopped
+            }
         }
-        // Handing the role over now lets a standby take over at once, not after the TTL.
-        leadership.resign().await;
+        crate::etcd::Role::Other {
+            won,
+            failed,
+            stop_campaign,
+        } => {
+            let won = won.lock().ok().and_then(|mut w| w.take());
+            match won {
+                Some(w) if !signal.is_cancelled() => Ended::Won(Box::new(w)),
+                Some(w) => {
+                    w.resign().await;
+                    Ended::Stopped
+                }
+                None if failed.is_cancelled() => Ended::LostRole,
+                None => {
+                    stop_campaign.cancel();
+                    Ended::Stopped
+                }
+            }
+        }
+    };
+    if matches!(ended, Ended::Stopped) {
+        info!("stopped");
+        return Ok((ended, None));
     }
-    info!("stopped");
-    Ok(Ended::Stopped)
+    Ok((ended, Some(listener)))
 }
 
 /// A token cancelled at the first SIGINT or SIGTERM. The handlers are registered before this

@@ -1,0 +1,103 @@
+//! The start-up banner of `tessera serve`: endpoint, disks, erasure layout, metadata and
+//! where the credentials came from, printed once the server is about to serve.
+
+use crate::config::{CredentialSource, ServeConfig};
+use crate::server::Opened;
+
+/// `leads`: on etcd, whether this gateway runs the background jobs.
+pub fn print(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr, leads: bool) {
+    let d = &opened.disks.deployment;
+    println!(
+        "tessera {} - S3-compatible object storage",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  endpoint:    http://{bound}");
+    println!("  region:      {}", cfg.region);
+    if !cfg.domains.is_empty() {
+        println!(
+            "  domains:     {} (virtual-host style: BUCKET.DOMAIN)",
+            cfg.domains.join(", ")
+        );
+    }
+    let disks = &opened.disks;
+    println!(
+        "  disks:       {}{}{}",
+        disks.slots.len(),
+        if cfg.nodes.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} local, {} on {} node(s))",
+                disks.local.len(),
+                disks.slots.len() - disks.local.len(),
+                cfg.nodes.len()
+            )
+        },
+        if d.freshly_formatted {
+            " (formatted now)"
+        } else {
+            ""
+        }
+    );
+    for i in 0..disks.slots.len() {
+        println!("    {:>3}. {}", i + 1, disks.location(i));
+    }
+    println!("  erasure:     {}", d.layout);
+    for (_, why) in &d.offline {
+        println!("  WARNING: disk offline, running degraded: {why}");
+    }
+    for &i in &d.adopted {
+        println!(
+            "  NOTICE:  adopted empty replacement disk {}; heal is refilling it",
+            disks.location(i)
+        );
+    }
+    println!("  deployment:  {}", opened.deployment_id);
+    if cfg.etcd.is_empty() {
+        println!(
+            "  metadata:    {} mirrored replica(s): {}",
+            opened.meta_replicas.len(),
+            opened
+                .meta_replicas
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    } else {
+        println!(
+            "  metadata:    etcd {} (prefix {}); {}",
+            cfg.etcd.join(","),
+            cfg.etcd_prefix,
+            if leads {
+                "this gateway leads the background jobs"
+            } else {
+                "another gateway leads the background jobs"
+            }
+        );
+    }
+    match cfg.credentials.source {
+        CredentialSource::Environment => {
+            println!(
+                "  credentials: access key {:?} from TESSERA_ROOT_USER / TESSERA_ROOT_PASSWORD",
+                cfg.credentials.access_key
+            )
+        }
+        CredentialSource::ConfigFile => {
+            println!(
+                "  credentials: access key {:?} from the config file (root_user / root_password)",
+                cfg.credentials.access_key
+            )
+        }
+        CredentialSource::Development => {
+            println!(
+                "  credentials: DEVELOPMENT DEFAULTS access key {:?} secret key {:?}",
+                cfg.credentials.access_key, cfg.credentials.secret_key
+            );
+            println!("  WARNING: anyone who knows these defaults can read and write every bucket.");
+            println!(
+                "  WARNING: set TESSERA_ROOT_USER and TESSERA_ROOT_PASSWORD before exposing this server."
+            );
+        }
+    }
+}
