@@ -26,8 +26,10 @@ pub const PIECE: usize = 1 << 20;
 #[derive(Clone)]
 pub struct S3 {
     http: Client<HttpConnector, BoxBody>,
-    endpoint: String,
-    authority: String,
+    /// (endpoint, its authority): requests take them in turn (several gateways of one
+    /// cluster driven together).
+    endpoints: std::sync::Arc<[(String, String)]>,
+    next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     identity: Identity,
 }
 
@@ -87,14 +89,22 @@ fn empty() -> BoxBody {
 pub type Result<T> = std::result::Result<T, String>;
 
 impl S3 {
-    pub fn new(endpoint: &str, access_key: &str, secret_key: &str) -> Result<Self> {
-        let uri: http::Uri = endpoint
-            .parse()
-            .map_err(|e| format!("bad endpoint {endpoint}: {e}"))?;
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("endpoint {endpoint} has no host"))?
-            .to_string();
+    /// `endpoints`: one URL, or several separated by commas (taken in turn, request by
+    /// request).
+    pub fn new(endpoints: &str, access_key: &str, secret_key: &str) -> Result<Self> {
+        let endpoints = endpoints
+            .split(',')
+            .map(|endpoint| {
+                let uri: http::Uri = endpoint
+                    .parse()
+                    .map_err(|e| format!("bad endpoint {endpoint}: {e}"))?;
+                let authority = uri
+                    .authority()
+                    .ok_or_else(|| format!("endpoint {endpoint} has no host"))?
+                    .to_string();
+                Ok((endpoint.trim_end_matches('/').to_owned(), authority))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let http = Client::builder(TokioExecutor::new())
@@ -110,8 +120,8 @@ impl S3 {
         .into();
         Ok(S3 {
             http,
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
-            authority,
+            endpoints: endpoints.into(),
+            next: Default::default(),
             identity,
         })
     }
@@ -123,7 +133,9 @@ impl S3 {
         body: BoxBody,
         content_length: Option<u64>,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
-        let url = format!("{}{path_and_query}", self.endpoint);
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (endpoint, authority) = &self.endpoints[turn % self.endpoints.len()];
+        let url = format!("{endpoint}{path_and_query}");
         let mut settings = SigningSettings::default();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         let params = v4::SigningParams::builder()
@@ -138,7 +150,7 @@ impl S3 {
         let signable = SignableRequest::new(
             method.as_str(),
             &url,
-            [("host", self.authority.as_str())].into_iter(),
+            [("host", authority.as_str())].into_iter(),
             SignableBody::UnsignedPayload,
         )
         .map_err(|e| e.to_string())?;
@@ -148,7 +160,7 @@ impl S3 {
         let mut req = Request::builder()
             .method(method)
             .uri(&url)
-            .header(http::header::HOST, &self.authority);
+            .header(http::header::HOST, authority);
         if let Some(n) = content_length {
             req = req.header(http::header::CONTENT_LENGTH, n);
         }

@@ -26,7 +26,8 @@ use workload::{Plan, SmallOp};
 struct Args {
     /// The server under test: `tessera`, `tessera:DISKS` (default 4 disks),
     /// `tessera-nodes:NODES` (a gateway over NODES loopback storage nodes of one disk each),
-    /// `s3s-fs`, or an `http://HOST:PORT` endpoint that is already running.
+    /// `s3s-fs`, or an `http://HOST:PORT` endpoint that is already running (several,
+    /// comma-separated, are driven together: requests take them in turn).
     #[arg(long, default_value = "tessera")]
     target: String,
     /// A second server to run the same workload against, interleaved; ratios are target/vs.
