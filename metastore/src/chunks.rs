@@ -11,7 +11,7 @@ use crate::kv::{Tree, scan_all};
 use crate::records::{RefRecord, decode, encode};
 use crate::store::{MetaStore, now_ms};
 use crate::txn::Reader;
-use crate::{Result, keys};
+use crate::{Result, Rev, keys};
 
 /// One entry of the garbage-collection queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,12 +32,26 @@ impl MetaStore {
     /// Whether the chunk is stored (referenced, or unreferenced but not yet collected), or
     /// being deleted by garbage collection.
     pub async fn chunk_state(&self, hash: [u8; 32]) -> Result<ChunkState> {
+        Ok(self.chunk_check(hash).await?.0)
+    }
+
+    /// The chunk's state and the store revision it was read at: a writer that finds it
+    /// [`ChunkState::Absent`] and stores it passes that revision to
+    /// [`MetaStore::with_new_chunks`].
+    pub async fn chunk_check(&self, hash: [u8; 32]) -> Result<(ChunkState, Rev)> {
         self.run(move |s| {
-            Ok(match s.get::<RefRecord>(Tree::Refcounts, &hash)? {
+            let read = s.kv.get_rev(Tree::Refcounts, &hash, None)?;
+            let record = read
+                .value
+                .map(|v| decode::<RefRecord>(&v))
+                .transpose()?
+                .and_then(RefRecord::live);
+            let state = match record {
                 None => ChunkState::Absent,
                 Some(r) if r.deleting => ChunkState::Deleting,
                 Some(_) => ChunkState::Stored,
-            })
+            };
+            Ok((state, read.at))
         })
         .await
     }
@@ -49,14 +63,22 @@ impl MetaStore {
 
     /// The pool holding a stored chunk (`None`: not stored).
     pub async fn chunk_pool(&self, hash: [u8; 32]) -> Result<Option<u32>> {
-        self.run(move |s| Ok(s.get::<RefRecord>(Tree::Refcounts, &hash)?.map(|r| r.pool)))
-            .await
+        self.run(move |s| {
+            Ok(s.get::<RefRecord>(Tree::Refcounts, &hash)?
+                .and_then(RefRecord::live)
+                .map(|r| r.pool))
+        })
+        .await
     }
 
     /// The current reference count of a chunk (`None`: not stored).
     pub async fn chunk_refcount(&self, hash: [u8; 32]) -> Result<Option<u64>> {
-        self.run(move |s| Ok(s.get::<RefRecord>(Tree::Refcounts, &hash)?.map(|r| r.count)))
-            .await
+        self.run(move |s| {
+            Ok(s.get::<RefRecord>(Tree::Refcounts, &hash)?
+                .and_then(RefRecord::live)
+                .map(|r| r.count))
+        })
+        .await
     }
 
     /// Records that a chunk's shards now live in pool `to`, if its record still names `from`.
@@ -67,7 +89,7 @@ impl MetaStore {
             let Some(mut record) = tx.get::<RefRecord>(Tree::Refcounts, &hash)? else {
                 return Ok(false);
             };
-            if record.pool != from || record.deleting {
+            if record.pool != from || record.deleting || record.collected {
                 return Ok(false);
             }
             record.pool = to;
@@ -83,6 +105,9 @@ impl MetaStore {
             let mut out: BTreeMap<u32, PoolHoldings> = BTreeMap::new();
             scan_all(s.kv.as_ref(), Tree::Refcounts, |(_, v)| {
                 let r: RefRecord = decode(&v)?;
+                if r.collected {
+                    return Ok(());
+                }
                 let h = out.entry(r.pool).or_default();
                 h.chunks += 1;
                 h.bytes += r.len as u64;
@@ -119,6 +144,14 @@ impl MetaStore {
         let item = item.clone();
         self.txn(
             move |_, tx| match tx.get::<RefRecord>(Tree::Refcounts, &item.hash)? {
+                // A tombstone whose time is up: nothing is stored, the record goes.
+                Some(r) if r.collected => {
+                    if now_ms() >= r.kept_until_ms {
+                        tx.delete(Tree::Refcounts, item.hash.to_vec());
+                    }
+                    tx.delete(Tree::Gc, item.key.clone());
+                    Ok(None)
+                }
                 Some(mut r) if r.count == 0 => {
                     if !r.deleting {
                         r.deleting = true;
@@ -135,16 +168,60 @@ impl MetaStore {
         .await
     }
 
-    /// Ends a collection [`MetaStore::gc_collect`] started, once the shards are deleted.
+    /// Ends a collection [`MetaStore::gc_collect`] started, once the shards are deleted: the
+    /// record goes, or on a shared store becomes a tombstone for `TOMBSTONE_KEEP_MS`.
     pub async fn gc_finish(&self, item: &GcItem) -> Result<()> {
         let item = item.clone();
-        self.txn(move |_, tx| {
+        self.txn(move |s, tx| {
             tx.delete(Tree::Gc, item.key.clone());
-            if tx
+            if let Some(r) = tx
                 .get::<RefRecord>(Tree::Refcounts, &item.hash)?
-                .is_some_and(|r| r.deleting)
+                .filter(|r| r.deleting)
             {
-                tx.delete(Tree::Refcounts, item.hash.to_vec());
+                s.bury(tx, item.hash, r);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// On a shared store, marks a chunk no record names as being deleted by the orphan sweep
+    /// (as garbage collection marks one), so that a writer which stored it meanwhile cannot
+    /// commit it; queued for GC too, which finishes the deletion if the sweep stops midway.
+    /// False when a record names it now (the sweep must leave it). On a store this process
+    /// alone writes, pins already keep writers off: nothing is written, and true.
+    pub async fn sweep_mark(&self, hash: [u8; 32], pool: u32) -> Result<bool> {
+        self.txn(move |s, tx| {
+            if s.kv.single_writer() {
+                return Ok(true);
+            }
+            let current = tx.get::<RefRecord>(Tree::Refcounts, &hash)?;
+            if current.and_then(RefRecord::live).is_some() {
+                return Ok(false);
+            }
+            let marked = RefRecord {
+                count: 0,
+                len: 0,
+                pool,
+                deleting: true,
+                collected: false,
+                kept_until_ms: 0,
+            };
+            tx.put(Tree::Refcounts, hash.to_vec(), encode(&marked));
+            tx.put(Tree::Gc, keys::gc(now_ms(), &hash), Vec::new());
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Ends an orphan sweep's deletion [`MetaStore::sweep_mark`] started.
+    pub async fn sweep_finish(&self, hash: [u8; 32]) -> Result<()> {
+        self.txn(move |s, tx| {
+            if let Some(r) = tx
+                .get::<RefRecord>(Tree::Refcounts, &hash)?
+                .filter(|r| r.deleting)
+            {
+                s.bury(tx, hash, r);
             }
             Ok(())
         })

@@ -118,7 +118,15 @@ impl MetaStore {
 
     /// How many chunks are stored (referenced or waiting for GC).
     pub async fn chunk_count(&self) -> Result<u64> {
-        self.count(Tree::Refcounts).await
+        self.run(|s| {
+            let mut n = 0;
+            scan_all(s.kv.as_ref(), Tree::Refcounts, |(_, v)| {
+                n += u64::from(decode::<RefRecord>(&v)?.live().is_some());
+                Ok(())
+            })?;
+            Ok(n)
+        })
+        .await
     }
 
     async fn count(&self, tree: Tree) -> Result<u64> {
@@ -148,18 +156,38 @@ impl MetaStore {
                 }
                 None => Vec::new(),
             };
-            s.kv.scan(Tree::Refcounts, &start, None, limit)?
-                .into_iter()
-                .filter_map(|(k, v)| {
-                    let hash: [u8; 32] = k.as_slice().try_into().ok()?;
-                    Some(decode::<RefRecord>(&v).map(|r| ChunkEntry {
+            // Tombstones are skipped; a page is only short at the end.
+            let mut out = Vec::new();
+            let mut start = start;
+            loop {
+                let page = s.kv.scan(Tree::Refcounts, &start, None, limit)?;
+                let full = page.len() == limit;
+                let Some((last, _)) = page.last() else {
+                    return Ok(out);
+                };
+                start = last.clone();
+                start.push(0);
+                for (k, v) in page {
+                    let Ok(hash) = <[u8; 32]>::try_from(k.as_slice()) else {
+                        continue;
+                    };
+                    let Some(r) = decode::<RefRecord>(&v)?.live() else {
+                        continue;
+                    };
+                    out.push(ChunkEntry {
                         hash,
                         len: r.len,
                         refs: r.count,
                         pool: r.pool,
-                    }))
-                })
-                .collect()
+                    });
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+                if !full {
+                    return Ok(out);
+                }
+            }
         })
         .await
     }
@@ -204,8 +232,10 @@ impl MetaStore {
             }
             let mut recorded: HashMap<[u8; 32], RefRecord> = HashMap::new();
             for (k, v) in tx.scan(Tree::Refcounts, &[], None, usize::MAX)? {
-                if let Ok(hash) = <[u8; 32]>::try_from(k.as_slice()) {
-                    recorded.insert(hash, decode(&v)?);
+                if let Ok(hash) = <[u8; 32]>::try_from(k.as_slice())
+                    && let Some(r) = decode::<RefRecord>(&v)?.live()
+                {
+                    recorded.insert(hash, r);
                 }
             }
 
@@ -304,7 +334,9 @@ impl MetaStore {
                 Ok(())
             })?;
             scan_all(kv, Tree::Refcounts, |(_, v)| {
-                let r: RefRecord = decode(&v)?;
+                let Some(r) = decode::<RefRecord>(&v)?.live() else {
+                    return Ok(());
+                };
                 u.chunks += 1;
                 u.chunk_bytes += r.len as u64;
                 let p = u.pools.entry(r.pool).or_default();

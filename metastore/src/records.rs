@@ -278,6 +278,26 @@ pub struct RefRecord {
     /// chunk nor write it again until the record is gone. Absent in older records: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleting: bool,
+    /// A tombstone (shared stores only): garbage collection or the orphan sweep deleted the
+    /// shards. Read as "not stored"; kept for a while (`TOMBSTONE_KEEP_MS`) so that a write
+    /// which stored the chunk itself before the deletion, and commits after it, is refused
+    /// instead of referencing deleted shards (its key revision dates the deletion).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub collected: bool,
+    /// A tombstone's end (ms since the epoch): garbage collection removes it then.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kept_until_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl RefRecord {
+    /// The record as a chunk's state: `None` for a tombstone.
+    pub fn live(self) -> Option<RefRecord> {
+        (!self.collected).then_some(self)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

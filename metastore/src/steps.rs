@@ -223,6 +223,7 @@ impl Inner {
                 .map(|r| RefChange {
                     change: -r.change,
                     must_exist: false,
+                    stored_after: None,
                     ..r.clone()
                 })
                 .collect();
@@ -244,10 +245,9 @@ impl Inner {
     /// Applies a few reference changes in one guarded commit, again until it holds.
     /// `Ok(false)`: the intent is gone (see `steps_after_intent`), and nothing was applied.
     fn ref_step(&self, group: &[RefChange], intent: &Guard) -> Result<bool> {
-        let new_chunks: HashSet<[u8; 32]> = group
+        let new_chunks: crate::store::NewChunks = group
             .iter()
-            .filter(|r| !r.must_exist)
-            .map(|r| r.hash)
+            .filter_map(|r| Some((r.hash, r.stored_after?)))
             .collect();
         let checked = group.iter().any(|r| r.must_exist);
         let new_chunks = checked.then(|| Arc::new(new_chunks));
@@ -298,6 +298,7 @@ mod tests {
                     len: 10,
                     pool: 0,
                     must_exist: false,
+                    stored_after: None,
                 };
                 let key = intent_key();
                 let mut b = Batch::default();

@@ -6,7 +6,7 @@
 //! process alone writes, transactions are serialised by a lock instead, so none conflicts;
 //! they are short (a few point reads and one batch), which keeps the lock cheap.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::group_commit::GroupCommit;
@@ -16,16 +16,19 @@ use crate::records::{
     BucketRecord, ChunkRef, ObjectRecord, PartRecord, RefRecord, UploadRecord, Versioning, decode,
     encode,
 };
-use crate::txn::{Commit, LocalTxn, MAX_ATTEMPTS, Reader, RefChange, Tx, Txn, TxnStore, backoff};
+use crate::txn::{
+    Commit, LocalTxn, MAX_ATTEMPTS, Reader, RefChange, Rev, Tx, Txn, TxnStore, backoff,
+};
 use crate::versioning::{DeleteOutcome, VersionPage, VersionQuery};
 use crate::{Error, MemoryKv, Result, keys};
 
 #[derive(Clone)]
 pub struct MetaStore {
     inner: Arc<Inner>,
-    /// Chunks the caller wrote itself (see [`MetaStore::with_new_chunks`]); `None`: the
+    /// Chunks the caller wrote itself, with the revision at which it found each not stored
+    /// (see [`MetaStore::with_new_chunks`]); `None`: the
     /// caller does not say, and any chunk may be recorded anew.
-    new_chunks: Option<Arc<HashSet<[u8; 32]>>>,
+    new_chunks: Option<Arc<NewChunks>>,
 }
 
 impl std::fmt::Debug for MetaStore {
@@ -149,19 +152,23 @@ fn check_expect(current: Option<&ObjectRecord>, expect: Option<&Expect>) -> Resu
     expect.map_or(Ok(()), |e| e.check(current))
 }
 
+/// Chunks a writer stored itself, each with the store revision at which it found the chunk
+/// not stored.
+pub(crate) type NewChunks = HashMap<[u8; 32], Rev>;
+
 /// Refcount changes of one transaction, by chunk: (change, length, pool a new record names).
 #[derive(Default)]
 pub(crate) struct RefDelta {
     changes: HashMap<[u8; 32], (i64, u32, u32)>,
     /// When known, the chunks the writer stored itself: an increment of any other chunk
     /// needs it still stored (see [`MetaStore::with_new_chunks`]).
-    new_chunks: Option<Arc<HashSet<[u8; 32]>>>,
+    new_chunks: Option<Arc<NewChunks>>,
 }
 
 impl RefDelta {
     /// A delta whose increments of chunks outside `new_chunks` (when given) must find them
     /// stored.
-    pub(crate) fn checked(new_chunks: Option<Arc<HashSet<[u8; 32]>>>) -> Self {
+    pub(crate) fn checked(new_chunks: Option<Arc<NewChunks>>) -> Self {
         RefDelta {
             changes: HashMap::new(),
             new_chunks,
@@ -186,7 +193,14 @@ impl RefDelta {
     }
 
     fn must_exist(&self, hash: &[u8; 32]) -> bool {
-        self.new_chunks.as_ref().is_some_and(|n| !n.contains(hash))
+        self.new_chunks
+            .as_ref()
+            .is_some_and(|n| !n.contains_key(hash))
+    }
+
+    /// For a chunk the writer stored itself: the revision at which it found it not stored.
+    fn stored_after(&self, hash: &[u8; 32]) -> Option<Rev> {
+        self.new_chunks.as_ref()?.get(hash).copied()
     }
 }
 
@@ -225,12 +239,23 @@ impl Inner {
                 continue;
             }
             let must_exist = delta.must_exist(&hash);
-            let current: Option<RefRecord> = tx.get(Tree::Refcounts, &hash)?;
+            let stored_after = delta.stored_after(&hash);
+            let read: Option<RefRecord> = tx.get(Tree::Refcounts, &hash)?;
+            // A tombstone is "not stored"; dated by its key's revision.
+            let tombstone_rev = read.filter(|r| r.collected).and(tx.last_key_rev());
+            let current = read.and_then(RefRecord::live);
             if change > 0 {
                 match &current {
                     Some(r) if r.deleting => return Err(Error::ChunkGone(hash)),
                     None if must_exist => return Err(Error::ChunkGone(hash)),
                     _ => {}
+                }
+                // Deleted after this writer found it not stored and wrote it: its shards may
+                // be among those deleted.
+                if let (Some(deleted), Some(checked)) = (tombstone_rev, stored_after)
+                    && deleted > checked
+                {
+                    return Err(Error::ChunkGone(hash));
                 }
             }
             // Where the chunk lives is kept; only a new record takes the writer's pool.
@@ -246,6 +271,8 @@ impl Inner {
                 len,
                 pool,
                 deleting: current.is_some_and(|r| r.deleting),
+                collected: false,
+                kept_until_ms: 0,
             });
             tx.record_ref(RefChange {
                 hash,
@@ -253,6 +280,7 @@ impl Inner {
                 len,
                 pool: new_pool,
                 must_exist,
+                stored_after,
             });
             // Increments before the manifest that needs them, decrements after the one that
             // let them go (only the order of the steps of a large change depends on it).
@@ -266,6 +294,32 @@ impl Inner {
             }
         }
         Ok(())
+    }
+}
+
+/// How long a tombstone stays (see `RefRecord::collected`): longer than any request takes
+/// between finding a chunk not stored and committing it.
+pub(crate) const TOMBSTONE_KEEP_MS: u64 = 24 * 3_600_000;
+
+impl Inner {
+    /// Ends a chunk record once its shards are deleted: on a store only this process writes
+    /// (pins keep its own writers off), the record goes; on a shared store it becomes a
+    /// tombstone until `TOMBSTONE_KEEP_MS` from now, when garbage collection removes it.
+    pub(crate) fn bury(&self, tx: &mut Tx<'_>, hash: [u8; 32], record: RefRecord) {
+        if self.kv.single_writer() {
+            tx.delete(Tree::Refcounts, hash.to_vec());
+            return;
+        }
+        let until = now_ms() + TOMBSTONE_KEEP_MS;
+        let tombstone = RefRecord {
+            count: 0,
+            deleting: false,
+            collected: true,
+            kept_until_ms: until,
+            ..record
+        };
+        tx.put(Tree::Refcounts, hash.to_vec(), encode(&tombstone));
+        tx.put(Tree::Gc, keys::gc(until, &hash), Vec::new());
     }
 }
 
@@ -291,11 +345,16 @@ impl MetaStore {
         }
     }
 
-    /// This store for a write whose data the caller stored itself as `new_chunks`: every
-    /// other chunk the write references must still be stored when it commits, else the
-    /// write fails with [`Error::ChunkGone`] (another gateway's garbage collection may have
-    /// deleted it after the caller found it stored).
-    pub fn with_new_chunks(&self, new_chunks: impl IntoIterator<Item = [u8; 32]>) -> MetaStore {
+    /// This store for a write whose data the caller stored itself as `new_chunks`, each with
+    /// the revision at which it found the chunk not stored ([`MetaStore::chunk_check`]): every
+    /// other chunk the write references must still be stored when it commits, and none of
+    /// its own may have been deleted since that revision, else the write fails with
+    /// [`Error::ChunkGone`] (another gateway's garbage collection or orphan sweep may have
+    /// deleted the shards).
+    pub fn with_new_chunks(
+        &self,
+        new_chunks: impl IntoIterator<Item = ([u8; 32], Rev)>,
+    ) -> MetaStore {
         MetaStore {
             inner: self.inner.clone(),
             new_chunks: Some(Arc::new(new_chunks.into_iter().collect())),

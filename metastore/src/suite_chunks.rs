@@ -25,7 +25,12 @@ pub(crate) async fn large_changes(store: &MetaStore) {
             .collect()
     };
     let first = many(0, 150);
-    let hashes: Vec<[u8; 32]> = first.iter().map(|c| c.hash).collect();
+    let mut hashes = Vec::new();
+    for c in &first {
+        let (state, at) = store.chunk_check(c.hash).await.unwrap();
+        assert_eq!(state, ChunkState::Absent);
+        hashes.push((c.hash, at));
+    }
     store
         .with_new_chunks(hashes)
         .put_object("large", "obj", object(first.clone()), None)
@@ -104,7 +109,9 @@ pub(crate) async fn collection_and_reuse(store: &MetaStore) {
         .await
         .unwrap();
     let c = ChunkRef::new([0xC7; 32], 64);
-    let wrote_it = store.with_new_chunks([c.hash]);
+    let (state, checked_at) = store.chunk_check(c.hash).await.unwrap();
+    assert_eq!(state, ChunkState::Absent);
+    let wrote_it = store.with_new_chunks([(c.hash, checked_at)]);
     let found_it = store.with_new_chunks([]);
     // A reference to a chunk nobody stored is refused when the writer says it did not
     // store it either.
@@ -169,13 +176,68 @@ pub(crate) async fn collection_and_reuse(store: &MetaStore) {
             .await,
         Err(Error::ChunkGone(_))
     ));
-    // Stored again by a writer: a new record.
-    wrote_it
+    // A writer that stored the chunk before it was collected must not commit it now: its
+    // shards may be among those deleted. On a shared store the tombstone says when the
+    // deletion was; a store this process alone writes keeps such writers off with pins.
+    let shared = !store.run(|s| Ok(s.kv.single_writer())).await.unwrap();
+    let late = wrote_it
         .put_object("reuse", "k3", object(vec![c]), None)
-        .await
-        .unwrap();
+        .await;
+    if shared {
+        assert!(matches!(late, Err(Error::ChunkGone(_))), "{late:?}");
+        // Stored again by a writer that found it not stored after the deletion: a new record.
+        let (state, at) = store.chunk_check(c.hash).await.unwrap();
+        assert_eq!(state, ChunkState::Absent);
+        store
+            .with_new_chunks([(c.hash, at)])
+            .put_object("reuse", "k3", object(vec![c]), None)
+            .await
+            .unwrap();
+    } else {
+        late.unwrap();
+    }
     assert_eq!(store.chunk_refcount(c.hash).await.unwrap(), Some(1));
     store.delete_object("reuse", "k3", None).await.unwrap();
+
+    // The orphan sweep deletes shards no record names; on a shared store it marks the chunk
+    // first, so a writer storing the same chunk meanwhile cannot commit it.
+    let o = ChunkRef::new([0xC8; 32], 64);
+    let (_, at) = store.chunk_check(o.hash).await.unwrap();
+    let storing = store.with_new_chunks([(o.hash, at)]);
+    assert!(store.sweep_mark(o.hash, 0).await.unwrap());
+    if shared {
+        assert_eq!(
+            store.chunk_state(o.hash).await.unwrap(),
+            ChunkState::Deleting
+        );
+        assert!(matches!(
+            storing
+                .put_object("reuse", "o", object(vec![o]), None)
+                .await,
+            Err(Error::ChunkGone(_))
+        ));
+    }
+    store.sweep_finish(o.hash).await.unwrap();
+    assert_eq!(store.chunk_state(o.hash).await.unwrap(), ChunkState::Absent);
+    assert_eq!(store.chunk_refcount(o.hash).await.unwrap(), None);
+    let late = storing
+        .put_object("reuse", "o", object(vec![o]), None)
+        .await;
+    if shared {
+        assert!(matches!(late, Err(Error::ChunkGone(_))), "{late:?}");
+        let (_, at) = store.chunk_check(o.hash).await.unwrap();
+        store
+            .with_new_chunks([(o.hash, at)])
+            .put_object("reuse", "o", object(vec![o]), None)
+            .await
+            .unwrap();
+        // A record names it now: the sweep leaves it alone.
+        assert!(!store.sweep_mark(o.hash, 0).await.unwrap());
+    } else {
+        late.unwrap();
+    }
+    assert_eq!(store.chunk_refcount(o.hash).await.unwrap(), Some(1));
+    store.delete_object("reuse", "o", None).await.unwrap();
     store.delete_bucket("reuse").await.unwrap();
 }
 
@@ -281,6 +343,8 @@ pub(crate) async fn maintenance(store: &MetaStore) {
             len: 10,
             pool: 0,
             deleting: false,
+            collected: false,
+            kept_until_ms: 0,
         }),
     );
     b.put(
@@ -291,6 +355,8 @@ pub(crate) async fn maintenance(store: &MetaStore) {
             len: victim.len,
             pool: victim.pool,
             deleting: false,
+            collected: false,
+            kept_until_ms: 0,
         }),
     );
     // And the part record of an upload that is gone (a crash between a completion's record

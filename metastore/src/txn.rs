@@ -385,6 +385,8 @@ pub(crate) struct RefChange {
     /// The chunk must still be stored (a reference to existing data, not a chunk this
     /// request wrote): an increment that finds no record, or one being deleted, fails.
     pub must_exist: bool,
+    /// For a chunk the writer stored itself: the revision at which it found it not stored.
+    pub stored_after: Option<Rev>,
 }
 
 /// A transaction taken apart for applying in steps.
@@ -444,6 +446,14 @@ impl<'a> Tx<'a> {
 
     /// The transaction to commit: guards without repeats, and one operation per key (the
     /// last), since etcd refuses a transaction that writes a key twice.
+    /// The revision of the key read last (by key), if that was a key read.
+    pub(crate) fn last_key_rev(&self) -> Option<Rev> {
+        match self.guards.last()? {
+            Guard::Key { rev, .. } => Some(*rev),
+            Guard::Range { .. } => None,
+        }
+    }
+
     pub fn into_txn(self) -> Txn {
         let mut guards: Vec<Guard> = Vec::with_capacity(self.guards.len());
         for g in self.guards {
@@ -689,6 +699,7 @@ mod tests {
             len: 5,
             pool: 0,
             must_exist: false,
+            stored_after: None,
         };
         tx.record_ref(change.clone());
         let limits = Limits {

@@ -303,18 +303,31 @@ impl ObjectService {
             let Some(_claim) = self.locks.try_claim_delete(hash) else {
                 continue;
             };
-            if placed_here(self.meta.chunk_pool(hash).await?) {
+            let recorded = self.meta.chunk_pool(hash).await?;
+            if placed_here(recorded) {
                 continue;
             }
             // The listing may be stale: GC may have deleted this chunk since. Under the claim
-            // nothing else deletes or writes it, so count what is really there.
+            // nothing else in this process deletes or writes it, so count what is really there.
             let shards = pool.store.count_shards(ChunkHash(hash)).await as u64;
             if shards == 0 {
                 continue;
             }
             found += shards;
-            if remove && let Err(e) = pool.store.delete_chunk(ChunkHash(hash)).await {
+            if !remove {
+                continue;
+            }
+            // Recorded nowhere: another gateway may be storing it right now, unseen. Marked
+            // first, as GC marks, so that such a write cannot commit it once the shards go.
+            let marked = recorded.is_none();
+            if marked && !self.meta.sweep_mark(hash, pool.id).await? {
+                continue;
+            }
+            if let Err(e) = pool.store.delete_chunk(ChunkHash(hash)).await {
                 tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove every orphan shard");
+            }
+            if marked {
+                self.meta.sweep_finish(hash).await?;
             }
         }
         Ok(found)

@@ -28,6 +28,8 @@ pub(crate) struct Ingested {
     /// Chunks this request stored itself (not dedup hits), with their pools: to discard if
     /// it does not commit.
     pub written: Vec<([u8; 32], u32)>,
+    /// The same chunks, each with the metadata revision at which it was found not stored.
+    pub checked: Vec<([u8; 32], metastore::Rev)>,
 }
 
 struct StoredChunk {
@@ -36,6 +38,8 @@ struct StoredChunk {
     /// Disks of its pool that took a shard of it (not yet flushed); empty for a chunk already
     /// stored.
     disks: Vec<usize>,
+    /// For a chunk this request stored: the revision at which it was found not stored.
+    checked_at: Option<metastore::Rev>,
 }
 
 #[derive(Default)]
@@ -43,6 +47,7 @@ struct Progress {
     chunks: Vec<ChunkRef>,
     pins: Vec<Pin>,
     written: Vec<([u8; 32], u32)>,
+    checked: Vec<([u8; 32], metastore::Rev)>,
     /// Chunks this request wrote, with the disks (of the pool in `stored_in`) holding their
     /// unflushed shards.
     unflushed: Vec<(ChunkRef, Vec<usize>)>,
@@ -53,6 +58,9 @@ impl Progress {
         let s = r?;
         self.chunks.push(s.chunk);
         self.pins.push(s.pin);
+        if let Some(at) = s.checked_at {
+            self.checked.push((s.chunk.hash, at));
+        }
         if !s.disks.is_empty() {
             self.written.push((s.chunk.hash, s.chunk.stored_in));
             self.unflushed.push((s.chunk, s.disks));
@@ -62,9 +70,10 @@ impl Progress {
 }
 
 impl Ingested {
-    /// The chunks this request stored itself (the others it found stored).
-    pub fn new_chunks(&self) -> Vec<[u8; 32]> {
-        self.written.iter().map(|(h, _)| *h).collect()
+    /// The chunks this request stored itself (the others it found stored), each with the
+    /// revision at which it found it not stored.
+    pub fn new_chunks(&self) -> Vec<([u8; 32], metastore::Rev)> {
+        self.checked.clone()
     }
 }
 
@@ -73,18 +82,19 @@ impl Ingested {
 const COLLECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl ObjectService {
-    /// Whether a chunk is stored, waiting while garbage collection deletes it (its shards
-    /// may vanish under a new write until then).
-    async fn stored_after_collection(&self, hash: [u8; 32]) -> Result<bool> {
+    /// Whether a chunk is stored (`None`), or else the metadata revision at which it was
+    /// found not stored, waiting while garbage collection deletes it (its shards may vanish
+    /// under a new write until then).
+    async fn absent_after_collection(&self, hash: [u8; 32]) -> Result<Option<metastore::Rev>> {
         let started = tokio::time::Instant::now();
         loop {
-            match self.meta.chunk_state(hash).await? {
-                metastore::ChunkState::Stored => return Ok(true),
-                metastore::ChunkState::Absent => return Ok(false),
-                metastore::ChunkState::Deleting if started.elapsed() < COLLECTION_WAIT => {
+            match self.meta.chunk_check(hash).await? {
+                (metastore::ChunkState::Stored, _) => return Ok(None),
+                (metastore::ChunkState::Absent, at) => return Ok(Some(at)),
+                (metastore::ChunkState::Deleting, _) if started.elapsed() < COLLECTION_WAIT => {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
-                metastore::ChunkState::Deleting => {
+                (metastore::ChunkState::Deleting, _) => {
                     return Err(Error::Meta(metastore::Error::ChunkGone(hash)));
                 }
             }
@@ -128,6 +138,7 @@ impl ObjectService {
                 },
                 _pins: progress.pins,
                 written: progress.written,
+                checked: progress.checked,
             }),
             Err(e) => {
                 self.discard(Ingested {
@@ -136,6 +147,7 @@ impl ObjectService {
                     data: ObjectData::Chunks(Vec::new()),
                     _pins: progress.pins,
                     written: progress.written,
+                    checked: progress.checked,
                 })
                 .await;
                 Err(e)
@@ -255,9 +267,13 @@ impl ObjectService {
             .unwrap_or_else(|p| p.into_inner())
             .get(&hash.0)
             .copied();
+        let checked_at = match already_here {
+            Some(_) => None,
+            None => self.absent_after_collection(hash.0).await?,
+        };
         let (disks, pool) = if let Some(pool) = already_here {
             (Vec::new(), pool)
-        } else if self.stored_after_collection(hash.0).await? {
+        } else if checked_at.is_none() {
             (Vec::new(), 0)
         } else {
             let pool = self.pools.choose(&hash)?;
@@ -288,6 +304,7 @@ impl ObjectService {
             },
             pin,
             disks,
+            checked_at,
         })
     }
 
