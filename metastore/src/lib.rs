@@ -25,6 +25,7 @@ mod maintenance;
 mod memory;
 mod mirror;
 pub mod records;
+mod refs;
 mod rocks;
 mod stats;
 mod steps;

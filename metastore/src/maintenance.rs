@@ -10,8 +10,9 @@ use crate::Result;
 use crate::keys;
 use crate::kv::{Batch, Tree, scan_all};
 use crate::records::{ObjectRecord, PartRecord, RefRecord, decode, encode};
+use crate::refs::RefDelta;
 use crate::steps::{INTENT_ABANDONED_MS, INTENT_PREFIX, IntentRecord, chunks_in_flux};
-use crate::store::{MetaStore, RefDelta};
+use crate::store::MetaStore;
 use crate::txn::Reader;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]

@@ -24,7 +24,8 @@ use std::sync::Arc;
 
 use crate::kv::{Batch, Tree};
 use crate::records::{decode, encode};
-use crate::store::{Inner, RefDelta, now_ms};
+use crate::refs::RefDelta;
+use crate::store::{Inner, now_ms};
 use crate::txn::{
     Commit, Guard, Limits, MAX_ATTEMPTS, RefChange, Tx, TxParts, Txn, backoff, op_bytes,
 };
@@ -245,7 +246,7 @@ impl Inner {
     /// Applies a few reference changes in one guarded commit, again until it holds.
     /// `Ok(false)`: the intent is gone (see `steps_after_intent`), and nothing was applied.
     fn ref_step(&self, group: &[RefChange], intent: &Guard) -> Result<bool> {
-        let new_chunks: crate::store::NewChunks = group
+        let new_chunks: crate::refs::NewChunks = group
             .iter()
             .filter_map(|r| Some((r.hash, r.stored_after?)))
             .collect();

@@ -11,7 +11,8 @@
 
 use crate::kv::Tree;
 use crate::records::{ObjectRecord, Versioning, decode, encode};
-use crate::store::{Inner, RefDelta};
+use crate::refs::RefDelta;
+use crate::store::Inner;
 use crate::txn::{Reader, Tx};
 use crate::walk::{Visit, Walk, walk};
 use crate::{Error, Result, keys};
