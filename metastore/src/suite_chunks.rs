@@ -25,14 +25,8 @@ pub(crate) async fn large_changes(store: &MetaStore) {
             .collect()
     };
     let first = many(0, 150);
-    let mut hashes = Vec::new();
-    for c in &first {
-        let (state, at) = store.chunk_check(c.hash).await.unwrap();
-        assert_eq!(state, ChunkState::Absent);
-        hashes.push((c.hash, at));
-    }
-    store
-        .with_new_chunks(hashes)
+    storing(store, &first)
+        .await
         .put_object("large", "obj", object(first.clone()), None)
         .await
         .unwrap();
@@ -109,9 +103,7 @@ pub(crate) async fn collection_and_reuse(store: &MetaStore) {
         .await
         .unwrap();
     let c = ChunkRef::new([0xC7; 32], 64);
-    let (state, checked_at) = store.chunk_check(c.hash).await.unwrap();
-    assert_eq!(state, ChunkState::Absent);
-    let wrote_it = store.with_new_chunks([(c.hash, checked_at)]);
+    let wrote_it = storing(store, &[c]).await;
     let found_it = store.with_new_chunks([]);
     // A reference to a chunk nobody stored is refused when the writer says it did not
     // store it either.
@@ -186,10 +178,8 @@ pub(crate) async fn collection_and_reuse(store: &MetaStore) {
     if shared {
         assert!(matches!(late, Err(Error::ChunkGone(_))), "{late:?}");
         // Stored again by a writer that found it not stored after the deletion: a new record.
-        let (state, at) = store.chunk_check(c.hash).await.unwrap();
-        assert_eq!(state, ChunkState::Absent);
-        store
-            .with_new_chunks([(c.hash, at)])
+        storing(store, &[c])
+            .await
             .put_object("reuse", "k3", object(vec![c]), None)
             .await
             .unwrap();
@@ -202,8 +192,7 @@ pub(crate) async fn collection_and_reuse(store: &MetaStore) {
     // The orphan sweep deletes shards no record names; on a shared store it marks the chunk
     // first, so a writer storing the same chunk meanwhile cannot commit it.
     let o = ChunkRef::new([0xC8; 32], 64);
-    let (_, at) = store.chunk_check(o.hash).await.unwrap();
-    let storing = store.with_new_chunks([(o.hash, at)]);
+    let sweeping_too = storing(store, &[o]).await;
     assert!(store.sweep_mark(o.hash, 0).await.unwrap());
     if shared {
         assert_eq!(
@@ -211,7 +200,7 @@ pub(crate) async fn collection_and_reuse(store: &MetaStore) {
             ChunkState::Deleting
         );
         assert!(matches!(
-            storing
+            sweeping_too
                 .put_object("reuse", "o", object(vec![o]), None)
                 .await,
             Err(Error::ChunkGone(_))
@@ -220,14 +209,13 @@ pub(crate) async fn collection_and_reuse(store: &MetaStore) {
     store.sweep_finish(o.hash).await.unwrap();
     assert_eq!(store.chunk_state(o.hash).await.unwrap(), ChunkState::Absent);
     assert_eq!(store.chunk_refcount(o.hash).await.unwrap(), None);
-    let late = storing
+    let late = sweeping_too
         .put_object("reuse", "o", object(vec![o]), None)
         .await;
     if shared {
         assert!(matches!(late, Err(Error::ChunkGone(_))), "{late:?}");
-        let (_, at) = store.chunk_check(o.hash).await.unwrap();
-        store
-            .with_new_chunks([(o.hash, at)])
+        storing(store, &[o])
+            .await
             .put_object("reuse", "o", object(vec![o]), None)
             .await
             .unwrap();
@@ -401,4 +389,15 @@ pub(crate) async fn maintenance(store: &MetaStore) {
     let usage = store.usage().await.unwrap();
     assert!(usage.buckets > 0 && usage.versions >= usage.objects);
     assert_eq!(usage.chunks, clean.chunks_recorded + 1);
+}
+
+/// The store as a writer that finds `chunks` not stored and stores them itself.
+async fn storing(store: &MetaStore, chunks: &[ChunkRef]) -> MetaStore {
+    let mut checked = Vec::new();
+    for c in chunks {
+        let (state, at) = store.chunk_check(c.hash).await.unwrap();
+        assert_eq!(state, ChunkState::Absent);
+        checked.push((c.hash, at));
+    }
+    store.with_new_chunks(checked)
 }

@@ -25,11 +25,18 @@ pub(crate) struct Ingested {
     pub data: ObjectData,
     /// Keeps GC off the chunks until the caller's commit is done.
     pub _pins: Vec<Pin>,
-    /// Chunks this request stored itself (not dedup hits), with their pools: to discard if
-    /// it does not commit.
-    pub written: Vec<([u8; 32], u32)>,
-    /// The same chunks, each with the metadata revision at which it was found not stored.
-    pub checked: Vec<([u8; 32], metastore::Rev)>,
+    /// Chunks this request stored itself (not dedup hits): to commit as its own, and to
+    /// discard if it does not commit.
+    pub written: Vec<WrittenChunk>,
+}
+
+/// A chunk a request stored itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WrittenChunk {
+    pub hash: [u8; 32],
+    pub pool: u32,
+    /// The metadata revision at which the chunk was found not stored.
+    pub checked_at: metastore::Rev,
 }
 
 struct StoredChunk {
@@ -38,7 +45,8 @@ struct StoredChunk {
     /// Disks of its pool that took a shard of it (not yet flushed); empty for a chunk already
     /// stored.
     disks: Vec<usize>,
-    /// For a chunk this request stored: the revision at which it was found not stored.
+    /// For a chunk this request stored: the revision at which it was found not stored
+    /// (`None`: found stored, or stored earlier by this request).
     checked_at: Option<metastore::Rev>,
 }
 
@@ -46,8 +54,7 @@ struct StoredChunk {
 struct Progress {
     chunks: Vec<ChunkRef>,
     pins: Vec<Pin>,
-    written: Vec<([u8; 32], u32)>,
-    checked: Vec<([u8; 32], metastore::Rev)>,
+    written: Vec<WrittenChunk>,
     /// Chunks this request wrote, with the disks (of the pool in `stored_in`) holding their
     /// unflushed shards.
     unflushed: Vec<(ChunkRef, Vec<usize>)>,
@@ -58,11 +65,12 @@ impl Progress {
         let s = r?;
         self.chunks.push(s.chunk);
         self.pins.push(s.pin);
-        if let Some(at) = s.checked_at {
-            self.checked.push((s.chunk.hash, at));
-        }
-        if !s.disks.is_empty() {
-            self.written.push((s.chunk.hash, s.chunk.stored_in));
+        if let Some(checked_at) = s.checked_at {
+            self.written.push(WrittenChunk {
+                hash: s.chunk.hash,
+                pool: s.chunk.stored_in,
+                checked_at,
+            });
             self.unflushed.push((s.chunk, s.disks));
         }
         Ok(())
@@ -73,7 +81,10 @@ impl Ingested {
     /// The chunks this request stored itself (the others it found stored), each with the
     /// revision at which it found it not stored.
     pub fn new_chunks(&self) -> Vec<([u8; 32], metastore::Rev)> {
-        self.checked.clone()
+        self.written
+            .iter()
+            .map(|w| (w.hash, w.checked_at))
+            .collect()
     }
 }
 
@@ -138,7 +149,6 @@ impl ObjectService {
                 },
                 _pins: progress.pins,
                 written: progress.written,
-                checked: progress.checked,
             }),
             Err(e) => {
                 self.discard(Ingested {
@@ -147,7 +157,6 @@ impl ObjectService {
                     data: ObjectData::Chunks(Vec::new()),
                     _pins: progress.pins,
                     written: progress.written,
-                    checked: progress.checked,
                 })
                 .await;
                 Err(e)
@@ -283,7 +292,7 @@ impl ObjectService {
                     // Shards that landed without a quorum are of no use: remove them now
                     // rather than leave them to the orphan sweep.
                     drop(pin);
-                    self.discard_chunks(vec![(hash.0, pool.id)]).await;
+                    self.discard_chunks(&[(hash.0, pool.id)]).await;
                     return Err(e.into());
                 }
             };

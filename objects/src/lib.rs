@@ -393,9 +393,10 @@ impl ObjectService {
     /// Deletes chunks written by a request that did not commit, unless something else now
     /// references or is writing them.
     async fn discard(&self, ingested: ingest::Ingested) {
-        let written = ingested.written.clone();
+        let written: Vec<([u8; 32], u32)> =
+            ingested.written.iter().map(|w| (w.hash, w.pool)).collect();
         drop(ingested);
-        self.discard_chunks(written).await;
+        self.discard_chunks(&written).await;
     }
 
     /// Deletes the shards a request stored (chunk, pool) that nothing references there,
@@ -403,11 +404,11 @@ impl ObjectService {
     /// here: one of them may be storing the same chunk for a request of its own (a client
     /// retrying a timed-out PUT elsewhere, say) and commit it later, which a pin in this
     /// process cannot see. The leader's orphan sweep removes what stays unrecorded.
-    async fn discard_chunks(&self, stored: Vec<([u8; 32], u32)>) {
+    async fn discard_chunks(&self, stored: &[([u8; 32], u32)]) {
         if self.orphan_min_age.is_some() {
             return;
         }
-        for (hash, pool) in stored {
+        for &(hash, pool) in stored {
             let Some(_claim) = self.locks.try_claim_delete(hash) else {
                 continue;
             };

@@ -587,9 +587,7 @@ async fn serve_once(
             cfg.disk_check_interval,
             background_stop.clone(),
             move || {
-                if let Some(service) = service.upgrade()
-                    && leads
-                {
+                if leads && let Some(service) = service.upgrade() {
                     service.wake_heal_queue();
                     service.request_heal_pass();
                 }
