@@ -253,7 +253,10 @@ def test_pool_add_rebalance_through_sigkill_then_decommission(make_server, tmp_p
         resumed = poll(lambda: job(server)["chunks_moved"] > before["chunks_moved"], timeout=60, interval=0.3)
         assert resumed, "the rebalance did not resume after the restart"
         # Unthrottle by restarting the job? No: it keeps its bandwidth; wait for the end.
-        done = poll(lambda: job(server)["state"] != "running", timeout=240, interval=0.5)
+        done = poll(lambda: job(server)["state"] != "running", timeout=240, interval=0.1)
+        # Writes after the job are placed by free space, not by the rebalance: stopping them
+        # at once keeps the balance checked below the one the job left.
+        load.stop.set()
         assert done, job(server)
         time.sleep(1)
     final = job(server)
