@@ -24,7 +24,7 @@ Semantics:
   FetchOwner = the bucket owner, ListBuckets' Owner = the requester, root is "tessera").
 * Bucket-policy principals: "*", {"AWS": "*"}, {"AWS": "arn:aws:iam::<account>:user/NAME"}
   (string or list). Root bypasses bucket policies. Conditions: aws:SourceIp (clients here are
-  127.0.0.1), aws:SecureTransport (always false: no TLS), s3:prefix.
+  127.0.0.1), aws:SecureTransport (false: plain HTTP; trusted proxies in test_security.py), s3:prefix.
 * Denied = AccessDenied 403 (HEAD: bare 403) and nothing changes. DeleteObjects with any denied
   key is refused as a whole (403, nothing deleted). Disabled users and removed keys get
   InvalidAccessKeyId 403 at once. ACL grants to users are tested in test_tenants.py.

@@ -14,6 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Method, Response};
 
+use crate::client::ClientAddr;
 use crate::metrics::Metrics;
 
 /// Where the S3 access check leaves the name of the operation s3s resolved.
@@ -43,6 +44,8 @@ pub struct RequestRecord {
     pub method: Method,
     pub path: String,
     pub started: Instant,
+    /// The client, when the request came over a connection (not in unit tests).
+    pub client: Option<ClientAddr>,
 }
 
 impl RequestRecord {
@@ -89,8 +92,12 @@ impl Drop for Finished {
         let mut parts = decoded.trim_start_matches('/').splitn(2, '/');
         let bucket = parts.next().unwrap_or("");
         let key = parts.next().unwrap_or("");
+        let client = r.client.map(|c| c.ip.to_string()).unwrap_or_default();
+        let scheme = r.client.map_or("", |c| c.scheme());
         tracing::info!(
             target: "access",
+            client,
+            scheme,
             method = %r.method,
             operation = %self.operation,
             bucket,

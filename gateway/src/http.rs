@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use s3s::service::S3Service;
 
 use crate::access::{OperationSlot, RequestRecord};
+use crate::client::{ClientAddr, TrustedProxies};
 use crate::metrics::Metrics;
 
 /// Error bodies larger than this are passed through untouched (S3 errors are a few hundred
@@ -286,6 +287,8 @@ pub struct Frontend {
     pub cluster: Option<Arc<dyn crate::cluster_view::ClusterView>>,
     /// Domains for virtual-host-style addressing (CORS finds the bucket with them).
     pub domains: Vec<String>,
+    /// Peers whose forwarding headers name the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Frontend {
@@ -325,8 +328,10 @@ pub async fn handle(
         return Ok(crate::starting::relay(req, leader.as_ref()).await);
     }
     let request_id = new_request_id();
+    let client = req.extensions().get::<ClientAddr>().copied();
     let record = RequestRecord {
-        in_flight: front.metrics.start(),
+        in_flight: front.metrics.start(client.as_ref()),
+        client,
         span: tracing::info_span!("request", id = %request_id),
         method: req.method().clone(),
         path: req.uri().path().to_owned(),

@@ -29,6 +29,8 @@ use sha2::{Digest, Sha256};
 use cluster::Disks;
 use objects::ObjectService;
 
+use crate::client::ClientAddr;
+
 const PATHS: [&str; 2] = ["/metrics", "/.tessera/metrics"];
 
 /// Latency buckets in seconds: from a cached HEAD to a large upload.
@@ -46,6 +48,7 @@ pub struct Metrics {
     duration: HistogramVec,
     received: IntCounterVec,
     sent: IntCounterVec,
+    transport: IntCounterVec,
     in_flight: IntGauge,
     token_digest: Option<[u8; 32]>,
     usage: tokio::sync::Mutex<Option<UsageScan>>,
@@ -96,6 +99,13 @@ impl Metrics {
             ),
             &["operation"],
         ));
+        let transport = must(IntCounterVec::new(
+            Opts::new(
+                "tessera_s3_requests_by_transport_total",
+                "S3 requests by the client's transport (http, https), as a trusted proxy reports it or as the connection is.",
+            ),
+            &["transport"],
+        ));
         let in_flight = must(IntGauge::new(
             "tessera_s3_requests_in_flight",
             "S3 requests being handled now (until their response body is sent).",
@@ -105,6 +115,7 @@ impl Metrics {
             Box::new(duration.clone()),
             Box::new(received.clone()),
             Box::new(sent.clone()),
+            Box::new(transport.clone()),
             Box::new(in_flight.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
@@ -116,6 +127,7 @@ impl Metrics {
             duration,
             received,
             sent,
+            transport,
             in_flight,
             token_digest: token.map(|t| Sha256::digest(t.as_bytes()).into()),
             usage: tokio::sync::Mutex::new(None),
@@ -124,7 +136,10 @@ impl Metrics {
     }
 
     /// Counts a request as started; the guard counts it as finished.
-    pub fn start(self: &Arc<Self>) -> InFlight {
+    pub fn start(self: &Arc<Self>, client: Option<&ClientAddr>) -> InFlight {
+        if let Some(c) = client {
+            self.transport.with_label_values(&[c.scheme()]).inc();
+        }
         self.in_flight.inc();
         InFlight(self.clone())
     }

@@ -15,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::admin::AdminApi;
+use crate::client::TrustedProxies;
 use crate::http::Frontend;
 use crate::metrics::Metrics;
-use crate::s3::{AccessCheck, Authz, ClientAddr, Domains, SecretLookup, TesseraS3};
+use crate::s3::{AccessCheck, Authz, Domains, SecretLookup, TesseraS3};
 
 /// The largest file a POST Object (browser form) upload may carry: s3s holds it in memory
 /// before the access check can run, and its 5 GiB default would let anonymous forms exhaust
@@ -45,6 +46,8 @@ pub struct FrontendParts {
     pub cluster: Option<Arc<dyn crate::cluster_view::ClusterView>>,
     /// Adds pools of disks (`admin pool add`).
     pub pool_manager: Option<Arc<dyn crate::pool_manager::PoolManager>>,
+    /// Peers whose `Forwarded`/`X-Forwarded-*` headers name the client (`--trusted-proxy`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Frontend {
@@ -91,6 +94,7 @@ impl Frontend {
             metrics: Metrics::new(parts.metrics_token.as_deref(), parts.deployment_id),
             cluster: parts.cluster,
             domains: parts.domains,
+            trusted_proxies: parts.trusted_proxies,
         }))
     }
 }
@@ -142,10 +146,9 @@ async fn serve_on(
                 // Small responses go out at once: no Nagle delay on GETs of small objects.
                 let _ = socket.set_nodelay(true);
                 let front = front.clone();
-                // IPv4 clients of a dual-stack listener arrive as IPv4-mapped IPv6 addresses;
-                // policies (aws:SourceIp) name them as IPv4.
-                let client = ClientAddr(peer.ip().to_canonical());
+                let peer = peer.ip();
                 let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                    let client = front.trusted_proxies.client(peer, false, req.headers());
                     req.extensions_mut().insert(client);
                     crate::http::handle(front.clone(), req)
                 });

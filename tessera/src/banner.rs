@@ -19,6 +19,12 @@ pub fn print(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr, le
             cfg.domains.join(", ")
         );
     }
+    if !cfg.trusted_proxies.is_empty() {
+        println!(
+            "  proxies:     client address and scheme from forwarding headers of {}",
+            cfg.trusted_proxies
+        );
+    }
     let disks = &opened.disks;
     println!(
         "  disks:       {}{}{}",

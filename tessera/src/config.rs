@@ -109,6 +109,8 @@ pub struct ServeConfig {
     /// TESSERA_PREVIOUS_ROOT_PASSWORD: after a root password change, opens the users' data
     /// key once so it is re-sealed under the new one.
     pub previous_root_password: Option<String>,
+    /// Networks of load balancers whose forwarding headers name the client.
+    pub trusted_proxies: gateway::client::TrustedProxies,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -200,6 +202,16 @@ pub struct ServeArgs {
     /// reaches etcd when listening on all interfaces].
     #[arg(long, env = "TESSERA_ADVERTISE_URL", value_name = "URL")]
     pub advertise_url: Option<String>,
+    /// A load balancer's network or address (repeatable, or comma-separated in
+    /// TESSERA_TRUSTED_PROXIES): for requests from it, the client's address and scheme come
+    /// from `Forwarded` or `X-Forwarded-For` and `X-Forwarded-Proto` [default: none].
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        env = "TESSERA_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
     /// Data directories, one per disk (or `disks` in the config file). Ranges: /data{1...4}.
     #[arg(value_name = "DIR")]
     pub dirs: Vec<String>,
@@ -231,6 +243,7 @@ pub struct FileConfig {
     pub etcd: Option<Vec<String>>,
     pub etcd_prefix: Option<String>,
     pub advertise_url: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -329,6 +342,11 @@ impl ServeArgs {
                 return Err(format!("advertise URL {url:?}: expected http://HOST:PORT"));
             }
         }
+        let trusted_proxies = gateway::client::TrustedProxies::parse(
+            &given_list(self.trusted_proxies)
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
+        )?;
         let meta_dir = self.meta_dir.or(file.meta_dir);
         match (&meta_dir, dir_args.is_empty(), etcd.is_empty()) {
             (Some(_), _, false) => {
@@ -423,6 +441,7 @@ impl ServeArgs {
             advertise_url,
             cluster_secret,
             previous_root_password: given(env.previous_root_password),
+            trusted_proxies,
         })
     }
 }
@@ -643,5 +662,30 @@ mod tests {
                 .resolve(FileConfig::default(), EnvSettings::default())
                 .is_err()
         );
+    }
+
+    #[test]
+    fn trusted_proxies_from_flags_or_file() {
+        let file =
+            || FileConfig::parse("disks = [\"/d\"]\ntrusted_proxies = [\"10.0.0.0/8\"]").unwrap();
+        let cfg = args(&[]).resolve(file(), EnvSettings::default()).unwrap();
+        assert_eq!(cfg.trusted_proxies.to_string(), "10.0.0.0/8");
+        let cfg = args(&[
+            "--trusted-proxy",
+            "192.168.0.0/16",
+            "--trusted-proxy",
+            "::1",
+        ])
+        .resolve(file(), EnvSettings::default())
+        .unwrap();
+        assert_eq!(cfg.trusted_proxies.to_string(), "192.168.0.0/16, ::1/128");
+        let e = args(&["--trusted-proxy", "lb.local", "/d"])
+            .resolve(FileConfig::default(), EnvSettings::default())
+            .unwrap_err();
+        assert!(e.contains("lb.local"), "{e}");
+        let cfg = args(&["/d"])
+            .resolve(FileConfig::default(), EnvSettings::default())
+            .unwrap();
+        assert!(cfg.trusted_proxies.is_empty());
     }
 }

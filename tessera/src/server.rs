@@ -648,6 +648,7 @@ async fn serve_once(
             .collect(),
         cluster: joined.as_ref().map(|j| j.cluster.clone()),
         pool_manager: Some(pools),
+        trusted_proxies: cfg.trusted_proxies.clone(),
     })?;
 
     let kept = match joined {

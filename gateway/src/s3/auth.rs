@@ -4,7 +4,6 @@
 //! policy or a public ACL grants. Everything else is AccessDenied before any data is touched.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use iam::{KeyRefusal, UserEntry, Users};
@@ -17,11 +16,8 @@ use sha2::Digest;
 
 use super::acl::Readers;
 use super::actions::{Need, Needs, RequestShape, needs, prefix_condition};
+use crate::client::ClientAddr;
 use crate::s3::IntoS3;
-
-/// The client's address, put into each request's extensions by the server.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub IpAddr);
 
 /// The authenticated caller, put into the request's extensions by the access check.
 #[derive(Debug, Clone)]
@@ -141,7 +137,7 @@ impl Authz {
         &self,
         caller: &Caller,
         need: &Need,
-        client: Option<IpAddr>,
+        client: Option<ClientAddr>,
         prefix: Option<&str>,
     ) -> S3Result<bool> {
         let who = match caller {
@@ -153,9 +149,8 @@ impl Authz {
         let request = policy::Request {
             action: &need.action,
             resource: &resource,
-            source_ip: client,
-            // Tessera serves plain HTTP (TLS ends at a proxy, if any).
-            secure_transport: false,
+            source_ip: client.map(|c| c.ip),
+            secure_transport: client.is_some_and(|c| c.secure),
             prefix,
         };
         let mut allowed = false;
@@ -278,7 +273,7 @@ impl Authz {
         &self,
         caller: &Caller,
         needs: &[Need],
-        client: Option<IpAddr>,
+        client: Option<ClientAddr>,
         prefix: Option<&str>,
     ) -> S3Result<()> {
         for need in needs {
@@ -318,7 +313,7 @@ impl Authz {
     }
 
     /// Whether `caller` may list every bucket.
-    pub fn lists_all_buckets(&self, caller: &Caller, client: Option<IpAddr>) -> bool {
+    pub fn lists_all_buckets(&self, caller: &Caller, client: Option<ClientAddr>) -> bool {
         match caller {
             Caller::Root => true,
             Caller::Anonymous => false,
@@ -326,8 +321,8 @@ impl Authz {
                 let request = policy::Request {
                     action: "s3:ListAllMyBuckets",
                     resource: "*",
-                    source_ip: client,
-                    secure_transport: false,
+                    source_ip: client.map(|c| c.ip),
+                    secure_transport: client.is_some_and(|c| c.secure),
                     prefix: None,
                 };
                 u.policy.evaluate(Principal::User(&u.name), &request) == Decision::Allow
@@ -345,13 +340,13 @@ pub fn canonical_id(user_id: &str) -> String {
 }
 
 /// The caller and address a request's extensions carry (set by the access check).
-pub fn caller_of<T>(req: &S3Request<T>) -> (Caller, Option<IpAddr>) {
+pub fn caller_of<T>(req: &S3Request<T>) -> (Caller, Option<ClientAddr>) {
     (
         req.extensions
             .get::<Caller>()
             .cloned()
             .unwrap_or(Caller::Anonymous),
-        req.extensions.get::<ClientAddr>().map(|a| a.0),
+        req.extensions.get::<ClientAddr>().copied(),
     )
 }
 
@@ -407,7 +402,7 @@ impl s3s::access::S3Access for AccessCheck {
         }
         let caller = self.caller(cx.credentials())?;
         super::acl::refuse_email_grants(cx.headers())?;
-        let client = cx.extensions_mut().get::<ClientAddr>().map(|a| a.0);
+        let client = cx.extensions_mut().get::<ClientAddr>().copied();
         cx.extensions_mut().insert(caller.clone());
         if matches!(caller, Caller::Root) {
             return Ok(());

@@ -29,7 +29,7 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 
 use ::objects::ObjectService;
 
-pub use auth::{AccessCheck, Authz, Caller, ClientAddr, SecretLookup};
+pub use auth::{AccessCheck, Authz, Caller, SecretLookup};
 pub use host::Domains;
 
 #[derive(Debug, Clone)]
