@@ -35,6 +35,10 @@ Fixture API (all documented on the fixtures below):
 * ``new_bucket_name`` ``(prefix="t") -> str`` unique valid bucket name.
 * ``bucket_name``     a unique bucket name for the current test (not created).
 * ``server_data_dirs`` ``() -> list[Path]`` every data dir of every server so far.
+* ``test_ca``         session-scoped ``TestCA``: ``server_factory(..., ca=test_ca)`` serves HTTPS
+                      with a certificate it signs for 127.0.0.1 and localhost; ``s3``,
+                      ``awscli`` and ``raw_s3_request`` trust it for such servers;
+                      ``test_ca.issue(dir, dns=..., ips=...)`` writes further certificates.
 
 ``TesseraServer`` (also usable directly): ``start(timeout=30, new_port=False)``,
 ``stop()`` (SIGTERM, SIGKILL after 5 s), ``kill()``, ``restart(new_port=False)``
@@ -170,6 +174,64 @@ def _tail(path: Path | None, lines: int = 60) -> str:
     return b"".join(data).decode("utf-8", errors="replace")
 
 
+# --------------------------------------------------------------------------
+# TLS: a certificate authority made by the tests (openssl), and certificates it signs
+# --------------------------------------------------------------------------
+class TestCA:
+    """A throwaway CA (EC P-256) under `base`; `ca_pem` is what clients trust."""
+
+    def __init__(self, base: Path, name: str = "tessera-test-ca") -> None:
+        self.base = Path(base)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.key = self.base / "ca.key"
+        self.ca_pem = self.base / "ca.pem"
+        self._serial = 0
+        _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", self.key)
+        _openssl("req", "-x509", "-new", "-key", self.key, "-sha256", "-days", "3", "-subj", f"/CN={name}",
+                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                 "-out", self.ca_pem)
+
+    def issue(self, out_dir: Path, *, dns: Sequence[str] = ("localhost",), ips: Sequence[str] = ("127.0.0.1",),
+              cn: str | None = None, key_type: str = "ec") -> Path:
+        """Writes `public.crt` (leaf then CA) and `private.key` for these names into `out_dir`."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._serial += 1
+        tmp = out_dir / ".issue"
+        tmp.mkdir(exist_ok=True)
+        key, csr, crt, ext = tmp / "k.pem", tmp / "r.csr", tmp / "c.pem", tmp / "ext.cnf"
+        if key_type == "rsa":
+            _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key)
+        else:
+            _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key)
+        sans = [f"DNS:{d}" for d in dns] + [f"IP:{i}" for i in ips]
+        ext.write_text(f"subjectAltName={','.join(sans)}\nextendedKeyUsage=serverAuth\n"
+                       "basicConstraints=critical,CA:FALSE\n")
+        _openssl("req", "-new", "-key", key, "-subj", f"/CN={cn or (list(dns) + list(ips))[0]}", "-out", csr)
+        _openssl("x509", "-req", "-in", csr, "-CA", self.ca_pem, "-CAkey", self.key, "-set_serial",
+                 str(int(time.time() * 1000) + self._serial), "-days", "2", "-sha256", "-extfile", ext, "-out", crt)
+        (out_dir / "public.crt").write_bytes(crt.read_bytes() + self.ca_pem.read_bytes())
+        (out_dir / "private.key").write_bytes(key.read_bytes())
+        shutil.rmtree(tmp)
+        return out_dir
+
+
+def _openssl(*args) -> None:
+    exe = shutil.which("openssl")
+    if exe is None:
+        pytest.fail("openssl not found (scripts/test installs it)", pytrace=False)
+    proc = subprocess.run([exe, *[str(a) for a in args]], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(map(str, args))} failed: {proc.stderr}")
+
+
+def ssl_context(ca_pem: Path | None):
+    """An SSL context trusting `ca_pem` (None: no TLS)."""
+    import ssl
+
+    return None if ca_pem is None else ssl.create_default_context(cafile=str(ca_pem))
+
+
 # Registry used to attach server logs to failing test reports and to exclude
 # server data dirs from "stray file" checks.
 _ALL_SERVERS: list["TesseraServer"] = []
@@ -188,6 +250,7 @@ class TesseraServer:
         parity: int | None = None,
         extra_args: Iterable[str] = (),
         binary: Path | None = None,
+        ca: TestCA | None = None,
     ) -> None:
         self.base = Path(base)
         self.base.mkdir(parents=True, exist_ok=True)
@@ -208,14 +271,24 @@ class TesseraServer:
         self.health_path: str | None = None  # the liveness path that answered
         # Environment for the next starts, over the defaults (the root credentials included).
         self.env_overrides: dict[str, str] = {}
+        # With a CA: served over HTTPS with a certificate it signs for 127.0.0.1/localhost.
+        self.ca_bundle: Path | None = None
+        self.certs_dir: Path | None = None
+        if ca is not None:
+            self.certs_dir = ca.issue(self.base / "certs")
+            self.ca_bundle = ca.ca_pem
         _ALL_SERVERS.append(self)
 
     # -- properties ---------------------------------------------------------
     @property
+    def scheme(self) -> str:
+        return "https" if self.certs_dir else "http"
+
+    @property
     def url(self) -> str:
         if self.port is None:
             raise RuntimeError("server was never started")
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def endpoint(self) -> str:
@@ -236,6 +309,8 @@ class TesseraServer:
         ]
         if self.parity is not None:
             cmd += ["--parity", str(self.parity)]
+        if self.certs_dir is not None:
+            cmd += ["--certs-dir", str(self.certs_dir)]
         cmd += self.extra_args
         cmd += [str(d) for d in self.dirs]
         return cmd
@@ -276,7 +351,9 @@ class TesseraServer:
         return self
 
     def _wait_ready(self, timeout: float) -> None:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ssl_context(self.ca_bundle))
+        )
         deadline = time.monotonic() + timeout
         last_error = "no attempt"
         while True:
@@ -392,6 +469,7 @@ def s3_client(
         max_pool_connections=16,
     )
     params.update(config_kwargs)
+    ca = getattr(server_or_url, "ca_bundle", None)
     return boto3.session.Session().client(
         "s3",
         endpoint_url=_url_of(server_or_url),
@@ -399,6 +477,7 @@ def s3_client(
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
         config=Config(**params),
+        **({"verify": str(ca)} if ca else {}),
     )
 
 
@@ -453,7 +532,11 @@ def raw_request(
         S3SigV4Auth(Credentials(access_key, secret_key), "s3", REGION).add_auth(req)
         hdrs = {k: v for k, v in req.headers.items()}
     parsed = urllib.parse.urlsplit(base)
-    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+    if parsed.scheme == "https":
+        ctx = ssl_context(getattr(server_or_url, "ca_bundle", None))
+        conn = http.client.HTTPSConnection(parsed.hostname, parsed.port, timeout=timeout, context=ctx)
+    else:
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
     try:
         payload = body if send_body is None else send_body
         conn.request(method, enc_path + (f"?{qs}" if qs else ""), body=payload if payload else None, headers=hdrs)
@@ -537,7 +620,8 @@ class AwsCli:
                 errors="replace",
                 timeout=timeout,
                 cwd=cwd,
-                env=self.env(env),
+                env=self.env({**({"AWS_CA_BUNDLE": str(server.ca_bundle)} if getattr(server, "ca_bundle", None) else {}),
+                              **(env or {})}),
             )
         except subprocess.TimeoutExpired as exc:
             log = server.log_tail() if isinstance(server, TesseraServer) else ""
@@ -572,10 +656,11 @@ def server_factory(tmp_path_factory):
     extra_args=(), start=True) -> TesseraServer. Stopped at session end at the latest."""
     created: list[TesseraServer] = []
 
-    def factory(base: Path | None = None, ndisks: int = 1, *, dirs=None, parity=None, extra_args=(), start=True):
+    def factory(base: Path | None = None, ndisks: int = 1, *, dirs=None, parity=None, extra_args=(), start=True,
+                ca: TestCA | None = None):
         if base is None:
             base = tmp_path_factory.mktemp("server")
-        srv = TesseraServer(base, ndisks, dirs=dirs, parity=parity, extra_args=extra_args)
+        srv = TesseraServer(base, ndisks, dirs=dirs, parity=parity, extra_args=extra_args, ca=ca)
         created.append(srv)
         if start:
             srv.start()
@@ -617,6 +702,13 @@ def server4(server_factory, tmp_path_factory):
     srv = server_factory(tmp_path_factory.mktemp("server4"), 4)
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory) -> TestCA:
+    """A CA made for this session; servers given it (``server_factory(..., ca=test_ca)``)
+    serve HTTPS with a certificate it signed, and the clients above trust it."""
+    return TestCA(tmp_path_factory.mktemp("ca"))
 
 
 @pytest.fixture(scope="session")

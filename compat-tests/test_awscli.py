@@ -44,6 +44,16 @@ def parse_ls(stdout: str) -> tuple[dict[str, int], set[str]]:
     return objects, prefixes
 
 
+@pytest.fixture(scope="module", params=["http", "https"])
+def server(request, server_factory, tmp_path_factory, test_ca):
+    """Every scenario runs against a plain server and one serving HTTPS (aws-cli given the
+    test CA in AWS_CA_BUNDLE)."""
+    ca = test_ca if request.param == "https" else None
+    srv = server_factory(tmp_path_factory.mktemp(f"awscli-{request.param}"), 1, ca=ca)
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture(scope="module")
 def cli_bucket(server, awscli, new_bucket_name):
     name = new_bucket_name("cli")

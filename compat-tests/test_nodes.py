@@ -54,20 +54,22 @@ def port_free_on_all(hosts: list[str]) -> int:
 class Node:
     """One `tessera node` process serving `dirs` at host:port."""
 
-    def __init__(self, base: Path, dirs: list[Path], host: str, port: int) -> None:
+    def __init__(self, base: Path, dirs: list[Path], host: str, port: int, certs_dir: Path | None = None) -> None:
         self.base, self.dirs, self.host, self.port = base, dirs, host, port
+        self.certs_dir = certs_dir
         self.proc: subprocess.Popen | None = None
         self.log_path = base / "node.log"
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.certs_dir else 'http'}://{self.host}:{self.port}"
 
     def start(self, host: str | None = None) -> "Node":
         if host is not None:
             self.host = host
         env = dict(os.environ, TESSERA_CLUSTER_SECRET=SECRET)
-        cmd = [str(tessera_binary()), "node", "--address", f"{self.host}:{self.port}", *map(str, self.dirs)]
+        tls = ["--certs-dir", str(self.certs_dir)] if self.certs_dir else []
+        cmd = [str(tessera_binary()), "node", "--address", f"{self.host}:{self.port}", *tls, *map(str, self.dirs)]
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== {' '.join(cmd)}\n".encode())
             self.proc = subprocess.Popen(

@@ -79,6 +79,9 @@ ensure_test_deps() {
   command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
   # deploy/compose.yaml's cluster profile runs in the tests with Debian's haproxy.
   command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+  # The TLS tests make their CA and certificates with openssl and speak HTTP/2 with curl.
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     local log

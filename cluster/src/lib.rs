@@ -2,7 +2,8 @@
 //!
 //! - [`protocol`]: the storage-node protocol's paths, headers, `info` answer and shard ids;
 //!   [`RemoteNode`] / [`NodeClient`], its client (an [`erasure::ShardStore`] over HTTP);
-//!   [`signing`], the SigV4 signing of tessera's own requests (node traffic, admin client).
+//!   [`signing`], the SigV4 signing of tessera's own requests (node traffic, admin client);
+//!   [`tls`], the CAs trusted for `https://` nodes, gateways and servers.
 //! - [`NodeIdentity`]: a storage node's id and claiming deployment, kept on its disks.
 //! - [`nodes`]: finding the nodes at start, placing their disks in the deployment by the
 //!   positions their formats record, and following them ([`NodeSet`]).
@@ -19,6 +20,7 @@ pub mod nodes;
 pub mod protocol;
 mod remote;
 pub mod signing;
+pub mod tls;
 
 pub use disks::{DiskInfo, Disks};
 pub use identity::NodeIdentity;

@@ -9,6 +9,7 @@ use erasure::disk_format::DiskFormat;
 use erasure::{DiskSpace, Error, Result, ShardKey, ShardStore};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -29,8 +30,8 @@ const RETRIES: usize = 2;
 /// Every [`RemoteNode`] of the node shares it, so they share the connection pool.
 #[derive(Clone)]
 pub struct NodeClient {
-    http: Client<HttpConnector, Full<Bytes>>,
-    /// `http://host:port`
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// `http://host:port` or `https://host:port`
     endpoint: String,
     authority: String,
     secret: String,
@@ -67,24 +68,23 @@ fn failure(what: impl std::fmt::Display, kind: std::io::ErrorKind) -> Error {
 }
 
 impl NodeClient {
-    /// A client for the node at `endpoint` (`http://host:port`); requests name `deployment`
+    /// A client for the node at `endpoint` (`http://host:port`, or `https://` trusting
+    /// [`crate::tls::client_config`]'s CAs); requests name `deployment`
     /// when given (the node admits only the deployment that claimed it).
     pub fn new(endpoint: &str, cluster_secret: &str, deployment: Option<&str>) -> Result<Self> {
         let uri: http::Uri = endpoint
             .parse()
             .map_err(|e| Error::Layout(format!("node address {endpoint:?}: {e}")))?;
-        if uri.scheme_str() != Some("http") {
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(Error::Layout(format!(
-                "node address {endpoint:?}: expected http://HOST:PORT"
+                "node address {endpoint:?}: expected http://HOST:PORT or https://HOST:PORT"
             )));
         }
         let authority = uri
             .authority()
             .ok_or_else(|| Error::Layout(format!("node address {endpoint:?} has no host")))?
             .to_string();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let connector = crate::tls::connector(CONNECT_TIMEOUT);
         Ok(NodeClient {
             http: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))

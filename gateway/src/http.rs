@@ -289,6 +289,8 @@ pub struct Frontend {
     pub domains: Vec<String>,
     /// Peers whose forwarding headers name the client.
     pub trusted_proxies: TrustedProxies,
+    /// Present when the port serves HTTPS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Frontend {

@@ -8,6 +8,7 @@
 //! - [`client`]: who the client is (its address and transport), through trusted proxies.
 //! - [`http`], [`access`], [`health`], [`metrics`]: the request pipeline around s3s (request
 //!   ids, S3 error body details, access log, health probes, `/metrics`).
+//! - [`tls`]: certificates from a `--certs-dir`, by SNI, reloaded when they change.
 //! - [`serve`]: assembling the [`http::Frontend`] and serving it until shutdown; [`starting`]:
 //!   the port of a gateway on etcd that cannot serve yet, and the relay of admin requests to
 //!   the leader.
@@ -30,6 +31,7 @@ pub mod s3;
 pub mod serve;
 mod spool;
 pub mod starting;
+pub mod tls;
 
 pub use http::Frontend;
 pub use serve::{FrontendParts, serve, serve_and_keep};

@@ -331,7 +331,11 @@ impl S3Route for NodeApi {
 
 /// Serves the node protocol, and the unsigned health probes, on `listener` until the task is
 /// dropped.
-pub async fn serve(listener: TcpListener, service: S3Service) {
+pub async fn serve(
+    listener: TcpListener,
+    service: S3Service,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let http = Arc::new(hyper_util::server::conn::auto::Builder::new(
         TokioExecutor::new(),
     ));
@@ -341,8 +345,11 @@ pub async fn serve(listener: TcpListener, service: S3Service) {
             continue;
         };
         let _ = socket.set_nodelay(true);
-        let (service, http) = (service.clone(), http.clone());
+        let (service, http, tls) = (service.clone(), http.clone(), tls.clone());
         tokio::spawn(async move {
+            let Some(io) = crate::tls::accept(socket, tls.as_ref()).await else {
+                return;
+            };
             let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let service = service.clone();
                 async move {
@@ -354,7 +361,7 @@ pub async fn serve(listener: TcpListener, service: S3Service) {
                     service.call(req.map(s3s::Body::from)).await
                 }
             });
-            if let Err(e) = http.serve_connection(TokioIo::new(socket), svc).await {
+            if let Err(e) = http.serve_connection(TokioIo::new(io), svc).await {
                 tracing::debug!(error = %e, "node connection ended with an error");
             }
         });

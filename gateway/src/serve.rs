@@ -48,6 +48,8 @@ pub struct FrontendParts {
     pub pool_manager: Option<Arc<dyn crate::pool_manager::PoolManager>>,
     /// Peers whose `Forwarded`/`X-Forwarded-*` headers name the client (`--trusted-proxy`).
     pub trusted_proxies: TrustedProxies,
+    /// Serve HTTPS with these certificates (`--certs-dir`); None: plain HTTP.
+    pub tls: Option<Arc<crate::tls::CertsDir>>,
 }
 
 impl Frontend {
@@ -95,6 +97,7 @@ impl Frontend {
             cluster: parts.cluster,
             domains: parts.domains,
             trusted_proxies: parts.trusted_proxies,
+            tls: parts.tls.map(|certs| certs.acceptor(false)),
         }))
     }
 }
@@ -130,7 +133,9 @@ async fn serve_on(
     grace: Duration,
     keep: bool,
 ) -> Option<TcpListener> {
-    let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let http = Arc::new(hyper_util::server::conn::auto::Builder::new(
+        TokioExecutor::new(),
+    ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -147,15 +152,22 @@ async fn serve_on(
                 let _ = socket.set_nodelay(true);
                 let front = front.clone();
                 let peer = peer.ip();
-                let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                    let client = front.trusted_proxies.client(peer, false, req.headers());
-                    req.extensions_mut().insert(client);
-                    crate::http::handle(front.clone(), req)
-                });
-                let conn = http.serve_connection_with_upgrades(TokioIo::new(socket), svc).into_owned();
-                let conn = graceful.watch(conn);
+                let http = http.clone();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let tls = front.tls.clone();
+                    let secure = tls.is_some();
+                    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                        let client = front.trusted_proxies.client(peer, secure, req.headers());
+                        req.extensions_mut().insert(client);
+                        crate::http::handle(front.clone(), req)
+                    });
+                    let Some(io) = crate::tls::accept(socket, tls.as_ref()).await else {
+                        return;
+                    };
+                    let conn = http.serve_connection_with_upgrades(TokioIo::new(io), svc).into_owned();
+                    let ended = watcher.watch(conn).await;
+                    if let Err(e) = ended {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -62,7 +63,7 @@ fn aimed_at(mut req: Request<Incoming>, active: &Uri) -> Option<Request<Incoming
 async fn answer(
     req: Request<Incoming>,
     active: LeaderUrl,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
 ) -> Response<s3s::Body> {
     if let Some(probe) = crate::health::answer(&req, || Err(WHY.to_owned())) {
         return probe;
@@ -74,7 +75,7 @@ async fn answer(
 async fn pass_on(
     req: Request<Incoming>,
     target: Option<&Uri>,
-    client: &Client<HttpConnector, Incoming>,
+    client: &Client<HttpsConnector<HttpConnector>, Incoming>,
 ) -> Response<s3s::Body> {
     let path = req.uri().path().to_owned();
     if req.headers().contains_key(FORWARDED) {
@@ -98,17 +99,14 @@ async fn pass_on(
     }
 }
 
-fn client() -> Client<HttpConnector, Incoming> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(3)));
-    Client::builder(TokioExecutor::new()).build(connector)
+fn client() -> Client<HttpsConnector<HttpConnector>, Incoming> {
+    Client::builder(TokioExecutor::new()).build(cluster::tls::connector(Duration::from_secs(3)))
 }
 
 /// Passes a request on to the leader at `target` (`None`: none is known), streamed, with its
 /// headers (the signature covers Host), and returns its answer.
 pub async fn relay(req: Request<Incoming>, target: Option<&Uri>) -> Response<s3s::Body> {
-    static CLIENT: std::sync::OnceLock<Client<HttpConnector, Incoming>> =
+    static CLIENT: std::sync::OnceLock<Client<HttpsConnector<HttpConnector>, Incoming>> =
         std::sync::OnceLock::new();
     pass_on(req, target, CLIENT.get_or_init(client)).await
 }
@@ -120,8 +118,11 @@ pub async fn serve(
     listener: TcpListener,
     until: CancellationToken,
     active: LeaderUrl,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> TcpListener {
-    let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let http = Arc::new(hyper_util::server::conn::auto::Builder::new(
+        TokioExecutor::new(),
+    ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let client = client();
     loop {
@@ -137,9 +138,12 @@ pub async fn serve(
                     let (active, client) = (active.clone(), client.clone());
                     async move { Ok::<_, Infallible>(answer(req, active, client).await) }
                 });
-                let conn = graceful.watch(http.serve_connection(TokioIo::new(socket), svc).into_owned());
+                let (http, tls, watcher) = (http.clone(), tls.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    let Some(io) = crate::tls::accept(socket, tls.as_ref()).await else {
+                        return;
+                    };
+                    let _ = watcher.watch(http.serve_connection(TokioIo::new(io), svc).into_owned()).await;
                 });
             }
             () = until.cancelled() => break,

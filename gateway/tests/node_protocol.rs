@@ -33,6 +33,7 @@ async fn start_node() -> Node {
     let task = tokio::spawn(gateway::node::serve(
         listener,
         node_service(vec![store], identity, SECRET),
+        None,
     ));
     Node {
         url: format!("http://{authority}"),

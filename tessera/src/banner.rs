@@ -11,7 +11,22 @@ pub fn print(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr, le
         "tessera {} - S3-compatible object storage",
         env!("CARGO_PKG_VERSION")
     );
-    println!("  endpoint:    http://{bound}");
+    match &cfg.tls {
+        None => println!("  endpoint:    http://{bound}"),
+        Some(certs) => {
+            println!("  endpoint:    https://{bound}");
+            let names = certs.names();
+            println!(
+                "  tls:         certificates from {}{} (reloaded when they change)",
+                certs.dir().display(),
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(", by SNI also {}", names.join(", "))
+                }
+            );
+        }
+    }
     println!("  region:      {}", cfg.region);
     if !cfg.domains.is_empty() {
         println!(

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -111,6 +112,11 @@ pub struct ServeConfig {
     pub previous_root_password: Option<String>,
     /// Networks of load balancers whose forwarding headers name the client.
     pub trusted_proxies: gateway::client::TrustedProxies,
+    /// Serve HTTPS with the certificates of `--certs-dir` (read at start: a bad file is a
+    /// start-up error naming it).
+    pub tls: Option<Arc<gateway::tls::CertsDir>>,
+    /// The CAs trusted for https nodes and gateways, instead of the system's.
+    pub node_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -212,6 +218,14 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Serve HTTPS with `public.crt` and `private.key` of DIR (plus one subdirectory per
+    /// further domain, chosen by SNI), reloaded when they change [default: plain HTTP].
+    #[arg(long, env = "TESSERA_CERTS_DIR", value_name = "DIR")]
+    pub certs_dir: Option<PathBuf>,
+    /// Trust the CA certificates of FILE (PEM) for https:// nodes and gateways, instead of
+    /// the system's.
+    #[arg(long, env = "TESSERA_NODE_CA", value_name = "FILE")]
+    pub node_ca: Option<PathBuf>,
     /// Data directories, one per disk (or `disks` in the config file). Ranges: /data{1...4}.
     #[arg(value_name = "DIR")]
     pub dirs: Vec<String>,
@@ -244,6 +258,8 @@ pub struct FileConfig {
     pub etcd_prefix: Option<String>,
     pub advertise_url: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub certs_dir: Option<PathBuf>,
+    pub node_ca: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -298,8 +314,10 @@ impl ServeArgs {
         let mut nodes = Vec::new();
         for n in &node_args {
             for url in expand_ellipsis(n.trim())? {
-                if !url.starts_with("http://") {
-                    return Err(format!("node {url:?}: expected http://HOST:PORT"));
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    return Err(format!(
+                        "node {url:?}: expected http://HOST:PORT or https://HOST:PORT"
+                    ));
                 }
                 let url = url.trim_end_matches('/').to_owned();
                 if nodes.contains(&url) {
@@ -336,10 +354,14 @@ impl ServeArgs {
             .map(|u| u.trim().trim_end_matches('/').to_owned());
         if let Some(url) = &advertise_url {
             let ok = url.parse::<http::Uri>().is_ok_and(|u| {
-                u.scheme_str() == Some("http") && u.authority().is_some() && u.path() == "/"
+                matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.authority().is_some()
+                    && u.path() == "/"
             });
             if !ok {
-                return Err(format!("advertise URL {url:?}: expected http://HOST:PORT"));
+                return Err(format!(
+                    "advertise URL {url:?}: expected http://HOST:PORT or https://HOST:PORT"
+                ));
             }
         }
         let trusted_proxies = gateway::client::TrustedProxies::parse(
@@ -347,6 +369,11 @@ impl ServeArgs {
                 .or(file.trusted_proxies)
                 .unwrap_or_default(),
         )?;
+        let tls = match self.certs_dir.or(file.certs_dir) {
+            Some(dir) => Some(gateway::tls::CertsDir::open(&dir)?),
+            None => None,
+        };
+        let node_ca = self.node_ca.or(file.node_ca);
         let meta_dir = self.meta_dir.or(file.meta_dir);
         match (&meta_dir, dir_args.is_empty(), etcd.is_empty()) {
             (Some(_), _, false) => {
@@ -442,6 +469,8 @@ impl ServeArgs {
             cluster_secret,
             previous_root_password: given(env.previous_root_password),
             trusted_proxies,
+            tls,
+            node_ca,
         })
     }
 }

@@ -116,7 +116,7 @@ pub async fn join(
     let endpoints = cfg.etcd.join(",");
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let leader_url: LeaderUrl = Default::default();
-    let starting = Starting::serve(listener, leader_url.clone());
+    let starting = Starting::serve(listener, leader_url.clone(), cfg);
     // etcd and the gateways are often started together: it gets a few seconds to answer.
     let deadline = tokio::time::Instant::now() + START_WAIT;
     let mut logged = false;
@@ -268,12 +268,13 @@ struct Starting {
 }
 
 impl Starting {
-    fn serve(listener: TcpListener, leader_url: LeaderUrl) -> Starting {
+    fn serve(listener: TcpListener, leader_url: LeaderUrl, cfg: &ServeConfig) -> Starting {
         let until = CancellationToken::new();
         let task = tokio::spawn(gateway::starting::serve(
             listener,
             until.clone(),
             leader_url,
+            cfg.tls.as_ref().map(|certs| certs.acceptor(false)),
         ));
         Starting { until, task }
     }
@@ -340,7 +341,7 @@ async fn lead(
 async fn identity(cfg: &ServeConfig, bound: SocketAddr) -> Identity {
     let url = match &cfg.advertise_url {
         Some(url) => Some(url.clone()),
-        None => derived_url(bound, &cfg.etcd[0]).await,
+        None => derived_url(bound, &cfg.etcd[0], scheme(cfg)).await,
     };
     // What the others show of it: the host (a container's name) first.
     let host = match std::env::var("HOSTNAME") {
@@ -352,7 +353,10 @@ async fn identity(cfg: &ServeConfig, bound: SocketAddr) -> Identity {
     .unwrap_or_else(|| "unknown host".to_owned());
     // Its entry among the cluster's gateways: the URL names it, else host and address.
     let id = match &url {
-        Some(u) => u.trim_start_matches("http://").to_owned(),
+        Some(u) => u
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_owned(),
         None => format!("{host}-{bound}"),
     };
     Identity {
@@ -459,9 +463,9 @@ impl LeaderRecord {
 /// This gateway's URL for the others when none is given: the bound address, or, bound to
 /// all interfaces, the local address that reaches etcd (the network the gateways share);
 /// None when there is no such route (admin requests to the others then get 503).
-async fn derived_url(bound: SocketAddr, etcd: &str) -> Option<String> {
+async fn derived_url(bound: SocketAddr, etcd: &str, scheme: &str) -> Option<String> {
     if !bound.ip().is_unspecified() {
-        return Some(format!("http://{bound}"));
+        return Some(format!("{scheme}://{bound}"));
     }
     let etcd_host = etcd.parse::<http::Uri>().ok().and_then(|u| {
         u.authority()
@@ -481,7 +485,12 @@ async fn derived_url(bound: SocketAddr, etcd: &str) -> Option<String> {
         probe.local_addr().ok().map(|a| a.ip())
     };
     let ip = local.await?;
-    Some(format!("http://{}", SocketAddr::new(ip, bound.port())))
+    Some(format!("{scheme}://{}", SocketAddr::new(ip, bound.port())))
+}
+
+/// The scheme the S3 port serves.
+fn scheme(cfg: &ServeConfig) -> &'static str {
+    if cfg.tls.is_some() { "https" } else { "http" }
 }
 
 /// Records the disks' deployment in etcd the first time, and refuses disks of another

@@ -63,10 +63,17 @@ struct HealthArgs {
     /// etcd) rather than liveness.
     #[arg(long)]
     ready: bool,
+    /// With an https:// endpoint: trust the CA certificates of FILE (PEM) instead of the
+    /// system's.
+    #[arg(long, env = "TESSERA_CA_BUNDLE", value_name = "FILE")]
+    ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// `tessera health`: exit 0 when the probe answers 200.
 fn run_health(args: &HealthArgs) -> Result<i32, String> {
+    if let Some(ca) = &args.ca_bundle {
+        cluster::tls::trust_only(ca)?;
+    }
     let endpoint: http::Uri = args
         .endpoint
         .parse()
@@ -91,7 +98,7 @@ fn run_health(args: &HealthArgs) -> Result<i32, String> {
     let (status, body) = rt.block_on(async {
         tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            admin::exchange(&authority, request),
+            admin::exchange(&endpoint, request),
         )
         .await
         .map_err(|_| format!("{authority} did not answer within 5 s"))?
@@ -109,6 +116,10 @@ struct NodeArgs {
     /// Address to listen on.
     #[arg(long, env = "TESSERA_NODE_ADDRESS", default_value = "0.0.0.0:9100")]
     address: std::net::SocketAddr,
+    /// Serve HTTPS with `public.crt` and `private.key` of DIR, reloaded when they change
+    /// (gateways then name this node https://HOST:PORT) [default: plain HTTP].
+    #[arg(long, env = "TESSERA_CERTS_DIR", value_name = "DIR")]
+    certs_dir: Option<std::path::PathBuf>,
     /// Directories to serve, one per disk. Ranges: /data{1...4}.
     #[arg(required = true, value_name = "DIR")]
     dirs: Vec<String>,
@@ -126,6 +137,10 @@ struct AdminArgs {
     /// Print the server's JSON answer instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// With an https:// endpoint: trust the CA certificates of FILE (PEM) instead of the
+    /// system's.
+    #[arg(long, global = true, env = "TESSERA_CA_BUNDLE", value_name = "FILE")]
+    ca_bundle: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -213,7 +228,9 @@ fn main() {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())
-                .and_then(|rt| rt.block_on(node::run_node(args.address, dirs, secret)));
+                .and_then(|rt| {
+                    rt.block_on(node::run_node(args.address, dirs, secret, args.certs_dir))
+                });
             if let Err(e) = served {
                 fail(e);
             }
@@ -224,6 +241,9 @@ fn main() {
         }
         Command::Admin(args) => {
             init_logging(cli.log_format.unwrap_or_default());
+            if let Some(ca) = &args.ca_bundle {
+                cluster::tls::trust_only(ca).unwrap_or_else(|e| fail(e));
+            }
             let code = root_credentials()
                 .and_then(|creds| run_admin(&args.endpoint, creds, args.json, args.command))
                 .unwrap_or_else(|e| fail(e));

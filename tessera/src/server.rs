@@ -466,6 +466,12 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), String> {
     // One signal watch for the process: a SIGTERM during a run's shutdown, or between runs,
     // stops the process rather than being spent on a token already cancelled.
     let signal = shutdown_token();
+    if let Some(ca) = &cfg.node_ca {
+        cluster::tls::trust_only(ca)?;
+    }
+    if let Some(certs) = &cfg.tls {
+        certs.clone().spawn_reloader(signal.clone());
+    }
     let mut resuming = false;
     let mut won = None;
     // On etcd the port stays open from run to run.
@@ -649,6 +655,7 @@ async fn serve_once(
         cluster: joined.as_ref().map(|j| j.cluster.clone()),
         pool_manager: Some(pools),
         trusted_proxies: cfg.trusted_proxies.clone(),
+        tls: cfg.tls.clone(),
     })?;
 
     let kept = match joined {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use super::tables::{check_left_problems, pass_line, print_check, print_info, print_locate};
@@ -70,23 +70,30 @@ pub(super) fn query_value(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, QUERY_VALUE).to_string()
 }
 
-/// Sends `request` to `authority` over a fresh HTTP/1 connection; answers the status and body.
+/// Sends `request` (its URI the path and query) to `endpoint` (`http://` or `https://`,
+/// trusting [`cluster::tls::client_config`]'s CAs); answers the status and body.
 pub(crate) async fn exchange(
-    authority: &http::uri::Authority,
-    request: http::Request<Empty<bytes::Bytes>>,
+    endpoint: &http::Uri,
+    mut request: http::Request<Empty<bytes::Bytes>>,
 ) -> Result<(http::StatusCode, bytes::Bytes), String> {
-    let port = authority.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((authority.host(), port))
+    let authority = endpoint
+        .authority()
+        .ok_or_else(|| format!("endpoint {endpoint} has no host"))?;
+    let scheme = endpoint.scheme_str().unwrap_or("http");
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    *request.uri_mut() = format!("{scheme}://{authority}{path}")
+        .parse()
+        .map_err(|e| format!("invalid endpoint {endpoint}: {e}"))?;
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build(cluster::tls::connector(Duration::from_secs(5)));
+    let response = client
+        .request(request)
         .await
-        .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("request to {authority} failed: {e}"))?;
+        .map_err(|e| format!("request to {authority} failed: {}", error_chain(&e)))?;
     let status = response.status();
     let body = response
         .into_body()
@@ -95,6 +102,18 @@ pub(crate) async fn exchange(
         .map_err(|e| e.to_string())?
         .to_bytes();
     Ok((status, body))
+}
+
+/// An error with its causes (hyper's own message is only "client error (Connect)").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 pub(super) struct Client {
@@ -109,7 +128,10 @@ impl Client {
             .authority()
             .ok_or_else(|| format!("endpoint {} has no host", self.endpoint))?
             .clone();
-        let url = format!("http://{authority}{path_and_query}");
+        let url = format!(
+            "{}://{authority}{path_and_query}",
+            self.endpoint.scheme_str().unwrap_or("http")
+        );
         let mut request = http::Request::builder()
             .method(method)
             .uri(path_and_query)
@@ -126,7 +148,7 @@ impl Client {
             cluster::signing::Payload::Sha256(&[]),
         )?;
 
-        let (status, body) = exchange(&authority, request).await?;
+        let (status, body) = exchange(&self.endpoint, request).await?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body);
             // S3 errors: say the code and message rather than dumping the XML.
@@ -157,9 +179,9 @@ pub fn run_admin(
     let endpoint: http::Uri = endpoint
         .parse()
         .map_err(|e| format!("invalid endpoint {endpoint:?}: {e}"))?;
-    if endpoint.scheme_str() != Some("http") {
+    if !matches!(endpoint.scheme_str(), Some("http" | "https")) {
         return Err(format!(
-            "endpoint {endpoint} must be an http:// URL (the admin client speaks plain HTTP)"
+            "endpoint {endpoint} must be an http:// or https:// URL"
         ));
     }
     let client = Client {
