@@ -25,8 +25,8 @@ Semantics:
 * Bucket-policy principals: "*", {"AWS": "*"}, {"AWS": "arn:aws:iam::<account>:user/NAME"}
   (string or list). Root bypasses bucket policies. Conditions: aws:SourceIp (clients here are
   127.0.0.1), aws:SecureTransport (false: plain HTTP; trusted proxies in test_security.py), s3:prefix.
-* Denied = AccessDenied 403 (HEAD: bare 403) and nothing changes. DeleteObjects with any denied
-  key is refused as a whole (403, nothing deleted). Disabled users and removed keys get
+* Denied = AccessDenied 403 (HEAD: bare 403) and nothing changes. DeleteObjects answers 200 with
+  an AccessDenied <Error> per denied key and deletes the others, as AWS does. Disabled users and removed keys get
   InvalidAccessKeyId 403 at once. ACL grants to users are tested in test_tenants.py.
 * No secret key is ever in the server log or in plain text in any file of its data dirs.
 """
@@ -463,27 +463,36 @@ def test_limited_users_cannot_create_or_delete_buckets(server, s3, root, bucket,
     root.head_bucket(Bucket=bucket)
 
 
-def test_delete_objects_with_a_denied_key_deletes_nothing(server, s3, root, bucket):
+def test_delete_objects_reports_denied_keys_and_deletes_the_others(server, s3, root, bucket):
     root.put_object(Bucket=bucket, Key="p/a", Body=b"a")
     root.put_object(Bucket=bucket, Key="p/b", Body=b"b")
     everything = {"seed", "p/a", "p/b"}
 
+    # Nothing allowed: 200, every key reported AccessDenied, nothing deleted.
     reader = client_for(s3, server, add_user(server, "readonly", bucket))
-    with pytest.raises(ClientError) as exc:
-        reader.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "p/a"}, {"Key": "p/b"}]})
-    assert err(exc) == ("AccessDenied", 403)
+    resp = reader.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "p/a"}, {"Key": "p/b"}]})
+    assert resp["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert sorted((e["Key"], e["Code"]) for e in resp["Errors"]) == [("p/a", "AccessDenied"), ("p/b", "AccessDenied")]
+    assert resp.get("Deleted", []) == []
     assert keys_in(root, bucket) == everything
 
-    # Allowed on p/ only: one key outside it refuses the whole request.
+    # Allowed on p/ only: the key outside it is reported, the one inside deleted.
     scoped = client_for(s3, server, add_user(server, "readwrite", f"{bucket}/p/"))
-    with pytest.raises(ClientError) as exc:
-        scoped.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "p/a"}, {"Key": "seed"}]})
-    assert err(exc) == ("AccessDenied", 403)
-    assert keys_in(root, bucket) == everything
+    resp = scoped.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "p/a"}, {"Key": "seed"}]})
+    assert [d["Key"] for d in resp.get("Deleted", [])] == ["p/a"]
+    assert [(e["Key"], e["Code"], e["Message"]) for e in resp["Errors"]] == [("seed", "AccessDenied", "Access Denied")]
+    assert keys_in(root, bucket) == {"seed", "p/b"}
 
-    resp = scoped.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "p/a"}, {"Key": "p/b"}]})
-    assert sorted(d["Key"] for d in resp.get("Deleted", [])) == ["p/a", "p/b"]
-    assert resp.get("Errors", []) == []
+    # Quiet mode lists only the errors.
+    resp = scoped.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "p/b"}, {"Key": "seed"}], "Quiet": True})
+    assert resp.get("Deleted", []) == []
+    assert [e["Key"] for e in resp["Errors"]] == ["seed"]
+    assert keys_in(root, bucket) == {"seed"}
+
+    # A version delete needs s3:DeleteObjectVersion, checked per key the same way.
+    writer = client_for(s3, server, add_user(server, "writeonly", bucket))
+    resp = writer.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "seed", "VersionId": "null"}]})
+    assert [(e["Key"], e["Code"]) for e in resp["Errors"]] == [("seed", "AccessDenied")]
     assert keys_in(root, bucket) == {"seed"}
 
 

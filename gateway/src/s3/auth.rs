@@ -19,6 +19,11 @@ use super::actions::{Need, Needs, RequestShape, needs, prefix_condition};
 use crate::client::ClientAddr;
 use crate::s3::IntoS3;
 
+/// Which keys of a DeleteObjects request (by position) the caller may not delete, put into
+/// its extensions by the access check.
+#[derive(Debug, Clone)]
+pub struct DeniedKeys(pub Vec<bool>);
+
 /// The authenticated caller, put into the request's extensions by the access check.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -432,22 +437,24 @@ impl s3s::access::S3Access for AccessCheck {
     ) -> S3Result<()> {
         let (caller, client) = caller_of(req);
         let bucket = req.input.bucket.as_str();
-        let all: Vec<Need> = req
-            .input
-            .delete
-            .objects
-            .iter()
-            .map(|o| {
-                let action = if o.version_id.is_some() {
-                    "s3:DeleteObjectVersion"
-                } else {
-                    "s3:DeleteObject"
-                };
-                Need::new(action, Some(bucket), Some(&o.key))
-            })
-            .collect();
-        // One denied key refuses the whole request, so a denial never deletes anything.
-        self.0.require(&caller, &all, client, None).await
+        // As on AWS, a denied key is reported in the answer's <Error> list and the others are
+        // deleted: the request as a whole is not refused.
+        let mut denied = Vec::with_capacity(req.input.delete.objects.len());
+        for o in &req.input.delete.objects {
+            let action = if o.version_id.is_some() {
+                "s3:DeleteObjectVersion"
+            } else {
+                "s3:DeleteObject"
+            };
+            let need = Need::new(action, Some(bucket), Some(&o.key));
+            let allowed = self.0.allows(&caller, &need, client, None).await?;
+            if !allowed {
+                tracing::debug!(action, resource = %need.resource(), "access denied");
+            }
+            denied.push(!allowed);
+        }
+        req.extensions.insert(DeniedKeys(denied));
+        Ok(())
     }
 
     async fn post_object(&self, req: &mut S3Request<s3s::dto::PostObjectInput>) -> S3Result<()> {

@@ -343,6 +343,11 @@ pub async fn delete_objects(
     s: &TesseraS3,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let denied = req
+        .extensions
+        .get::<super::auth::DeniedKeys>()
+        .map(|d| d.0.clone())
+        .unwrap_or_default();
     let input = req.input;
     if input.delete.objects.len() > MAX_DELETE_KEYS {
         return Err(s3_error!(
@@ -354,8 +359,12 @@ pub async fn delete_objects(
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
-    for obj in input.delete.objects {
+    for (i, obj) in input.delete.objects.into_iter().enumerate() {
+        let refused = denied.get(i).copied().unwrap_or(false);
         let result = async {
+            if refused {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
             check_key(&obj.key)?;
             let version = version_param(obj.version_id.as_deref())?;
             s.service
