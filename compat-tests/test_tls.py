@@ -259,3 +259,35 @@ def test_gateway_reaches_nodes_over_tls(tmp_path, test_ca, monkeypatch):
     finally:
         for n in nodes:
             n.stop()
+
+
+SSE_C = {
+    "x-amz-server-side-encryption-customer-algorithm": "AES256",
+    "x-amz-server-side-encryption-customer-key": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    "x-amz-server-side-encryption-customer-key-md5": "zZ5FnqcIqUjVwvWmyog4zw==",
+}
+
+
+def test_sse_c_needs_tls_and_encryption_is_refused_not_ignored(tls_server, server, make_server, raw_s3_request):
+    for srv in (tls_server, server):
+        s3_client(srv).create_bucket(Bucket=(bucket := new_bucket_name("sse")))
+        # SSE-C over plain HTTP: 400, as on AWS; over HTTPS: not implemented yet.
+        r = raw_s3_request(srv, "PUT", f"/{bucket}/c", headers=SSE_C, body=b"secret")
+        expected = (501, "NotImplemented") if srv is tls_server else (400, "InvalidRequest")
+        assert (r.status, r.error_code) == expected, r.body
+        r = raw_s3_request(srv, "GET", f"/{bucket}/c", headers=SSE_C)
+        assert (r.status, r.error_code) == expected, r.body
+        # SSE-S3 and SSE-KMS: refused, never stored in clear.
+        for headers in ({"x-amz-server-side-encryption": "AES256"},
+                        {"x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": "k"}):
+            r = raw_s3_request(srv, "PUT", f"/{bucket}/s", headers=headers, body=b"secret")
+            assert (r.status, r.error_code) == (501, "NotImplemented"), r.body
+        assert "Contents" not in s3_client(srv).list_objects_v2(Bucket=bucket)
+    # The escape hatch for loopback tests, loud in the banner.
+    loose = make_server(start=False)
+    loose.env_overrides["TESSERA_ALLOW_INSECURE_SSE_C"] = "true"
+    loose.start()
+    assert "--allow-insecure-sse-c" in loose.log_path.read_text()
+    s3_client(loose).create_bucket(Bucket=(bucket := new_bucket_name("sse")))
+    r = raw_s3_request(loose, "PUT", f"/{bucket}/c", headers=SSE_C, body=b"secret")
+    assert (r.status, r.error_code) == (501, "NotImplemented"), r.body

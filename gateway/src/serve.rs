@@ -50,17 +50,22 @@ pub struct FrontendParts {
     pub trusted_proxies: TrustedProxies,
     /// Serve HTTPS with these certificates (`--certs-dir`); None: plain HTTP.
     pub tls: Option<Arc<crate::tls::CertsDir>>,
+    /// Take SSE-C headers over plain HTTP (`--allow-insecure-sse-c`).
+    pub allow_insecure_sse_c: bool,
 }
 
 impl Frontend {
     pub fn new(parts: FrontendParts) -> Result<Arc<Frontend>, String> {
         let meta = parts.service.meta().clone();
-        let authz = Arc::new(Authz::new(
-            parts.users.clone(),
-            parts.root_access_key.clone(),
-            parts.root_secret_key,
-            meta,
-        ));
+        let authz = Arc::new(
+            Authz::new(
+                parts.users.clone(),
+                parts.root_access_key.clone(),
+                parts.root_secret_key,
+                meta,
+            )
+            .allow_insecure_sse_c(parts.allow_insecure_sse_c),
+        );
         let mut builder = S3ServiceBuilder::new(TesseraS3::new(
             parts.service.clone(),
             parts.region,

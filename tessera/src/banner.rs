@@ -34,6 +34,11 @@ pub fn print(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr, le
             cfg.domains.join(", ")
         );
     }
+    if cfg.allow_insecure_sse_c {
+        println!(
+            "  WARNING: --allow-insecure-sse-c: SSE-C customer keys are accepted over plain HTTP, in clear on the network"
+        );
+    }
     if !cfg.trusted_proxies.is_empty() {
         println!(
             "  proxies:     client address and scheme from forwarding headers of {}",

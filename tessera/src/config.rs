@@ -117,6 +117,8 @@ pub struct ServeConfig {
     pub tls: Option<Arc<gateway::tls::CertsDir>>,
     /// The CAs trusted for https nodes and gateways, instead of the system's.
     pub node_ca: Option<PathBuf>,
+    /// Take SSE-C keys over plain HTTP.
+    pub allow_insecure_sse_c: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -226,6 +228,10 @@ pub struct ServeArgs {
     /// the system's.
     #[arg(long, env = "TESSERA_NODE_CA", value_name = "FILE")]
     pub node_ca: Option<PathBuf>,
+    /// Accept SSE-C customer keys over plain HTTP (AWS refuses them with 400): for loopback
+    /// tests only, since the keys then cross the network in clear.
+    #[arg(long, env = "TESSERA_ALLOW_INSECURE_SSE_C")]
+    pub allow_insecure_sse_c: bool,
     /// Data directories, one per disk (or `disks` in the config file). Ranges: /data{1...4}.
     #[arg(value_name = "DIR")]
     pub dirs: Vec<String>,
@@ -260,6 +266,7 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<String>>,
     pub certs_dir: Option<PathBuf>,
     pub node_ca: Option<PathBuf>,
+    pub allow_insecure_sse_c: Option<bool>,
 }
 
 impl FileConfig {
@@ -471,6 +478,8 @@ impl ServeArgs {
             trusted_proxies,
             tls,
             node_ca,
+            allow_insecure_sse_c: self.allow_insecure_sse_c
+                || file.allow_insecure_sse_c.unwrap_or(false),
         })
     }
 }

@@ -656,6 +656,7 @@ async fn serve_once(
         pool_manager: Some(pools),
         trusted_proxies: cfg.trusted_proxies.clone(),
         tls: cfg.tls.clone(),
+        allow_insecure_sse_c: cfg.allow_insecure_sse_c,
     })?;
 
     let kept = match joined {

@@ -39,6 +39,8 @@ pub struct Authz {
     meta: MetaStore,
     /// Parsed bucket policies, by bucket, with the text they were parsed from.
     policies: Mutex<HashMap<String, (String, Arc<Policy>)>>,
+    /// Take SSE-C headers over plain HTTP (`--allow-insecure-sse-c`).
+    allow_insecure_sse_c: bool,
 }
 
 impl std::fmt::Debug for Authz {
@@ -73,7 +75,14 @@ impl Authz {
             root_secret: SecretKey::from(root_secret),
             meta,
             policies: Mutex::default(),
+            allow_insecure_sse_c: false,
         }
+    }
+
+    /// Takes SSE-C keys over plain HTTP too (loopback tests; never across a network).
+    pub fn allow_insecure_sse_c(mut self, allow: bool) -> Self {
+        self.allow_insecure_sse_c = allow;
+        self
     }
 
     pub fn users(&self) -> &Arc<Users> {
@@ -408,6 +417,11 @@ impl s3s::access::S3Access for AccessCheck {
         let caller = self.caller(cx.credentials())?;
         super::acl::refuse_email_grants(cx.headers())?;
         let client = cx.extensions_mut().get::<ClientAddr>().copied();
+        super::sse::refuse_encryption(
+            cx.headers(),
+            client.is_some_and(|c| c.secure),
+            self.0.allow_insecure_sse_c,
+        )?;
         cx.extensions_mut().insert(caller.clone());
         if matches!(caller, Caller::Root) {
             return Ok(());

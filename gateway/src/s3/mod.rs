@@ -18,6 +18,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod put;
+mod sse;
 mod tagging;
 mod uploads;
 mod versions;
