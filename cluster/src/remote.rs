@@ -14,6 +14,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::signing::Payload;
 
 use crate::protocol::{
@@ -34,7 +36,7 @@ pub struct NodeClient {
     /// `http://host:port` or `https://host:port`
     endpoint: String,
     authority: String,
-    secret: String,
+    secret: SecretString,
     /// Sent with every request, so the node refuses us if it belongs to another deployment.
     deployment: Option<String>,
 }
@@ -92,7 +94,7 @@ impl NodeClient {
                 .build(connector),
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             authority,
-            secret: cluster_secret.to_owned(),
+            secret: SecretString::from(cluster_secret),
             deployment: deployment.map(str::to_owned),
         })
     }
@@ -152,7 +154,7 @@ impl NodeClient {
                 url,
                 &self.authority,
                 NODE_ACCESS_KEY,
-                &self.secret,
+                self.secret.expose_secret(),
                 if body.is_empty() {
                     Payload::Sha256(&[])
                 } else {

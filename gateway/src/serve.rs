@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use objects::ObjectService;
 use s3s::service::S3ServiceBuilder;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -32,11 +33,11 @@ pub struct FrontendParts {
     pub users: Arc<iam::Users>,
     pub region: String,
     pub root_access_key: String,
-    pub root_secret_key: String,
+    pub root_secret_key: secrecy::SecretString,
     /// Domains for virtual-host-style addressing (BUCKET.DOMAIN); empty: path style only.
     pub domains: Vec<String>,
     /// Bearer token `/metrics` requires, if any.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<secrecy::SecretString>,
     /// The deployment's id (pool 0's format id, kept when pool 0 is decommissioned).
     pub deployment_id: String,
     /// Where the metadata replicas are, for `admin info`.
@@ -61,7 +62,7 @@ impl Frontend {
             Authz::new(
                 parts.users.clone(),
                 parts.root_access_key.clone(),
-                parts.root_secret_key,
+                parts.root_secret_key.expose_secret(),
                 meta,
             )
             .allow_insecure_sse_c(parts.allow_insecure_sse_c),
@@ -98,7 +99,10 @@ impl Frontend {
             s3: builder.build(),
             disks: parts.disks,
             service: parts.service,
-            metrics: Metrics::new(parts.metrics_token.as_deref(), parts.deployment_id),
+            metrics: Metrics::new(
+                parts.metrics_token.as_ref().map(|t| t.expose_secret()),
+                parts.deployment_id,
+            ),
             cluster: parts.cluster,
             domains: parts.domains,
             trusted_proxies: parts.trusted_proxies,

@@ -40,19 +40,13 @@ pub struct UserEntry {
     pub owns_buckets: bool,
 }
 
-/// An access key's secret, kept out of `Debug` output and logs.
-#[derive(Clone)]
-pub struct Secret(String);
+/// An access key's secret: redacted in `Debug` output, zeroized when dropped.
+#[derive(Clone, Debug)]
+pub struct Secret(secrecy::SecretString);
 
 impl Secret {
     pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(..)")
+        secrecy::ExposeSecret::expose_secret(&self.0)
     }
 }
 
@@ -279,8 +273,10 @@ impl Users {
                     match sealer.open(&key.access_key, &key.sealed_secret) {
                         Ok(secret) => {
                             let secret = String::from_utf8_lossy(&secret).into_owned();
-                            dir.keys
-                                .insert(key.access_key.clone(), (name.clone(), Secret(secret)));
+                            dir.keys.insert(
+                                key.access_key.clone(),
+                                (name.clone(), Secret(secret.into())),
+                            );
                         }
                         Err(e) => {
                             tracing::error!(user = %name, access_key = %key.access_key, "{e}")

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// Development credentials used when `TESSERA_ROOT_USER` / `TESSERA_ROOT_PASSWORD` are unset.
@@ -26,31 +27,26 @@ pub enum CredentialSource {
     Development,
 }
 
-#[derive(Clone)]
+/// The root credentials. The secret is redacted in `Debug` output and zeroized on drop.
+#[derive(Debug, Clone)]
 pub struct Credentials {
     pub access_key: String,
-    pub secret_key: String,
+    pub secret_key: SecretString,
     pub source: CredentialSource,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key", &self.access_key)
-            .field("source", &self.source)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Credentials {
     /// Root credentials from the environment, or the development pair when both are unset.
-    pub fn from_env_values(user: Option<String>, password: Option<String>) -> Result<Self, String> {
+    pub fn from_env_values(
+        user: Option<String>,
+        password: Option<SecretString>,
+    ) -> Result<Self, String> {
         match (user, password) {
             (Some(u), Some(p)) => {
                 if u.len() < 3 {
                     return Err("the root user (TESSERA_ROOT_USER, root_user) must be at least 3 characters".into());
                 }
-                if p.len() < 8 {
+                if p.expose_secret().len() < 8 {
                     return Err("the root password (TESSERA_ROOT_PASSWORD, root_password) must be at least 8 characters".into());
                 }
                 Ok(Credentials {
@@ -61,7 +57,7 @@ impl Credentials {
             }
             (None, None) => Ok(Credentials {
                 access_key: DEV_ACCESS_KEY.into(),
-                secret_key: DEV_SECRET_KEY.into(),
+                secret_key: SecretString::from(DEV_SECRET_KEY),
                 source: CredentialSource::Development,
             }),
             _ => Err("set both the root user and password (TESSERA_ROOT_USER and TESSERA_ROOT_PASSWORD, or root_user and root_password in the config file), or neither".into()),
@@ -91,7 +87,7 @@ pub struct ServeConfig {
     /// How long a shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
     /// When set, `/metrics` needs `Authorization: Bearer <token>`.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<SecretString>,
     pub log_format: LogFormat,
     /// Storage nodes (`http://host:port`, ranges expanded) whose disks follow the local ones.
     pub nodes: Vec<String>,
@@ -106,10 +102,10 @@ pub struct ServeConfig {
     /// leader there); None: derived from the bound address.
     pub advertise_url: Option<String>,
     /// Signs the traffic with the nodes; set when there are nodes.
-    pub cluster_secret: Option<String>,
+    pub cluster_secret: Option<SecretString>,
     /// TESSERA_PREVIOUS_ROOT_PASSWORD: after a root password change, opens the users' data
     /// key once so it is re-sealed under the new one.
-    pub previous_root_password: Option<String>,
+    pub previous_root_password: Option<SecretString>,
     /// Networks of load balancers whose forwarding headers name the client.
     pub trusted_proxies: gateway::client::TrustedProxies,
     /// Serve HTTPS with the certificates of `--certs-dir` (read at start: a bad file is a
@@ -177,8 +173,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT_SECS")]
     pub shutdown_timeout_secs: Option<u64>,
     /// Require `Authorization: Bearer TOKEN` on `/metrics` [default: open].
-    #[arg(long, env = "TESSERA_METRICS_TOKEN", hide_env_values = true)]
-    pub metrics_token: Option<String>,
+    #[arg(long, env = "TESSERA_METRICS_TOKEN", hide_env_values = true, value_parser = secret_arg)]
+    pub metrics_token: Option<SecretString>,
     /// A storage node (`tessera node`) whose disks join the deployment after the local ones
     /// (repeatable, or comma-separated in TESSERA_NODES). Ranges: http://10.0.0.{1...6}:9100.
     #[arg(
@@ -253,13 +249,13 @@ pub struct FileConfig {
     pub scan_bandwidth_mib: Option<u64>,
     pub disk_check_secs: Option<u64>,
     pub shutdown_timeout_secs: Option<u64>,
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<SecretString>,
     pub root_user: Option<String>,
-    pub root_password: Option<String>,
+    pub root_password: Option<SecretString>,
     pub log_format: Option<LogFormat>,
     pub nodes: Option<Vec<String>>,
     pub meta_dir: Option<PathBuf>,
-    pub cluster_secret: Option<String>,
+    pub cluster_secret: Option<SecretString>,
     pub etcd: Option<Vec<String>>,
     pub etcd_prefix: Option<String>,
     pub advertise_url: Option<String>,
@@ -286,12 +282,22 @@ impl FileConfig {
 #[derive(Debug, Default)]
 pub struct EnvSettings {
     pub root_user: Option<String>,
-    pub root_password: Option<String>,
+    pub root_password: Option<SecretString>,
     /// `--log-format` or TESSERA_LOG_FORMAT, when either was given.
     pub log_format: Option<LogFormat>,
     /// TESSERA_CLUSTER_SECRET: signs gateway-node traffic.
-    pub cluster_secret: Option<String>,
-    pub previous_root_password: Option<String>,
+    pub cluster_secret: Option<SecretString>,
+    pub previous_root_password: Option<SecretString>,
+}
+
+/// A secret flag's value, kept as a [`SecretString`] from the moment it is parsed.
+fn secret_arg(value: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(value))
+}
+
+/// A secret that is empty or blank counts as not given.
+fn given_secret(v: Option<SecretString>) -> Option<SecretString> {
+    v.filter(|s| !s.expose_secret().trim().is_empty())
 }
 
 impl ServeArgs {
@@ -302,7 +308,7 @@ impl ServeArgs {
         // cannot silently replace the file's value (and, for the token, open the metrics).
         let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         self.region = given(self.region);
-        self.metrics_token = given(self.metrics_token);
+        self.metrics_token = given_secret(self.metrics_token);
         let given_list = |v: Option<Vec<String>>| {
             v.map(|l| {
                 l.into_iter()
@@ -400,8 +406,12 @@ impl ServeArgs {
             }
             _ => {}
         }
-        let cluster_secret = given(env.cluster_secret).or(file.cluster_secret);
-        if !nodes.is_empty() && cluster_secret.as_ref().is_none_or(|s| s.len() < 16) {
+        let cluster_secret = given_secret(env.cluster_secret).or(file.cluster_secret);
+        if !nodes.is_empty()
+            && cluster_secret
+                .as_ref()
+                .is_none_or(|s| s.expose_secret().len() < 16)
+        {
             return Err("storage nodes need TESSERA_CLUSTER_SECRET (or cluster_secret in the config file), at least 16 characters, the same on every node".into());
         }
         let mut disks = Vec::new();
@@ -432,10 +442,7 @@ impl ServeArgs {
             .scan_interval_secs
             .or(file.scan_interval_secs)
             .unwrap_or(24 * 3600);
-        let metrics_token = self
-            .metrics_token
-            .or(file.metrics_token)
-            .filter(|t| !t.is_empty());
+        let metrics_token = given_secret(self.metrics_token.or(file.metrics_token));
         Ok(ServeConfig {
             address: self
                 .address
@@ -474,7 +481,7 @@ impl ServeArgs {
             etcd_prefix,
             advertise_url,
             cluster_secret,
-            previous_root_password: given(env.previous_root_password),
+            previous_root_password: given_secret(env.previous_root_password),
             trusted_proxies,
             tls,
             node_ca,
@@ -557,6 +564,10 @@ mod tests {
         assert!(Credentials::from_env_values(Some("admin".into()), Some("short".into())).is_err());
     }
 
+    fn exposed(secret: &Option<SecretString>) -> Option<&str> {
+        secret.as_ref().map(|s| s.expose_secret())
+    }
+
     fn args(flags: &[&str]) -> ServeArgs {
         use clap::{FromArgMatches, Parser};
         #[derive(Parser)]
@@ -593,7 +604,7 @@ mod tests {
         assert_eq!(cfg.gc_grace, Duration::from_secs(42));
         assert_eq!(cfg.scan.interval, None);
         assert_eq!(cfg.scan.bytes_per_sec, 0);
-        assert_eq!(cfg.metrics_token.as_deref(), Some("from-file"));
+        assert_eq!(exposed(&cfg.metrics_token), Some("from-file"));
         assert_eq!(cfg.log_format, LogFormat::Json);
         assert_eq!(cfg.disk_check_interval, Duration::from_secs(5));
         assert_eq!(cfg.shutdown_timeout, Duration::from_secs(30));
@@ -628,15 +639,15 @@ mod tests {
         };
         let cfg = args(&["/d"]).resolve(file(), env).unwrap();
         assert_eq!(cfg.credentials.access_key, "envuser");
-        assert_eq!(cfg.credentials.secret_key, "env-password");
+        assert_eq!(cfg.credentials.secret_key.expose_secret(), "env-password");
         // An empty variable does not replace the file's token.
         let token_file =
             FileConfig::parse("disks = [\"/d\"]\nmetrics_token = \"file-token\"").unwrap();
         let mut empty = args(&[]);
-        empty.metrics_token = Some(String::new());
+        empty.metrics_token = Some(SecretString::from(""));
         empty.region = Some(" ".into());
         let cfg = empty.resolve(token_file, EnvSettings::default()).unwrap();
-        assert_eq!(cfg.metrics_token.as_deref(), Some("file-token"));
+        assert_eq!(exposed(&cfg.metrics_token), Some("file-token"));
         assert_eq!(cfg.region, "us-east-1");
         let half = EnvSettings {
             root_user: Some("envuser".into()),
@@ -725,5 +736,57 @@ mod tests {
             .resolve(FileConfig::default(), EnvSettings::default())
             .unwrap();
         assert!(cfg.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let file = FileConfig::parse(
+            r#"
+            disks = ["/d"]
+            root_user = "fileuser"
+            root_password = "file-root-password-1"
+            cluster_secret = "file-cluster-secret-2"
+            metrics_token = "file-metrics-token-3"
+            nodes = ["http://n1:9100"]
+            "#,
+        )
+        .unwrap();
+        let file_debug = format!("{file:?}");
+        let cli = args(&["--metrics-token", "flag-metrics-token-4"]);
+        let cli_debug = format!("{cli:?}");
+        let env = EnvSettings {
+            cluster_secret: Some("env-cluster-secret-5".into()),
+            previous_root_password: Some("env-previous-password-6".into()),
+            ..EnvSettings::default()
+        };
+        let env_debug = format!("{env:?}");
+        let cfg = cli.resolve(file, env).unwrap();
+        // The values are all there (so the search below is not vacuous) ...
+        assert_eq!(exposed(&cfg.metrics_token), Some("flag-metrics-token-4"));
+        assert_eq!(exposed(&cfg.cluster_secret), Some("env-cluster-secret-5"));
+        assert_eq!(
+            exposed(&cfg.previous_root_password),
+            Some("env-previous-password-6")
+        );
+        assert_eq!(
+            cfg.credentials.secret_key.expose_secret(),
+            "file-root-password-1"
+        );
+        // ... and no Debug output shows any of them.
+        let all = format!(
+            "{cfg:?}\n{:#?}\n{file_debug}\n{cli_debug}\n{env_debug}",
+            cfg
+        );
+        for secret in [
+            "file-root-password",
+            "file-cluster-secret",
+            "file-metrics-token",
+            "flag-metrics-token",
+            "env-cluster-secret",
+            "env-previous-password",
+        ] {
+            assert!(!all.contains(secret), "{secret} in {all}");
+        }
+        assert!(all.contains("fileuser"), "{all}");
     }
 }

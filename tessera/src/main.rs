@@ -149,10 +149,15 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// A secret from the environment: from here on only a redacting, zeroizing [`SecretString`].
+fn secret_var(name: &str) -> Option<secrecy::SecretString> {
+    env_var(name).map(secrecy::SecretString::from)
+}
+
 fn root_credentials() -> Result<Credentials, String> {
     Credentials::from_env_values(
         env_var("TESSERA_ROOT_USER"),
-        env_var("TESSERA_ROOT_PASSWORD"),
+        secret_var("TESSERA_ROOT_PASSWORD"),
     )
 }
 
@@ -165,10 +170,10 @@ fn serve_config(args: ServeArgs, log_format: Option<LogFormat>) -> Result<ServeC
         file,
         EnvSettings {
             root_user: env_var("TESSERA_ROOT_USER"),
-            root_password: env_var("TESSERA_ROOT_PASSWORD"),
+            root_password: secret_var("TESSERA_ROOT_PASSWORD"),
             log_format,
-            cluster_secret: env_var("TESSERA_CLUSTER_SECRET"),
-            previous_root_password: env_var("TESSERA_PREVIOUS_ROOT_PASSWORD"),
+            cluster_secret: secret_var("TESSERA_CLUSTER_SECRET"),
+            previous_root_password: secret_var("TESSERA_PREVIOUS_ROOT_PASSWORD"),
         },
     )
 }
@@ -223,7 +228,8 @@ fn main() {
                         .map(std::path::PathBuf::from),
                 );
             }
-            let secret = env_var("TESSERA_CLUSTER_SECRET").unwrap_or_default();
+            let secret = secret_var("TESSERA_CLUSTER_SECRET")
+                .unwrap_or_else(|| secrecy::SecretString::from(""));
             let served = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use cluster::NodeIdentity;
 use gateway::node::node_service;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::server::shutdown_token;
@@ -12,10 +13,10 @@ use crate::server::shutdown_token;
 pub async fn run_node(
     address: std::net::SocketAddr,
     dirs: Vec<std::path::PathBuf>,
-    cluster_secret: String,
+    cluster_secret: secrecy::SecretString,
     certs_dir: Option<std::path::PathBuf>,
 ) -> Result<(), String> {
-    if cluster_secret.len() < 16 {
+    if cluster_secret.expose_secret().len() < 16 {
         return Err("TESSERA_CLUSTER_SECRET must be set, at least 16 characters".into());
     }
     let certs = match &certs_dir {
@@ -54,7 +55,7 @@ pub async fn run_node(
         certs.spawn_reloader(shutdown.clone());
     }
     tokio::select! {
-        () = gateway::node::serve(listener, node_service(disks, identity, &cluster_secret), tls) => {}
+        () = gateway::node::serve(listener, node_service(disks, identity, cluster_secret.expose_secret()), tls) => {}
         () = shutdown.cancelled() => tracing::info!("node stopping"),
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! home pool (the command line's disks): the embedded metadata's replicas move to the next
 //! home's disks.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ pub struct ServerPools {
     service: Arc<ObjectService>,
     /// The disks of each pool this process opened, the home pool's included.
     open: Mutex<BTreeMap<u32, (Arc<Disks>, CancellationToken)>>,
-    secret: String,
+    secret: SecretString,
     disk_check_interval: Duration,
     /// Cancelled at shutdown: stops every pool's disk monitor.
     stop: CancellationToken,
@@ -38,7 +39,7 @@ pub struct ServerPools {
 
 /// What [`ServerPools`] is made of, besides the object service.
 pub struct ServerPoolsConfig {
-    pub secret: String,
+    pub secret: SecretString,
     pub disk_check_interval: Duration,
     pub stop: CancellationToken,
     pub deployment_id: String,
@@ -121,9 +122,16 @@ impl ServerPools {
     /// Finds, checks and opens a recorded pool's disks.
     async fn open_pool(&self, r: &PoolRecord, node_wait: Duration) -> Result<Arc<Disks>, String> {
         let (dirs, urls) = split_specs(&r.disks)?;
-        let found = find_disks(&dirs, &urls, &self.secret, Some(r.parity), node_wait, false)
-            .await
-            .map_err(|e| format!("pool {}: {e}", r.id))?;
+        let found = find_disks(
+            &dirs,
+            &urls,
+            self.secret.expose_secret(),
+            Some(r.parity),
+            node_wait,
+            false,
+        )
+        .await
+        .map_err(|e| format!("pool {}: {e}", r.id))?;
         if found.deployment.deployment_id != r.format_id {
             return Err(format!(
                 "pool {}: its disks carry format id {}, the deployment recorded {}: these are not the pool's disks",
@@ -202,13 +210,21 @@ impl PoolManager for ServerPools {
     async fn add_pool(&self, specs: Vec<String>, parity: Option<usize>) -> Result<u32, String> {
         let _one_at_a_time = self.adding.lock().await;
         let (dirs, urls) = split_specs(&specs)?;
-        if !urls.is_empty() && self.secret.len() < 16 {
+        if !urls.is_empty() && self.secret.expose_secret().len() < 16 {
             return Err(
                 "storage nodes need TESSERA_CLUSTER_SECRET (at least 16 characters) on this gateway"
                     .into(),
             );
         }
-        let found = find_disks(&dirs, &urls, &self.secret, parity, NODE_ADD_WAIT, true).await?;
+        let found = find_disks(
+            &dirs,
+            &urls,
+            self.secret.expose_secret(),
+            parity,
+            NODE_ADD_WAIT,
+            true,
+        )
+        .await?;
         if !found.deployment.freshly_formatted {
             return Err("the new disks could not be formatted as a new pool".into());
         }

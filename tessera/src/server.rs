@@ -2,6 +2,7 @@
 //! mirror and the shard stores, start the background work, print the banner, then serve S3
 //! (the gateway crate) until SIGINT/SIGTERM.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,15 +60,15 @@ pub async fn open(
     shared: Option<MetaStore>,
     node_wait: Duration,
 ) -> Result<Opened, String> {
-    let secret = cfg.cluster_secret.clone().unwrap_or_default();
+    let secret = cfg
+        .cluster_secret
+        .as_ref()
+        .map_or("", |s| s.expose_secret());
     let PoolDisks {
         deployment,
         placement,
         nodes: node_set,
-    } = find_disks(
-        &cfg.disks, &cfg.nodes, &secret, cfg.parity, node_wait, false,
-    )
-    .await?;
+    } = find_disks(&cfg.disks, &cfg.nodes, secret, cfg.parity, node_wait, false).await?;
     format_disks(&cfg.disks, &deployment, &placement, node_set.as_ref()).await?;
     let local = cfg.disks.clone();
     let meta_dir = cfg.meta_dir.clone();
@@ -535,7 +536,12 @@ async fn serve_once(
     let mut cfg = cfg;
     if let Some(j) = &joined {
         cfg.nodes = crate::etcd::node_list(&j.meta, &cfg).await?;
-        if !cfg.nodes.is_empty() && cfg.cluster_secret.as_ref().is_none_or(|s| s.len() < 16) {
+        if !cfg.nodes.is_empty()
+            && cfg
+                .cluster_secret
+                .as_ref()
+                .is_none_or(|s| s.expose_secret().len() < 16)
+        {
             return Err(
                 "this cluster's storage nodes need TESSERA_CLUSTER_SECRET (or \
                         cluster_secret in the config file), at least 16 characters, the same \
@@ -550,7 +556,10 @@ async fn serve_once(
     let pools = crate::pools::ServerPools::new(
         opened.service.clone(),
         crate::pools::ServerPoolsConfig {
-            secret: cfg.cluster_secret.clone().unwrap_or_default(),
+            secret: cfg
+                .cluster_secret
+                .clone()
+                .unwrap_or_else(|| SecretString::from("")),
             disk_check_interval: cfg.disk_check_interval,
             stop: background_stop.clone(),
             deployment_id: opened.deployment_id.clone(),
@@ -621,8 +630,10 @@ async fn serve_once(
     let sealer = iam::load_data_key(
         &meta,
         &opened.deployment_id,
-        &cfg.credentials.secret_key,
-        cfg.previous_root_password.as_deref(),
+        cfg.credentials.secret_key.expose_secret(),
+        cfg.previous_root_password
+            .as_ref()
+            .map(|p| p.expose_secret()),
     )
     .await;
     if let Err(e) = &sealer {

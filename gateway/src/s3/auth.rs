@@ -66,7 +66,7 @@ impl Authz {
     pub fn new(
         users: Arc<Users>,
         root_access_key: String,
-        root_secret: String,
+        root_secret: &str,
         meta: MetaStore,
     ) -> Self {
         Authz {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioExecutor;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::tables::{check_left_problems, pass_line, print_check, print_info, print_locate};
@@ -144,7 +145,7 @@ impl Client {
             &url,
             authority.as_str(),
             &self.credentials.access_key,
-            &self.credentials.secret_key,
+            self.credentials.secret_key.expose_secret(),
             cluster::signing::Payload::Sha256(&[]),
         )?;
 
