@@ -1,5 +1,6 @@
 """Security at the edge: trusted proxies (the client's address and scheme from forwarding
-headers, believed only from the configured networks).
+headers, believed only from the configured networks), and throttling of failed
+authentication per address.
 
 Semantics:
 
@@ -10,6 +11,11 @@ Semantics:
   ``aws:SourceIp``, ``aws:SecureTransport``, the access log (``client``, ``scheme``) and
   ``tessera_s3_requests_by_transport_total``.
 * Forwarding headers from any other peer are ignored.
+* ``--auth-failure-limit N`` (default 60): a signed request refused for its signature or access
+  key (403 before the access check) costs its address one of N tokens, refilled at N a minute;
+  an address without tokens gets 503 SlowDown for signed requests. Anonymous requests and other
+  addresses are unaffected. Counted in ``tessera_auth_failures_total`` and
+  ``tessera_auth_throttled_total``.
 
 The forwarder below is a plain HTTP reverse proxy on 127.0.0.2 that appends the address of
 whoever connected to it to ``X-Forwarded-For`` (as HAProxy's ``option forwardfor`` and nginx's
@@ -223,3 +229,70 @@ def test_bad_trusted_proxy_is_a_clear_start_error(tmp_path):
     )
     assert out.returncode != 0
     assert "trusted proxy \"10.0.0.0/40\"" in out.stderr, out.stderr
+
+
+def test_failed_authentication_is_throttled_per_address(make_server):
+    from botocore import UNSIGNED
+
+    srv = make_server(extra_args=["--auth-failure-limit", "30"])  # a token every 2 s
+    root = s3_client(srv)
+    bucket = new_bucket_name("throttle")
+    root.create_bucket(Bucket=bucket)
+    root.put_object(Bucket=bucket, Key="pub", Body=b"p", ACL="public-read")
+    wrong = s3_client(srv, secret_key="not-the-root-password")
+    unknown = s3_client(srv, access_key="NOSUCHKEY", secret_key="whatever-secret")
+    codes = []
+    for i in range(30):
+        c = wrong if i % 2 else unknown
+        try:
+            c.head_bucket(Bucket=bucket) if i % 3 == 0 else c.list_objects_v2(Bucket=bucket)
+            codes.append("ok")
+        except Exception as e:  # botocore ClientError
+            codes.append(e.response["Error"]["Code"])
+    assert set(codes) <= {"403", "SignatureDoesNotMatch", "InvalidAccessKeyId"}, codes
+    # The budget is spent: even the right signature from this address is held back ...
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as exc:
+        root.list_objects_v2(Bucket=bucket)
+    assert exc.value.response["Error"]["Code"] == "SlowDown"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    # ... anonymous requests are not (they guess no secret), nor other addresses.
+    anon = s3_client(srv, signature_version=UNSIGNED)
+    assert anon.get_object(Bucket=bucket, Key="pub")["Body"].read() == b"p"
+    other = get_signed_from(OTHER_CLIENT, srv)
+    assert other == 200
+    with urllib.request.urlopen(f"{srv.url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    metric = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines() if ln.startswith("tessera_auth_")}
+    assert metric["tessera_auth_failures_total"] >= 30, metric
+    assert metric["tessera_auth_throttled_total"] >= 1, metric
+    # Tokens refill (one every 2 s): the root works again.
+    assert poll(lambda: _lists(root, bucket), 10, 0.5)
+
+
+def _lists(client, bucket) -> bool:
+    try:
+        client.list_objects_v2(Bucket=bucket)
+        return True
+    except Exception:
+        return False
+
+
+def get_signed_from(source: str, srv) -> int:
+    """A root-signed ListBuckets sent from the local address `source`; returns the status."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = f"{srv.url}/"
+    req = AWSRequest(method="GET", url=url, data=b"")
+    S3SigV4Auth(Credentials(ROOT_USER, ROOT_PASSWORD), "s3", "us-east-1").add_auth(req)
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30, source_address=(source, 0))
+    try:
+        conn.request("GET", "/", headers=dict(req.headers.items()))
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()

@@ -26,6 +26,11 @@ impl OperationSlot {
         let _ = self.0.set(name.to_owned());
     }
 
+    /// Whether the access check ran (so the signature, if any, was accepted).
+    pub fn resolved(&self) -> bool {
+        self.0.get().is_some()
+    }
+
     /// The operation's name; requests that never reached one are named by `path`.
     pub fn name(&self, path: &str) -> String {
         match self.0.get() {

@@ -291,6 +291,8 @@ pub struct Frontend {
     pub trusted_proxies: TrustedProxies,
     /// Present when the port serves HTTPS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Holds back addresses that fail authentication too often.
+    pub auth_limit: crate::auth_limit::AuthFailureLimiter,
 }
 
 impl Frontend {
@@ -331,6 +333,7 @@ pub async fn handle(
     }
     let request_id = new_request_id();
     let client = req.extensions().get::<ClientAddr>().copied();
+    let signed = is_signed(&req);
     let record = RequestRecord {
         in_flight: front.metrics.start(client.as_ref()),
         client,
@@ -353,6 +356,17 @@ pub async fn handle(
         body.clone(),
     );
     let result = tracing::Instrument::instrument(responding, record.span.clone()).await;
+    // A signed request refused before the access check ran failed its authentication (the
+    // check records the operation only for accepted signatures).
+    if signed
+        && !operation.resolved()
+        && let Ok(resp) = &result
+        && resp.status() == StatusCode::FORBIDDEN
+        && let Some(c) = client
+    {
+        front.metrics.auth_failed();
+        front.auth_limit.failed(c.ip);
+    }
     let op = operation.name(&record.path);
     // Payload bytes: for aws-chunked uploads read to the end, the decoded length rather than
     // the framing on the wire.
@@ -368,6 +382,17 @@ pub async fn handle(
             Err(e)
         }
     }
+}
+
+/// Whether a request carries a signature (header, or presigned query of SigV4 or SigV2).
+fn is_signed<B>(req: &Request<B>) -> bool {
+    req.headers().contains_key(http::header::AUTHORIZATION)
+        || req.uri().query().is_some_and(|q| {
+            q.split('&').any(|p| {
+                let name = p.split('=').next().unwrap_or("");
+                name.eq_ignore_ascii_case("X-Amz-Signature") || name == "Signature"
+            })
+        })
 }
 
 async fn respond(
@@ -396,7 +421,18 @@ async fn respond(
         })
     });
     req.extensions_mut().insert(operation);
-    let answered = if preflight {
+    let throttled = is_signed(&req)
+        && req
+            .extensions()
+            .get::<ClientAddr>()
+            .is_some_and(|c| front.auth_limit.blocked(c.ip));
+    let answered = if throttled {
+        front.metrics.auth_throttled();
+        Err(s3s::S3Error::with_message(
+            s3s::S3ErrorCode::SlowDown,
+            "Too many failed authentication attempts from your address; please retry later.",
+        ))
+    } else if preflight {
         // Answered here, unauthenticated as on S3; its errors go through the same completion
         // as s3s's below.
         crate::cors::preflight(&front, &req).await

@@ -5,6 +5,7 @@
 //!   ([`s3::AccessCheck`]) and the one mapping of tessera errors to S3 error codes.
 //! - [`admin`]: the admin API (`/tessera-admin/v1/`), an s3s custom route.
 //! - [`node`]: a storage node's server side of the shard protocol, an s3s custom route.
+//! - [`auth_limit`]: holding back addresses that fail authentication too often.
 //! - [`client`]: who the client is (its address and transport), through trusted proxies.
 //! - [`http`], [`access`], [`health`], [`metrics`]: the request pipeline around s3s (request
 //!   ids, S3 error body details, access log, health probes, `/metrics`).
@@ -19,6 +20,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod auth_limit;
 pub mod client;
 pub mod cluster_view;
 mod cors;

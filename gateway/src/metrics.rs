@@ -49,6 +49,8 @@ pub struct Metrics {
     received: IntCounterVec,
     sent: IntCounterVec,
     transport: IntCounterVec,
+    auth_failures: IntCounter,
+    auth_throttled: IntCounter,
     in_flight: IntGauge,
     token_digest: Option<[u8; 32]>,
     usage: tokio::sync::Mutex<Option<UsageScan>>,
@@ -106,6 +108,14 @@ impl Metrics {
             ),
             &["transport"],
         ));
+        let auth_failures = must(IntCounter::new(
+            "tessera_auth_failures_total",
+            "Signed requests refused for their signature or access key (InvalidAccessKeyId, SignatureDoesNotMatch, a disabled user).",
+        ));
+        let auth_throttled = must(IntCounter::new(
+            "tessera_auth_throttled_total",
+            "Signed requests refused with 503 SlowDown because their address failed authentication too often (--auth-failure-limit).",
+        ));
         let in_flight = must(IntGauge::new(
             "tessera_s3_requests_in_flight",
             "S3 requests being handled now (until their response body is sent).",
@@ -116,6 +126,8 @@ impl Metrics {
             Box::new(received.clone()),
             Box::new(sent.clone()),
             Box::new(transport.clone()),
+            Box::new(auth_failures.clone()),
+            Box::new(auth_throttled.clone()),
             Box::new(in_flight.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
@@ -128,6 +140,8 @@ impl Metrics {
             received,
             sent,
             transport,
+            auth_failures,
+            auth_throttled,
             in_flight,
             token_digest: token.map(|t| Sha256::digest(t.as_bytes()).into()),
             usage: tokio::sync::Mutex::new(None),
@@ -155,6 +169,16 @@ impl Metrics {
         self.received
             .with_label_values(&[operation])
             .inc_by(received);
+    }
+
+    /// Counts a signed request refused for its credentials.
+    pub fn auth_failed(&self) {
+        self.auth_failures.inc();
+    }
+
+    /// Counts a signed request refused because its address failed too often.
+    pub fn auth_throttled(&self) {
+        self.auth_throttled.inc();
     }
 
     /// The counter a response body adds its bytes to as it is sent.

@@ -53,6 +53,9 @@ pub struct FrontendParts {
     pub tls: Option<Arc<crate::tls::CertsDir>>,
     /// Take SSE-C headers over plain HTTP (`--allow-insecure-sse-c`).
     pub allow_insecure_sse_c: bool,
+    /// Failed authentications an address may have a minute before its signed requests get
+    /// 503 SlowDown (`--auth-failure-limit`); 0: no limit.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Frontend {
@@ -107,6 +110,7 @@ impl Frontend {
             domains: parts.domains,
             trusted_proxies: parts.trusted_proxies,
             tls: parts.tls.map(|certs| certs.acceptor(false)),
+            auth_limit: crate::auth_limit::AuthFailureLimiter::new(parts.auth_failures_per_minute),
         }))
     }
 }

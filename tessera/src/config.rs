@@ -115,6 +115,8 @@ pub struct ServeConfig {
     pub node_ca: Option<PathBuf>,
     /// Take SSE-C keys over plain HTTP.
     pub allow_insecure_sse_c: bool,
+    /// Failed authentications an address may have a minute (0: no limit).
+    pub auth_failure_limit: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -228,6 +230,11 @@ pub struct ServeArgs {
     /// tests only, since the keys then cross the network in clear.
     #[arg(long, env = "TESSERA_ALLOW_INSECURE_SSE_C")]
     pub allow_insecure_sse_c: bool,
+    /// Failed authentications (bad signature or access key) a client address may have a
+    /// minute; past that its signed requests get 503 SlowDown until the budget refills
+    /// (0: no limit) [default: 60].
+    #[arg(long, env = "TESSERA_AUTH_FAILURE_LIMIT", value_name = "N")]
+    pub auth_failure_limit: Option<u32>,
     /// Data directories, one per disk (or `disks` in the config file). Ranges: /data{1...4}.
     #[arg(value_name = "DIR")]
     pub dirs: Vec<String>,
@@ -263,6 +270,7 @@ pub struct FileConfig {
     pub certs_dir: Option<PathBuf>,
     pub node_ca: Option<PathBuf>,
     pub allow_insecure_sse_c: Option<bool>,
+    pub auth_failure_limit: Option<u32>,
 }
 
 impl FileConfig {
@@ -487,6 +495,10 @@ impl ServeArgs {
             node_ca,
             allow_insecure_sse_c: self.allow_insecure_sse_c
                 || file.allow_insecure_sse_c.unwrap_or(false),
+            auth_failure_limit: self
+                .auth_failure_limit
+                .or(file.auth_failure_limit)
+                .unwrap_or(60),
         })
     }
 }

@@ -668,6 +668,7 @@ async fn serve_once(
         trusted_proxies: cfg.trusted_proxies.clone(),
         tls: cfg.tls.clone(),
         allow_insecure_sse_c: cfg.allow_insecure_sse_c,
+        auth_failures_per_minute: cfg.auth_failure_limit,
     })?;
 
     let kept = match joined {
