@@ -11,6 +11,17 @@ pub enum Error {
     NoSuchUser(String),
     #[error("a user named {0:?} exists already")]
     UserExists(String),
+    /// A named policy or group that does not exist (the text names which).
+    #[error("{0}")]
+    NoSuchEntity(String),
+    /// A named policy or group that exists already.
+    #[error("{0}")]
+    EntityExists(String),
+    /// A policy still attached somewhere (IAM's DeleteConflict).
+    #[error("{0}")]
+    InUse(String),
+    #[error("malformed policy: {0}")]
+    MalformedPolicy(String),
     #[error("user {user:?} has no access key {key:?}")]
     NoSuchAccessKey { user: String, key: String },
     /// The users' data key cannot be opened (root password changed): only root works.

@@ -14,6 +14,7 @@
 //! secret and policy".
 
 mod error;
+mod groups;
 mod sealing;
 
 use std::collections::HashMap;
@@ -81,6 +82,10 @@ pub struct UserSummary {
     pub name: String,
     pub policy: String,
     pub buckets: Vec<String>,
+    /// Named policies attached to the user itself.
+    pub policies: Vec<String>,
+    /// Groups the user is a member of.
+    pub groups: Vec<String>,
     pub enabled: bool,
     pub access_keys: Vec<String>,
     /// RFC 3339.
@@ -95,7 +100,14 @@ pub struct Users {
     directory: RwLock<Arc<Directory>>,
     /// Serialises changes so the directory is rebuilt in commit order; holds the records
     /// the directory was last built from.
-    changes: tokio::sync::Mutex<Vec<(String, metastore::UserRecord)>>,
+    changes: tokio::sync::Mutex<Loaded>,
+}
+
+/// The records a directory is built from: the users, and the named policies and groups.
+#[derive(Debug, Default, PartialEq)]
+struct Loaded {
+    users: Vec<(String, metastore::UserRecord)>,
+    iam: metastore::IamRecord,
 }
 
 impl std::fmt::Debug for Users {
@@ -189,7 +201,7 @@ impl Users {
             sealer,
             root_access_key,
             directory: RwLock::default(),
-            changes: tokio::sync::Mutex::new(Vec::new()),
+            changes: tokio::sync::Mutex::new(Loaded::default()),
         };
         let mut loaded = users.changes.lock().await;
         users.reload_into(&mut loaded).await?;
@@ -201,12 +213,12 @@ impl Users {
     /// another gateway sharing the metadata). True when they had.
     pub async fn refresh(&self) -> UserResult<bool> {
         let mut loaded = self.changes.lock().await;
-        let records = self.meta.list_users().await?;
-        if *loaded == records {
+        let now = self.read_records().await?;
+        if *loaded == now {
             return Ok(false);
         }
-        self.rebuild(&records);
-        *loaded = records;
+        self.rebuild(&now);
+        *loaded = now;
         Ok(true)
     }
 
@@ -250,19 +262,24 @@ impl Users {
     }
 
     /// Rebuilds the directory from the store; `loaded` is what `changes` holds.
-    async fn reload_into(
-        &self,
-        loaded: &mut Vec<(String, metastore::UserRecord)>,
-    ) -> UserResult<()> {
-        let records = self.meta.list_users().await?;
-        self.rebuild(&records);
-        *loaded = records;
+    async fn reload_into(&self, loaded: &mut Loaded) -> UserResult<()> {
+        let now = self.read_records().await?;
+        self.rebuild(&now);
+        *loaded = now;
         Ok(())
     }
 
-    fn rebuild(&self, records: &[(String, metastore::UserRecord)]) {
+    async fn read_records(&self) -> UserResult<Loaded> {
+        Ok(Loaded {
+            users: self.meta.list_users().await?,
+            iam: self.meta.iam_record().await?,
+        })
+    }
+
+    fn rebuild(&self, loaded: &Loaded) {
         let mut dir = Directory::default();
-        for (name, record) in records.iter().cloned() {
+        let named = groups::parse_named(&loaded.iam);
+        for (name, record) in loaded.users.iter().cloned() {
             // A policy this version does not know grants nothing: the user is refused.
             let builtin = Builtin::parse(&record.policy);
             if builtin.is_none() {
@@ -287,11 +304,13 @@ impl Users {
             dir.names_by_id.insert(record.id.clone(), name.clone());
             let entry = UserEntry {
                 name: name.clone(),
-                id: record.id,
+                id: record.id.clone(),
                 enabled: record.enabled && builtin.is_some(),
-                policy: policy::identity_policy(
-                    builtin.unwrap_or(Builtin::ReadOnly),
-                    &record.scopes,
+                policy: groups::effective_policy(
+                    policy::identity_policy(builtin.unwrap_or(Builtin::ReadOnly), &record.scopes),
+                    &record,
+                    &loaded.iam,
+                    &named,
                 ),
                 owns_buckets: builtin == Some(Builtin::Owner),
             };
@@ -362,6 +381,7 @@ impl Users {
             enabled: true,
             created_ms: now_ms(),
             keys: vec![key],
+            policies: Vec::new(),
         };
         self.meta
             .create_user(name, record)
@@ -400,12 +420,15 @@ impl Users {
 
     pub async fn list(&self) -> UserResult<Vec<UserSummary>> {
         let records = self.meta.list_users().await?;
+        let iam = self.meta.iam_record().await?;
         Ok(records
             .into_iter()
             .map(|(name, r)| UserSummary {
                 name,
                 policy: r.policy,
                 buckets: r.scopes,
+                groups: groups::groups_of(&iam, &r.id),
+                policies: r.policies,
                 enabled: r.enabled,
                 access_keys: r.keys.into_iter().map(|k| k.access_key).collect(),
                 created: rfc3339(r.created_ms),
@@ -443,10 +466,24 @@ impl Users {
 
     pub async fn remove(&self, name: &str) -> UserResult<()> {
         let mut loaded = self.changes.lock().await;
-        self.meta.remove_user(name).await.map_err(|e| match e {
+        let removed = self.meta.remove_user(name).await.map_err(|e| match e {
             metastore::Error::NoSuchUser => Error::NoSuchUser(name.to_owned()),
             e => e.into(),
         })?;
+        // Tidiness only: groups name members by id, which no later user gets.
+        let id = removed.id;
+        if let Err(e) = self
+            .meta
+            .update_iam(move |iam, _| {
+                for g in iam.groups.values_mut() {
+                    g.members.retain(|m| m != &id);
+                }
+                Ok(())
+            })
+            .await
+        {
+            tracing::warn!(user = %name, error = %e, "user removed, but not from its groups");
+        }
         self.reload_into(&mut loaded).await?;
         tracing::info!(user = %name, "user removed; its buckets now belong to root");
         Ok(())

@@ -29,6 +29,10 @@ pub enum Error {
     NoSuchUser,
     #[error("user already exists")]
     UserExists,
+    /// A change refused by the caller's own closure inside a transaction (nothing written);
+    /// the caller knows, and reports, why.
+    #[error("the change was refused")]
+    Refused,
     /// The store cannot be reached (etcd down or cut off): nothing was written, or a
     /// transaction's outcome is unknown; the caller may retry later.
     #[error("the metadata store is unavailable: {0}")]

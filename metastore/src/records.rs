@@ -337,6 +337,26 @@ pub struct UserRecord {
     pub enabled: bool,
     pub created_ms: i64,
     pub keys: Vec<AccessKeyRecord>,
+    /// Named identity policies attached to the user (see [`IamRecord`]), besides `policy`.
+    #[serde(default)]
+    pub policies: Vec<String>,
+}
+
+/// The named identity policies and the groups, one store-wide record (they are few and
+/// change rarely; one record keeps every change one guarded transaction).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IamRecord {
+    /// Policy name -> the JSON document as the administrator gave it (validated before).
+    pub policies: BTreeMap<String, String>,
+    pub groups: BTreeMap<String, GroupRecord>,
+}
+
+/// A group: its members (user names) and the named policies it gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub members: Vec<String>,
+    pub policies: Vec<String>,
+    pub created_ms: i64,
 }
 
 /// One access key. The secret is sealed by the gateway before it gets here: the metastore

@@ -4,13 +4,16 @@
 //! client sent, after the gateway validated them. This module only keeps them consistent.
 
 use crate::kv::Tree;
-use crate::records::{BucketRecord, UserRecord, decode, encode};
+use crate::records::{BucketRecord, IamRecord, UserRecord, decode, encode};
 use crate::store::MetaStore;
 use crate::txn::Reader;
 use crate::{Error, Result};
 
 /// Store-wide settings live in `Tree::Meta` under this prefix, apart from the store's own keys.
 const SETTING_PREFIX: &[u8] = b"setting/";
+
+/// The setting that holds the [`IamRecord`].
+const IAM_SETTING: &str = "iam";
 
 fn setting_key(name: &str) -> Vec<u8> {
     [SETTING_PREFIX, name.as_bytes()].concat()
@@ -104,6 +107,35 @@ impl MetaStore {
         .await
     }
 
+    /// The named policies and groups (empty before the first is added).
+    pub async fn iam_record(&self) -> Result<IamRecord> {
+        match self.setting(IAM_SETTING).await? {
+            Some(bytes) => decode(&bytes),
+            None => Ok(IamRecord::default()),
+        }
+    }
+
+    /// Changes the named policies and groups in one transaction, with the users as they are
+    /// now (a change may check them, as a group member must exist); returns the result.
+    /// `change` may refuse with an error, and then nothing is written.
+    pub async fn update_iam(
+        &self,
+        change: impl Fn(&mut IamRecord, &[(String, UserRecord)]) -> Result<()> + Send + 'static,
+    ) -> Result<IamRecord> {
+        let key = setting_key(IAM_SETTING);
+        self.txn(move |_, tx| {
+            let mut record: IamRecord = tx.get(Tree::Meta, &key)?.unwrap_or_default();
+            let mut users = Vec::new();
+            for (k, v) in tx.scan(Tree::Users, &[], None, usize::MAX)? {
+                users.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
+            }
+            change(&mut record, &users)?;
+            tx.put(Tree::Meta, key.clone(), encode(&record));
+            Ok(record)
+        })
+        .await
+    }
+
     pub async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let key = setting_key(name);
         self.run(move |s| s.kv.get(Tree::Meta, &key)).await
@@ -140,7 +172,63 @@ mod tests {
                 sealed_secret: vec![1, 2, 3],
                 created_ms: 1,
             }],
+            policies: Vec::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn policies_and_groups_change_in_one_record() {
+        let m = MetaStore::memory();
+        assert_eq!(m.iam_record().await.unwrap(), IamRecord::default());
+        m.create_user("alice", user("id-a")).await.unwrap();
+        let after = m
+            .update_iam(|r, users| {
+                assert_eq!(users.len(), 1);
+                r.policies.insert("p".into(), "{}".into());
+                r.groups
+                    .entry("g".into())
+                    .or_default()
+                    .members
+                    .push("alice".into());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(m.iam_record().await.unwrap(), after);
+        // A refused change writes nothing.
+        assert!(
+            m.update_iam(|r, _| {
+                r.policies.clear();
+                Err(Error::NoSuchUser)
+            })
+            .await
+            .is_err()
+        );
+        assert_eq!(m.iam_record().await.unwrap().policies.len(), 1);
+    }
+
+    #[test]
+    fn a_user_record_from_before_named_policies_reads() {
+        #[derive(serde::Serialize)]
+        struct OldUser {
+            id: String,
+            policy: String,
+            scopes: Vec<String>,
+            enabled: bool,
+            created_ms: i64,
+            keys: Vec<AccessKeyRecord>,
+        }
+        let old = encode(&OldUser {
+            id: "id-o".into(),
+            policy: "readonly".into(),
+            scopes: vec![],
+            enabled: true,
+            created_ms: 5,
+            keys: vec![],
+        });
+        let read: UserRecord = decode(&old).unwrap();
+        assert_eq!(read.id, "id-o");
+        assert!(read.policies.is_empty());
     }
 
     #[tokio::test]

@@ -83,6 +83,25 @@ impl Policy {
         Ok(Policy { statements })
     }
 
+    /// Parses and validates an identity policy (one stored with `tessera admin policy add` and
+    /// attached to users or groups): as a bucket policy, but without `Principal` and with any
+    /// S3 resource (`*`, `arn:aws:s3:::BUCKET`, `arn:aws:s3:::BUCKET/KEY`, wildcards allowed).
+    pub fn parse_identity_policy(json: &str) -> Result<Policy, MalformedPolicy> {
+        let statements = parse::parse_identity_policy(json)?;
+        Ok(Policy { statements })
+    }
+
+    /// One policy holding the statements of all of `policies`: an explicit Deny in any of
+    /// them wins, else an Allow in any of them allows, as AWS combines a user's policies.
+    pub fn union<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Policy {
+        Policy {
+            statements: policies
+                .into_iter()
+                .flat_map(|p| p.statements.iter().cloned())
+                .collect(),
+        }
+    }
+
     /// Whether a statement names the user `name` as a principal (a user re-created under
     /// that name would be granted what the statement grants).
     pub fn names_user(&self, name: &str) -> bool {

@@ -56,6 +56,20 @@ fn describe(value: &Value) -> String {
         .map_or_else(|| value.to_string(), str::to_owned)
 }
 
+/// AWS's limit for a managed identity policy.
+const MAX_IDENTITY_POLICY_BYTES: usize = 6144;
+
+/// What kind of document is parsed: a bucket's policy (principals required, resources in the
+/// bucket) or an identity policy (no principal: it applies to whoever it is attached to; any
+/// S3 resource).
+enum Kind<'a> {
+    Bucket {
+        bucket_arn: String,
+        user_exists: &'a dyn Fn(&str) -> bool,
+    },
+    Identity,
+}
+
 /// Parses the policy document `json` for `bucket`; see [`crate::Policy::parse_bucket_policy`].
 pub(crate) fn parse_bucket_policy(
     json: &str,
@@ -65,6 +79,24 @@ pub(crate) fn parse_bucket_policy(
     if json.len() > MAX_POLICY_BYTES {
         return Err(malformed("Policies must be less than 20 KB"));
     }
+    let kind = Kind::Bucket {
+        bucket_arn: format!("arn:aws:s3:::{bucket}"),
+        user_exists,
+    };
+    parse_document(json, &kind)
+}
+
+/// Parses an identity policy; see [`crate::Policy::parse_identity_policy`].
+pub(crate) fn parse_identity_policy(json: &str) -> Result<Vec<Statement>, MalformedPolicy> {
+    if json.len() > MAX_IDENTITY_POLICY_BYTES {
+        return Err(malformed(
+            "Identity policies must be at most 6144 characters",
+        ));
+    }
+    parse_document(json, &Kind::Identity)
+}
+
+fn parse_document(json: &str, kind: &Kind<'_>) -> Result<Vec<Statement>, MalformedPolicy> {
     // AWS looks at the first byte before parsing: `[…]` or a bare string is "not JSON" too.
     if !json
         .trim_start_matches([' ', '\t', '\r', '\n'])
@@ -100,18 +132,13 @@ pub(crate) fn parse_bucket_policy(
     if statements.is_empty() {
         return Err(missing("Statement"));
     }
-    let bucket_arn = format!("arn:aws:s3:::{bucket}");
     statements
         .into_iter()
-        .map(|statement| parse_statement(statement, &bucket_arn, user_exists))
+        .map(|statement| parse_statement(statement, kind))
         .collect()
 }
 
-fn parse_statement(
-    value: &Value,
-    bucket_arn: &str,
-    user_exists: &dyn Fn(&str) -> bool,
-) -> Result<Statement, MalformedPolicy> {
+fn parse_statement(value: &Value, kind: &Kind<'_>) -> Result<Statement, MalformedPolicy> {
     let Value::Object(fields) = value else {
         return Err(malformed("Policy statement must be a JSON object"));
     };
@@ -132,17 +159,28 @@ fn parse_statement(
         Some(other) => return Err(malformed(format!("Invalid effect: {}", describe(other)))),
     };
 
-    // NotPrincipal would need "everyone except", which tessera doesn't model; refusing it is
-    // safer than reading it as Principal.
-    if fields.contains_key("NotPrincipal") {
-        return Err(invalid_principal());
-    }
-    let principals = parse_principal(
-        fields
-            .get("Principal")
-            .ok_or_else(|| missing("Principal"))?,
-        user_exists,
-    )?;
+    let principals = match kind {
+        Kind::Bucket { user_exists, .. } => {
+            // NotPrincipal would need "everyone except", which tessera doesn't model;
+            // refusing it is safer than reading it as Principal.
+            if fields.contains_key("NotPrincipal") {
+                return Err(invalid_principal());
+            }
+            Some(parse_principal(
+                fields
+                    .get("Principal")
+                    .ok_or_else(|| missing("Principal"))?,
+                *user_exists,
+            )?)
+        }
+        // IAM's rule: the principal of an identity policy is whoever it is attached to.
+        Kind::Identity
+            if fields.contains_key("Principal") || fields.contains_key("NotPrincipal") =>
+        {
+            return Err(malformed("Policy document should not specify a principal."));
+        }
+        Kind::Identity => None,
+    };
 
     let (not_action, action_value) = one_of(fields, "Action", "NotAction")?;
     let action_list = string_list(action_value).ok_or_else(invalid_action)?;
@@ -152,10 +190,17 @@ fn parse_statement(
 
     let (not_resource, resource_value) = one_of(fields, "Resource", "NotResource")?;
     let resource_list = string_list(resource_value).ok_or_else(invalid_resource)?;
-    if !resource_list
-        .iter()
-        .all(|resource| in_bucket(resource, bucket_arn))
-    {
+    let resources_ok = match kind {
+        Kind::Bucket { bucket_arn, .. } => resource_list
+            .iter()
+            .all(|resource| in_bucket(resource, bucket_arn)),
+        Kind::Identity => resource_list.iter().all(|r| {
+            *r == "*"
+                || r.strip_prefix("arn:aws:s3:::")
+                    .is_some_and(|rest| !rest.is_empty())
+        }),
+    };
+    if !resources_ok {
         return Err(invalid_resource());
     }
 
@@ -164,7 +209,8 @@ fn parse_statement(
         None => Vec::new(),
     };
 
-    if !not_action
+    if let Kind::Bucket { bucket_arn, .. } = kind
+        && !not_action
         && !not_resource
         && !actions_fit_resources(&action_list, &resource_list, bucket_arn)
     {
@@ -175,7 +221,7 @@ fn parse_statement(
 
     Ok(Statement {
         effect,
-        principals: Some(principals),
+        principals,
         actions: Patterns::new(not_action, &action_list),
         resources: Patterns::new(not_resource, &resource_list),
         conditions,

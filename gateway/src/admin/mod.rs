@@ -17,6 +17,14 @@
 //! | POST   | `users/disable?name=`, `users/enable?name=` | refuses / accepts its keys again |
 //! | POST   | `users/keys?name=` | adds an access key; answers it and its secret  |
 //! | DELETE | `users/keys?name=&access_key=` | removes an access key              |
+//! | POST, DELETE | `users/policies?name=&policy=` | attaches / detaches a named policy |
+//! | GET    | `policies`      | named identity policies, with who has them        |
+//! | POST   | `policies?name=&document=` | stores (replaces) a policy, validated  |
+//! | DELETE | `policies?name=` | removes a policy attached to no one              |
+//! | GET    | `groups`        | groups, their members and policies                |
+//! | POST, DELETE | `groups?name=` | adds / removes a group                       |
+//! | POST, DELETE | `groups/members?name=&user=` | adds / removes a member        |
+//! | POST, DELETE | `groups/policies?name=&policy=` | attaches / detaches a policy |
 //! | GET    | `pools`         | every pool: state, layout, space, what it holds   |
 //! | POST   | `pools?disk=...[&parity=]` | adds a pool of new disks while running  |
 //! | GET    | `rebalance`     | the current or last rebalance or decommission     |

@@ -209,6 +209,11 @@ impl S3Route for AdminApi {
             (method, "pools" | "rebalance" | "decommission") => {
                 self.pools_call(method, op, &req.uri).await
             }
+            (method, "policies") => self.policies_call(method, &req.uri).await,
+            (method, op) if op == "groups" || op.starts_with("groups/") => {
+                self.groups_call(method, &op["groups".len()..], &req.uri)
+                    .await
+            }
             (method, op) if op == "users" || op.starts_with("users/") => {
                 self.users_call(method, &op["users".len()..], &req.uri)
                     .await

@@ -174,12 +174,24 @@ fn iam_error(e: iam::Error) -> S3Error {
         match &e {
             iam::Error::Meta(m) => from_meta(m),
             iam::Error::InvalidArgument(m) => S3Error::with_message(C::InvalidArgument, m.clone()),
-            iam::Error::NoSuchUser(_) | iam::Error::NoSuchAccessKey { .. } => with_status(
+            iam::Error::NoSuchUser(_)
+            | iam::Error::NoSuchAccessKey { .. }
+            | iam::Error::NoSuchEntity(_) => with_status(
                 C::Custom("NoSuchEntity".into()),
                 e.to_string(),
                 http::StatusCode::NOT_FOUND,
             ),
-            iam::Error::UserExists(_) => with_status(
+            iam::Error::InUse(_) => with_status(
+                C::Custom("DeleteConflict".into()),
+                e.to_string(),
+                http::StatusCode::CONFLICT,
+            ),
+            iam::Error::MalformedPolicy(m) => with_status(
+                C::Custom("MalformedPolicyDocument".into()),
+                m.clone(),
+                http::StatusCode::BAD_REQUEST,
+            ),
+            iam::Error::UserExists(_) | iam::Error::EntityExists(_) => with_status(
                 C::Custom("EntityAlreadyExists".into()),
                 e.to_string(),
                 http::StatusCode::CONFLICT,

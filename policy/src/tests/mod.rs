@@ -3,6 +3,7 @@
 
 mod builtin;
 mod evaluation;
+mod identity;
 mod malformed;
 
 use serde_json::{Value, json};

@@ -43,6 +43,12 @@ pub enum AdminCommand {
     /// Users and their access keys.
     #[command(subcommand)]
     User(super::users::UserCommand),
+    /// Named identity policies (AWS IAM JSON) to attach to users and groups.
+    #[command(subcommand)]
+    Policy(super::groups::PolicyCommand),
+    /// Groups of users: members get the union of their own and the group's policies.
+    #[command(subcommand)]
+    Group(super::groups::GroupCommand),
     /// Pools of disks: list them, or add one to the running deployment.
     #[command(subcommand)]
     Pool(super::pools::PoolCommand),
@@ -271,6 +277,10 @@ pub fn run_admin(
                 Ok(0)
             }
             AdminCommand::User(command) => super::users::run_user(&client, json, command).await,
+            AdminCommand::Policy(command) => {
+                super::groups::run_policy(&client, json, command).await
+            }
+            AdminCommand::Group(command) => super::groups::run_group(&client, json, command).await,
             AdminCommand::Pool(command) => super::pools::run_pool(&client, json, command).await,
             AdminCommand::Rebalance(command) => {
                 super::pools::run_rebalance(&client, json, command).await

@@ -11,6 +11,7 @@ macro_rules! out {
 }
 
 mod client;
+mod groups;
 mod pools;
 mod tables;
 mod users;

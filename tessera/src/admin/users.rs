@@ -2,10 +2,9 @@
 //! (`gateway/src/admin/users.rs`). Parameters travel in the query string, so every signed body
 //! is empty.
 
-use gateway::admin::ADMIN_PREFIX;
 use serde_json::Value;
 
-use super::client::{Client, query_value};
+use super::client::Client;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum UserCommand {
@@ -38,6 +37,16 @@ pub enum UserCommand {
     /// Access keys of a user: several may be active at once, for rotation.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Gives the user what a named policy (`tessera admin policy add`) allows and denies, on
+    /// top of its built-in policy.
+    AttachPolicy {
+        name: String,
+        policy: String,
+    },
+    DetachPolicy {
+        name: String,
+        policy: String,
+    },
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -69,11 +78,13 @@ fn print_new_key(v: &Value) {
 
 fn print_users(v: &Value) {
     out!(
-        "{:<24} {:<9} {:<8} {:<24} ACCESS KEYS",
+        "{:<24} {:<9} {:<8} {:<24} {:<20} {:<20} ACCESS KEYS",
         "NAME",
         "POLICY",
         "ENABLED",
-        "BUCKETS"
+        "BUCKETS",
+        "POLICIES",
+        "GROUPS"
     );
     for u in v["users"].as_array().into_iter().flatten() {
         let list = |field: &str| {
@@ -88,8 +99,9 @@ fn print_users(v: &Value) {
                 .unwrap_or_default()
         };
         let buckets = list("buckets");
+        let or_dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
         out!(
-            "{:<24} {:<9} {:<8} {:<24} {}",
+            "{:<24} {:<9} {:<8} {:<24} {:<20} {:<20} {}",
             u["name"].as_str().unwrap_or(""),
             u["policy"].as_str().unwrap_or(""),
             if u["enabled"].as_bool().unwrap_or(false) {
@@ -102,6 +114,8 @@ fn print_users(v: &Value) {
             } else {
                 buckets
             },
+            or_dash(list("policies")),
+            or_dash(list("groups")),
             list("access_keys"),
         );
     }
@@ -112,14 +126,8 @@ pub(super) async fn run_user(
     json: bool,
     command: UserCommand,
 ) -> Result<i32, String> {
-    let path = |op: &str, query: &[(&str, &str)]| {
-        let mut p = format!("{ADMIN_PREFIX}users{op}");
-        for (i, (k, v)) in query.iter().enumerate() {
-            p.push(if i == 0 { '?' } else { '&' });
-            p.push_str(&format!("{k}={}", query_value(v)));
-        }
-        p
-    };
+    let path =
+        |op: &str, query: &[(&str, &str)]| super::groups::admin_path(&format!("users{op}"), query);
     let (answer, new_key) = match &command {
         UserCommand::Add {
             name,
@@ -153,6 +161,21 @@ pub(super) async fn run_user(
                 .await?,
             true,
         ),
+        UserCommand::AttachPolicy { name, policy } | UserCommand::DetachPolicy { name, policy } => {
+            (
+                client
+                    .call(
+                        if matches!(command, UserCommand::AttachPolicy { .. }) {
+                            "POST"
+                        } else {
+                            "DELETE"
+                        },
+                        &path("/policies", &[("name", name), ("policy", policy)]),
+                    )
+                    .await?,
+                false,
+            )
+        }
         UserCommand::Key(KeyCommand::Remove { name, access_key }) => (
             client
                 .call(
