@@ -344,4 +344,74 @@ mod tests {
         assert!(t.contains(ip("10.200.0.1")));
         assert!(t.contains(ip("::1")));
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn header_text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[ -~]{0,80}",
+                prop::collection::vec(
+                    prop_oneof![
+                        Just("for=".to_owned()),
+                        Just("proto=".to_owned()),
+                        Just(";".to_owned()),
+                        Just(",".to_owned()),
+                        Just("\"".to_owned()),
+                        Just("[".to_owned()),
+                        Just("]".to_owned()),
+                        Just(":".to_owned()),
+                        Just("10.0.0.1".to_owned()),
+                        Just("2001:db8::1".to_owned()),
+                        Just("https".to_owned()),
+                        Just("unknown".to_owned()),
+                        "[0-9a-f:.]{0,12}",
+                    ],
+                    0..12,
+                )
+                .prop_map(|parts| parts.concat()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Whatever the headers say, nothing panics; an untrusted peer is always the
+            /// client, and a trusted one names an address its headers or the peer gave.
+            #[test]
+            fn forwarding_headers_never_panic(
+                fwd in header_text(),
+                xff in header_text(),
+                proto in header_text(),
+                trusted_peer in any::<bool>(),
+            ) {
+                let mut h = HeaderMap::new();
+                for (name, value) in [("forwarded", &fwd), ("x-forwarded-for", &xff), ("x-forwarded-proto", &proto)] {
+                    if let Ok(v) = http::HeaderValue::from_str(value) {
+                        h.insert(http::HeaderName::from_static(name), v);
+                    }
+                }
+                let t = TrustedProxies::parse(&["10.0.0.0/8"]).unwrap();
+                let peer: IpAddr = if trusted_peer { "10.1.1.1" } else { "192.0.2.1" }.parse().unwrap();
+                let c = t.client(peer, false, &h);
+                if !trusted_peer {
+                    prop_assert_eq!(c, ClientAddr { ip: peer, secure: false });
+                } else {
+                    let text = format!("{fwd} {xff}");
+                    let canonical = |s: &str| s.parse::<IpAddr>().map(|ip| ip.to_canonical()).ok();
+                    let named = text
+                        .split(|ch: char| !(ch.is_ascii_hexdigit() || ch == '.' || ch == ':'))
+                        .flat_map(|w| [w.to_owned(), w.rsplit_once(':').map(|(a, _)| a.to_owned()).unwrap_or_default()])
+                        .any(|w| canonical(&w) == Some(c.ip));
+                    prop_assert!(c.ip == peer || named, "{:?} from {:?}", c.ip, text);
+                }
+            }
+
+            #[test]
+            fn trusted_proxy_entries_never_panic(entry in "[ -~]{0,40}") {
+                let _ = TrustedProxies::parse(&[entry]);
+            }
+        }
+    }
 }

@@ -342,4 +342,27 @@ mod tests {
         let e = CertsDir::open(dir.path()).unwrap_err();
         assert!(e.contains("public.crt"), "{e}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// Any bytes in the certificate file: a clear error naming the file, never a panic.
+        #[test]
+        fn arbitrary_certificate_files(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600), pem in proptest::prelude::any::<bool>()) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(CERT_FILE);
+            let mut content = Vec::new();
+            if pem {
+                content.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+            }
+            content.extend_from_slice(&bytes);
+            if pem {
+                content.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
+            }
+            std::fs::write(&path, &content).unwrap();
+            if let Err(e) = load_chain(&path) {
+                proptest::prop_assert!(e.contains("public.crt"), "{}", e);
+            }
+        }
+    }
 }

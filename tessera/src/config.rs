@@ -801,4 +801,46 @@ mod tests {
         }
         assert!(all.contains("fileuser"), "{all}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any argument: a bounded expansion or an error, never a panic.
+        #[test]
+        fn ellipsis_never_panics(arg in "[-a-z0-9/{}.]{0,30}") {
+            if let Ok(paths) = expand_ellipsis(&arg) {
+                proptest::prop_assert!(!paths.is_empty() && paths.len() <= 4096 * 4096);
+            }
+        }
+
+        #[test]
+        fn ellipsis_ranges(a in 0u64..5000, b in 0u64..5000, pad in proptest::prelude::any::<bool>()) {
+            let arg = if pad { format!("/d{{{a:04}...{b:04}}}") } else { format!("/d{{{a}...{b}}}") };
+            match expand_ellipsis(&arg) {
+                Ok(paths) => proptest::prop_assert_eq!(paths.len() as u64, b - a + 1),
+                Err(e) => proptest::prop_assert!(a > b || b - a >= 4096, "{}", e),
+            }
+        }
+
+        /// Any config file text: parsed or refused with a message, never a panic.
+        #[test]
+        fn config_files_never_panic(text in "[ -~\n]{0,120}") {
+            if let Err(e) = FileConfig::parse(&text) {
+                proptest::prop_assert!(!e.is_empty());
+            }
+        }
+
+        #[test]
+        fn config_keys_with_any_values(key in proptest::sample::select(vec![
+            "address", "disks", "parity", "region", "domains", "metrics_token", "root_user",
+            "root_password", "nodes", "etcd", "trusted_proxies", "certs_dir",
+            "allow_insecure_sse_c", "auth_failure_limit", "log_format", "scan_interval_secs",
+        ]), value in "[ -~]{0,30}") {
+            for text in [format!("{key} = {value}"), format!("{key} = \"{value}\""), format!("{key} = [\"{value}\"]")] {
+                if let Ok(file) = FileConfig::parse(&text) {
+                    let _ = args(&["/d"]).resolve(file, EnvSettings::default());
+                }
+            }
+        }
+    }
 }

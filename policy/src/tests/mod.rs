@@ -3,6 +3,7 @@
 
 mod builtin;
 mod evaluation;
+mod fuzz;
 mod identity;
 mod malformed;
 
