@@ -77,9 +77,14 @@ impl Layout {
         }
     }
 
+    /// The erasure set holding a chunk's shards.
+    pub fn set_of(&self, chunk: &ChunkHash) -> usize {
+        (chunk.word(0) % self.sets() as u64) as usize
+    }
+
     /// Disk index of each shard position (0..k+m) of a chunk.
     pub fn placement(&self, chunk: &ChunkHash) -> Vec<usize> {
-        let set = (chunk.word(0) % self.sets() as u64) as usize;
+        let set = self.set_of(chunk);
         let rotation = (chunk.word(1) % self.set_size as u64) as usize;
         (0..self.set_size)
             .map(|i| set * self.set_size + (rotation + i) % self.set_size)

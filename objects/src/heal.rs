@@ -36,6 +36,13 @@ pub struct ScanSchedule {
     pub bytes_per_sec: u64,
 }
 
+/// One chunk's heal: where it is and what was found.
+struct Healed {
+    pool: u32,
+    set: usize,
+    report: Result<HealReport>,
+}
+
 /// Progress of the current or last full pass, as `tessera admin heal` shows it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PassProgress {
@@ -122,22 +129,35 @@ impl ObjectService {
         }
     }
 
-    /// Heals one chunk under a pin. `None` when the chunk is no longer stored.
-    async fn heal_one(&self, hash: [u8; 32], len: u32) -> Result<Option<HealReport>> {
+    /// Heals one chunk under a pin, saying where it is. `None` when the chunk is no longer
+    /// stored.
+    async fn heal_one(&self, hash: [u8; 32], len: u32) -> Result<Option<Healed>> {
         let _pin = self.locks.pin(hash).await;
         let Some(pool) = self.locator().pool_of(hash).await? else {
             return Ok(None);
         };
-        Ok(Some(
-            pool.store.heal_chunk(ChunkHash(hash), len as u64).await?,
-        ))
+        let set = pool.store.layout().set_of(&ChunkHash(hash));
+        let report = pool
+            .store
+            .heal_chunk(ChunkHash(hash), len as u64)
+            .await
+            .map_err(Into::into);
+        Ok(Some(Healed {
+            pool: pool.id,
+            set,
+            report,
+        }))
     }
 
     /// Works through the heal queue once. Returns how many chunks are now complete.
     pub async fn heal_queue_pass(&self) -> Result<u64> {
         let mut healed = 0;
         for (hash, len) in self.meta.heal_queue(usize::MAX).await? {
-            match self.heal_one(hash, len).await {
+            match self
+                .heal_one(hash, len)
+                .await
+                .and_then(|h| h.map(|h| h.report).transpose())
+            {
                 Ok(Some(r)) if !r.complete() => continue,
                 Ok(_) => {
                     self.meta.heal_done(hash).await?;
@@ -169,7 +189,12 @@ impl ObjectService {
                 ..PassProgress::default()
             };
         }
-        let outcome = self.chunk_pass(bytes_per_sec).await;
+        let started_ms = now_ms();
+        let mut findings = crate::scrub::PassFindings::default();
+        let mut outcome = self.chunk_pass(bytes_per_sec, &mut findings).await;
+        if outcome.is_ok() {
+            outcome = self.record_pass(started_ms, &findings).await;
+        }
         let swept = match &outcome {
             Ok(()) => self.sweep_orphans(true).await,
             Err(_) => Ok(0),
@@ -198,7 +223,13 @@ impl ObjectService {
         Ok(summary)
     }
 
-    async fn chunk_pass(&self, bytes_per_sec: u64) -> Result<()> {
+    /// Verifies every stored chunk (reading at most `bytes_per_sec`; 0: unthrottled, and
+    /// then without yielding to client I/O), noting in `findings` the sets not found whole.
+    async fn chunk_pass(
+        &self,
+        bytes_per_sec: u64,
+        findings: &mut crate::scrub::PassFindings,
+    ) -> Result<()> {
         let started = Instant::now();
         let mut after = None;
         loop {
@@ -211,7 +242,16 @@ impl ObjectService {
                 if c.refs == 0 {
                     continue; // waiting for GC: not worth healing
                 }
-                let outcome = self.heal_one(c.hash, c.len).await;
+                if bytes_per_sec > 0 {
+                    self.yield_to_foreground().await;
+                }
+                let healed = self.heal_one(c.hash, c.len).await;
+                if let Ok(Some(h)) = &healed
+                    && !h.report.as_ref().is_ok_and(HealReport::complete)
+                {
+                    findings.unclean.insert((h.pool, h.set));
+                }
+                let outcome = healed.and_then(|h| h.map(|h| h.report).transpose());
                 let bytes_read = {
                     let mut p = self.heal.progress();
                     p.chunks_checked += 1;
@@ -368,7 +408,11 @@ impl ObjectService {
                 let Some(service) = weak.upgrade() else {
                     return;
                 };
-                let rate = if requested { 0 } else { schedule.bytes_per_sec };
+                let rate = if requested {
+                    0
+                } else {
+                    service.scheduled_rate(schedule.bytes_per_sec).await
+                };
                 if let Err(e) = service.heal_pass(rate).await {
                     tracing::warn!(error = %e, "heal pass failed");
                 }

@@ -208,3 +208,51 @@ async fn check_finds_and_repairs_missing_and_corrupt_shards() {
     assert!(r.service.check(false).await.unwrap().clean);
     assert_eq!(shard_count(&r.mem), record.data.chunks().len() * 4);
 }
+
+#[tokio::test]
+async fn a_pass_records_when_each_set_was_verified_unless_a_disk_was_out() {
+    let r = rig().await;
+    put(&r.service, "a", body(21, 200_000)).await;
+    let before = r.service.scrub_state().await.unwrap();
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].verified_since_ms, None);
+    // A disk out during the pass: its shards were not verified, so the set's age stays unknown.
+    Faults::set(&r.faults[3].fail_all, true);
+    r.service.heal_pass(0).await.unwrap();
+    assert_eq!(
+        r.service.scrub_state().await.unwrap()[0].verified_since_ms,
+        None
+    );
+    Faults::set(&r.faults[3].fail_all, false);
+    let started = crate::now_ms();
+    r.service.heal_pass(0).await.unwrap();
+    let after = r.service.scrub_state().await.unwrap();
+    let since = after[0]
+        .verified_since_ms
+        .expect("a clean pass records its start");
+    assert!(since >= started && since <= crate::now_ms());
+    assert!(after[0].oldest_unverified_secs.unwrap() < 5);
+    // An unclean pass later keeps the earlier time.
+    Faults::set(&r.faults[0].fail_all, true);
+    r.service.heal_pass(0).await.unwrap();
+    Faults::set(&r.faults[0].fail_all, false);
+    assert_eq!(
+        r.service.scrub_state().await.unwrap()[0].verified_since_ms,
+        Some(since)
+    );
+}
+
+#[tokio::test]
+async fn scheduled_passes_pace_between_the_floor_and_the_cap() {
+    let r = rig().await;
+    // 0 is the operator's "unthrottled".
+    assert_eq!(r.service.scheduled_rate(0).await, 0);
+    // A small store reads at the floor, under any higher cap.
+    put(&r.service, "a", body(22, 100_000)).await;
+    assert_eq!(
+        r.service.scheduled_rate(1 << 30).await,
+        crate::SCRUB_MIN_RATE
+    );
+    // The cap wins over the floor.
+    assert_eq!(r.service.scheduled_rate(1 << 20).await, 1 << 20);
+}

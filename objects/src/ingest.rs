@@ -266,6 +266,7 @@ impl ObjectService {
             .acquire_owned()
             .await
             .map_err(|_| Error::Internal("chunk slots closed".into()))?;
+        let _foreground = self.foreground.enter();
         let (hash, chunk) =
             tokio::task::spawn_blocking(move || (ChunkHash::of(&chunk), chunk)).await?;
         let pin = self.locks.pin(hash.0).await;

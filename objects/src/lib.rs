@@ -25,6 +25,7 @@ mod pool_records;
 mod pool_tests;
 mod read;
 mod rebalance;
+mod scrub;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub use pool_records::{
 };
 pub use read::ObjectStream;
 pub use rebalance::{BALANCE_TOLERANCE, JobState, MoveJob, MoveKind};
+pub use scrub::{MIN_RATE as SCRUB_MIN_RATE, SetScrub, TARGET_PASS as SCRUB_TARGET_PASS};
 
 pub use error::{Error, Result};
 
@@ -119,6 +121,8 @@ pub struct ObjectService {
     orphan_min_age: Option<std::time::Duration>,
     /// When each unrecorded chunk was first seen by the sweep (see `orphan_min_age`).
     orphans_seen: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::time::Instant>>,
+    /// Client chunk reads and writes in flight: scheduled scanner passes yield to them.
+    foreground: Arc<scrub::Foreground>,
 }
 
 /// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
@@ -143,6 +147,7 @@ impl ObjectService {
             pool_records_lock: tokio::sync::Mutex::new(()),
             orphan_min_age: None,
             orphans_seen: Default::default(),
+            foreground: Arc::default(),
         }
     }
 
@@ -166,6 +171,7 @@ impl ObjectService {
         locate::Locator {
             pools: self.pools.clone(),
             meta: self.meta.clone(),
+            foreground: self.foreground.clone(),
         }
     }
 

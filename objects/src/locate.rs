@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 pub(crate) struct Locator {
     pub pools: Arc<Pools>,
     pub meta: MetaStore,
+    /// Counts client chunk reads, which the scanner yields to.
+    pub foreground: Arc<crate::scrub::Foreground>,
 }
 
 impl Locator {
@@ -32,6 +34,7 @@ impl Locator {
 
     /// Reads a chunk that a manifest references.
     pub async fn get_chunk(&self, hash: [u8; 32], len: u32) -> Result<Bytes> {
+        let _foreground = self.foreground.enter();
         let pools = self.pools.list();
         if let [only] = pools.as_slice() {
             return Ok(only.store.get_chunk(ChunkHash(hash), len as u64).await?);

@@ -160,8 +160,8 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub domains: Option<Vec<String>>,
-    /// Seconds between scheduled scanner passes over every shard (0: only on demand)
-    /// [default: 86400].
+    /// Seconds the scanner rests between scheduled passes over every shard (0: only on
+    /// demand); each pass paces itself to finish within 6 days [default: 3600].
     #[arg(long, env = "TESSERA_SCAN_INTERVAL_SECS")]
     pub scan_interval_secs: Option<u64>,
     /// Shard bytes per second a scheduled scanner pass may read, in MiB (0: unlimited)
@@ -449,7 +449,7 @@ impl ServeArgs {
         let scan_interval = self
             .scan_interval_secs
             .or(file.scan_interval_secs)
-            .unwrap_or(24 * 3600);
+            .unwrap_or(3600);
         let metrics_token = given_secret(self.metrics_token.or(file.metrics_token));
         Ok(ServeConfig {
             address: self

@@ -55,6 +55,8 @@ struct Info {
     pools: Vec<super::pools::PoolInfo>,
     /// The current or last rebalance or decommission.
     rebalance: Option<objects::MoveJob>,
+    /// Per erasure set: since when every shard is known verified (the scanner's passes).
+    scrub: Vec<objects::SetScrub>,
 }
 
 #[derive(Serialize)]
@@ -137,6 +139,7 @@ impl AdminApi {
             gateways_error,
             pools: self.pools_info().await?,
             rebalance: self.service.move_job().await.s3()?,
+            scrub: self.service.scrub_state().await.s3()?,
         })
     }
 
