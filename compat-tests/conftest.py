@@ -104,6 +104,12 @@ for _var in list(os.environ):
 os.environ["AWS_CONFIG_FILE"] = "/nonexistent/tessera-compat/aws-config"
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent/tessera-compat/aws-credentials"
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+# botocore sends "Expect: 100-continue" even for empty bodies; the server answers such a PUT
+# at once without "100 Continue" (as S3 does), and botocore before 1.43.77 (boto/botocore#3755)
+# then reuses the stale status line on the next request over that pooled connection and waits
+# out its 120 s read timeout. In-process boto3 clients read this at request time (aws-cli gets
+# it in its environment below).
+os.environ["BOTO_EXPERIMENTAL__NO_EMPTY_CONTINUE"] = "true"
 for _var in ("NO_PROXY", "no_proxy"):
     _cur = os.environ.get(_var, "")
     os.environ[_var] = ",".join(x for x in (_cur, "127.0.0.1", "localhost") if x)
