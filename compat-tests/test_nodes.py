@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -315,3 +316,42 @@ def test_nodes_refuse_a_second_deployment_and_an_empty_meta_dir(cluster, tmp_pat
     # The running gateway was not disturbed.
     assert s3_client(gateway).head_bucket(Bucket="taken")["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert [d["state"] for d in info(gateway)["disks"]] == ["online"] * 6
+
+
+def test_an_empty_replacement_node_is_adopted_while_running(cluster):
+    gateway, nodes = cluster
+    s3 = s3_client(gateway)
+    s3.create_bucket(Bucket="replaced")
+    objs = object_set()
+    for key, body in objs.items():
+        s3.put_object(Bucket="replaced", Key=key, Body=body)
+    doc = info(gateway)
+    position = next(n["positions"] for n in doc["nodes"] if n["url"] == nodes[2].url)
+    assert len(position) == 1, doc["nodes"]
+
+    # Node 3's machine is replaced: same address, an empty disk.
+    nodes[2].kill()
+    wait_nodes(gateway, {nodes[2].url: "offline"})
+    shutil.rmtree(nodes[2].dirs[0])
+    nodes[2].dirs[0].mkdir()
+    nodes[2].start()
+
+    def adopted():
+        d = info(gateway)
+        n = next(n for n in d["nodes"] if n["url"] == nodes[2].url)
+        return d if n["state"] == "online" and n["positions"] == position and all(
+            x["state"] == "online" for x in d["disks"]) else None
+    doc = poll(adopted, 30, 0.3)
+    assert doc, info(gateway)["nodes"]
+    log = gateway.log_path.read_text(errors="replace")
+    assert "adopted an empty node disk as replacement disk" in log
+    assert "restart the gateway" not in log
+    # The heal the adoption starts refills it; then three other nodes go down, so every
+    # object needs the refilled shards.
+    heal(gateway)
+    check_clean(gateway)
+    for n in (nodes[0], nodes[1], nodes[3]):
+        n.kill()
+    wait_nodes(gateway, {n.url: "offline" for n in (nodes[0], nodes[1], nodes[3])})
+    for key, body in objs.items():
+        assert s3.get_object(Bucket="replaced", Key=key)["Body"].read() == body, key

@@ -264,6 +264,8 @@ struct Seen {
 pub struct NodeSet {
     deployment_id: String,
     disk_ids: Vec<String>,
+    /// Writes the format of an empty node disk adopted while running.
+    deployment: Deployment,
     first_remote: usize,
     endpoints: Vec<Endpoint>,
     seen: Mutex<Seen>,
@@ -327,6 +329,7 @@ impl NodeSet {
         Ok(NodeSet {
             deployment_id: deployment.deployment_id.clone(),
             disk_ids: deployment.disk_ids.clone(),
+            deployment: deployment.clone(),
             first_remote,
             endpoints,
             seen: Mutex::new(Seen {
@@ -377,12 +380,13 @@ impl NodeSet {
     /// that are gone go offline, disks that turned up (again, or at another address) come
     /// online. Returns true when a disk came online.
     pub async fn check_once(&self, slots: &[Arc<DiskSlot>]) -> bool {
-        let asked = futures::future::join_all(self.endpoints.iter().map(|e| async {
+        let mut asked = futures::future::join_all(self.endpoints.iter().map(|e| async {
             let start = Instant::now();
             let info = e.client.info(INFO_TIMEOUT).await;
             (info, start.elapsed())
         }))
         .await;
+        self.adopt_empty_disks(&mut asked, slots.len()).await;
         let mut wanted: Vec<Option<Binding>> = vec![None; slots.len()];
         let mut why_missing: Vec<Option<String>> = vec![None; self.endpoints.len()];
         let mut seen = lock(&self.seen);
@@ -404,19 +408,9 @@ impl NodeSet {
                     }
                     status.node_id = Some(info.node_id.clone());
                     for (d, f) in info.disks.iter().enumerate() {
-                        let p = match f {
-                            NodeDiskFormat::Formatted { format }
-                                if format.deployment_id == self.deployment_id
-                                    && self.disk_ids.get(format.disk_index)
-                                        == Some(&format.disk_id)
-                                    && self.is_remote(format.disk_index) =>
-                            {
-                                format.disk_index
-                            }
-                            other => {
-                                status.error = Some(format!("disk {d}: {}", describe(other)));
-                                continue;
-                            }
+                        let Some(p) = self.holds(f) else {
+                            status.error = Some(format!("disk {d}: {}", describe(f)));
+                            continue;
                         };
                         if wanted[p].is_none() {
                             wanted[p] = Some(Binding {
@@ -473,6 +467,90 @@ impl NodeSet {
     }
 }
 
+impl NodeSet {
+    /// Whether a node's disk answer is this deployment's disk at node position `p`.
+    fn holds(&self, f: &NodeDiskFormat) -> Option<usize> {
+        match f {
+            NodeDiskFormat::Formatted { format }
+                if format.deployment_id == self.deployment_id
+                    && self.disk_ids.get(format.disk_index) == Some(&format.disk_id)
+                    && self.is_remote(format.disk_index) =>
+            {
+                Some(format.disk_index)
+            }
+            _ => None,
+        }
+    }
+
+    /// Adopts empty node disks (a node replaced, or its disk swapped, while the gateway runs)
+    /// in the node positions no node holds now: each gets that position's format, and its
+    /// answer in `asked` is updated so the caller binds it as any returning disk. A node's
+    /// empty disks go first to the positions that node served before.
+    async fn adopt_empty_disks(
+        &self,
+        asked: &mut [(Result<NodeInfo, erasure::Error>, Duration)],
+        positions: usize,
+    ) {
+        let mut held = vec![false; positions];
+        let mut empties = Vec::new();
+        for (e, (info, _)) in asked.iter().enumerate() {
+            let Ok(info) = info else { continue };
+            for (d, f) in info.disks.iter().enumerate() {
+                match (self.holds(f), f) {
+                    (Some(p), _) if p < positions => held[p] = true,
+                    (None, NodeDiskFormat::Unformatted) => empties.push(Binding {
+                        endpoint: e,
+                        disk: d,
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        if empties.is_empty() {
+            return;
+        }
+        let before = lock(&self.seen).bindings.clone();
+        let mut free: Vec<usize> = (self.first_remote..positions)
+            .filter(|&p| !held[p])
+            .collect();
+        for b in empties {
+            // The positions this node served before, else any free one.
+            let pick = free
+                .iter()
+                .position(|&p| {
+                    before
+                        .get(p)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|old| old.endpoint == b.endpoint)
+                })
+                .or(if free.is_empty() { None } else { Some(0) });
+            let Some(i) = pick else { return };
+            let p = free.remove(i);
+            let format = self.deployment.format_for(p);
+            let url = &self.endpoints[b.endpoint].url;
+            match self.endpoints[b.endpoint]
+                .client
+                .put_format(b.disk, &format)
+                .await
+            {
+                Ok(()) => {
+                    warn!(node = %url, node_disk = b.disk, position = p + 1, "adopted an empty node disk as replacement disk; heal will refill it");
+                    if let (Ok(info), _) = &mut asked[b.endpoint]
+                        && let Some(slot) = info.disks.get_mut(b.disk)
+                    {
+                        *slot = NodeDiskFormat::Formatted { format };
+                    }
+                }
+                Err(e) => {
+                    warn!(node = %url, node_disk = b.disk, error = %e, "cannot adopt the empty node disk");
+                    free.insert(i, p);
+                }
+            }
+        }
+    }
+}
+
 fn describe(f: &NodeDiskFormat) -> String {
     match f {
         NodeDiskFormat::Formatted { format } => format!(
@@ -481,7 +559,7 @@ fn describe(f: &NodeDiskFormat) -> String {
             format.deployment_id
         ),
         NodeDiskFormat::Unformatted => {
-            "empty: restart the gateway to adopt it as a replacement disk".into()
+            "empty, and no lost disk position is left for it to replace".into()
         }
         NodeDiskFormat::Unreadable { reason } => reason.clone(),
     }
