@@ -13,9 +13,12 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -23,9 +26,36 @@ pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Er
 /// object carries its own unique header.
 pub const PIECE: usize = 1 << 20;
 
+/// TLS 1.2/1.3 with ring (as the server), trusting `ca_bundle` or the system's CAs.
+#[allow(deprecated)] // ring lacks post-quantum key exchange; aws-lc-rs would be a C build
+fn tls_config(ca_bundle: Option<&std::path::Path>) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_bundle {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            roots.add_parsable_certificates(certs);
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
 #[derive(Clone)]
 pub struct S3 {
-    http: Client<HttpConnector, BoxBody>,
+    http: Client<HttpsConnector<HttpConnector>, BoxBody>,
     /// (endpoint, its authority): requests take them in turn (several gateways of one
     /// cluster driven together).
     endpoints: std::sync::Arc<[(String, String)]>,
@@ -91,7 +121,14 @@ pub type Result<T> = std::result::Result<T, String>;
 impl S3 {
     /// `endpoints`: one URL, or several separated by commas (taken in turn, request by
     /// request).
-    pub fn new(endpoints: &str, access_key: &str, secret_key: &str) -> Result<Self> {
+    /// A client for `http://` or `https://` endpoints; https trusts the CAs of `ca_bundle`
+    /// (PEM), else the system's.
+    pub fn new(
+        endpoints: &str,
+        access_key: &str,
+        secret_key: &str,
+        ca_bundle: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let endpoints = endpoints
             .split(',')
             .map(|endpoint| {
@@ -107,6 +144,12 @@ impl S3 {
             .collect::<Result<Vec<_>>>()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(ca_bundle)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(64)
             .build(connector);

@@ -26,7 +26,7 @@ use workload::{Plan, SmallOp};
 struct Args {
     /// The server under test: `tessera`, `tessera:DISKS` (default 4 disks),
     /// `tessera-nodes:NODES` (a gateway over NODES loopback storage nodes of one disk each),
-    /// `s3s-fs`, or an `http://HOST:PORT` endpoint that is already running (several,
+    /// `s3s-fs`, or an `http(s)://HOST:PORT` endpoint that is already running (several,
     /// comma-separated, are driven together: requests take them in turn).
     #[arg(long, default_value = "tessera")]
     target: String,
@@ -44,6 +44,10 @@ struct Args {
     /// directory under ~/.cache].
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// For `https://` targets: trust the CA certificates of FILE (PEM) instead of the
+    /// system's.
+    #[arg(long, value_name = "FILE")]
+    ca_bundle: Option<PathBuf>,
     /// Access key and secret for `http://` targets.
     #[arg(long, default_value = ACCESS_KEY)]
     access_key: String,
@@ -232,7 +236,7 @@ async fn run(args: Args) -> Result<(), String> {
             } else {
                 (ACCESS_KEY, SECRET_KEY)
             };
-            S3::new(&s.url, ak, sk)
+            S3::new(&s.url, ak, sk, args.ca_bundle.as_deref())
         })
         .collect::<Result<Vec<_>, _>>()?;
     for c in &clients {

@@ -30,9 +30,9 @@ pub enum Target {
 
 impl Target {
     /// `tessera`, `tessera:N` (N disks), `tessera-nodes:N` (N nodes), `s3s-fs`, or an
-    /// `http://` URL.
+    /// `http://` or `https://` URL.
     pub fn parse(spec: &str, tessera_bin: &Path, s3s_fs_bin: &Path) -> Result<Self, String> {
-        if spec.starts_with("http://") {
+        if spec.starts_with("http://") || spec.starts_with("https://") {
             return Ok(Target::Endpoint { url: spec.into() });
         }
         match spec.split_once(':') {
@@ -56,7 +56,7 @@ impl Target {
                 bin: s3s_fs_bin.into(),
             }),
             _ => Err(format!(
-                "unknown target {spec:?}: use tessera, tessera:DISKS, tessera-nodes:NODES, s3s-fs or http://HOST:PORT"
+                "unknown target {spec:?}: use tessera, tessera:DISKS, tessera-nodes:NODES, s3s-fs or http(s)://HOST:PORT"
             )),
         }
     }
