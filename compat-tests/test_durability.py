@@ -514,3 +514,30 @@ def test_admin_bucket_name_is_reserved(make_server, s3):
         s3(srv).create_bucket(Bucket="tessera-admin")
     assert exc.value.response["Error"]["Code"] == "InvalidBucketName"
     assert "tessera-admin" not in [b["Name"] for b in s3(srv).list_buckets()["Buckets"]]
+
+
+def test_a_metadata_disk_swapped_while_running_is_rebuilt_and_can_be_the_only_survivor(
+    make_server, s3, random_bytes, new_bucket_name
+):
+    srv = make_server(NDISKS, extra_args=DISK_CHECK)  # replicas on disks 0, 1, 2 (m + 1)
+    c = s3(srv)
+    bucket = new_bucket_name("metaswap")
+    c.create_bucket(Bucket=bucket)
+    contents = {bucket: write_mixed(c, bucket, "metaswap", random_bytes)}
+    # Disk 0, holding a metadata replica, is swapped for an empty one while running.
+    shutil.rmtree(srv.dirs[0])
+    srv.dirs[0].mkdir()
+    assert poll(lambda: "metadata replica rejoined while running" in log_of_current_start(srv), 30, 0.3), (
+        log_of_current_start(srv)[-3000:]
+    )
+    # Writes after the rejoin reach it too.
+    contents[bucket]["after-swap"] = random_bytes(300 * KiB, "after-swap")
+    c.put_object(Bucket=bucket, Key="after-swap", Body=contents[bucket]["after-swap"])
+    heal(srv)
+    srv.stop()
+    # The two other original replicas (and their data disks) are lost: the rebuilt replica is
+    # the only metadata left, and with m = 2 the shards still suffice.
+    for i in (1, 2):
+        shutil.rmtree(srv.dirs[i])
+    srv.start()
+    verify_all(s3(srv), contents, "with only the rebuilt metadata replica")

@@ -161,6 +161,23 @@ impl MirroredKv {
         Ok(())
     }
 
+    /// Whether the replica `name` is in the mirror and healthy.
+    pub fn is_healthy(&self, name: &str) -> bool {
+        self.current()
+            .iter()
+            .any(|r| r.name == name && r.healthy.load(Ordering::Relaxed))
+    }
+
+    /// Drops the replica `name` if it is in the mirror, healthy or not (it is closed once no
+    /// operation uses it), so that its directory can be opened again and rejoin through
+    /// [`Self::add_replica`]. At least one other healthy replica must remain.
+    pub fn release_replica(&self, name: &str) -> Result<()> {
+        if !self.current().iter().any(|r| r.name == name) {
+            return Ok(());
+        }
+        self.remove_replicas(&[name.to_owned()])
+    }
+
     /// Takes replicas out of the mirror (they are closed once no operation uses them); a
     /// healthy one must stay.
     pub fn remove_replicas(&self, names: &[String]) -> Result<()> {
@@ -405,5 +422,33 @@ mod tests {
             Some(b"v".to_vec())
         );
         assert_eq!(read_seq(b.as_ref()).unwrap(), 3);
+    }
+
+    #[test]
+    fn a_replica_replaced_by_an_empty_one_rejoins_with_everything() {
+        let a = Arc::new(MemoryKv::new());
+        let b = Arc::new(MemoryKv::new());
+        let m = MirroredKv::new(vec![
+            ("a".into(), Box::new(Shared(a.clone())) as Box<dyn KvStore>),
+            ("b".into(), Box::new(Shared(b.clone()))),
+        ])
+        .unwrap();
+        let mut batch = Batch::default();
+        batch.put(Tree::Buckets, b"k".to_vec(), b"v".to_vec());
+        m.write(batch).unwrap();
+        assert!(m.is_healthy("b"));
+        // b's disk is swapped for an empty one: the replica is released and a fresh one joins.
+        let fresh = Arc::new(MemoryKv::new());
+        m.release_replica("b").unwrap();
+        assert!(!m.is_healthy("b"));
+        m.add_replica("b".into(), Box::new(Shared(fresh.clone())))
+            .unwrap();
+        assert!(m.is_healthy("b"));
+        assert_eq!(fresh.get(Tree::Buckets, b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(read_seq(fresh.as_ref()).unwrap(), 1);
+        // The last healthy replica is never released.
+        m.release_replica("a").unwrap();
+        assert!(m.release_replica("b").is_err());
+        assert!(m.release_replica("nope").is_ok());
     }
 }

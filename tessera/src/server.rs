@@ -350,6 +350,53 @@ pub fn replica_paths(disks: &Disks) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Brings metadata replicas on disks that came (back) online into the mirror while running:
+/// one missing since the start, one that failed, or one whose directory was wiped (a disk
+/// swapped for an empty one, adopted by the monitor). Each is rebuilt as an exact copy of a
+/// healthy replica before it counts. Blocking, for as long as the copies.
+fn rejoin_replicas(mirror: &MirroredKv, disks: &Disks) {
+    for path in replica_paths(disks) {
+        let name = path.display().to_string();
+        // RocksDB's CURRENT file names its live manifest: without it the directory was
+        // emptied under a replica that may still look healthy (writes to deleted files).
+        let wiped = !path.join("CURRENT").exists();
+        if mirror.is_healthy(&name) && !wiped {
+            continue;
+        }
+        let rejoined = mirror
+            .release_replica(&name)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                // The released instance closes once operations in flight let go of it; until
+                // then RocksDB refuses a second open of the same directory.
+                let mut tries = 0;
+                loop {
+                    match RocksKv::open(&path) {
+                        Ok(kv) => break Ok(kv),
+                        Err(e) if tries >= 10 => break Err(e.to_string()),
+                        Err(_) => {
+                            tries += 1;
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                    }
+                }
+            })
+            .and_then(|kv| {
+                mirror
+                    .add_replica(name.clone(), Box::new(kv))
+                    .map_err(|e| e.to_string())
+            });
+        match rejoined {
+            Ok(()) => {
+                warn!(replica = %name, "metadata replica rejoined while running; rebuilt from a healthy one")
+            }
+            Err(e) => {
+                warn!(replica = %name, error = %e, "metadata replica cannot rejoin yet; retried when a disk next comes online")
+            }
+        }
+    }
+}
+
 /// Whether a local disk holds at least one shard file. Blocking.
 fn holds_shards(disk: &std::path::Path) -> bool {
     fn any_file(dir: &std::path::Path, depth: usize) -> bool {
@@ -598,6 +645,10 @@ async fn serve_once(
         // A disk coming (back) online: retry the heal queue and refill it with a full pass
         // (on the leader; the others only follow the disks' state).
         let service = Arc::downgrade(&opened.service);
+        let replicas = opened
+            .mirror
+            .clone()
+            .map(|mirror| (mirror, Arc::downgrade(&opened.disks)));
         background.push(opened.disks.spawn_monitor(
             cfg.disk_check_interval,
             background_stop.clone(),
@@ -605,6 +656,12 @@ async fn serve_once(
                 if leads && let Some(service) = service.upgrade() {
                     service.wake_heal_queue();
                     service.request_heal_pass();
+                }
+                if let Some((mirror, disks)) = &replicas
+                    && let Some(disks) = disks.upgrade()
+                {
+                    let mirror = mirror.clone();
+                    tokio::task::spawn_blocking(move || rejoin_replicas(&mirror, &disks));
                 }
             },
         ));
