@@ -286,9 +286,9 @@ def test_wipe_two_disks_read_degraded_replace_and_heal(make_server, s3, random_b
     srv.restart()
     log = log_of_current_start(srv)
     assert "DISK OFFLINE" not in log, "all disks are back: no disk may start offline"
-    assert "metadata replica is behind; rebuilding it" in log, (
-        "the replicas on the adopted disks started empty; the restart should rebuild them"
-    )
+    # The replicas on the adopted disks were rebuilt while running, so none is behind now.
+    assert "metadata replica rejoined while running" in log_text(srv)
+    assert "metadata replica is behind; rebuilding it" not in log, log[-3000:]
     assert disk_states(info(srv)) == ["online"] * NDISKS
     verify_all(s3(srv), contents, "after restart with the replaced disks")
     check_clean(srv)
@@ -541,3 +541,52 @@ def test_a_metadata_disk_swapped_while_running_is_rebuilt_and_can_be_the_only_su
         shutil.rmtree(srv.dirs[i])
     srv.start()
     verify_all(s3(srv), contents, "with only the rebuilt metadata replica")
+
+
+def test_only_stale_metadata_replicas_present_refuses_to_start_until_the_newest_returns(
+    make_server, s3, random_bytes, new_bucket_name
+):
+    srv = make_server(NDISKS)  # replicas on disks 0, 1, 2
+    c = s3(srv)
+    bucket = new_bucket_name("stale")
+    c.create_bucket(Bucket=bucket)
+    old = {"old": random_bytes(200 * KiB, "stale-old")}
+    c.put_object(Bucket=bucket, Key="old", Body=old["old"])
+    srv.stop()
+    meta = [Path(srv.dirs[i]) / ".tessera" / "meta" for i in range(3)]
+    backups = [srv.base / f"meta-backup-{i}" for i in range(2)]
+    for i in range(2):
+        shutil.copytree(meta[i], backups[i])
+    srv.start()
+    c = s3(srv)
+    newer = {"new": random_bytes(300 * KiB, "stale-new")}
+    c.put_object(Bucket=bucket, Key="new", Body=newer["new"])
+    c.delete_object(Bucket=bucket, Key="old")
+    srv.stop()
+
+    # Old copies of two replicas come back, and the newest one is gone.
+    newest = srv.base / "meta-newest"
+    shutil.move(str(meta[2]), newest)
+    for i in range(2):
+        shutil.rmtree(meta[i])
+        shutil.copytree(backups[i], meta[i])
+    proc = subprocess.run(srv.command(), capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TESSERA_ROOT_USER": ROOT_USER, "TESSERA_ROOT_PASSWORD": ROOT_PASSWORD})
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    err = proc.stderr
+    assert "--accept-stale-metadata" in err and str(meta[2]) in err, err
+    assert "reach commit" in err, err
+
+    # The newest comes back: the start succeeds and the stale replicas are caught up.
+    shutil.rmtree(meta[2], ignore_errors=True)
+    shutil.move(str(newest), meta[2])
+    srv.start()
+    log = log_of_current_start(srv)
+    assert "metadata replica is behind; rebuilding it" in log, log[-3000:]
+    c = s3(srv)
+    verify_bucket(c, bucket, newer, "with the newest replica back")
+    # The caught-up replicas now hold everything: without the newest, they suffice.
+    srv.stop()
+    shutil.rmtree(meta[2])
+    srv.start()
+    verify_bucket(s3(srv), bucket, newer, "on the caught-up replicas alone")

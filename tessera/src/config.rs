@@ -117,6 +117,8 @@ pub struct ServeConfig {
     pub allow_insecure_sse_c: bool,
     /// Failed authentications an address may have a minute (0: no limit).
     pub auth_failure_limit: u32,
+    /// Serve the newest metadata replicas present even when the data disks record newer ones.
+    pub accept_stale_metadata: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -235,6 +237,11 @@ pub struct ServeArgs {
     /// (0: no limit) [default: 60].
     #[arg(long, env = "TESSERA_AUTH_FAILURE_LIMIT", value_name = "N")]
     pub auth_failure_limit: Option<u32>,
+    /// Start even though the data disks record newer metadata than the replicas present
+    /// (their disks are lost): serve the older state, losing the writes after it. For one
+    /// start after a disaster; without it such a start is refused, naming the missing disks.
+    #[arg(long, env = "TESSERA_ACCEPT_STALE_METADATA")]
+    pub accept_stale_metadata: bool,
     /// Data directories, one per disk (or `disks` in the config file). Ranges: /data{1...4}.
     #[arg(value_name = "DIR")]
     pub dirs: Vec<String>,
@@ -271,6 +278,7 @@ pub struct FileConfig {
     pub node_ca: Option<PathBuf>,
     pub allow_insecure_sse_c: Option<bool>,
     pub auth_failure_limit: Option<u32>,
+    pub accept_stale_metadata: Option<bool>,
 }
 
 impl FileConfig {
@@ -499,6 +507,8 @@ impl ServeArgs {
                 .auth_failure_limit
                 .or(file.auth_failure_limit)
                 .unwrap_or(60),
+            accept_stale_metadata: self.accept_stale_metadata
+                || file.accept_stale_metadata.unwrap_or(false),
         })
     }
 }

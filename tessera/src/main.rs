@@ -6,6 +6,7 @@ mod admin;
 mod banner;
 mod config;
 mod etcd;
+mod local_meta;
 mod node;
 mod pools;
 mod server;

@@ -18,7 +18,8 @@ use objects::{HomeHandover, ObjectService, PoolRecord, RecordedState};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::server::{find_disks, format_disks, replica_paths};
+use crate::local_meta::replica_paths;
+use crate::server::{find_disks, format_disks};
 
 /// How long `pool add` waits for new storage nodes to answer.
 const NODE_ADD_WAIT: Duration = Duration::from_secs(5);

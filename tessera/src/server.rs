@@ -10,9 +10,9 @@ use std::time::Duration;
 use cluster::Disks;
 use cluster::nodes::{self, NodeSet};
 use erasure::disk_format;
-use erasure::{ChunkStore, DiskState, Pools};
+use erasure::{ChunkStore, Pools};
 use gateway::{Frontend, FrontendParts};
-use metastore::{KvStore, MetaStore, MirroredKv, RocksKv};
+use metastore::{MetaStore, MirroredKv};
 use objects::ObjectService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::config::{CHUNK_SIZE, INLINE_MAX, INLINE_MAX_ETCD, ServeConfig};
 
-pub const META_DIR: &str = ".tessera/meta";
+use crate::local_meta::{OpenedMeta, open_local_metadata, rejoin_replicas};
 
 /// Everything a running server is made of, opened and checked.
 pub struct Opened {
@@ -33,15 +33,6 @@ pub struct Opened {
     /// The embedded metadata's mirror when its replicas are on the home pool's disks (not on
     /// etcd, not in `--meta-dir`): they move when the home pool is decommissioned.
     pub mirror: Option<Arc<MirroredKv>>,
-}
-
-/// The metadata as opened, before the object service: where it is and what checks are due.
-struct OpenedMeta {
-    meta: MetaStore,
-    replicas: Vec<PathBuf>,
-    mirror: Option<Arc<MirroredKv>>,
-    /// The deployment id `--meta-dir` is marked with, checked once the home pool is known.
-    meta_dir_marker: Option<(PathBuf, String)>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -73,6 +64,7 @@ pub async fn open(
     let local = cfg.disks.clone();
     let meta_dir = cfg.meta_dir.clone();
     let gc_grace = cfg.gc_grace;
+    let accept_stale = cfg.accept_stale_metadata;
     let inline_max = if shared.is_some() {
         INLINE_MAX_ETCD
     } else {
@@ -87,7 +79,7 @@ pub async fn open(
                 mirror: None,
                 meta_dir_marker: None,
             },
-            None => open_local_metadata(&disks, meta_dir, gc_grace)?,
+            None => open_local_metadata(&disks, meta_dir, gc_grace, accept_stale)?,
         };
         Ok((disks, opened_meta))
     })
@@ -232,184 +224,6 @@ pub async fn format_disks(
         }
     }
     Ok(())
-}
-
-/// Ties a gateway's `--meta-dir` to its deployment (`DIR/deployment`, written when the
-/// deployment is formatted). The nodes' disks alone cannot tell an empty metadata directory
-/// from a lost one, and serving a formatted deployment with empty metadata would show no
-/// objects and let the orphan sweep delete every shard: that start is refused. Returns the
-/// deployment id the directory is marked with: the caller compares it with the deployment's
-/// once the metadata says which pool the disks are (pool 0's format id is the deployment's
-/// only until pool 0 is decommissioned).
-fn claim_meta_dir(
-    dir: &std::path::Path,
-    deployment: &disk_format::Deployment,
-) -> Result<String, String> {
-    let marker = dir.join("deployment");
-    let err = |e: std::io::Error| format!("{}: {e}", marker.display());
-    match std::fs::read_to_string(&marker) {
-        Ok(id) => Ok(id.trim().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if !deployment.freshly_formatted {
-                return Err(format!(
-                    "metadata directory {} holds no metadata, but the disks already belong to deployment {}: give the --meta-dir this deployment was created with",
-                    dir.display(),
-                    deployment.deployment_id
-                ));
-            }
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let tmp = dir.join("deployment.tmp");
-            std::fs::write(&tmp, format!("{}\n", deployment.deployment_id)).map_err(err)?;
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(err)?;
-            std::fs::rename(&tmp, &marker).map_err(err)?;
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
-            Ok(deployment.deployment_id.clone())
-        }
-        Err(e) => Err(err(e)),
-    }
-}
-
-/// Opens the metadata mirror and the object service over `disks`. Blocking.
-/// The metadata mirror on the local disks (or in `--meta-dir`), and where its replicas are.
-fn open_local_metadata(
-    disks: &Disks,
-    meta_dir: Option<PathBuf>,
-    gc_grace: Duration,
-) -> Result<OpenedMeta, String> {
-    // The metadata must survive the loss of any `parity` disks, like the data: keep a replica on
-    // the first parity + 1 local disks (those of them that can be opened now). A replica that
-    // missed writes while its disk was away, or a new one on a replacement disk, is rebuilt
-    // from the most recent one as the mirror opens. A gateway without local disks keeps it in
-    // its --meta-dir.
-    let mut meta_dir_marker = None;
-    let candidates = match meta_dir {
-        Some(dir) => {
-            meta_dir_marker = Some((dir.clone(), claim_meta_dir(&dir, &disks.deployment)?));
-            vec![dir.join("meta")]
-        }
-        None => replica_paths(disks),
-    };
-    let mut meta_replicas = Vec::new();
-    let mut replicas: Vec<(String, Box<dyn KvStore>)> = Vec::new();
-    for path in candidates {
-        match RocksKv::open(&path) {
-            Ok(kv) => {
-                replicas.push((path.display().to_string(), Box::new(kv)));
-                meta_replicas.push(path);
-            }
-            Err(e) => {
-                warn!(replica = %path.display(), error = %e, "METADATA REPLICA UNAVAILABLE; continuing on the others")
-            }
-        }
-    }
-    if replicas.is_empty() {
-        return Err(
-            "no metadata replica could be opened (they live on the first parity + 1 local disks, or in --meta-dir)"
-                .into(),
-        );
-    }
-    let mirror = Arc::new(MirroredKv::new(replicas).map_err(|e| e.to_string())?);
-    // Replicas that never took a write, on disks that hold shards: these are not the disks the
-    // metadata lives on (another pool's, or a reordered command line). Serving would show an
-    // empty store and let the orphan sweep delete every shard.
-    if meta_dir_marker.is_none()
-        && mirror.sequence() == 0
-        && !disks.deployment.freshly_formatted
-        && disks.local.iter().any(|d| holds_shards(d))
-    {
-        return Err(format!(
-            "the metadata replicas on {} are empty, but the disks hold shards: these are not \
-             the disks this deployment's metadata lives on (give the home pool's disks, in the \
-             order they were added)",
-            meta_replicas
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    Ok(OpenedMeta {
-        meta: MetaStore::new(mirror.clone(), gc_grace),
-        replicas: meta_replicas,
-        mirror: meta_dir_marker.is_none().then_some(mirror),
-        meta_dir_marker,
-    })
-}
-
-/// Where the embedded metadata's replicas live on a pool's disks: the first parity + 1 local
-/// disks, those of them online now.
-pub fn replica_paths(disks: &Disks) -> Vec<PathBuf> {
-    let count = (disks.deployment.layout.parity + 1).min(disks.local.len());
-    (0..count)
-        .filter(|i| !matches!(disks.slots[*i].state(), DiskState::Offline(_)))
-        .map(|i| disks.local[i].join(META_DIR))
-        .collect()
-}
-
-/// Brings metadata replicas on disks that came (back) online into the mirror while running:
-/// one missing since the start, one that failed, or one whose directory was wiped (a disk
-/// swapped for an empty one, adopted by the monitor). Each is rebuilt as an exact copy of a
-/// healthy replica before it counts. Blocking, for as long as the copies.
-fn rejoin_replicas(mirror: &MirroredKv, disks: &Disks) {
-    for path in replica_paths(disks) {
-        let name = path.display().to_string();
-        // RocksDB's CURRENT file names its live manifest: without it the directory was
-        // emptied under a replica that may still look healthy (writes to deleted files).
-        let wiped = !path.join("CURRENT").exists();
-        if mirror.is_healthy(&name) && !wiped {
-            continue;
-        }
-        let rejoined = mirror
-            .release_replica(&name)
-            .map_err(|e| e.to_string())
-            .and_then(|()| {
-                // The released instance closes once operations in flight let go of it; until
-                // then RocksDB refuses a second open of the same directory.
-                let mut tries = 0;
-                loop {
-                    match RocksKv::open(&path) {
-                        Ok(kv) => break Ok(kv),
-                        Err(e) if tries >= 10 => break Err(e.to_string()),
-                        Err(_) => {
-                            tries += 1;
-                            std::thread::sleep(Duration::from_millis(200));
-                        }
-                    }
-                }
-            })
-            .and_then(|kv| {
-                mirror
-                    .add_replica(name.clone(), Box::new(kv))
-                    .map_err(|e| e.to_string())
-            });
-        match rejoined {
-            Ok(()) => {
-                warn!(replica = %name, "metadata replica rejoined while running; rebuilt from a healthy one")
-            }
-            Err(e) => {
-                warn!(replica = %name, error = %e, "metadata replica cannot rejoin yet; retried when a disk next comes online")
-            }
-        }
-    }
-}
-
-/// Whether a local disk holds at least one shard file. Blocking.
-fn holds_shards(disk: &std::path::Path) -> bool {
-    fn any_file(dir: &std::path::Path, depth: usize) -> bool {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return false;
-        };
-        entries.flatten().any(|e| match e.file_type() {
-            Ok(t) if t.is_file() => true,
-            Ok(t) if t.is_dir() && depth > 0 => any_file(&e.path(), depth - 1),
-            _ => false,
-        })
-    }
-    any_file(&disk.join("shards"), 4)
 }
 
 /// The object service over `disks` and `meta`. Blocking.
@@ -645,6 +459,13 @@ async fn serve_once(
         // A disk coming (back) online: retry the heal queue and refill it with a full pass
         // (on the leader; the others only follow the disks' state).
         let service = Arc::downgrade(&opened.service);
+        if let Some(mirror) = opened.mirror.clone() {
+            background.push(crate::local_meta::spawn_marks(
+                mirror,
+                opened.disks.clone(),
+                background_stop.clone(),
+            ));
+        }
         let replicas = opened
             .mirror
             .clone()
@@ -762,6 +583,13 @@ async fn serve_once(
     }
     for task in background {
         let _ = task.await;
+    }
+    if let Some(mirror) = opened.mirror.clone() {
+        // The last commit this run made, for the next start's check.
+        let disks = opened.disks.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || crate::local_meta::write_marks(&disks, &mirror))
+                .await;
     }
     drop(opened);
     let Some((listener, role)) = kept else {
