@@ -289,10 +289,15 @@ pub(crate) fn spawn_marks(
 /// deleted objects and lose acknowledged writes. `accept_stale` serves anyway, loudly.
 fn refuse_stale(disks: &Disks, mirror: &MirroredKv, accept_stale: bool) -> Result<(), String> {
     let seq = mirror.sequence();
+    let present = mirror.replica_names();
+    // Only marks about these replicas count: once the home pool is decommissioned the
+    // replicas live on other disks, and the old disks' marks name those (a start on the old
+    // disks is refused for that reason, by the pool check).
     let Some((disk, newest)) = disks
         .local
         .iter()
         .filter_map(|d| read_mark(d).map(|m| (d.clone(), m)))
+        .filter(|(_, m)| m.replicas.iter().any(|r| present.contains(r)))
         .max_by_key(|(_, m)| m.seq)
     else {
         return Ok(());
@@ -306,7 +311,6 @@ fn refuse_stale(disks: &Disks, mirror: &MirroredKv, accept_stale: bool) -> Resul
         }
         return Ok(());
     }
-    let present = mirror.replica_names();
     let message = format!(
         "the metadata replicas present ({}) reach commit {seq}, but {} records commit {} \
          held by the replicas {}: the newer metadata is on one of those, on a disk that is \
