@@ -5,6 +5,7 @@
 mod admin;
 mod banner;
 mod config;
+mod ellipsis;
 mod etcd;
 mod local_meta;
 mod node;
