@@ -105,6 +105,13 @@ def put_policy(client, bucket: str, *statements: dict) -> None:
     client.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}))
 
 
+def allow_anonymous_get_from(root, bucket: str, address: str) -> None:
+    """A bucket policy: anyone may GET objects, from `address` only."""
+    put_policy(root, bucket, {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                              "Resource": f"arn:aws:s3:::{bucket}/*",
+                              "Condition": {"IpAddress": {"aws:SourceIp": f"{address}/32"}}})
+
+
 @pytest.fixture(scope="module")
 def proxied(server_factory, tmp_path_factory):
     """A server that trusts the forwarder's address (and one more network that is not used),
@@ -126,9 +133,7 @@ def proxied(server_factory, tmp_path_factory):
 
 def test_source_ip_is_the_client_behind_a_trusted_proxy(proxied):
     srv, root, bucket, fwd = proxied
-    put_policy(root, bucket, {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                              "Resource": f"arn:aws:s3:::{bucket}/*",
-                              "Condition": {"IpAddress": {"aws:SourceIp": f"{ALLOWED_CLIENT}/32"}}})
+    allow_anonymous_get_from(root, bucket, ALLOWED_CLIENT)
     path = f"/{bucket}/obj"
     # Through the proxy: the policy sees the address that connected to the proxy.
     assert get_from(ALLOWED_CLIENT, fwd.port, path, host=PROXY_ADDR) == 200
@@ -148,9 +153,7 @@ def test_source_ip_is_the_client_behind_a_trusted_proxy(proxied):
 
 def test_forwarded_header_from_a_trusted_peer(proxied):
     srv, root, bucket, _ = proxied
-    put_policy(root, bucket, {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                              "Resource": f"arn:aws:s3:::{bucket}/*",
-                              "Condition": {"IpAddress": {"aws:SourceIp": f"{ALLOWED_CLIENT}/32"}}})
+    allow_anonymous_get_from(root, bucket, ALLOWED_CLIENT)
     path = f"/{bucket}/obj"
     fwd = {"Forwarded": f'for="{ALLOWED_CLIENT}:5555";proto=http'}
     assert get_from(PROXY_ADDR, srv.port, path, fwd) == 200

@@ -81,6 +81,19 @@ pub(crate) fn groups_of(iam: &IamRecord, user_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// Puts `item` in `list` (`present`) or takes it out; adding twice is a no-op, removing what is
+/// not there is `Err(())` (the caller says what was missing).
+fn set_member(list: &mut Vec<String>, item: &str, present: bool) -> Result<(), ()> {
+    let has = list.iter().any(|x| x == item);
+    match (present, has) {
+        (true, false) => list.push(item.to_owned()),
+        (false, true) => list.retain(|x| x != item),
+        (false, false) => return Err(()),
+        (true, true) => {}
+    }
+    Ok(())
+}
+
 /// Why a change made inside a metadata transaction was refused: the closure records its own
 /// error here and aborts the transaction with [`metastore::Error::Refused`].
 #[derive(Clone, Default)]
@@ -235,18 +248,11 @@ impl Users {
         let inside = refusal.clone();
         let who = user.to_owned();
         self.update(user, move |u| {
-            let has = u.policies.contains(&p);
-            match (attach, has) {
-                (true, false) => u.policies.push(p.clone()),
-                (false, true) => u.policies.retain(|x| x != &p),
-                (false, false) => {
-                    return Err(inside.refuse(Error::NoSuchEntity(format!(
-                        "policy {p:?} is not attached to user {who:?}"
-                    ))));
-                }
-                (true, true) => {}
-            }
-            Ok(())
+            set_member(&mut u.policies, &p, attach).map_err(|()| {
+                inside.refuse(Error::NoSuchEntity(format!(
+                    "policy {p:?} is not attached to user {who:?}"
+                )))
+            })
         })
         .await
         .map_err(|e| match e {
@@ -306,18 +312,9 @@ impl Users {
         self.change_iam(move |iam, users| {
             let id = user_id(users, &u)?;
             let record = iam.groups.get_mut(&g).ok_or_else(|| no_group(&g))?;
-            let member = record.members.contains(&id);
-            match (add, member) {
-                (true, false) => record.members.push(id),
-                (false, true) => record.members.retain(|m| m != &id),
-                (false, false) => {
-                    return Err(Error::NoSuchEntity(format!(
-                        "user {u:?} is not a member of group {g:?}"
-                    )));
-                }
-                (true, true) => {}
-            }
-            Ok(())
+            set_member(&mut record.members, &id, add).map_err(|()| {
+                Error::NoSuchEntity(format!("user {u:?} is not a member of group {g:?}"))
+            })
         })
         .await?;
         tracing::info!(group = %group, user = %user, add, "group membership changed");
@@ -332,18 +329,9 @@ impl Users {
                 return Err(no_policy(&p));
             }
             let record = iam.groups.get_mut(&g).ok_or_else(|| no_group(&g))?;
-            let has = record.policies.contains(&p);
-            match (attach, has) {
-                (true, false) => record.policies.push(p.clone()),
-                (false, true) => record.policies.retain(|x| x != &p),
-                (false, false) => {
-                    return Err(Error::NoSuchEntity(format!(
-                        "policy {p:?} is not attached to group {g:?}"
-                    )));
-                }
-                (true, true) => {}
-            }
-            Ok(())
+            set_member(&mut record.policies, &p, attach).map_err(|()| {
+                Error::NoSuchEntity(format!("policy {p:?} is not attached to group {g:?}"))
+            })
         })
         .await?;
         tracing::info!(group = %group, policy = %policy, attach, "group policy changed");

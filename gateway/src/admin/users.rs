@@ -26,11 +26,11 @@ impl AdminApi {
                     .put_policy(&name()?, &required_param(uri, "document")?)
                     .await
                     .s3()?;
-                json(&serde_json::json!({ "ok": true }))
+                done()
             }
             Method::DELETE => {
                 users.remove_policy(&name()?).await.s3()?;
-                json(&serde_json::json!({ "ok": true }))
+                done()
             }
             _ => Err(unknown(method, "policies")),
         }
@@ -62,7 +62,7 @@ impl AdminApi {
                 .s3()?,
             _ => return Err(unknown(method, &format!("groups{op}"))),
         }
-        json(&serde_json::json!({ "ok": true }))
+        done()
     }
 
     /// `op` is the path after `users`: "", "/disable", "/enable" or "/keys".
@@ -74,7 +74,6 @@ impl AdminApi {
     ) -> S3Result<S3Response<Body>> {
         let users = &self.users;
         let name = || required_param(uri, "name");
-        let done = || json(&serde_json::json!({ "ok": true }));
         match (method, op) {
             (&Method::GET, "") => json(&serde_json::json!({ "users": users.list().await.s3()? })),
             (&Method::POST, "") => {
@@ -113,6 +112,11 @@ impl AdminApi {
             _ => Err(unknown(method, &format!("users{op}"))),
         }
     }
+}
+
+/// The answer of a change that has nothing to report.
+fn done() -> S3Result<S3Response<Body>> {
+    json(&serde_json::json!({ "ok": true }))
 }
 
 fn unknown(method: &Method, what: &str) -> s3s::S3Error {

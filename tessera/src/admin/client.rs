@@ -77,6 +77,25 @@ pub(super) fn query_value(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, QUERY_VALUE).to_string()
 }
 
+/// `ADMIN_PREFIX` + `route` + the query.
+pub(super) fn admin_path(route: &str, query: &[(&str, &str)]) -> String {
+    let mut p = format!("{ADMIN_PREFIX}{route}");
+    for (i, (k, v)) in query.iter().enumerate() {
+        p.push(if i == 0 { '?' } else { '&' });
+        p.push_str(&format!("{k}={}", query_value(v)));
+    }
+    p
+}
+
+/// Prints an admin answer: raw JSON with `--json`, else as `table` lays it out.
+pub(super) fn show(json: bool, v: &Value, table: impl Fn(&Value)) {
+    if json {
+        out!("{v:#}");
+    } else {
+        table(v);
+    }
+}
+
 /// Sends `request` (its URI the path and query) to `endpoint` (`http://` or `https://`,
 /// trusting [`cluster::tls::client_config`]'s CAs); answers the status and body.
 pub(crate) async fn exchange(

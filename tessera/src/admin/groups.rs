@@ -3,10 +3,9 @@
 //! (`gateway/src/admin/users.rs`). Parameters, the policy document included, travel in the
 //! query string, so every signed body is empty.
 
-use gateway::admin::ADMIN_PREFIX;
 use serde_json::Value;
 
-use super::client::{Client, query_value};
+use super::client::{Client, admin_path, show};
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum PolicyCommand {
@@ -55,16 +54,6 @@ pub enum GroupCommand {
     },
 }
 
-/// `ADMIN_PREFIX` + `route` + the query.
-pub(super) fn admin_path(route: &str, query: &[(&str, &str)]) -> String {
-    let mut p = format!("{ADMIN_PREFIX}{route}");
-    for (i, (k, v)) in query.iter().enumerate() {
-        p.push(if i == 0 { '?' } else { '&' });
-        p.push_str(&format!("{k}={}", query_value(v)));
-    }
-    p
-}
-
 fn joined(v: &Value, field: &str) -> String {
     let items: Vec<&str> = v[field]
         .as_array()
@@ -100,9 +89,11 @@ pub(super) async fn run_policy(
                 .await?
         }
     };
-    if json {
-        out!("{answer:#}");
-    } else if matches!(command, PolicyCommand::List) {
+    let listed = matches!(command, PolicyCommand::List);
+    show(json, &answer, |answer| {
+        if !listed {
+            return out!("done");
+        }
         out!("{:<24} {:<24} GROUPS", "NAME", "USERS");
         for p in answer["policies"].as_array().into_iter().flatten() {
             out!(
@@ -112,9 +103,7 @@ pub(super) async fn run_policy(
                 joined(p, "groups")
             );
         }
-    } else {
-        out!("done");
-    }
+    });
     Ok(0)
 }
 
@@ -149,9 +138,11 @@ pub(super) async fn run_group(
         ),
     };
     let answer = client.call(method, &admin_path(route, &query)).await?;
-    if json {
-        out!("{answer:#}");
-    } else if matches!(command, GroupCommand::List) {
+    let listed = matches!(command, GroupCommand::List);
+    show(json, &answer, |answer| {
+        if !listed {
+            return out!("done");
+        }
         out!("{:<24} {:<32} POLICIES", "NAME", "MEMBERS");
         for g in answer["groups"].as_array().into_iter().flatten() {
             out!(
@@ -161,8 +152,6 @@ pub(super) async fn run_group(
                 joined(g, "policies")
             );
         }
-    } else {
-        out!("done");
-    }
+    });
     Ok(0)
 }

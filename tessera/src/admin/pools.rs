@@ -4,7 +4,7 @@
 use gateway::admin::ADMIN_PREFIX;
 use serde_json::Value;
 
-use super::client::{Client, query_value};
+use super::client::{Client, query_value, show};
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum PoolCommand {
@@ -116,14 +116,6 @@ fn path(op: &str, q: &[String]) -> String {
         format!("{ADMIN_PREFIX}{op}")
     } else {
         format!("{ADMIN_PREFIX}{op}?{}", q.join("&"))
-    }
-}
-
-fn show(json: bool, v: &Value, table: impl Fn(&Value)) {
-    if json {
-        out!("{v:#}");
-    } else {
-        table(v);
     }
 }
 

@@ -127,7 +127,7 @@ pub(super) async fn run_user(
     command: UserCommand,
 ) -> Result<i32, String> {
     let path =
-        |op: &str, query: &[(&str, &str)]| super::groups::admin_path(&format!("users{op}"), query);
+        |op: &str, query: &[(&str, &str)]| super::client::admin_path(&format!("users{op}"), query);
     let (answer, new_key) = match &command {
         UserCommand::Add {
             name,
