@@ -334,6 +334,8 @@ pub async fn handle(
     let request_id = new_request_id();
     let client = req.extensions().get::<ClientAddr>().copied();
     let signed = is_signed(&req);
+    // An address that failed authentication too often gets no signed request served.
+    let throttled = signed && client.is_some_and(|c| front.auth_limit.blocked(c.ip));
     let record = RequestRecord {
         in_flight: front.metrics.start(client.as_ref()),
         client,
@@ -354,6 +356,7 @@ pub async fn handle(
         request_id,
         operation.clone(),
         body.clone(),
+        throttled,
     );
     let result = tracing::Instrument::instrument(responding, record.span.clone()).await;
     // A signed request refused before the access check ran failed its authentication (the
@@ -401,6 +404,7 @@ async fn respond(
     request_id: String,
     operation: OperationSlot,
     body: Arc<BodyProgress>,
+    throttled: bool,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
     let resource = req.uri().path().to_owned();
     let preflight = req.method() == http::Method::OPTIONS;
@@ -421,11 +425,6 @@ async fn respond(
         })
     });
     req.extensions_mut().insert(operation);
-    let throttled = is_signed(&req)
-        && req
-            .extensions()
-            .get::<ClientAddr>()
-            .is_some_and(|c| front.auth_limit.blocked(c.ip));
     let answered = if throttled {
         front.metrics.auth_throttled();
         Err(s3s::S3Error::with_message(

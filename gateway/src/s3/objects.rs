@@ -341,12 +341,12 @@ const MAX_DELETE_KEYS: usize = 1000;
 
 pub async fn delete_objects(
     s: &TesseraS3,
-    req: S3Request<DeleteObjectsInput>,
+    mut req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let denied = req
         .extensions
-        .get::<super::auth::DeniedKeys>()
-        .map(|d| d.0.clone())
+        .remove::<super::auth::DeniedKeys>()
+        .map(|d| d.0)
         .unwrap_or_default();
     let input = req.input;
     if input.delete.objects.len() > MAX_DELETE_KEYS {
