@@ -14,7 +14,9 @@ pub(crate) struct CommitStats {
     conflicts: AtomicU64,
     unavailable: AtomicU64,
     failed: AtomicU64,
-    micros: AtomicU64,
+    // Nanoseconds: an in-memory commit can take under a microsecond, and summing truncated
+    // microseconds would count it as no time at all.
+    nanos: AtomicU64,
     reruns: AtomicU64,
 }
 
@@ -40,8 +42,8 @@ impl CommitStats {
     pub(crate) fn commit(&self, kv: &dyn TxnStore, txn: Txn) -> Result<Commit> {
         let started = Instant::now();
         let outcome = kv.commit(txn);
-        self.micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(took, Ordering::Relaxed);
         let counter = match &outcome {
             Ok(Commit::Done) => &self.done,
             Ok(Commit::Conflict) => &self.conflicts,
@@ -63,7 +65,7 @@ impl CommitStats {
             conflicts: get(&self.conflicts),
             unavailable: get(&self.unavailable),
             failed: get(&self.failed),
-            seconds: get(&self.micros) as f64 / 1e6,
+            seconds: get(&self.nanos) as f64 / 1e9,
             reruns: get(&self.reruns),
         }
     }
