@@ -274,6 +274,10 @@ impl EtcdStore {
 }
 
 impl TxnStore for EtcdStore {
+    fn with_snapshot(&self, read: metastore::SnapshotFn<'_>) -> Result<()> {
+        metastore::read_at_revision(self, read)
+    }
+
     fn get_rev(&self, tree: Tree, key: &[u8], at: Option<Rev>) -> Result<KeyRead> {
         let kv = self.client.kv_client();
         let k = self.key(tree, key);

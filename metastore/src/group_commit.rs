@@ -122,6 +122,9 @@ mod tests {
             self.durable.fetch_max(w, Ordering::SeqCst);
             Ok(())
         }
+        fn with_snapshot(&self, read: crate::kv::SnapshotFn<'_>) -> Result<()> {
+            self.inner.with_snapshot(read)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,7 +6,9 @@
 //! - `get` returns the last committed value;
 //! - `scan` returns entries with `start <= key < end` in ascending byte order, at most `limit`;
 //! - `write` applies all operations of a batch or none, and they are durable (survive a crash
-//!   or power loss) when it returns. Implementations are blocking: callers run them on the
+//!   or power loss) when it returns;
+//! - `with_snapshot` reads the store as it was at one moment, every batch applied or not,
+//!   while writers go on. Implementations are blocking: callers run them on the
 //!   blocking pool, never on async worker threads.
 
 use crate::Result;
@@ -87,6 +89,21 @@ impl Batch {
 
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// Reads of a store frozen at one moment (see [`KvStore::with_snapshot`]).
+pub trait SnapshotRead {
+    /// As [`KvStore::scan`], as of the snapshot.
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>>;
+}
+
+/// The callback of [`KvStore::with_snapshot`].
+pub type SnapshotFn<'a> = &'a mut dyn FnMut(&dyn SnapshotRead) -> Result<()>;
+
 pub trait KvStore: Send + Sync + 'static {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>>;
     fn scan(
@@ -107,6 +124,9 @@ pub trait KvStore: Send + Sync + 'static {
     fn sync(&self) -> Result<()> {
         Ok(())
     }
+    /// Runs `read` over a snapshot of the store taken now: a long read (the reference
+    /// recount) sees one consistent state without holding up writers.
+    fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()>;
 }
 
 /// A store shared with its opener (the server keeps a handle on its metadata mirror to move
@@ -133,6 +153,9 @@ impl<T: KvStore + ?Sized> KvStore for std::sync::Arc<T> {
     fn sync(&self) -> Result<()> {
         (**self).sync()
     }
+    fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()> {
+        (**self).with_snapshot(read)
+    }
 }
 
 /// A store that can be read page by page: the local ones and the transactional boundary.
@@ -141,6 +164,12 @@ pub(crate) trait ScanPages {
 }
 
 impl ScanPages for dyn KvStore {
+    fn page(&self, tree: Tree, start: &[u8], limit: usize) -> Result<Vec<Entry>> {
+        self.scan(tree, start, None, limit)
+    }
+}
+
+impl ScanPages for dyn SnapshotRead + '_ {
     fn page(&self, tree: Tree, start: &[u8], limit: usize) -> Result<Vec<Entry>> {
         self.scan(tree, start, None, limit)
     }

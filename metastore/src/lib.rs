@@ -40,6 +40,8 @@ mod walk;
 #[cfg(any(test, feature = "suite"))]
 pub mod suite;
 #[cfg(any(test, feature = "suite"))]
+mod suite_check;
+#[cfg(any(test, feature = "suite"))]
 mod suite_chunks;
 #[cfg(any(test, feature = "suite"))]
 pub mod suite_concurrency;
@@ -48,7 +50,7 @@ mod suite_versions;
 
 pub use chunks::{ChunkState, GcItem, PoolHoldings};
 pub use error::{Error, Result};
-pub use kv::{Batch, Entry, KvStore, Op, Tree};
+pub use kv::{Batch, Entry, KvStore, Op, SnapshotFn, SnapshotRead, Tree};
 pub use listing::{ListEntry, ListPage, ListQuery};
 pub use maintenance::{ChunkEntry, RefMismatch, RefcountCheck, Usage};
 pub use memory::MemoryKv;
@@ -61,7 +63,7 @@ pub use records::{
 pub use rocks::RocksKv;
 pub use stats::CommitCounts;
 pub use store::{Expect, MetaStore};
-pub use txn::{Commit, Guard, KeyRead, Limits, LocalTxn, Rev, Txn, TxnStore};
+pub use txn::{Commit, Guard, KeyRead, Limits, LocalTxn, Rev, Txn, TxnStore, read_at_revision};
 pub use uploads::{UploadEntry, UploadPage, UploadQuery};
 pub use versioning::{
     DeleteOutcome, NULL_VERSION, VersionEntry, VersionPage, VersionQuery, valid_version_id,

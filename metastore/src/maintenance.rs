@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::keys;
-use crate::kv::{Batch, Tree, scan_all};
+use crate::kv::{Batch, SnapshotRead, Tree, scan_all};
 use crate::records::{ObjectRecord, PartRecord, RefRecord, decode, encode};
 use crate::refs::RefDelta;
 use crate::steps::{INTENT_ABANDONED_MS, INTENT_PREFIX, IntentRecord, chunks_in_flux};
@@ -196,114 +196,87 @@ impl MetaStore {
     /// Recounts every chunk reference from the object versions and the parts of live uploads
     /// and compares the counts with the recorded ones; with `repair`, corrects the records (a
     /// chunk no longer referenced is queued for garbage collection) and deletes part records
-    /// whose upload is gone. One transaction: on a shared store it runs again while other
-    /// writers change what it read, so the counts it compares belong to one moment.
+    /// whose upload is gone.
+    ///
+    /// Writers are never held up. The recount reads one snapshot of the store (a RocksDB
+    /// snapshot, or etcd at one revision), so manifests and counts belong to one moment and
+    /// every mismatch it reports was there at that moment. A repair then corrects each count
+    /// by the error found (counted minus recorded, in a short transaction on the count as it
+    /// is now), which keeps every change writers made since the snapshot. Repairs are
+    /// serialised (the admin API runs on the leader alone), so no error is corrected twice.
     pub async fn check_refcounts(&self, repair: bool) -> Result<RefcountCheck> {
-        self.txn(move |s, tx| {
-            let mut counted: HashMap<[u8; 32], (u64, u32)> = HashMap::new();
-            let mut count = |chunks: &[crate::ChunkRef]| {
-                for c in chunks {
-                    let e = counted.entry(c.hash).or_insert((0, c.len));
-                    e.0 += 1;
+        let _one_at_a_time = self.inner.check_lock.lock().await;
+        let found = self.recount().await?;
+        let mut report = RefcountCheck {
+            chunks_recorded: found.recorded.len() as u64,
+            chunks_referenced: found.counted.len() as u64,
+            mismatched: found.mismatches.iter().map(Drift::report).collect(),
+            repaired: false,
+        };
+        report.mismatched.sort_by(|a, b| a.chunk.cmp(&b.chunk));
+        if !repair {
+            return Ok(report);
+        }
+        for group in found.mismatches.chunks(REPAIR_GROUP) {
+            let group = group.to_vec();
+            self.txn(move |s, tx| {
+                let mut fixes = RefDelta::checked(None);
+                for d in &group {
+                    let now = tx
+                        .get::<RefRecord>(Tree::Refcounts, &d.hash)?
+                        .and_then(RefRecord::live);
+                    // Its shards are being deleted: no count can bring them back (the shard
+                    // check reports the chunk).
+                    if d.counted > d.recorded.unwrap_or(0) && now.is_some_and(|r| r.deleting) {
+                        continue;
+                    }
+                    fixes.set(d.hash, d.recorded.unwrap_or(0), d.counted, d.len, d.pool);
                 }
-            };
-            for (_, v) in tx.scan(Tree::Versions, &[], None, usize::MAX)? {
-                count(decode::<ObjectRecord>(&v)?.data.chunks());
-            }
-            // Parts of a completed or aborted upload are deleted after its record (a change
-            // applied in steps, which a crash may cut short): their references were already
-            // handed over or released with the upload record, so they count for nothing.
-            let uploads: HashSet<Vec<u8>> = tx
-                .scan(Tree::Uploads, &[], None, usize::MAX)?
-                .into_iter()
-                .filter_map(|(k, _)| {
-                    let at = k.iter().rposition(|&b| b == 0)?;
-                    Some(k[at + 1..].to_vec())
-                })
-                .collect();
-            let mut stray_parts = Vec::new();
-            for (k, v) in tx.scan(Tree::Parts, &[], None, usize::MAX)? {
-                // `upload-id 0x00 part-number (4 bytes)`
-                let upload = k.len().checked_sub(5).map(|end| &k[..end]);
-                if upload.is_some_and(|id| uploads.contains(id)) {
-                    count(&decode::<PartRecord>(&v)?.chunks);
-                } else {
-                    stray_parts.push(k);
+                s.apply_refs(tx, fixes)
+            })
+            .await?;
+        }
+        report.repaired = !report.mismatched.is_empty();
+        for group in found.stray_parts.chunks(REPAIR_GROUP) {
+            tracing::info!(
+                parts = group.len(),
+                "deleting the part records of uploads that are gone"
+            );
+            let group = group.to_vec();
+            // Upload ids are never reused: a part whose upload was gone stays stray.
+            self.txn(move |_, tx| {
+                for k in &group {
+                    tx.delete(Tree::Parts, k.clone());
                 }
-            }
-            let mut recorded: HashMap<[u8; 32], RefRecord> = HashMap::new();
-            for (k, v) in tx.scan(Tree::Refcounts, &[], None, usize::MAX)? {
-                if let Ok(hash) = <[u8; 32]>::try_from(k.as_slice())
-                    && let Some(r) = decode::<RefRecord>(&v)?.live()
-                {
-                    recorded.insert(hash, r);
+                Ok(())
+            })
+            .await?;
+        }
+        for group in found.abandoned_intents.chunks(REPAIR_GROUP) {
+            let group = group.to_vec();
+            self.txn(move |_, tx| {
+                for (k, v) in &group {
+                    // Only the very record found abandoned: a read that guards it.
+                    if tx.get_raw(Tree::Meta, k)?.as_ref() == Some(v) {
+                        tx.delete(Tree::Meta, k.clone());
+                    }
                 }
-            }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(report)
+    }
 
-            // Counts a change in steps is updating now may be off by its references for a
-            // moment (increments land before the manifest, decrements after): left alone,
-            // unless the change was abandoned long ago.
-            let intent_end = keys::prefix_end(INTENT_PREFIX);
-            let intents = tx.scan(Tree::Meta, INTENT_PREFIX, intent_end.as_deref(), usize::MAX)?;
-            let in_flux = chunks_in_flux(&intents)?;
-            counted.retain(|h, _| !in_flux.contains(h));
-            recorded.retain(|h, _| !in_flux.contains(h));
-            let mut report = RefcountCheck {
-                chunks_recorded: recorded.len() as u64,
-                chunks_referenced: counted.len() as u64,
-                ..RefcountCheck::default()
-            };
-            let mut fixes = RefDelta::checked(None);
-            for (hash, &(n, len)) in &counted {
-                let have = recorded.get(hash).map(|r| r.count);
-                if have != Some(n) {
-                    report.mismatched.push(RefMismatch {
-                        chunk: hex::encode(hash),
-                        recorded: have,
-                        counted: n,
-                    });
-                    fixes.set(*hash, have.unwrap_or(0), n, len, 0);
-                }
-            }
-            for (hash, rec) in &recorded {
-                if rec.count > 0 && !counted.contains_key(hash) {
-                    report.mismatched.push(RefMismatch {
-                        chunk: hex::encode(hash),
-                        recorded: Some(rec.count),
-                        counted: 0,
-                    });
-                    fixes.set(*hash, rec.count, 0, rec.len, rec.pool);
-                }
-            }
-            report.mismatched.sort_by(|a, b| a.chunk.cmp(&b.chunk));
-            if repair && !report.mismatched.is_empty() {
-                s.apply_refs(tx, fixes)?;
-                report.repaired = true;
-            }
-            if repair && !stray_parts.is_empty() {
-                tracing::info!(
-                    parts = stray_parts.len(),
-                    "deleting the part records of uploads that are gone"
-                );
-                for k in stray_parts {
-                    tx.delete(Tree::Parts, k);
-                }
-            }
-            if repair {
-                let live: Vec<Vec<u8>> = intents
-                    .iter()
-                    .filter(|(_, v)| {
-                        decode::<IntentRecord>(v).is_ok_and(|i| {
-                            now_ms().saturating_sub(i.started_ms) < INTENT_ABANDONED_MS
-                        })
-                    })
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for (k, _) in intents.into_iter().filter(|(k, _)| !live.contains(k)) {
-                    tx.delete(Tree::Meta, k);
-                }
-            }
-            Ok(report)
+    /// The recount of [`Self::check_refcounts`], over one snapshot, on the blocking pool.
+    async fn recount(&self) -> Result<Recount> {
+        self.run(|s| {
+            let mut out = None;
+            s.kv.with_snapshot(&mut |snap| {
+                out = Some(recount_in(snap)?);
+                Ok(())
+            })?;
+            out.ok_or_else(|| crate::Error::Backend("the snapshot read did not run".into()))
         })
         .await
     }
@@ -349,4 +322,131 @@ impl MetaStore {
         })
         .await
     }
+}
+
+/// Mismatches corrected (and stray records deleted) per transaction: small, so that writers
+/// touching the same keys rarely conflict with a repair, and well inside etcd's limits.
+const REPAIR_GROUP: usize = 128;
+
+/// A chunk whose recorded count differed from the references counted, in the snapshot.
+#[derive(Debug, Clone)]
+struct Drift {
+    hash: [u8; 32],
+    recorded: Option<u64>,
+    counted: u64,
+    len: u32,
+    pool: u32,
+}
+
+impl Drift {
+    fn report(&self) -> RefMismatch {
+        RefMismatch {
+            chunk: hex::encode(self.hash),
+            recorded: self.recorded,
+            counted: self.counted,
+        }
+    }
+}
+
+/// What one snapshot held.
+struct Recount {
+    counted: HashMap<[u8; 32], (u64, u32, u32)>,
+    recorded: HashMap<[u8; 32], RefRecord>,
+    mismatches: Vec<Drift>,
+    /// Part records of uploads that are gone.
+    stray_parts: Vec<Vec<u8>>,
+    /// Intent records (key, value) of changes abandoned long ago.
+    abandoned_intents: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn recount_in(snap: &dyn SnapshotRead) -> Result<Recount> {
+    // (references, length, pool) by chunk.
+    let mut counted: HashMap<[u8; 32], (u64, u32, u32)> = HashMap::new();
+    let mut count = |chunks: &[crate::ChunkRef]| {
+        for c in chunks {
+            counted.entry(c.hash).or_insert((0, c.len, c.stored_in)).0 += 1;
+        }
+    };
+    scan_all(snap, Tree::Versions, |(_, v)| {
+        count(decode::<ObjectRecord>(&v)?.data.chunks());
+        Ok(())
+    })?;
+    // Parts of a completed or aborted upload are deleted after its record (a change applied
+    // in steps, which a crash may cut short): their references were already handed over or
+    // released with the upload record, so they count for nothing.
+    let mut uploads: HashSet<Vec<u8>> = HashSet::new();
+    scan_all(snap, Tree::Uploads, |(k, _)| {
+        if let Some(at) = k.iter().rposition(|&b| b == 0) {
+            uploads.insert(k[at + 1..].to_vec());
+        }
+        Ok(())
+    })?;
+    let mut stray_parts = Vec::new();
+    scan_all(snap, Tree::Parts, |(k, v)| {
+        // `upload-id 0x00 part-number (4 bytes)`
+        let upload = k.len().checked_sub(5).map(|end| &k[..end]);
+        if upload.is_some_and(|id| uploads.contains(id)) {
+            count(&decode::<PartRecord>(&v)?.chunks);
+        } else {
+            stray_parts.push(k);
+        }
+        Ok(())
+    })?;
+    let mut recorded: HashMap<[u8; 32], RefRecord> = HashMap::new();
+    scan_all(snap, Tree::Refcounts, |(k, v)| {
+        if let Ok(hash) = <[u8; 32]>::try_from(k.as_slice())
+            && let Some(r) = decode::<RefRecord>(&v)?.live()
+        {
+            recorded.insert(hash, r);
+        }
+        Ok(())
+    })?;
+
+    // Counts a change in steps is updating now may be off by its references for a moment
+    // (increments land before the manifest, decrements after): left alone, unless the change
+    // was abandoned long ago.
+    let intent_end = keys::prefix_end(INTENT_PREFIX);
+    let intents = snap.scan(Tree::Meta, INTENT_PREFIX, intent_end.as_deref(), usize::MAX)?;
+    let in_flux = chunks_in_flux(&intents)?;
+    counted.retain(|h, _| !in_flux.contains(h));
+    recorded.retain(|h, _| !in_flux.contains(h));
+    let abandoned_intents = intents
+        .into_iter()
+        .filter(|(_, v)| {
+            decode::<IntentRecord>(v)
+                .is_ok_and(|i| now_ms().saturating_sub(i.started_ms) >= INTENT_ABANDONED_MS)
+        })
+        .collect();
+
+    let mut mismatches = Vec::new();
+    for (hash, &(n, len, pool)) in &counted {
+        let have = recorded.get(hash);
+        if have.map(|r| r.count) != Some(n) {
+            mismatches.push(Drift {
+                hash: *hash,
+                recorded: have.map(|r| r.count),
+                counted: n,
+                len,
+                pool: have.map_or(pool, |r| r.pool),
+            });
+        }
+    }
+    for (hash, rec) in &recorded {
+        if rec.count > 0 && !counted.contains_key(hash) {
+            mismatches.push(Drift {
+                hash: *hash,
+                recorded: Some(rec.count),
+                counted: 0,
+                len: rec.len,
+                pool: rec.pool,
+            });
+        }
+    }
+    Ok(Recount {
+        counted,
+        recorded,
+        mismatches,
+        stray_parts,
+        abandoned_intents,
+    })
 }

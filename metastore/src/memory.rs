@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::sync::RwLock;
 
 use crate::Result;
-use crate::kv::{Batch, Entry, KvStore, Op, Tree};
+use crate::kv::{Batch, Entry, KvStore, Op, SnapshotFn, SnapshotRead, Tree};
 
 type Trees = HashMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>;
 
@@ -18,6 +18,38 @@ impl MemoryKv {
     pub fn new() -> Self {
         Self::default()
     }
+}
+
+/// A copy of every tree: the memory store is for tests, where copying is cheap enough.
+struct Frozen(Trees);
+
+impl SnapshotRead for Frozen {
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        Ok(range(&self.0, tree, start, end, limit))
+    }
+}
+
+fn range(trees: &Trees, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Vec<Entry> {
+    let Some(t) = trees.get(&tree) else {
+        return Vec::new();
+    };
+    if end.is_some_and(|e| e <= start) {
+        return Vec::new();
+    }
+    let upper = match end {
+        Some(e) => Bound::Excluded(e.to_vec()),
+        None => Bound::Unbounded,
+    };
+    t.range((Bound::Included(start.to_vec()), upper))
+        .take(limit)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 impl KvStore for MemoryKv {
@@ -34,20 +66,12 @@ impl KvStore for MemoryKv {
         limit: usize,
     ) -> Result<Vec<Entry>> {
         let trees = self.trees.read().unwrap_or_else(|p| p.into_inner());
-        let Some(t) = trees.get(&tree) else {
-            return Ok(Vec::new());
-        };
-        let upper = match end {
-            Some(e) => Bound::Excluded(e.to_vec()),
-            None => Bound::Unbounded,
-        };
-        if end.is_some_and(|e| e <= start) {
-            return Ok(Vec::new());
-        }
-        Ok(t.range((Bound::Included(start.to_vec()), upper))
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(range(&trees, tree, start, end, limit))
+    }
+
+    fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()> {
+        let copy = self.trees.read().unwrap_or_else(|p| p.into_inner()).clone();
+        read(&Frozen(copy))
     }
 
     fn write(&self, batch: Batch) -> Result<()> {

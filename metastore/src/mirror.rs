@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::{error, info, warn};
 
-use crate::kv::{Batch, Entry, KvStore, Tree, scan_all};
+use crate::kv::{Batch, Entry, KvStore, SnapshotFn, Tree, scan_all};
 use crate::{Error, Result};
 
 const SEQ_KEY: &[u8] = b"commit_seq";
@@ -278,6 +278,17 @@ impl KvStore for MirroredKv {
         self.read(|kv| kv.scan(tree, start, end, limit))
     }
 
+    /// A snapshot of the first healthy replica (they hold the same batches). A replica
+    /// failing during the read fails the read; the caller may run it again.
+    fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()> {
+        let replicas = self.current();
+        let replica = replicas
+            .iter()
+            .find(|r| r.healthy.load(Ordering::Relaxed))
+            .ok_or_else(|| Error::Backend("no healthy metadata replica left".into()))?;
+        replica.kv.with_snapshot(read)
+    }
+
     fn write(&self, batch: Batch) -> Result<()> {
         self.apply(batch, true)
     }
@@ -362,6 +373,9 @@ mod tests {
         }
         fn write(&self, b: Batch) -> Result<()> {
             self.0.write(b)
+        }
+        fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()> {
+            self.0.with_snapshot(read)
         }
     }
 

@@ -2,9 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    ColumnFamily, DB, DBIteratorWithThreadMode, Direction, IteratorMode, Options, ReadOptions,
+    Snapshot, WriteBatch, WriteOptions,
+};
 
-use crate::kv::{Batch, Entry, KvStore, Op, Tree};
+use crate::kv::{Batch, Entry, KvStore, Op, SnapshotFn, SnapshotRead, Tree};
 use crate::{Error, Result};
 
 pub struct RocksKv {
@@ -67,6 +70,51 @@ impl RocksKv {
     }
 }
 
+/// Collects `start <= key < end`, at most `limit`, from an iterator positioned at `start`.
+fn collect(
+    iter: DBIteratorWithThreadMode<'_, DB>,
+    end: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for item in iter {
+        if out.len() >= limit {
+            break;
+        }
+        let (k, v) = item?;
+        if end.is_some_and(|e| &k[..] >= e) {
+            break;
+        }
+        out.push((k.into_vec(), v.into_vec()));
+    }
+    Ok(out)
+}
+
+/// A RocksDB snapshot: reads see the database as it was when it was taken.
+struct Frozen<'a> {
+    kv: &'a RocksKv,
+    snapshot: Snapshot<'a>,
+}
+
+impl SnapshotRead for Frozen<'_> {
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let mut opts = ReadOptions::default();
+        opts.set_snapshot(&self.snapshot);
+        let iter = self.kv.db.iterator_cf_opt(
+            self.kv.cf(tree),
+            opts,
+            IteratorMode::From(start, Direction::Forward),
+        );
+        collect(iter, end, limit)
+    }
+}
+
 impl KvStore for RocksKv {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get_cf(self.cf(tree), key)?)
@@ -79,21 +127,17 @@ impl KvStore for RocksKv {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        for item in self
+        let iter = self
             .db
-            .iterator_cf(self.cf(tree), IteratorMode::From(start, Direction::Forward))
-        {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item?;
-            if end.is_some_and(|e| &k[..] >= e) {
-                break;
-            }
-            out.push((k.into_vec(), v.into_vec()));
-        }
-        Ok(out)
+            .iterator_cf(self.cf(tree), IteratorMode::From(start, Direction::Forward));
+        collect(iter, end, limit)
+    }
+
+    fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()> {
+        read(&Frozen {
+            kv: self,
+            snapshot: self.db.snapshot(),
+        })
     }
 
     fn write(&self, batch: Batch) -> Result<()> {

@@ -21,7 +21,7 @@ use crate::{Error, MemoryKv, Result, keys};
 
 #[derive(Clone)]
 pub struct MetaStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     /// Chunks the caller wrote itself, with the revision at which it found each not stored
     /// (see [`MetaStore::with_new_chunks`]); `None`: the
     /// caller does not say, and any chunk may be recorded anew.
@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) gc_grace_ms: u64,
     /// Last version sequence handed out (see `versioning`).
     pub(crate) last_version_seq: Mutex<u64>,
+    /// Held by a reference check, so that two never correct the same error twice.
+    pub(crate) check_lock: tokio::sync::Mutex<()>,
 }
 
 impl Inner {
@@ -192,6 +194,7 @@ impl MetaStore {
                 stats: Default::default(),
                 group: GroupCommit::default(),
                 last_version_seq: Mutex::new(0),
+                check_lock: tokio::sync::Mutex::new(()),
                 gc_grace_ms: gc_grace.as_millis() as u64,
             }),
         }

@@ -58,6 +58,7 @@ pub async fn run(store: MetaStore) {
     crate::suite_chunks::chunk_pools(&store).await;
     crate::suite_chunks::collection_and_reuse(&store).await;
     crate::suite_chunks::large_changes(&store).await;
+    crate::suite_check::check_while_writing(&store).await;
     crate::suite_chunks::maintenance(&store).await;
 }
 
@@ -532,7 +533,7 @@ mod backends {
         for p in [&p1, &p2] {
             let alone = MetaStore::new(RocksKv::open(p).unwrap(), Duration::ZERO);
             assert!(alone.get_object("mp", "big").await.unwrap().is_some());
-            assert_eq!(alone.list_buckets().await.unwrap().len(), 7);
+            assert_eq!(alone.list_buckets().await.unwrap().len(), 8);
         }
     }
 }

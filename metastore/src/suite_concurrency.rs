@@ -25,7 +25,11 @@ pub struct Chaos<S> {
     limits: Option<Limits>,
     commits: AtomicU64,
     pub conflicts: Arc<AtomicU64>,
+    /// Run inside every snapshot read, before the reader.
+    snapshot_hook: Option<SnapshotHook>,
 }
+
+type SnapshotHook = Box<dyn Fn() + Send + Sync>;
 
 impl<S> Chaos<S> {
     pub fn conflicting(inner: S) -> Self {
@@ -36,6 +40,16 @@ impl<S> Chaos<S> {
             limits: None,
             commits: AtomicU64::new(0),
             conflicts: Arc::default(),
+            snapshot_hook: None,
+        }
+    }
+
+    /// A store that runs `hook` inside every snapshot read (to write while one is open).
+    pub fn on_snapshot(inner: S, hook: SnapshotHook) -> Self {
+        Chaos {
+            fail_every_other: false,
+            snapshot_hook: Some(hook),
+            ..Self::conflicting(inner)
         }
     }
 
@@ -106,6 +120,15 @@ impl<S: TxnStore> TxnStore for Chaos<S> {
     }
     fn limits(&self) -> Limits {
         self.limits.unwrap_or_else(|| self.inner.limits())
+    }
+    fn with_snapshot(&self, read: crate::kv::SnapshotFn<'_>) -> Result<()> {
+        match &self.snapshot_hook {
+            Some(hook) => self.inner.with_snapshot(&mut |snap| {
+                hook();
+                read(snap)
+            }),
+            None => self.inner.with_snapshot(read),
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use std::ops::Bound;
 use std::sync::Mutex;
 
 use crate::Result;
-use crate::kv::{Batch, Entry, KvStore, Op, Tree};
+use crate::kv::{Batch, Entry, KvStore, Op, SnapshotFn, SnapshotRead, Tree};
 use crate::records::decode;
 
 /// The commit that last wrote a key, or the store's latest commit (see the module docs).
@@ -120,6 +120,10 @@ pub trait TxnStore: Send + Sync + 'static {
     fn limits(&self) -> Limits {
         Limits::UNBOUNDED
     }
+    /// Runs `read` over the store as it is now, frozen, while writers go on (see
+    /// [`KvStore::with_snapshot`]). A store that keeps history implements it with
+    /// [`read_at_revision`].
+    fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()>;
 
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.get_rev(tree, key, None)?.value)
@@ -133,6 +137,36 @@ pub trait TxnStore: Send + Sync + 'static {
     ) -> Result<Vec<Entry>> {
         Ok(self.scan_rev(tree, start, end, limit, None)?.0)
     }
+}
+
+/// Reads of a store that keeps history, all at one revision.
+struct AtRevision<'a, S: ?Sized> {
+    store: &'a S,
+    rev: Rev,
+}
+
+impl<S: TxnStore + ?Sized> SnapshotRead for AtRevision<'_, S> {
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        Ok(self
+            .store
+            .scan_rev(tree, start, end, limit, Some(self.rev))?
+            .0)
+    }
+}
+
+/// [`TxnStore::with_snapshot`] for a store whose reads can name a past revision (etcd): every
+/// read is made at the revision current when it starts. If the store compacts that revision
+/// away meanwhile, the reads fail with [`crate::Error::Changed`].
+pub fn read_at_revision<S: TxnStore + ?Sized>(store: &S, read: SnapshotFn<'_>) -> Result<()> {
+    // An empty range answers with the store's current revision.
+    let (_, rev) = store.scan_rev(Tree::Meta, &[], Some(&[]), 0, None)?;
+    read(&AtRevision { store, rev })
 }
 
 /// Revisions and guards over a local ordered store (RocksDB, memory, a mirror).
@@ -302,6 +336,11 @@ impl<K: KvStore> TxnStore for LocalTxn<K> {
 
     fn single_writer(&self) -> bool {
         self.single_writer
+    }
+
+    /// The local store's own snapshot: its batches are atomic, so any moment is consistent.
+    fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()> {
+        self.kv.with_snapshot(read)
     }
 
     // Plain reads (GET, listings) need no revision: they skip the revisions' lock.
