@@ -18,6 +18,7 @@ import random
 import re
 import shutil
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -590,3 +591,73 @@ def test_only_stale_metadata_replicas_present_refuses_to_start_until_the_newest_
     shutil.rmtree(meta[2])
     srv.start()
     verify_bucket(s3(srv), bucket, newer, "on the caught-up replicas alone")
+
+
+def test_check_runs_while_writes_go_on_and_finds_them_exact(make_server, s3, random_bytes, new_bucket_name):
+    """`admin check` holds no writer up, and writes made while it runs (overwrites and deletes
+    of objects sharing chunks with the stored ones, so the counts it compares keep changing)
+    are neither reported nor "repaired": it reads one snapshot and corrects by the error
+    found. Afterwards every object reads back and a second check is clean."""
+    srv = make_server(NDISKS)
+    c = s3(srv)
+    bucket = new_bucket_name("online")
+    c.create_bucket(Bucket=bucket)
+    shared = [random_bytes(MiB, f"online-shared:{i}") for i in range(4)]
+
+    def body(key: str, n: int) -> bytes:
+        # One shared 1 MiB chunk, then a tail of its own: many chunks for the shard pass,
+        # and a few whose counts every write changes.
+        return shared[n % len(shared)] + random_bytes(160 * KiB, f"{key}:{n}")
+
+    expected: dict[str, bytes] = {}
+    for i in range(120):
+        key = f"base/{i:03d}"
+        expected[key] = body(key, i)
+        c.put_object(Bucket=bucket, Key=key, Body=expected[key])
+
+    stop = threading.Event()
+    done: list[float] = []
+    failures: list[BaseException] = []
+
+    def writer() -> None:
+        w = s3(srv)
+        n = 0
+        try:
+            while not stop.is_set():
+                key = f"hot/{n % 8}"
+                if n % 5 == 4:
+                    w.delete_object(Bucket=bucket, Key=key)
+                    expected.pop(key, None)
+                else:
+                    data = body(key, n)
+                    w.put_object(Bucket=bucket, Key=key, Body=data)
+                    expected[key] = data
+                done.append(time.monotonic())
+                n += 1
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        assert poll(lambda: len(done) >= 3 or failures, timeout=30) and not failures, failures
+        started = time.monotonic()
+        report = check_clean(srv)
+        finished = time.monotonic()
+        # A few more writes after it, so the check did not end with the writer stalled.
+        count_after = len(done)
+        poll(lambda: len(done) >= count_after + 3 or failures, timeout=30)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not failures, f"a write failed while the check ran: {failures[0]!r}"
+    during = [t for t in done if started <= t <= finished]
+    assert len(during) >= 3, (
+        f"{len(during)} writes finished during a {finished - started:.2f} s check "
+        f"({len(done)} in all)"
+    )
+    assert report["refcounts"]["repaired"] is False, report
+    assert report["refcounts"]["chunks_referenced"] >= 120, report
+    verify_bucket(c, bucket, expected, "after the online check")
+    again = admin_json(srv, "check", "--no-repair")[1]
+    assert again["clean"] is True and again["refcounts"]["mismatched"] == [], again

@@ -6,6 +6,7 @@
 //! cargo run --release -p tessera-bench -- --target tessera --vs s3s-fs
 //! ```
 
+mod check;
 mod client;
 mod rebalance;
 mod server;
@@ -85,8 +86,14 @@ struct Args {
     /// Seconds of 4 KiB GETs without a rebalance, the reference for those during it.
     #[arg(long, default_value_t = 10.0)]
     rebalance_baseline_secs: f64,
-    /// Phases to run (comma-separated): large, small, list, dedup, parallel, rebalance (not
-    /// run unless named).
+    /// Objects stored before the check phase runs `tessera admin check` during 4 KiB PUTs.
+    #[arg(long, default_value_t = 100_000)]
+    check_objects: usize,
+    /// Seconds of 4 KiB PUTs without a check, and at least as long with checks.
+    #[arg(long, default_value_t = 20.0)]
+    check_secs: f64,
+    /// Phases to run (comma-separated): large, small, list, dedup, parallel; rebalance and
+    /// check (tessera only) are not run unless named.
     #[arg(
         long,
         value_delimiter = ',',
@@ -444,6 +451,43 @@ async fn run(args: Args) -> Result<(), String> {
 
     if phase("parallel") && plan.parallel_puts > 0 && plan.parallel_bytes > 0 {
         read_peaks(&mut report, &servers, "parallel PUTs");
+    }
+
+    if phase("check") {
+        for (i, (c, s)) in clients.iter().zip(&servers).enumerate() {
+            if s.admin().is_err() {
+                eprintln!(
+                    "  {:<12} check: skipped (a tessera started here only)",
+                    s.name
+                );
+                continue;
+            }
+            let f = check::run(c, s, &pattern, args.check_objects, args.check_secs).await?;
+            let n = args.check_objects;
+            report.set(
+                &format!("check: checks of {n} objects run"),
+                "count",
+                i,
+                f64::from(f.checks),
+            );
+            report.set(
+                &format!("check: one check of {n} objects"),
+                "s",
+                i,
+                f.check_secs,
+            );
+            for (when, stats) in [("without check", &f.baseline), ("during checks", &f.during)] {
+                let what = format!("check: 4 KiB PUT, 8 clients, {when}");
+                report.set(&what, "ops/s", i, stats.ops_per_sec);
+                report.set(&format!("{what} p99"), "ms", i, stats.p99_ms);
+            }
+            report.set(
+                "check: PUT rate during checks / without",
+                "x",
+                i,
+                f.during.ops_per_sec / f.baseline.ops_per_sec,
+            );
+        }
     }
 
     if phase("rebalance") {

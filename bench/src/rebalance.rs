@@ -26,31 +26,26 @@ pub struct Figures {
     pub during: OpStats,
 }
 
-async fn admin(admin: &Admin, args: &'static [&'static str]) -> Result<serde_json::Value> {
-    let admin = admin.clone();
-    tokio::task::spawn_blocking(move || admin.run(args))
-        .await
-        .map_err(|e| e.to_string())?
-}
-
 /// GETs run until `done` says so; `rebalance status` is polled every [`POLL`] meanwhile in both
 /// measurements, so its own cost weighs on both alike. Returns the GET figures and the last
 /// status.
 async fn gets_while(
     s3: &S3,
+    pattern: &Pattern,
     adm: &Admin,
     mut done: impl FnMut(&serde_json::Value) -> bool,
 ) -> Result<(OpStats, serde_json::Value)> {
     let stop = Arc::new(AtomicBool::new(false));
     let gets = {
-        let (s3, stop) = (s3.clone(), stop.clone());
+        let (s3, pattern, stop) = (s3.clone(), pattern.clone(), stop.clone());
         tokio::spawn(async move {
-            workload::get_until(&s3, SMALL_SET, SMALL_KEYS, GET_CLIENTS, stop).await
+            let keys = (SMALL_SET, SMALL_KEYS);
+            workload::small_ops_until(&s3, &pattern, SmallOp::Get, keys, GET_CLIENTS, stop).await
         })
     };
     let status = loop {
         tokio::time::sleep(POLL).await;
-        let status = admin(adm, &["rebalance", "status"]).await;
+        let status = adm.call(&["rebalance", "status"]).await;
         match status {
             Ok(s) if !done(&s) => continue,
             other => {
@@ -82,14 +77,14 @@ pub async fn run(
     .await?;
     workload::small_ops(s3, pattern, SmallOp::Put, SMALL_SET, SMALL_KEYS, 8).await?;
     let started = std::time::Instant::now();
-    let (baseline, _) = gets_while(s3, &adm, |_| {
+    let (baseline, _) = gets_while(s3, pattern, &adm, |_| {
         started.elapsed().as_secs_f64() >= baseline_secs
     })
     .await?;
 
     server.add_local_pool()?;
-    admin(&adm, &["rebalance", "start"]).await?;
-    let (during, job) = gets_while(s3, &adm, |s| s["state"] != "running").await?;
+    adm.call(&["rebalance", "start"]).await?;
+    let (during, job) = gets_while(s3, pattern, &adm, |s| s["state"] != "running").await?;
     if job["state"] != "finished" {
         return Err(format!("the rebalance did not finish: {job}"));
     }

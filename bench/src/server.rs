@@ -103,6 +103,14 @@ impl Admin {
         serde_json::from_slice(&out.stdout)
             .map_err(|e| format!("tessera admin {}: unreadable answer: {e}", args.join(" ")))
     }
+
+    /// [`Admin::run`] on the blocking pool, for use while load runs on the async workers.
+    pub async fn call(&self, args: &'static [&'static str]) -> Result<serde_json::Value, String> {
+        let admin = self.clone();
+        tokio::task::spawn_blocking(move || admin.run(args))
+            .await
+            .map_err(|e| e.to_string())?
+    }
 }
 
 const CLUSTER_SECRET: &str = "tessera-bench-cluster-secret";

@@ -150,12 +150,13 @@ impl OpStats {
     }
 }
 
-/// 4 KiB GETs of the keys `small-{set}-{0..keys}` (written by [`small_ops`]), round robin by
-/// `clients` workers, until `stop` is set.
-pub async fn get_until(
+/// 4 KiB operations on the keys `small-{set}-{0..keys}` (written by [`small_ops`]), round
+/// robin by `clients` workers, until `stop` is set. PUTs overwrite those keys.
+pub async fn small_ops_until(
     s3: &S3,
-    set: usize,
-    keys: usize,
+    pattern: &Pattern,
+    op: SmallOp,
+    (set, keys): (usize, usize),
     clients: usize,
     stop: Arc<AtomicBool>,
 ) -> Result<OpStats> {
@@ -163,18 +164,29 @@ pub async fn get_until(
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|_| {
-            let (s3, next, stop) = (s3.clone(), next.clone(), stop.clone());
+            let (s3, pattern, next, stop) =
+                (s3.clone(), pattern.clone(), next.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    let key = format!(
-                        "small-{set}-{}",
-                        next.fetch_add(1, Ordering::Relaxed) % keys
-                    );
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let key = format!("small-{set}-{}", n % keys);
                     let t = Instant::now();
-                    let n = s3.get(BUCKET, &key).await?;
-                    if n != SMALL {
-                        return Err(format!("GET {key}: {n} bytes"));
+                    match op {
+                        SmallOp::Get => {
+                            let got = s3.get(BUCKET, &key).await?;
+                            if got != SMALL {
+                                return Err(format!("GET {key}: {got} bytes"));
+                            }
+                        }
+                        SmallOp::Put => {
+                            s3.put(BUCKET, &key, &pattern, (set * 1_000_000 + n) as u64, SMALL)
+                                .await?
+                        }
+                        SmallOp::Head => s3.head(BUCKET, &key).await?,
+                        SmallOp::Delete => {
+                            return Err("DELETE until stopped runs out of keys".into());
+                        }
                     }
                     latencies.push(t.elapsed());
                 }
