@@ -5,7 +5,7 @@
 //! | method | path under `/tessera-node/v1/disks/{disk}/` | does |
 //! |---|---|---|
 //! | PUT | `shards/{sha256 hex}.{index}` (`?unsynced` for a bulk write) | stores a shard |
-//! | GET / DELETE | `shards/{id}` | reads / deletes one |
+//! | GET / DELETE | `shards/{id}` (DELETE: `?fence=N`, the leader's fencing token) | reads / deletes one (412 for a token older than one seen) |
 //! | GET | `shards` | lists them, one id per line |
 //! | POST | `quarantine/{id}` | moves one aside |
 //! | POST | `sync` | flushes unsynced writes |

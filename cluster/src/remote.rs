@@ -186,7 +186,7 @@ impl NodeClient {
     }
 
     /// Maps the node's answer: 2xx is success, 404 NotFound, 409 another deployment's node or
-    /// disk, 507 storage full.
+    /// disk, 412 a delete refused for its fencing token, 507 storage full.
     fn check(&self, status: StatusCode, bytes: Bytes, url: &str) -> Result<Bytes> {
         match status {
             s if s.is_success() => Ok(bytes),
@@ -196,6 +196,9 @@ impl NodeClient {
                 self.endpoint,
                 node_message(&bytes)
             ))),
+            StatusCode::PRECONDITION_FAILED => {
+                Err(Error::Fenced(format!("{url}: {}", node_message(&bytes))))
+            }
             StatusCode::INSUFFICIENT_STORAGE => Err(failure(url, std::io::ErrorKind::StorageFull)),
             s => Err(Error::Io {
                 path: url.into(),
@@ -318,14 +321,15 @@ impl ShardStore for RemoteNode {
             .await
     }
 
-    async fn delete(&self, key: ShardKey) -> Result<()> {
-        self.call(
-            Method::DELETE,
-            &self.shard_path("shards", &key),
-            Bytes::new(),
-        )
-        .await
-        .map(drop)
+    async fn delete_fenced(&self, key: ShardKey, fence: u64) -> Result<()> {
+        let mut path = self.shard_path("shards", &key);
+        // In the query, so the request's signature covers it.
+        if fence > 0 {
+            path.push_str(&format!("?fence={fence}"));
+        }
+        self.call(Method::DELETE, &path, Bytes::new())
+            .await
+            .map(drop)
     }
 
     async fn list(&self) -> Result<Vec<ShardKey>> {

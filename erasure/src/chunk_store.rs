@@ -241,14 +241,32 @@ impl ChunkStore {
         join_all(gets).await.iter().filter(|r| r.is_ok()).count()
     }
 
+    /// Tells every disk the fencing token `fence` (a delete of a shard that cannot exist), so
+    /// that deletes carrying older tokens are refused there from now on. Best effort: a disk
+    /// that does not answer learns it from the next real delete.
+    pub async fn announce_fence(&self, fence: u64) {
+        let nothing = ShardKey {
+            chunk: ChunkHash([0; 32]),
+            index: 0,
+        };
+        let deletes = self.disks.iter().map(|d| d.delete_fenced(nothing, fence));
+        for (disk, outcome) in self.disks.iter().zip(join_all(deletes).await) {
+            if let Err(e) = outcome {
+                tracing::debug!(disk = %disk.name(), error = %e, "the fencing token was not announced");
+            }
+        }
+    }
+
     /// Removes every shard of a chunk. Missing shards are fine; failing disks are reported.
-    pub async fn delete_chunk(&self, hash: ChunkHash) -> Result<()> {
+    /// `fence` is the deleting leader's fencing token (0: none; see [`crate::FenceMark`]).
+    pub async fn delete_chunk(&self, hash: ChunkHash, fence: u64) -> Result<()> {
         let placement = self.layout.placement(&hash);
         let deletes = placement.iter().enumerate().map(|(i, &disk)| {
-            self.disks[disk].delete(ShardKey {
+            let key = ShardKey {
                 chunk: hash,
                 index: i as u8,
-            })
+            };
+            self.disks[disk].delete_fenced(key, fence)
         });
         let errors: Vec<_> = join_all(deletes)
             .await
@@ -382,7 +400,7 @@ mod tests {
         let chunk = data(70_000, 4);
         let h = ChunkHash::of(&chunk);
         cs.put_chunk(h, chunk).await.unwrap();
-        cs.delete_chunk(h).await.unwrap();
+        cs.delete_chunk(h, 0).await.unwrap();
         for m in &mem {
             assert!(m.list().await.unwrap().is_empty());
         }

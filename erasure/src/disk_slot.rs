@@ -115,8 +115,8 @@ impl ShardStore for DiskSlot {
     async fn get(&self, key: ShardKey) -> Result<Bytes> {
         self.store().get(key).await
     }
-    async fn delete(&self, key: ShardKey) -> Result<()> {
-        self.store().delete(key).await
+    async fn delete_fenced(&self, key: ShardKey, fence: u64) -> Result<()> {
+        self.store().delete_fenced(key, fence).await
     }
     async fn list(&self) -> Result<Vec<ShardKey>> {
         self.store().list().await

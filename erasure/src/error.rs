@@ -40,6 +40,9 @@ pub enum Error {
     Codec(String),
     #[error("background task failed: {0}")]
     Task(String),
+    /// A delete from a deposed leader (see `fence`): the shard is kept.
+    #[error("{0}")]
+    Fenced(String),
 }
 
 impl Error {
@@ -53,6 +56,11 @@ impl Error {
     /// True for "this shard does not exist" as opposed to a failing store.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound)
+    }
+
+    /// True when a delete was refused for an outdated fencing token.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Error::Fenced(_))
     }
 
     /// True when a store ran out of space.

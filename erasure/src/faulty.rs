@@ -168,9 +168,9 @@ impl ShardStore for FaultyStore {
         Ok(file)
     }
 
-    async fn delete(&self, key: ShardKey) -> Result<()> {
+    async fn delete_fenced(&self, key: ShardKey, fence: u64) -> Result<()> {
         self.enter("delete").await?;
-        self.inner.delete(key).await?;
+        self.inner.delete_fenced(key, fence).await?;
         self.sizes().remove(&key);
         Ok(())
     }

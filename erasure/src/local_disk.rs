@@ -17,15 +17,18 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{ChunkHash, Error, Result, ShardKey, ShardStore};
+use crate::{ChunkHash, Error, FenceMark, Result, ShardKey, ShardStore};
 
 pub const SHARDS_DIR: &str = "shards";
 pub const TMP_DIR: &str = ".tessera/tmp";
 pub const QUARANTINE_DIR: &str = ".tessera/quarantine";
+/// The largest fencing token a delete carried here (see [`crate::FenceMark`]).
+pub const FENCE_FILE: &str = ".tessera/fence.json";
 
 #[derive(Debug, Clone)]
 pub struct LocalDiskStore {
     root: Arc<PathBuf>,
+    fence: Arc<FenceMark>,
 }
 
 impl LocalDiskStore {
@@ -49,6 +52,7 @@ impl LocalDiskStore {
             tracing::info!(disk = %root.display(), files = removed, "removed temp files of interrupted writes");
         }
         Ok(LocalDiskStore {
+            fence: Arc::new(FenceMark::in_file(root.join(FENCE_FILE))),
             root: Arc::new(root),
         })
     }
@@ -184,14 +188,14 @@ impl ShardStore for LocalDiskStore {
         .await
     }
 
-    async fn delete(&self, key: ShardKey) -> Result<()> {
+    async fn delete_fenced(&self, key: ShardKey, fence: u64) -> Result<()> {
         self.blocking(move |me| {
             let path = me.shard_path(&key);
-            match fs::remove_file(&path) {
+            me.fence.guard(fence, || match fs::remove_file(&path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(Error::io(path, e)),
-            }
+                Err(e) => Err(Error::io(&path, e)),
+            })
         })
         .await
     }

@@ -13,6 +13,7 @@ pub struct MemoryShardStore {
     name: String,
     shards: Mutex<HashMap<ShardKey, Bytes>>,
     quarantined: Mutex<Vec<(ShardKey, Bytes)>>,
+    fence: crate::FenceMark,
 }
 
 impl MemoryShardStore {
@@ -21,6 +22,7 @@ impl MemoryShardStore {
             name: name.into(),
             shards: Mutex::default(),
             quarantined: Mutex::default(),
+            fence: crate::FenceMark::in_memory(),
         }
     }
 
@@ -51,9 +53,11 @@ impl ShardStore for MemoryShardStore {
         self.map().get(&key).cloned().ok_or(Error::NotFound)
     }
 
-    async fn delete(&self, key: ShardKey) -> Result<()> {
-        self.map().remove(&key);
-        Ok(())
+    async fn delete_fenced(&self, key: ShardKey, fence: u64) -> Result<()> {
+        self.fence.guard(fence, || {
+            self.map().remove(&key);
+            Ok(())
+        })
     }
 
     async fn list(&self) -> Result<Vec<ShardKey>> {

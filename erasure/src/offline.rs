@@ -42,7 +42,7 @@ impl ShardStore for OfflineStore {
     async fn get(&self, _: ShardKey) -> Result<Bytes> {
         Err(self.err())
     }
-    async fn delete(&self, _: ShardKey) -> Result<()> {
+    async fn delete_fenced(&self, _: ShardKey, _: u64) -> Result<()> {
         Err(self.err())
     }
     async fn list(&self) -> Result<Vec<ShardKey>> {

@@ -49,7 +49,14 @@ pub trait ShardStore: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
     async fn get(&self, key: ShardKey) -> Result<Bytes>;
-    async fn delete(&self, key: ShardKey) -> Result<()>;
+    /// Removes a shard (a missing one is fine). `fence` is the deleting leader's fencing
+    /// token, 0 for none (see [`crate::FenceMark`]): a store that has seen a larger one
+    /// refuses with [`crate::Error::Fenced`] and keeps the shard.
+    async fn delete_fenced(&self, key: ShardKey, fence: u64) -> Result<()>;
+    /// An unfenced [`ShardStore::delete_fenced`] (a single gateway, tests).
+    async fn delete(&self, key: ShardKey) -> Result<()> {
+        self.delete_fenced(key, 0).await
+    }
     async fn list(&self) -> Result<Vec<ShardKey>>;
     async fn quarantine(&self, key: ShardKey) -> Result<()>;
     async fn health(&self) -> Result<()>;

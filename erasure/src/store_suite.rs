@@ -84,4 +84,28 @@ pub async fn run(store: &dyn ShardStore) {
         Bytes::from_static(b"rewritten")
     );
     store.delete(c).await.unwrap();
+
+    // Fencing: once a delete carried token 20, one carrying 19 (a deposed leader) is refused
+    // and the shard stays; the same or a newer token, or none, deletes.
+    let f = ShardKey {
+        chunk: ChunkHash::of(b"fenced"),
+        index: 0,
+    };
+    store.put(f, Bytes::from_static(b"old")).await.unwrap();
+    store.delete_fenced(f, 20).await.unwrap();
+    assert!(store.get(f).await.unwrap_err().is_not_found());
+    store
+        .put(f, Bytes::from_static(b"stored again"))
+        .await
+        .unwrap();
+    let refused = store.delete_fenced(f, 19).await.unwrap_err();
+    assert!(refused.is_fenced(), "{refused}");
+    assert_eq!(
+        store.get(f).await.unwrap(),
+        Bytes::from_static(b"stored again")
+    );
+    store.delete_fenced(f, 20).await.unwrap();
+    store.put(f, Bytes::from_static(b"third")).await.unwrap();
+    store.delete(f).await.expect("an unfenced delete");
+    assert!(store.get(f).await.unwrap_err().is_not_found());
 }

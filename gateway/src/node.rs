@@ -68,6 +68,11 @@ fn bad(msg: impl Into<String>) -> S3Error {
 fn from_store(e: erasure::Error) -> S3Error {
     match e {
         erasure::Error::NotFound => S3Error::new(S3ErrorCode::NoSuchKey),
+        erasure::Error::Fenced(why) => {
+            let mut err = S3Error::with_message(S3ErrorCode::Custom("XTesseraFenced".into()), why);
+            err.set_status_code(StatusCode::PRECONDITION_FAILED);
+            err
+        }
         e if e.is_storage_full() => {
             let mut err = S3Error::with_message(
                 S3ErrorCode::Custom("XTesseraStorageFull".into()),
@@ -273,7 +278,11 @@ impl S3Route for NodeApi {
             (Method::DELETE, [disk, "shards", id]) => {
                 let disk = self.disk(disk)?;
                 let key = parse_shard_id(id).ok_or_else(|| bad("invalid shard id"))?;
-                disk.delete(key).await.map_err(from_store)?;
+                let fence = match req.uri.query().and_then(|q| q.strip_prefix("fence=")) {
+                    Some(n) => n.parse().map_err(|_| bad("invalid fence"))?,
+                    None => 0,
+                };
+                disk.delete_fenced(key, fence).await.map_err(from_store)?;
                 reply(Body::empty())
             }
             (Method::GET, [disk, "shards"]) => {

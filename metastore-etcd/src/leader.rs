@@ -31,6 +31,10 @@ impl Fence {
     pub(crate) fn compare(&self) -> Compare {
         Compare::create_revision(self.key.clone(), CompareOp::Equal, self.create_rev)
     }
+
+    pub(crate) fn token(&self) -> u64 {
+        self.create_rev.max(0) as u64
+    }
 }
 
 /// The leader's hold on its role: [`Leadership::resign`] hands it over at once (a

@@ -274,6 +274,12 @@ impl EtcdStore {
 }
 
 impl TxnStore for EtcdStore {
+    /// The create revision of the leader key this store's commits are fenced on: etcd
+    /// revisions only grow, so each leadership's is larger than every earlier one's.
+    fn fence_token(&self) -> u64 {
+        self.fence.as_ref().map_or(0, |f| f.token())
+    }
+
     fn with_snapshot(&self, read: metastore::SnapshotFn<'_>) -> Result<()> {
         metastore::read_at_revision(self, read)
     }

@@ -268,6 +268,16 @@ async fn one_leader_and_a_deposed_one_cannot_write() {
         .unwrap();
     assert_eq!(lead_b.took_over_from.as_deref(), Some("gateway-a"));
     let b = meta(b);
+    // The fencing tokens shard deletions carry: each leadership's is larger than the one
+    // before, and requests' unfenced stores carry none.
+    assert!(a.fence_token() > 0);
+    assert!(
+        b.fence_token() > a.fence_token(),
+        "B's token {} is not above A's {}",
+        b.fence_token(),
+        a.fence_token()
+    );
+    assert_eq!(store(&etcd).await.fence_token(), 0);
     match a
         .put_object("shared", "from-a", object(vec![chunk(1)]), None)
         .await

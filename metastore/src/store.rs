@@ -216,6 +216,11 @@ impl MetaStore {
         }
     }
 
+    /// The fencing token shard deletions carry (see [`TxnStore::fence_token`]).
+    pub fn fence_token(&self) -> u64 {
+        self.inner.kv.fence_token()
+    }
+
     /// What this process's metadata commits have cost so far.
     pub fn commit_counts(&self) -> crate::stats::CommitCounts {
         self.inner.stats.snapshot()

@@ -27,6 +27,8 @@ pub struct Chaos<S> {
     pub conflicts: Arc<AtomicU64>,
     /// Run inside every snapshot read, before the reader.
     snapshot_hook: Option<SnapshotHook>,
+    /// The fencing token, if not the inner store's.
+    fence_token: Option<u64>,
 }
 
 type SnapshotHook = Box<dyn Fn() + Send + Sync>;
@@ -41,6 +43,16 @@ impl<S> Chaos<S> {
             commits: AtomicU64::new(0),
             conflicts: Arc::default(),
             snapshot_hook: None,
+            fence_token: None,
+        }
+    }
+
+    /// A store whose commits count as a leader's with fencing token `token`.
+    pub fn fenced(inner: S, token: u64) -> Self {
+        Chaos {
+            fail_every_other: false,
+            fence_token: Some(token),
+            ..Self::conflicting(inner)
         }
     }
 
@@ -120,6 +132,9 @@ impl<S: TxnStore> TxnStore for Chaos<S> {
     }
     fn limits(&self) -> Limits {
         self.limits.unwrap_or_else(|| self.inner.limits())
+    }
+    fn fence_token(&self) -> u64 {
+        self.fence_token.unwrap_or_else(|| self.inner.fence_token())
     }
     fn with_snapshot(&self, read: crate::kv::SnapshotFn<'_>) -> Result<()> {
         match &self.snapshot_hook {

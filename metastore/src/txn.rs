@@ -120,6 +120,12 @@ pub trait TxnStore: Send + Sync + 'static {
     fn limits(&self) -> Limits {
         Limits::UNBOUNDED
     }
+    /// The fencing token of the role this store's commits are fenced on (the leader's), larger
+    /// than any earlier holder's; 0 when they are not fenced (a local store, a gateway that
+    /// does not lead). Shard deletions carry it (see `erasure::FenceMark`).
+    fn fence_token(&self) -> u64 {
+        0
+    }
     /// Runs `read` over the store as it is now, frozen, while writers go on (see
     /// [`KvStore::with_snapshot`]). A store that keeps history implements it with
     /// [`read_at_revision`].

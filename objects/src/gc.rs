@@ -28,7 +28,11 @@ impl ObjectService {
                 // claim; other gateways' by the mark).
                 if let Some(pool) = self.meta.gc_collect(&item).await? {
                     let deleted_shards = match self.pools.store(pool) {
-                        Ok(store) => store.delete_chunk(ChunkHash(hash)).await,
+                        Ok(store) => {
+                            store
+                                .delete_chunk(ChunkHash(hash), self.meta.fence_token())
+                                .await
+                        }
                         Err(e) => Err(e),
                     };
                     if let Err(e) = deleted_shards {
@@ -42,6 +46,29 @@ impl ObjectService {
             if batch_len < 256 || !progressed {
                 return Ok(deleted);
             }
+        }
+    }
+
+    /// Before a new leader's jobs delete anything: every disk of every pool learns its fencing
+    /// token, so a deposed leader's late deletes are refused even on disks this one has not
+    /// deleted from yet. Waits at most `limit` for slow disks (each delete carries the token
+    /// anyway).
+    pub async fn announce_fence(&self, limit: Duration) {
+        let token = self.meta.fence_token();
+        if token == 0 {
+            return;
+        }
+        let all = futures::future::join_all(
+            self.pools
+                .list()
+                .into_iter()
+                .map(|pool| async move { pool.store.announce_fence(token).await }),
+        );
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::warn!(
+                token,
+                "some disks did not learn the leader's fencing token in time"
+            );
         }
     }
 

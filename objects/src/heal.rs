@@ -363,7 +363,11 @@ impl ObjectService {
             if marked && !self.meta.sweep_mark(hash, pool.id).await? {
                 continue;
             }
-            if let Err(e) = pool.store.delete_chunk(ChunkHash(hash)).await {
+            if let Err(e) = pool
+                .store
+                .delete_chunk(ChunkHash(hash), self.meta.fence_token())
+                .await
+            {
                 tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove every orphan shard");
             }
             if marked {

@@ -18,6 +18,10 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    rig_with(MetaStore::memory()).await
+}
+
+async fn rig_with(meta: MetaStore) -> Rig {
     let mem: Vec<_> = (0..4)
         .map(|i| Arc::new(MemoryShardStore::new(format!("d{i}"))))
         .collect();
@@ -28,7 +32,6 @@ async fn rig() -> Rig {
         .map(|(m, f)| Arc::new(FaultyStore::new(m.clone(), f.clone())) as Arc<dyn ShardStore>)
         .collect();
     let chunks = ChunkStore::new(Layout::new(4, None).unwrap(), disks).unwrap();
-    let meta = MetaStore::memory();
     meta.create_bucket("bkt", BucketRecord::new(0))
         .await
         .unwrap();
@@ -76,6 +79,59 @@ fn shard_count(mem: &[Arc<MemoryShardStore>]) -> usize {
         }
         n
     })
+}
+
+/// A deposed leader's garbage collection (its fencing token older than one the disks have
+/// seen from a later leader) deletes no shard, so a chunk stored again meanwhile survives.
+#[tokio::test]
+async fn a_deposed_leaders_collection_deletes_no_shard() {
+    let deposed = metastore::suite_concurrency::Chaos::fenced(
+        metastore::LocalTxn::new(metastore::MemoryKv::default()),
+        5,
+    );
+    let r = rig_with(MetaStore::with_store(deposed, std::time::Duration::ZERO)).await;
+    put(&r.service, "gone", body(9, 70_000)).await;
+    let stored = shard_count(&r.mem);
+    assert!(stored > 0);
+    r.service.delete_object("bkt", "gone", None).await.unwrap();
+    // A later leader (token 9) has deleted on every disk.
+    for m in &r.mem {
+        let elsewhere = ShardKey {
+            chunk: ChunkHash::of(b"collected by the new leader"),
+            index: 0,
+        };
+        m.delete_fenced(elsewhere, 9).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let collected = r.service.gc_pass().await.unwrap();
+    assert_eq!(collected, 2, "both chunks were collected (their records)");
+    assert_eq!(
+        shard_count(&r.mem),
+        stored,
+        "the deposed leader deleted shards"
+    );
+}
+
+/// A new leader announces its token to every disk first: a deposed leader's deletes are
+/// refused there at once, before the new one has deleted anything.
+#[tokio::test]
+async fn a_new_leader_announces_its_token_to_every_disk() {
+    let leader = metastore::suite_concurrency::Chaos::fenced(
+        metastore::LocalTxn::new(metastore::MemoryKv::default()),
+        9,
+    );
+    let r = rig_with(MetaStore::with_store(leader, std::time::Duration::ZERO)).await;
+    put(&r.service, "kept", body(3, 70_000)).await;
+    r.service
+        .announce_fence(std::time::Duration::from_secs(5))
+        .await;
+    for m in &r.mem {
+        for key in m.list().await.unwrap() {
+            let refused = m.delete_fenced(key, 8).await.unwrap_err();
+            assert!(refused.is_fenced(), "{refused}");
+        }
+    }
+    assert_eq!(shard_count(&r.mem), 8);
 }
 
 #[tokio::test]

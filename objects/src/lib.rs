@@ -423,7 +423,10 @@ impl ObjectService {
                 Ok(Some(p)) if p == pool => {}
                 Ok(_) => match self.pools.store(pool) {
                     Ok(store) => {
-                        if let Err(e) = store.delete_chunk(ChunkHash(hash)).await {
+                        if let Err(e) = store
+                            .delete_chunk(ChunkHash(hash), self.meta.fence_token())
+                            .await
+                        {
                             tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove shards of an uncommitted chunk");
                         }
                     }

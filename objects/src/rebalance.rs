@@ -603,7 +603,9 @@ impl ObjectService {
         if !self.meta.relocate_chunk(hash, from, to).await? {
             // Collected or moved meanwhile: this copy is of no use.
             if self.meta.chunk_pool(hash).await? != Some(to)
-                && let Err(e) = dest.delete_chunk(ChunkHash(hash)).await
+                && let Err(e) = dest
+                    .delete_chunk(ChunkHash(hash), self.meta.fence_token())
+                    .await
             {
                 tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove an unneeded copy; the orphan sweep will");
             }
@@ -612,7 +614,10 @@ impl ObjectService {
         if durable < dest.layout().set_size {
             self.queue_heal(ChunkHash(hash), len).await;
         }
-        if let Err(e) = source.delete_chunk(ChunkHash(hash)).await {
+        if let Err(e) = source
+            .delete_chunk(ChunkHash(hash), self.meta.fence_token())
+            .await
+        {
             tracing::warn!(chunk = %ChunkHash(hash), error = %e, "could not remove a moved chunk's old shards; the orphan sweep will");
         }
         Ok(true)

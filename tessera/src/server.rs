@@ -431,6 +431,7 @@ async fn serve_once(
     pools.open_recorded(node_wait).await?;
     let mut background = Vec::new();
     if leads {
+        opened.service.announce_fence(Duration::from_secs(5)).await;
         // A rebalance or decommission a restart (or a takeover) interrupted goes on.
         opened.service.spawn_move_job();
         let gc_interval =
