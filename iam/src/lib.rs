@@ -222,16 +222,28 @@ impl Users {
         Ok(true)
     }
 
-    /// Rebuilds the directory every `every` while it lives, so changes made through other
-    /// gateways reach this one within about that long.
+    /// Rebuilds the directory while it lives whenever `changes` says the records changed
+    /// (an etcd watch: at once), and every `every` besides, so changes made through other
+    /// gateways reach this one at once, or within `every` if the watch missed them.
     pub fn spawn_refresh(
         self: &Arc<Self>,
         every: std::time::Duration,
+        mut changes: Option<tokio::sync::watch::Receiver<u64>>,
     ) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(every).await;
+                match changes.as_mut() {
+                    Some(rx) => {
+                        tokio::select! {
+                            changed = rx.changed() => if changed.is_err() {
+                                changes = None;
+                            },
+                            () = tokio::time::sleep(every) => {}
+                        }
+                    }
+                    None => tokio::time::sleep(every).await,
+                }
                 let Some(users) = weak.upgrade() else {
                     return;
                 };

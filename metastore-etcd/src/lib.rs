@@ -32,6 +32,7 @@ use tokio::runtime::Handle;
 /// etcd's defaults: `--max-txn-ops` 128 and `--max-request-bytes` 1.5 MiB (with a margin for
 /// the request's framing).
 mod leader;
+mod watch;
 
 pub use leader::{GatewayDirectory, Leadership, Member};
 
@@ -173,9 +174,6 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 impl EtcdStore {
-    /// Connects to the cluster at `endpoints` and checks that it answers within `timeout`
-    /// (the client itself dials lazily, so an unreachable cluster would only show later).
-    /// Tessera's keys live under `prefix`, which one cluster of gateways shares.
     /// The same store without the leader's fence: for the requests of a gateway, which
     /// any number of gateways serve at once.
     pub fn unfenced(&self) -> EtcdStore {
@@ -188,6 +186,9 @@ impl EtcdStore {
         }
     }
 
+    /// Connects to the cluster at `endpoints` and checks that it answers within `timeout`
+    /// (the client itself dials lazily, so an unreachable cluster would only show later).
+    /// Tessera's keys live under `prefix`, which one cluster of gateways shares.
     pub async fn connect(endpoints: &[String], prefix: &str, timeout: Duration) -> Result<Self> {
         let options = ConnectOptions::new()
             .with_connect_timeout(timeout)
@@ -278,6 +279,18 @@ impl TxnStore for EtcdStore {
     /// revisions only grow, so each leadership's is larger than every earlier one's.
     fn fence_token(&self) -> u64 {
         self.fence.as_ref().map_or(0, |f| f.token())
+    }
+
+    /// One etcd watch per prefix, on the store's runtime, until the receiver is dropped.
+    fn watch(&self, prefixes: &[(Tree, &[u8])]) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let (changed, receiver) = tokio::sync::watch::channel(0);
+        let changed = std::sync::Arc::new(changed);
+        for (tree, prefix) in prefixes {
+            let key = self.key(*tree, prefix);
+            self.runtime
+                .spawn(watch::follow(self.client.clone(), key, changed.clone()));
+        }
+        Some(receiver)
     }
 
     fn with_snapshot(&self, read: metastore::SnapshotFn<'_>) -> Result<()> {

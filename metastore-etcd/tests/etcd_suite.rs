@@ -403,3 +403,34 @@ fn id(object: usize, chunk: usize) -> [u8; 32] {
     h[8..16].copy_from_slice(&(chunk as u64).to_be_bytes());
     h
 }
+
+/// A gateway's watch on the users and the IAM setting reports a change made through another
+/// gateway's store at once, and stays quiet for changes elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_reports_user_changes_made_through_another_gateway() {
+    let etcd = Etcd::start();
+    let prefix = new_prefix();
+    let a = meta(store_at(&etcd, &prefix).await);
+    let b = meta(store_at(&etcd, &prefix).await);
+    let mut changes = a.users_changed().expect("etcd is watched");
+    // Opening the stream counts as a change (nothing before it was seen).
+    tokio::time::timeout(Duration::from_secs(5), changes.changed())
+        .await
+        .expect("the watch opened")
+        .unwrap();
+
+    b.create_bucket("elsewhere", BucketRecord::new(0))
+        .await
+        .unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
+    assert!(quiet.is_err(), "a bucket is not a user change");
+
+    b.put_setting("iam", b"policies".to_vec(), true)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(2), changes.changed())
+        .await
+        .expect("the IAM setting's change was reported")
+        .unwrap();
+    assert!(MetaStore::memory().users_changed().is_none());
+}

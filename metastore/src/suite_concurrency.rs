@@ -136,6 +136,9 @@ impl<S: TxnStore> TxnStore for Chaos<S> {
     fn fence_token(&self) -> u64 {
         self.fence_token.unwrap_or_else(|| self.inner.fence_token())
     }
+    fn watch(&self, prefixes: &[(Tree, &[u8])]) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.watch(prefixes)
+    }
     fn with_snapshot(&self, read: crate::kv::SnapshotFn<'_>) -> Result<()> {
         match &self.snapshot_hook {
             Some(hook) => self.inner.with_snapshot(&mut |snap| {

@@ -126,6 +126,13 @@ pub trait TxnStore: Send + Sync + 'static {
     fn fence_token(&self) -> u64 {
         0
     }
+    /// A counter that grows whenever another writer may have changed a key of one of the
+    /// `(tree, key prefix)` pairs, for caches that follow a shared store; `None` for a store
+    /// only this process writes (its caches see their own changes).
+    fn watch(&self, prefixes: &[(Tree, &[u8])]) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let _ = prefixes;
+        None
+    }
     /// Runs `read` over the store as it is now, frozen, while writers go on (see
     /// [`KvStore::with_snapshot`]). A store that keeps history implements it with
     /// [`read_at_revision`].

@@ -107,6 +107,15 @@ impl MetaStore {
         .await
     }
 
+    /// A counter that grows whenever another gateway may have changed the users, policies or
+    /// groups (a watch on etcd); `None` when no other process writes them.
+    pub fn users_changed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let iam = setting_key(IAM_SETTING);
+        self.inner
+            .kv
+            .watch(&[(Tree::Users, &[]), (Tree::Meta, iam.as_slice())])
+    }
+
     /// The named policies and groups (empty before the first is added).
     pub async fn iam_record(&self) -> Result<IamRecord> {
         match self.setting(IAM_SETTING).await? {

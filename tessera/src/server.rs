@@ -302,8 +302,9 @@ const TAKEOVER_NODE_WAIT: Duration = Duration::from_millis(500);
 /// With several gateways writing, how long shards must stay unrecorded before the orphan
 /// sweep takes them for the remains of a failed upload rather than one in progress.
 const ORPHAN_MIN_AGE_SHARED: Duration = Duration::from_secs(3600);
-/// How often a gateway on etcd reloads the users another gateway may have changed.
-const USERS_REFRESH: Duration = Duration::from_secs(1);
+/// How often a gateway on etcd reloads the users another gateway may have changed, besides
+/// whenever its etcd watch reports a change.
+const USERS_REFRESH: Duration = Duration::from_secs(10);
 
 /// Binds the S3 port.
 pub async fn bind(cfg: &ServeConfig) -> Result<TcpListener, String> {
@@ -524,8 +525,9 @@ async fn serve_once(
             .map_err(|e| format!("cannot load the users: {e}"))?,
     );
     if joined.is_some() {
-        // Users changed through another gateway reach this one within a second.
-        background.push(users.spawn_refresh(USERS_REFRESH));
+        // Users changed through another gateway reach this one at once (a watch).
+        let changes = opened.service.meta().users_changed();
+        background.push(users.spawn_refresh(USERS_REFRESH, changes));
     }
     let front = Frontend::new(FrontendParts {
         service: opened.service.clone(),
