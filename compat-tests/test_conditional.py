@@ -145,11 +145,6 @@ def test_get_preconditions_rfc7232_rules(c, bucket, obj):
     assert outcome(lambda: c.get_object(Bucket=bucket, Key=key, IfMatch=etag, IfNoneMatch=etag)) == 304
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known deviation: s3s rejects an unparseable date header with 400 InvalidArgument before "
-    "tessera sees the request (the header is usually signed, so it cannot be dropped earlier)",
-)
 def test_unparseable_dates_are_ignored(server, bucket, obj, raw_s3_request):
     """RFC 7232 3.3/3.4: a condition with an invalid HTTP-date is ignored (not an error)."""
     key, data, etag, lm = obj

@@ -234,10 +234,6 @@ def test_post_object_success_action_status_200(c, bucket):
     assert c.get_object(Bucket=bucket, Key="post/ok200")["Body"].read() == b"ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: s3s does not pass the uploaded file's name, so ${filename} is not replaced",
-)
 def test_post_object_filename_substitution(c, bucket):
     post = c.generate_presigned_post(
         bucket,
