@@ -413,11 +413,16 @@ async fn a_watch_reports_user_changes_made_through_another_gateway() {
     let a = meta(store_at(&etcd, &prefix).await);
     let b = meta(store_at(&etcd, &prefix).await);
     let mut changes = a.users_changed().expect("etcd is watched");
-    // Opening the stream counts as a change (nothing before it was seen).
+    // Opening each of its two streams counts as a change (nothing before it was seen): wait
+    // for the first, then until they have been quiet for a second.
     tokio::time::timeout(Duration::from_secs(5), changes.changed())
         .await
         .expect("the watch opened")
         .unwrap();
+    while tokio::time::timeout(Duration::from_secs(1), changes.changed())
+        .await
+        .is_ok()
+    {}
 
     b.create_bucket("elsewhere", BucketRecord::new(0))
         .await
