@@ -240,6 +240,18 @@ pub struct ObjectRecord {
     /// ACL grants to users, besides the owner's FULL_CONTROL and the canned `acl`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<AclGrant>,
+    /// How the data is encrypted at rest (`None`: in clear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+/// Server-side encryption of an object's data (SSE-S3): its chunks (or inline bytes) are
+/// sealed under keys derived from the named master key, by the numbered scheme (see the
+/// object service's `sse` module).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    pub key_id: String,
+    pub scheme: u8,
 }
 
 impl ObjectRecord {
@@ -261,6 +273,7 @@ impl ObjectRecord {
             acl: None,
             upload_id: None,
             grants: Vec::new(),
+            encryption: None,
         }
     }
 }

@@ -28,6 +28,7 @@ pub fn object(chunks: Vec<ChunkRef>) -> ObjectRecord {
         acl: None,
         upload_id: None,
         grants: Vec::new(),
+        encryption: None,
     }
 }
 

@@ -44,6 +44,12 @@ pub enum Error {
     InvalidArgument(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Encryption was asked for, and the server has no master key.
+    #[error("server-side encryption needs a master key")]
+    EncryptionNotConfigured,
+    /// The data is encrypted under a master key this server does not have.
+    #[error("{0}")]
+    MasterKeyMissing(String),
 }
 
 impl From<tokio::task::JoinError> for Error {

@@ -13,6 +13,7 @@ use metastore::{ChunkRef, ObjectData};
 
 use super::chunk_locks::Pin;
 use super::md5_stream::Md5Stream;
+use super::sse::MasterKey;
 use super::{MAX_OBJECT_SIZE, ObjectService};
 use crate::error::{Error, Result};
 
@@ -112,11 +113,14 @@ impl ObjectService {
         }
     }
 
+    /// Cuts `body` into chunks and stores them (sealed under `seal`, for an encrypted
+    /// object), or keeps a small body inline.
     pub(crate) async fn ingest<S, E>(
         &self,
         body: S,
         expected_len: Option<u64>,
         allow_inline: bool,
+        seal: Option<Arc<MasterKey>>,
     ) -> Result<Ingested>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
@@ -125,7 +129,14 @@ impl ObjectService {
         let mut md5 = Md5Stream::new();
         let mut progress = Progress::default();
         let mut outcome = self
-            .chunk_body(body, expected_len, allow_inline, &mut md5, &mut progress)
+            .chunk_body(
+                body,
+                expected_len,
+                allow_inline,
+                seal,
+                &mut md5,
+                &mut progress,
+            )
             .await;
         if outcome.is_ok()
             && let Err(e) = self.flush_chunks(&progress.unflushed).await
@@ -170,6 +181,7 @@ impl ObjectService {
         mut body: S,
         expected_len: Option<u64>,
         allow_inline: bool,
+        seal: Option<Arc<MasterKey>>,
         md5: &mut Md5Stream,
         progress: &mut Progress,
     ) -> Result<(u64, Option<Vec<u8>>)>
@@ -226,7 +238,7 @@ impl ObjectService {
             buf.extend_from_slice(&frame);
             while buf.len() >= self.chunk_size {
                 let chunk = buf.split_to(self.chunk_size).freeze();
-                in_flight.push_back(self.store_chunk(chunk, seen.clone()));
+                in_flight.push_back(self.store_chunk(chunk, seal.clone(), seen.clone()));
             }
         }
         if failure.is_none()
@@ -240,7 +252,8 @@ impl ObjectService {
         }
         let inline = failure.is_none() && allow_inline && size <= self.inline_max as u64;
         if failure.is_none() && !inline && !buf.is_empty() {
-            in_flight.push_back(self.store_chunk(std::mem::take(&mut buf).freeze(), seen.clone()));
+            let rest = std::mem::take(&mut buf).freeze();
+            in_flight.push_back(self.store_chunk(rest, seal.clone(), seen.clone()));
         }
         // Always drain: shard writes already under way finish, so a cleanup sees them.
         while let Some(done) = in_flight.next().await {
@@ -250,7 +263,13 @@ impl ObjectService {
         }
         match failure {
             Some(e) => Err(e),
-            None if inline => Ok((size, Some(buf.to_vec()))),
+            None if inline => Ok((
+                size,
+                Some(match &seal {
+                    Some(key) => key.seal_inline(&buf),
+                    None => buf.to_vec(),
+                }),
+            )),
             None => Ok((size, None)),
         }
     }
@@ -258,6 +277,7 @@ impl ObjectService {
     async fn store_chunk(
         &self,
         chunk: Bytes,
+        seal: Option<Arc<MasterKey>>,
         seen: Arc<Mutex<HashMap<[u8; 32], u32>>>,
     ) -> Result<StoredChunk> {
         let _slot = self
@@ -267,8 +287,18 @@ impl ObjectService {
             .await
             .map_err(|_| Error::Internal("chunk slots closed".into()))?;
         let _foreground = self.foreground.enter();
-        let (hash, chunk) =
-            tokio::task::spawn_blocking(move || (ChunkHash::of(&chunk), chunk)).await?;
+        // An encrypted chunk is stored sealed, at the address its plaintext hash gives.
+        let (hash, chunk) = tokio::task::spawn_blocking(move || {
+            let hash = ChunkHash::of(&chunk);
+            match seal {
+                Some(key) => {
+                    let (address, sealed) = key.seal_chunk(&hash.0, &chunk);
+                    (ChunkHash(address), sealed)
+                }
+                None => (hash, chunk),
+            }
+        })
+        .await?;
         let pin = self.locks.pin(hash.0).await;
         let len = chunk.len() as u32;
         // Stored earlier by this request (not committed yet, so not recorded): in that pool.

@@ -26,6 +26,7 @@ mod pool_tests;
 mod read;
 mod rebalance;
 mod scrub;
+pub mod sse;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -95,6 +96,8 @@ pub struct ObjectMeta {
     pub tags: Vec<(String, String)>,
     /// A validated canned ACL (`None`: private).
     pub acl: Option<String>,
+    /// Encrypt the data at rest with the server's master key (SSE-S3).
+    pub encrypt: bool,
 }
 
 #[derive(Debug)]
@@ -123,6 +126,8 @@ pub struct ObjectService {
     orphans_seen: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::time::Instant>>,
     /// Client chunk reads and writes in flight: scheduled scanner passes yield to them.
     foreground: Arc<scrub::Foreground>,
+    /// The SSE-S3 master key, when the server was given one.
+    master_key: Option<Arc<sse::MasterKey>>,
 }
 
 /// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
@@ -148,6 +153,52 @@ impl ObjectService {
             orphan_min_age: None,
             orphans_seen: Default::default(),
             foreground: Arc::default(),
+            master_key: None,
+        }
+    }
+
+    /// The service with SSE-S3: objects asked to be encrypted are sealed under `key`.
+    pub fn with_master_key(mut self, key: Arc<sse::MasterKey>) -> Self {
+        self.master_key = Some(key);
+        self
+    }
+
+    /// What a write that asked for encryption (or not) records.
+    pub(crate) fn encryption_for(&self, encrypt: bool) -> Result<Option<metastore::Encryption>> {
+        if !encrypt {
+            return Ok(None);
+        }
+        match &self.master_key {
+            Some(key) => Ok(Some(metastore::Encryption {
+                key_id: key.id().to_owned(),
+                scheme: sse::SCHEME_V1,
+            })),
+            None => Err(Error::EncryptionNotConfigured),
+        }
+    }
+
+    /// The key that seals or opens data recorded with `encryption`.
+    pub(crate) fn sealer(
+        &self,
+        encryption: Option<&metastore::Encryption>,
+    ) -> Result<Option<Arc<sse::MasterKey>>> {
+        let Some(e) = encryption else {
+            return Ok(None);
+        };
+        match &self.master_key {
+            Some(key) if key.id() == e.key_id && e.scheme == sse::SCHEME_V1 => {
+                Ok(Some(key.clone()))
+            }
+            Some(key) => Err(Error::MasterKeyMissing(format!(
+                "the object is encrypted under master key {:?} (scheme {}); this server has {:?}",
+                e.key_id,
+                e.scheme,
+                key.id()
+            ))),
+            None => Err(Error::MasterKeyMissing(format!(
+                "the object is encrypted under master key {:?}; this server was started without one",
+                e.key_id
+            ))),
         }
     }
 
@@ -232,8 +283,14 @@ impl ObjectService {
         if let Some(e) = &expect {
             self.check_expect(bucket, key, e).await?;
         }
+        let encryption = self.encryption_for(meta.encrypt)?;
         let ingested = self
-            .ingest(&mut body.stream, body.expected_len, true)
+            .ingest(
+                &mut body.stream,
+                body.expected_len,
+                true,
+                self.sealer(encryption.as_ref())?,
+            )
             .await?;
         let checksums = match body.verify(&ingested.md5) {
             Ok(c) => c,
@@ -258,6 +315,7 @@ impl ObjectService {
             acl: meta.acl,
             upload_id: None,
             grants: Vec::new(),
+            encryption,
         };
         let meta = self.meta.with_new_chunks(ingested.new_chunks());
         match meta.put_object(bucket, key, record, expect).await {
@@ -342,18 +400,19 @@ impl ObjectService {
         Ok(self.meta.list_versions(bucket, q).await?)
     }
 
-    /// Makes `dst` reference the same chunks as `src`: no data is read or written. `edit`
+    /// Makes `dst` reference the same chunks as `src`: no data is read or written, unless the
+    /// copy is to be encrypted differently from the source (`encrypt`: SSE-S3). `edit`
     /// changes the new record's metadata (S3's REPLACE directives); it must not touch the data.
     pub async fn copy_object(
         &self,
-        src_bucket: &str,
-        src_key: &str,
-        src_version: Option<&str>,
+        (src_bucket, src_key, src_version): (&str, &str, Option<&str>),
         dst_bucket: &str,
         dst_key: &str,
+        encrypt: bool,
         edit: impl FnOnce(&mut ObjectRecord),
     ) -> Result<ObjectRecord> {
         self.bucket(dst_bucket).await?;
+        let wanted = self.encryption_for(encrypt)?;
         // Pin the source's chunks, then check the source still names them: while it does their
         // refcount is positive, and from now on GC cannot claim them.
         let mut source = self
@@ -373,6 +432,13 @@ impl ObjectService {
             }
             source = again;
         }
+        if source.encryption != wanted {
+            // Encrypted differently: the data is read and stored again, sealed as wanted.
+            drop(pins);
+            return self
+                .copy_recoded(source, dst_bucket, dst_key, wanted, edit)
+                .await;
+        }
         let mut record = source.clone();
         edit(&mut record);
         record.data = source.data;
@@ -390,6 +456,42 @@ impl ObjectService {
             .await?;
         drop(pins);
         Ok(stored)
+    }
+
+    /// A copy whose data is stored anew (encrypted where the source was not, or the
+    /// reverse): the source is read (decrypted) and ingested like an upload.
+    async fn copy_recoded(
+        &self,
+        source: ObjectRecord,
+        dst_bucket: &str,
+        dst_key: &str,
+        wanted: Option<metastore::Encryption>,
+        edit: impl FnOnce(&mut ObjectRecord),
+    ) -> Result<ObjectRecord> {
+        let stream = self.read_object(&source, 0..source.size).await?;
+        let ingested = self
+            .ingest(
+                stream,
+                Some(source.size),
+                true,
+                self.sealer(wanted.as_ref())?,
+            )
+            .await?;
+        let mut record = source;
+        edit(&mut record);
+        record.data = ingested.data.clone();
+        record.encryption = wanted;
+        record.modified_ms = now_ms();
+        record.upload_id = None;
+        record.grants.clear();
+        let meta = self.meta.with_new_chunks(ingested.new_chunks());
+        match meta.put_object(dst_bucket, dst_key, record, None).await {
+            Ok(stored) => Ok(stored),
+            Err(e) => {
+                self.discard(ingested).await;
+                Err(e.into())
+            }
+        }
     }
 
     pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage> {

@@ -104,6 +104,7 @@ impl ObjectService {
             acl: meta.acl,
             upload_id: None,
             grants: Vec::new(),
+            encryption: self.encryption_for(meta.encrypt)?,
         };
         let record = UploadRecord {
             initiated_ms: now_ms(),
@@ -130,16 +131,12 @@ impl ObjectService {
         E: Into<Error>,
     {
         check_part_number(number)?;
-        if self
-            .meta
-            .get_upload(bucket, key, upload_id)
-            .await?
-            .is_none()
-        {
+        let Some(upload) = self.meta.get_upload(bucket, key, upload_id).await? else {
             return Err(metastore::Error::NoSuchUpload.into());
-        }
+        };
+        let seal = self.sealer(upload.template.encryption.as_ref())?;
         let ingested = self
-            .ingest(&mut body.stream, body.expected_len, false)
+            .ingest(&mut body.stream, body.expected_len, false, seal)
             .await?;
         let checksums = match body.verify(&ingested.md5) {
             Ok(c) => c,
@@ -194,15 +191,13 @@ impl ObjectService {
         range: std::ops::Range<u64>,
     ) -> Result<PartRecord> {
         check_part_number(number)?;
-        if self
-            .meta
-            .get_upload(bucket, key, upload_id)
-            .await?
-            .is_none()
-        {
+        let Some(upload) = self.meta.get_upload(bucket, key, upload_id).await? else {
             return Err(metastore::Error::NoSuchUpload.into());
-        }
-        if let Some(chunks) = aligned_chunks(source, &range) {
+        };
+        // Chunks are shared only between data in clear: sealed chunk boundaries are not the
+        // plaintext's, and the upload may seal differently.
+        let shareable = source.encryption.is_none() && upload.template.encryption.is_none();
+        if let Some(chunks) = aligned_chunks(source, &range).filter(|_| shareable) {
             let mut pins = Vec::new();
             for c in &chunks {
                 pins.push(self.locks.pin(c.hash).await);

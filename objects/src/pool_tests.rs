@@ -109,11 +109,10 @@ async fn rebalance_and_decommission_while_objects_change() {
     for i in 0..5 {
         service
             .copy_object(
-                "bkt",
-                &format!("o{i}"),
-                None,
+                ("bkt", &format!("o{i}"), None),
                 "bkt",
                 &format!("copy{i}"),
+                false,
                 |_| {},
             )
             .await
@@ -139,7 +138,7 @@ async fn rebalance_and_decommission_while_objects_change() {
                 // A copy of an object whose chunks may be moving right now.
                 let src = format!("o{}", i % 30);
                 service
-                    .copy_object("bkt", &src, None, "bkt", &format!("c{i}"), |_| {})
+                    .copy_object(("bkt", &src, None), "bkt", &format!("c{i}"), false, |_| {})
                     .await
                     .unwrap();
                 written.insert(format!("c{i}"), body(i % 30, 200_000));

@@ -9,8 +9,10 @@ use std::ops::Range;
 use std::pin::Pin;
 
 use super::ObjectService;
-use crate::error::Result;
+use super::sse::{MasterKey, SEAL_OVERHEAD};
+use crate::error::{Error, Result};
 use crate::locate::Locator;
+use std::sync::Arc;
 
 /// Chunks fetched ahead of the one being sent: enough to cover a storage node's round trip
 /// (with local disks 3 already kept the client busy).
@@ -18,17 +20,19 @@ const READ_AHEAD: usize = 6;
 
 pub type ObjectStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + Sync>>;
 
-/// The part of each chunk that falls inside `range`: (chunk, start, end) within the chunk.
+/// The part of each chunk that falls inside `range`: (chunk, start, end) within the chunk's
+/// data. A sealed chunk holds `overhead` bytes more than its data.
 fn covering(
     chunks: &[metastore::ChunkRef],
     range: &Range<u64>,
+    overhead: u32,
 ) -> Vec<(metastore::ChunkRef, usize, usize)> {
     let mut out = Vec::new();
     let mut offset = 0u64;
     for c in chunks {
-        let (start, end) = (offset, offset + c.len as u64);
+        let (start, end) = (offset, offset + c.len.saturating_sub(overhead) as u64);
         offset = end;
-        if end <= range.start || c.len == 0 {
+        if end <= range.start || end == start {
             continue;
         }
         if start >= range.end {
@@ -51,19 +55,32 @@ impl ObjectService {
         record: &ObjectRecord,
         range: Range<u64>,
     ) -> Result<ObjectStream> {
+        let key = self.sealer(record.encryption.as_ref())?;
         let chunks = match &record.data {
             ObjectData::Inline(bytes) => {
-                let slice =
-                    Bytes::copy_from_slice(&bytes[range.start as usize..range.end as usize]);
+                let data = match &key {
+                    Some(key) => key.open_inline(bytes)?,
+                    None => Bytes::copy_from_slice(bytes),
+                };
+                let slice = data
+                    .get(range.start as usize..range.end as usize)
+                    .map(|s| data.slice_ref(s))
+                    .ok_or_else(|| {
+                        Error::Internal("an inline object is shorter than its size".into())
+                    })?;
                 return Ok(Box::pin(futures::stream::once(async move { Ok(slice) })));
             }
             ObjectData::Chunks(chunks) => chunks,
         };
-        let mut pieces = covering(chunks, &range).into_iter();
+        let overhead = if key.is_some() { SEAL_OVERHEAD } else { 0 };
+        let mut pieces = covering(chunks, &range, overhead).into_iter();
         let Some(first) = pieces.next() else {
             return Ok(Box::pin(futures::stream::empty()));
         };
-        let store = self.locator();
+        let store = Reader {
+            locator: self.locator(),
+            key,
+        };
         let first = fetch(&store, first).await?;
         let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes>>(1);
         tokio::spawn(async move {
@@ -91,12 +108,33 @@ impl ObjectService {
     }
 }
 
+/// Where chunks are read from, and the key that opens them (for an encrypted object).
+#[derive(Clone)]
+struct Reader {
+    locator: Locator,
+    key: Option<Arc<MasterKey>>,
+}
+
 async fn fetch(
-    store: &Locator,
+    store: &Reader,
     (c, from, to): (metastore::ChunkRef, usize, usize),
 ) -> Result<Bytes> {
-    let bytes = store.get_chunk(c.hash, c.len).await?;
-    Ok(bytes.slice(from..to))
+    let bytes = store.locator.get_chunk(c.hash, c.len).await?;
+    let data = match &store.key {
+        Some(key) => {
+            let key = key.clone();
+            tokio::task::spawn_blocking(move || key.open_chunk(&c.hash, &bytes)).await??
+        }
+        None => bytes,
+    };
+    if to > data.len() {
+        return Err(Error::Internal(format!(
+            "chunk {} holds {} bytes, {to} expected",
+            hex::encode(c.hash),
+            data.len()
+        )));
+    }
+    Ok(data.slice(from..to))
 }
 
 #[cfg(test)]
@@ -108,16 +146,16 @@ mod tests {
     fn covering_picks_the_right_slices() {
         let c = |n: u8, len| ChunkRef::new([n; 32], len);
         let chunks = [c(1, 10), c(2, 10), c(3, 5)];
-        let got: Vec<_> = covering(&chunks, &(5..22))
+        let got: Vec<_> = covering(&chunks, &(5..22), 0)
             .into_iter()
             .map(|(c, a, b)| (c.hash[0], a, b))
             .collect();
         assert_eq!(got, [(1, 5, 10), (2, 0, 10), (3, 0, 2)]);
-        let got: Vec<_> = covering(&chunks, &(10..20))
+        let got: Vec<_> = covering(&chunks, &(10..20), 0)
             .into_iter()
             .map(|(c, a, b)| (c.hash[0], a, b))
             .collect();
         assert_eq!(got, [(2, 0, 10)]);
-        assert!(covering(&chunks, &(0..0)).is_empty());
+        assert!(covering(&chunks, &(0..0), 0).is_empty());
     }
 }

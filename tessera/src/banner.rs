@@ -34,6 +34,13 @@ pub fn print(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr, le
             cfg.domains.join(", ")
         );
     }
+    match &cfg.master_key {
+        Some(key) => println!(
+            "  encryption:  SSE-S3 with master key {:?} (keep it: encrypted objects need it)",
+            key.id()
+        ),
+        None => println!("  encryption:  off (no --kms-secret-key: SSE requests are refused)"),
+    }
     if cfg.allow_insecure_sse_c {
         println!(
             "  WARNING: --allow-insecure-sse-c: SSE-C customer keys are accepted over plain HTTP, in clear on the network"

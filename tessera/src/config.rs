@@ -121,6 +121,8 @@ pub struct ServeConfig {
     pub auth_failure_limit: u32,
     /// Serve the newest metadata replicas present even when the data disks record newer ones.
     pub accept_stale_metadata: bool,
+    /// The SSE-S3 master key (none: encryption requests are refused).
+    pub master_key: Option<std::sync::Arc<objects::sse::MasterKey>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -244,6 +246,14 @@ pub struct ServeArgs {
     /// start after a disaster; without it such a start is refused, naming the missing disks.
     #[arg(long, env = "TESSERA_ACCEPT_STALE_METADATA")]
     pub accept_stale_metadata: bool,
+    /// The master key of server-side encryption (SSE-S3), as NAME:BASE64 of 32 random bytes
+    /// (`openssl rand -base64 32`). Never stored: keep it safe, objects encrypted under it
+    /// cannot be read without it [default: none, encryption requests are refused].
+    #[arg(long, env = "TESSERA_KMS_SECRET_KEY", hide_env_values = true, value_parser = secret_arg)]
+    pub kms_secret_key: Option<SecretString>,
+    /// A file holding the master key (NAME:BASE64), instead of --kms-secret-key.
+    #[arg(long, env = "TESSERA_KMS_SECRET_KEY_FILE", value_name = "FILE")]
+    pub kms_secret_key_file: Option<PathBuf>,
     /// Data directories, one per disk (or `disks` in the config file). Ranges: /data{1...4}.
     #[arg(value_name = "DIR")]
     pub dirs: Vec<String>,
@@ -281,6 +291,8 @@ pub struct FileConfig {
     pub allow_insecure_sse_c: Option<bool>,
     pub auth_failure_limit: Option<u32>,
     pub accept_stale_metadata: Option<bool>,
+    pub kms_secret_key: Option<SecretString>,
+    pub kms_secret_key_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -461,6 +473,10 @@ impl ServeArgs {
             .or(file.scan_interval_secs)
             .unwrap_or(3600);
         let metrics_token = given_secret(self.metrics_token.or(file.metrics_token));
+        let master_key = master_key(
+            given_secret(self.kms_secret_key).or_else(|| given_secret(file.kms_secret_key)),
+            self.kms_secret_key_file.or(file.kms_secret_key_file),
+        )?;
         Ok(ServeConfig {
             address: self
                 .address
@@ -511,8 +527,32 @@ impl ServeArgs {
                 .unwrap_or(60),
             accept_stale_metadata: self.accept_stale_metadata
                 || file.accept_stale_metadata.unwrap_or(false),
+            master_key,
         })
     }
+}
+
+/// The SSE-S3 master key, given inline or in a file (not both).
+fn master_key(
+    inline: Option<SecretString>,
+    file: Option<PathBuf>,
+) -> Result<Option<std::sync::Arc<objects::sse::MasterKey>>, String> {
+    let spec = match (inline, file) {
+        (Some(_), Some(f)) => {
+            return Err(format!(
+                "the master key is given twice: inline (--kms-secret-key) and in {}",
+                f.display()
+            ));
+        }
+        (Some(k), None) => k,
+        (None, Some(f)) => std::fs::read_to_string(&f)
+            .map(SecretString::from)
+            .map_err(|e| format!("cannot read the master key file {}: {e}", f.display()))?,
+        (None, None) => return Ok(None),
+    };
+    objects::sse::MasterKey::parse(spec.expose_secret())
+        .map(|k| Some(std::sync::Arc::new(k)))
+        .map_err(|e| format!("--kms-secret-key: {e}"))
 }
 
 #[cfg(test)]

@@ -97,6 +97,7 @@ pub async fn open(
         ));
     }
     let shared_meta = !cfg.etcd.is_empty();
+    let master_key = cfg.master_key.clone();
     let opened = blocking(move || {
         open_services(
             disks,
@@ -105,6 +106,7 @@ pub async fn open(
             home,
             deployment_id,
             shared_meta,
+            master_key,
         )
     })
     .await?;
@@ -234,6 +236,7 @@ fn open_services(
     home: u32,
     deployment_id: String,
     shared_meta: bool,
+    master_key: Option<Arc<objects::sse::MasterKey>>,
 ) -> Result<Opened, String> {
     let chunks =
         ChunkStore::new(disks.deployment.layout, disks.stores()).map_err(|e| e.to_string())?;
@@ -245,6 +248,9 @@ fn open_services(
     );
     if shared_meta {
         service = service.shared_with_other_writers(ORPHAN_MIN_AGE_SHARED);
+    }
+    if let Some(key) = master_key {
+        service = service.with_master_key(key);
     }
     let service = Arc::new(service);
     Ok(Opened {

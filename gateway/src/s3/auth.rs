@@ -417,7 +417,7 @@ impl s3s::access::S3Access for AccessCheck {
         let caller = self.caller(cx.credentials())?;
         super::acl::refuse_email_grants(cx.headers())?;
         let client = cx.extensions_mut().get::<ClientAddr>().copied();
-        super::sse::refuse_encryption(
+        super::sse::refuse_unsupported(
             cx.headers(),
             client.is_some_and(|c| c.secure),
             self.0.allow_insecure_sse_c,

@@ -127,6 +127,7 @@ mod tests {
             acl: None,
             upload_id: None,
             grants: Vec::new(),
+            encryption: None,
         }
     }
 

@@ -83,6 +83,7 @@ macro_rules! new_object_meta {
                     || $i.grant_write_acp.is_some(),
             )?;
             meta.acl = $crate::s3::acl::canned_acl($i.acl.as_ref().map(|a| a.as_str()))?;
+            meta.encrypt = $crate::s3::sse::wants_encryption($i.server_side_encryption.as_ref());
             Ok(meta)
         })()
     };
@@ -120,6 +121,7 @@ pub fn object_meta(c: ContentInput) -> ObjectMeta {
         storage_class: c.storage_class.filter(|s| s != "STANDARD"),
         tags: Vec::new(),
         acl: None,
+        encrypt: false,
     }
 }
 

@@ -162,6 +162,20 @@ fn object_error(e: Error) -> S3Error {
             ),
             Error::InvalidArgument(m) => (C::InvalidArgument, m.clone()),
             Error::Internal(_) => return internal(&e),
+            Error::EncryptionNotConfigured => (
+                C::NotImplemented,
+                "Server-side encryption needs a master key: start tessera with \
+                 --kms-secret-key NAME:BASE64 (TESSERA_KMS_SECRET_KEY, or a key file with \
+                 --kms-secret-key-file); `openssl rand -base64 32` makes one. Nothing was stored."
+                    .to_string(),
+            ),
+            Error::MasterKeyMissing(m) => {
+                tracing::error!(error = %m, "an encrypted object cannot be opened");
+                (
+                    C::ServiceUnavailable,
+                    format!("{m}: start the server with that master key"),
+                )
+            }
         };
         S3Error::with_message(code, message)
     }

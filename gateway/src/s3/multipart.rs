@@ -22,6 +22,7 @@ pub async fn create(
     check_key(&i.key)?;
     let meta = new_object_meta!(i)?;
     super::bucket_config::acls_allowed(s, &i.bucket, meta.acl.as_ref()).await?;
+    let encrypted = meta.encrypt;
     let algorithm = match &i.checksum_algorithm {
         Some(a) => Some(
             Algorithm::from_name(a.as_str())
@@ -65,6 +66,9 @@ pub async fn create(
         upload_id: Some(upload_id),
         checksum_type,
         checksum_algorithm: i.checksum_algorithm,
+        server_side_encryption: encrypted.then(|| {
+            s3s::dto::ServerSideEncryption::from_static(s3s::dto::ServerSideEncryption::AES256)
+        }),
         ..Default::default()
     }))
 }
@@ -277,6 +281,7 @@ pub async fn complete(
         checksum_sha1: sums.checksum_sha1,
         checksum_sha256: sums.checksum_sha256,
         checksum_type: sums.checksum_type,
+        server_side_encryption: super::sse::answer(record.encryption.as_ref()),
         ..Default::default()
     }))
 }

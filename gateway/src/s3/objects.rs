@@ -187,6 +187,7 @@ macro_rules! object_output {
             checksum_sha1: p.sums.checksum_sha1,
             checksum_sha256: p.sums.checksum_sha256,
             checksum_type: p.sums.checksum_type,
+            server_side_encryption: super::sse::answer(p.record.encryption.as_ref()),
             $($extra)*
             ..Default::default()
         }
@@ -429,9 +430,11 @@ pub async fn copy_object(
     // A copy gets the ACL the request names, not the source's (as in S3).
     let acl = super::acl::canned_acl(input.acl.as_ref().map(|a| a.as_str()))?;
     super::bucket_config::acls_allowed(s, &input.bucket, acl.as_ref()).await?;
+    let encrypt = super::sse::wants_encryption(input.server_side_encryption.as_ref());
     // Copying an older version onto its own key (a restore) is allowed.
     if !replace
         && class.is_none()
+        && !encrypt
         && src_version.is_none()
         && **src_bucket == *input.bucket
         && **src_key == *input.key
@@ -492,16 +495,16 @@ pub async fn copy_object(
     let record: ObjectRecord = s
         .service
         .copy_object(
-            src_bucket,
-            src_key,
-            src_version,
+            (src_bucket, src_key, src_version),
             &input.bucket,
             &input.key,
+            encrypt,
             edit,
         )
         .await
         .s3()?;
     Ok(S3Response::new(CopyObjectOutput {
+        server_side_encryption: super::sse::answer(record.encryption.as_ref()),
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&record.etag)),
             last_modified: Some(timestamp(record.modified_ms)),

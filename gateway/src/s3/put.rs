@@ -77,6 +77,7 @@ pub async fn put_object(
         checksum_type: sums.checksum_type,
         size: Some(record.size as i64),
         version_id: record.version_id.clone(),
+        server_side_encryption: super::sse::answer(record.encryption.as_ref()),
         ..Default::default()
     }))
 }
@@ -100,6 +101,7 @@ pub async fn post_object(
     // The form's fields are not HTTP headers: checksums named in it are not verified here.
     let record = store(s, &HeaderMap::new(), None, upload).await?;
     Ok(S3Response::new(PostObjectOutput {
+        server_side_encryption: super::sse::answer(record.encryption.as_ref()),
         e_tag: Some(etag(&record.etag)),
         size: Some(record.size as i64),
         ..Default::default()

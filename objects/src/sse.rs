@@ -1,0 +1,196 @@
+//! Server-side encryption with a key the server holds (SSE-S3), keeping deduplication.
+//!
+//! Every chunk of an encrypted object is sealed on its own, convergently: from the SHA-256 `h`
+//! of its plaintext come its address `a = HKDF-Expand(K_addr, h)` and its key
+//! `k = HKDF-Expand(K_key, a)`, and it is stored as ChaCha20-Poly1305 under `k` (a nonce of
+//! zero: each key only ever seals one plaintext). The same plaintext under the same master key
+//! gives the same sealed chunk at the same address, so identical data is stored once, while
+//! plaintext and encrypted copies never share a chunk. Reading needs only the address, kept in
+//! the manifest: `k` follows from it and the master key, and nothing in the metadata reveals
+//! `h` (the address is keyed, so a guessed plaintext cannot be confirmed without the key).
+//! Small objects kept inline are sealed the same way, stored as `a || sealed`.
+//!
+//! `K_addr` and `K_key` are derived (HKDF-SHA256) from the master key, which the operator
+//! gives as `NAME:BASE64` (32 bytes), MinIO's `MINIO_KMS_SECRET_KEY` form; it is never stored.
+//! An object records the master key's name, so a server started with another key says so
+//! instead of failing to open the chunks.
+
+use bytes::Bytes;
+use chacha20poly1305::aead::Aead;
+use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// What sealing adds to a chunk: the authentication tag.
+pub const SEAL_OVERHEAD: u32 = 16;
+/// The only scheme so far; recorded with each encrypted object.
+pub const SCHEME_V1: u8 = 1;
+
+/// The master key of SSE-S3.
+pub struct MasterKey {
+    id: String,
+    address: hkdf::Hkdf<Sha256>,
+    key: hkdf::Hkdf<Sha256>,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey({})", self.id)
+    }
+}
+
+impl MasterKey {
+    /// Parses `NAME:BASE64`, where BASE64 is 32 bytes (`openssl rand -base64 32`).
+    pub fn parse(spec: &str) -> std::result::Result<Self, String> {
+        let (id, b64) = spec.trim().split_once(':').ok_or(
+            "the master key must be NAME:BASE64 (32 random bytes, e.g. `openssl rand -base64 32`)",
+        )?;
+        let id = id.trim();
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "the master key's name {id:?} must be letters, digits, '-', '_' or '.'"
+            ));
+        }
+        let bytes = base64_simd::STANDARD
+            .decode_to_vec(b64.trim())
+            .map_err(|_| "the master key after NAME: is not valid base64".to_string())?;
+        let secret: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+            format!("the master key must be 32 bytes, this one is {}", b.len())
+        })?;
+        Ok(Self::new(id, &secret))
+    }
+
+    pub fn new(id: &str, secret: &[u8; 32]) -> Self {
+        let derive = |purpose: &[u8]| {
+            let mut okm = [0u8; 32];
+            hkdf::Hkdf::<Sha256>::new(Some(b"tessera sse-s3 v1"), secret)
+                .expand(purpose, &mut okm)
+                .expect("32 bytes is a valid HKDF-SHA256 output length");
+            hkdf::Hkdf::<Sha256>::from_prk(&okm).expect("32 bytes is a valid pseudorandom key")
+        };
+        MasterKey {
+            id: id.to_owned(),
+            address: derive(b"chunk address"),
+            key: derive(b"chunk key"),
+        }
+    }
+
+    /// The key's name, recorded with every object it encrypts and shown in the banner.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn expand(kdf: &hkdf::Hkdf<Sha256>, info: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        kdf.expand(info, &mut out)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        out
+    }
+
+    fn cipher(&self, address: &[u8; 32]) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(&Key::from(Self::expand(&self.key, address)))
+    }
+
+    /// The address and sealed bytes of a chunk whose plaintext has SHA-256 `plain_hash`.
+    pub fn seal_chunk(&self, plain_hash: &[u8; 32], plaintext: &[u8]) -> ([u8; 32], Bytes) {
+        let address = Self::expand(&self.address, plain_hash);
+        let sealed = self
+            .cipher(&address)
+            .encrypt(&Nonce::default(), plaintext)
+            .expect("ChaCha20-Poly1305 seals any chunk below 256 GiB");
+        (address, Bytes::from(sealed))
+    }
+
+    /// The plaintext of the chunk at `address`; an error if it was not sealed there under
+    /// this key (or was damaged past what the shard checks catch).
+    pub fn open_chunk(&self, address: &[u8; 32], sealed: &[u8]) -> Result<Bytes> {
+        self.cipher(address)
+            .decrypt(&Nonce::default(), sealed)
+            .map(Bytes::from)
+            .map_err(|_| {
+                Error::Internal(format!(
+                    "chunk {} does not open under master key {:?}",
+                    hex::encode(address),
+                    self.id
+                ))
+            })
+    }
+
+    /// The bytes of a small object kept in the metadata: `address || sealed`.
+    pub fn seal_inline(&self, plaintext: &[u8]) -> Vec<u8> {
+        let hash: [u8; 32] = Sha256::digest(plaintext).into();
+        let (address, sealed) = self.seal_chunk(&hash, plaintext);
+        [&address[..], &sealed].concat()
+    }
+
+    pub fn open_inline(&self, stored: &[u8]) -> Result<Bytes> {
+        let (address, sealed) = stored
+            .split_first_chunk::<32>()
+            .ok_or_else(|| Error::Internal("an encrypted inline object is truncated".into()))?;
+        self.open_chunk(address, sealed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, byte: u8) -> MasterKey {
+        MasterKey::new(id, &[byte; 32])
+    }
+
+    #[test]
+    fn equal_plaintexts_seal_alike_and_open_only_under_their_key() {
+        let k = key("one", 1);
+        let plain = b"the same chunk twice".repeat(100);
+        let h: [u8; 32] = Sha256::digest(&plain).into();
+        let (a1, s1) = k.seal_chunk(&h, &plain);
+        let (a2, s2) = k.seal_chunk(&h, &plain);
+        assert_eq!((a1, &s1), (a2, &s2), "convergent: dedup keeps working");
+        assert_ne!(a1, h, "the address is not the plaintext's hash");
+        assert_eq!(s1.len(), plain.len() + SEAL_OVERHEAD as usize);
+        assert!(
+            !s1.windows(20).any(|w| w == &plain[..20]),
+            "no plaintext in the sealed chunk"
+        );
+        assert_eq!(k.open_chunk(&a1, &s1).unwrap(), Bytes::from(plain.clone()));
+
+        let other = key("two", 2);
+        let (b, _) = other.seal_chunk(&h, &plain);
+        assert_ne!(a1, b, "another master key puts the chunk elsewhere");
+        assert!(other.open_chunk(&a1, &s1).is_err());
+        let mut flipped = s1.to_vec();
+        flipped[5] ^= 1;
+        assert!(k.open_chunk(&a1, &flipped).is_err());
+
+        let inline = k.seal_inline(b"small");
+        assert_eq!(
+            k.open_inline(&inline).unwrap(),
+            Bytes::from_static(b"small")
+        );
+        assert!(other.open_inline(&inline).is_err());
+        assert!(k.open_inline(&inline[..10]).is_err());
+    }
+
+    #[test]
+    fn the_master_key_is_name_colon_32_bytes_of_base64() {
+        let b64 = base64_simd::STANDARD.encode_to_string([7u8; 32]);
+        let k = MasterKey::parse(&format!("my-key:{b64}")).unwrap();
+        assert_eq!(k.id(), "my-key");
+        assert!(!format!("{k:?}").contains(&b64));
+        for bad in [
+            b64.clone(),
+            format!(":{b64}"),
+            "k:not base64!".to_string(),
+            format!("k:{}", base64_simd::STANDARD.encode_to_string([7u8; 16])),
+            format!("bad name:{b64}"),
+        ] {
+            assert!(MasterKey::parse(&bad).is_err(), "{bad}");
+        }
+    }
+}
