@@ -211,3 +211,52 @@ def test_a_bad_master_key_is_a_start_up_error(tmp_path):
         assert proc.returncode != 0, proc.stdout[-2000:]
         assert says in proc.stderr, proc.stderr
         assert short not in proc.stderr + proc.stdout, "the key is never printed"
+
+
+def test_bucket_default_encryption(make_server, server, random_bytes):
+    srv = keyed_server(make_server, ndisks=1)
+    c = s3_client(srv)
+    c.create_bucket(Bucket=(bucket := new_bucket_name("sse-default")))
+    c.put_object(Bucket=bucket, Key="before", Body=b"in clear")
+    with pytest.raises(ClientError) as exc:
+        c.get_bucket_encryption(Bucket=bucket)
+    assert exc.value.response["Error"]["Code"] == "ServerSideEncryptionConfigurationNotFoundError"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+    aes = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
+    c.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=aes)
+    rule = c.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+    # Writes that do not ask are encrypted now; what was there before stays as it was.
+    data = random_bytes(MiB + 3, "sse-default")
+    assert sse(c.put_object(Bucket=bucket, Key="after", Body=data)) == "AES256"
+    assert sse(c.head_object(Bucket=bucket, Key="before")) is None
+    upload = c.create_multipart_upload(Bucket=bucket, Key="mp")
+    assert sse(upload) == "AES256"
+    part = c.upload_part(Bucket=bucket, Key="mp", UploadId=upload["UploadId"], PartNumber=1, Body=data)
+    assert sse(part) == "AES256", "UploadPart answers with the upload's encryption"
+    done = c.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload["UploadId"],
+                                       MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert sse(done) == "AES256"
+    copied = c.copy_object(Bucket=bucket, Key="before-copy", CopySource={"Bucket": bucket, "Key": "before"})
+    assert sse(copied) == "AES256"
+    for key, body in (("after", data), ("mp", data), ("before-copy", b"in clear")):
+        got = c.get_object(Bucket=bucket, Key=key)
+        assert sse(got) == "AES256" and got["Body"].read() == body, key
+
+    c.delete_bucket_encryption(Bucket=bucket)
+    assert sse(c.put_object(Bucket=bucket, Key="plain-again", Body=b"x")) is None
+    assert sse(c.head_object(Bucket=bucket, Key="after")) == "AES256"
+
+    # KMS rules wait for KMS keys; a server without a master key refuses the rule itself.
+    kms = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "k"}}]}
+    with pytest.raises(ClientError) as exc:
+        c.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=kms)
+    assert exc.value.response["Error"]["Code"] == "NotImplemented"
+    plain = s3_client(server)
+    plain.create_bucket(Bucket=(other := new_bucket_name("sse-default-nokey")))
+    with pytest.raises(ClientError) as exc:
+        plain.put_bucket_encryption(Bucket=other, ServerSideEncryptionConfiguration=aes)
+    assert exc.value.response["Error"]["Code"] == "NotImplemented"
+    assert "TESSERA_KMS_SECRET_KEY" in exc.value.response["Error"]["Message"]

@@ -73,6 +73,10 @@ pub struct BucketRecord {
     /// ACL grants to users, besides the owner's FULL_CONTROL and the canned `acl`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<AclGrant>,
+    /// Default encryption (PutBucketEncryption): new objects are encrypted (SSE-S3) even when
+    /// their request does not ask.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypt_by_default: bool,
 }
 
 /// An ACL grant to a user: `READ`, `WRITE`, `READ_ACP`, `WRITE_ACP` or `FULL_CONTROL`.
@@ -125,6 +129,7 @@ impl BucketRecord {
             public_access_block: None,
             cors: Vec::new(),
             grants: Vec::new(),
+            encrypt_by_default: false,
         }
     }
 }

@@ -39,7 +39,7 @@ use metastore::{
 pub use check::CheckReport;
 pub use chunk_locks::ChunkLocks;
 pub use heal::{PassProgress, ScanSchedule};
-pub use multipart::{CompletedPart, PartsCheck};
+pub use multipart::{CompletedPart, PartsCheck, StoredPart};
 pub use pool_records::{
     HomeHandover, POOLS_SETTING, PoolRecord, RecordedPools, RecordedState, load_pools,
 };
@@ -163,8 +163,9 @@ impl ObjectService {
         self
     }
 
-    /// What a write that asked for encryption (or not) records.
-    pub(crate) fn encryption_for(&self, encrypt: bool) -> Result<Option<metastore::Encryption>> {
+    /// What a write that asked for encryption (or not) records; an error when it asked and
+    /// the server has no master key.
+    pub fn encryption_for(&self, encrypt: bool) -> Result<Option<metastore::Encryption>> {
         if !encrypt {
             return Ok(None);
         }
@@ -278,12 +279,12 @@ impl ObjectService {
         S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin + Send,
         E: Into<Error>,
     {
-        self.bucket(bucket).await?;
+        let record = self.bucket(bucket).await?;
         // Refuse early when the condition already fails; the commit checks it again atomically.
         if let Some(e) = &expect {
             self.check_expect(bucket, key, e).await?;
         }
-        let encryption = self.encryption_for(meta.encrypt)?;
+        let encryption = self.encryption_for(meta.encrypt || record.encrypt_by_default)?;
         let ingested = self
             .ingest(
                 &mut body.stream,
@@ -411,8 +412,8 @@ impl ObjectService {
         encrypt: bool,
         edit: impl FnOnce(&mut ObjectRecord),
     ) -> Result<ObjectRecord> {
-        self.bucket(dst_bucket).await?;
-        let wanted = self.encryption_for(encrypt)?;
+        let destination = self.bucket(dst_bucket).await?;
+        let wanted = self.encryption_for(encrypt || destination.encrypt_by_default)?;
         // Pin the source's chunks, then check the source still names them: while it does their
         // refcount is positive, and from now on GC cannot claim them.
         let mut source = self

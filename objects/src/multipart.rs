@@ -65,6 +65,13 @@ pub type PartsCheck = Box<
         + Send,
 >;
 
+/// A part just stored, and how its upload encrypts (for the answer's headers).
+#[derive(Debug, Clone)]
+pub struct StoredPart {
+    pub part: PartRecord,
+    pub encryption: Option<metastore::Encryption>,
+}
+
 /// A part as named in a CompleteMultipartUpload request.
 #[derive(Debug, Clone)]
 pub struct CompletedPart {
@@ -74,6 +81,7 @@ pub struct CompletedPart {
 }
 
 impl ObjectService {
+    /// Starts a multipart upload; returns its id and how its parts will be encrypted.
     pub async fn create_upload(
         &self,
         bucket: &str,
@@ -81,7 +89,8 @@ impl ObjectService {
         meta: ObjectMeta,
         checksum_algorithm: Option<String>,
         checksum_type: Option<String>,
-    ) -> Result<String> {
+    ) -> Result<(String, Option<metastore::Encryption>)> {
+        let encrypt = meta.encrypt || self.bucket(bucket).await?.encrypt_by_default;
         // Time first, so uploads of one key list in the order they were initiated.
         let upload_id = format!(
             "{:012x}{}",
@@ -104,8 +113,9 @@ impl ObjectService {
             acl: meta.acl,
             upload_id: None,
             grants: Vec::new(),
-            encryption: self.encryption_for(meta.encrypt)?,
+            encryption: self.encryption_for(encrypt)?,
         };
+        let encryption = template.encryption.clone();
         let record = UploadRecord {
             initiated_ms: now_ms(),
             checksum_algorithm,
@@ -115,7 +125,7 @@ impl ObjectService {
         self.meta
             .create_upload(bucket, key, &upload_id, record)
             .await?;
-        Ok(upload_id)
+        Ok((upload_id, encryption))
     }
 
     pub async fn upload_part<S, E>(
@@ -125,7 +135,7 @@ impl ObjectService {
         upload_id: &str,
         number: u32,
         mut body: UploadBody<S>,
-    ) -> Result<PartRecord>
+    ) -> Result<StoredPart>
     where
         S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin + Send,
         E: Into<Error>,
@@ -158,7 +168,10 @@ impl ObjectService {
             .put_part(bucket, key, upload_id, number, part.clone())
             .await
         {
-            Ok(()) => Ok(part),
+            Ok(()) => Ok(StoredPart {
+                part,
+                encryption: upload.template.encryption,
+            }),
             Err(e) => {
                 self.discard(ingested).await;
                 Err(e.into())
@@ -189,7 +202,7 @@ impl ObjectService {
         number: u32,
         source: &ObjectRecord,
         range: std::ops::Range<u64>,
-    ) -> Result<PartRecord> {
+    ) -> Result<StoredPart> {
         check_part_number(number)?;
         let Some(upload) = self.meta.get_upload(bucket, key, upload_id).await? else {
             return Err(metastore::Error::NoSuchUpload.into());
@@ -219,7 +232,10 @@ impl ObjectService {
                 .put_part(bucket, key, upload_id, number, part.clone())
                 .await?;
             drop(pins);
-            return Ok(part);
+            return Ok(StoredPart {
+                part,
+                encryption: upload.template.encryption,
+            });
         }
         let stream = self.read_object(source, range.clone()).await?;
         let body = UploadBody {

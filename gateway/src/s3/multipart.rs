@@ -22,7 +22,6 @@ pub async fn create(
     check_key(&i.key)?;
     let meta = new_object_meta!(i)?;
     super::bucket_config::acls_allowed(s, &i.bucket, meta.acl.as_ref()).await?;
-    let encrypted = meta.encrypt;
     let algorithm = match &i.checksum_algorithm {
         Some(a) => Some(
             Algorithm::from_name(a.as_str())
@@ -49,7 +48,7 @@ pub async fn create(
             ChecksumType::COMPOSITE
         })
     });
-    let upload_id = s
+    let (upload_id, encryption) = s
         .service
         .create_upload(
             &i.bucket,
@@ -66,9 +65,7 @@ pub async fn create(
         upload_id: Some(upload_id),
         checksum_type,
         checksum_algorithm: i.checksum_algorithm,
-        server_side_encryption: encrypted.then(|| {
-            s3s::dto::ServerSideEncryption::from_static(s3s::dto::ServerSideEncryption::AES256)
-        }),
+        server_side_encryption: super::sse::answer(encryption.as_ref()),
         ..Default::default()
     }))
 }
@@ -105,13 +102,15 @@ pub async fn upload_part(
         content_md5: md5,
         check: Some(check),
     };
-    let part = s
+    let stored = s
         .service
         .upload_part(&i.bucket, &i.key, &i.upload_id, number, body)
         .await
         .s3()?;
+    let part = stored.part;
     let get = |a: Algorithm| part.checksums.get(a.name()).cloned();
     Ok(S3Response::new(UploadPartOutput {
+        server_side_encryption: super::sse::answer(stored.encryption.as_ref()),
         e_tag: Some(etag(&part.etag)),
         checksum_crc32: get(Algorithm::Crc32),
         checksum_crc32c: get(Algorithm::Crc32c),

@@ -170,12 +170,14 @@ pub async fn upload_part_copy(
         &source,
     )?;
     let range = copy_range(i.copy_source_range.as_deref(), source.size)?;
-    let part = s
+    let stored = s
         .service
         .upload_part_copy(&i.bucket, &i.key, &i.upload_id, number, &source, range)
         .await
         .s3()?;
+    let part = stored.part;
     Ok(S3Response::new(UploadPartCopyOutput {
+        server_side_encryption: super::sse::answer(stored.encryption.as_ref()),
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&part.etag)),
             last_modified: Some(timestamp(part.modified_ms)),

@@ -1,0 +1,98 @@
+//! Bucket default encryption (Put/Get/DeleteBucketEncryption): with a rule of `AES256`, new
+//! objects are encrypted with SSE-S3 whether or not their request asks (the object service
+//! applies it). SSE-KMS rules are refused until KMS keys exist, as are rules on a server
+//! without a master key (every write would then fail).
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::TesseraS3;
+use super::errors::custom;
+use crate::s3::IntoS3;
+
+pub async fn put(
+    s: &TesseraS3,
+    req: S3Request<PutBucketEncryptionInput>,
+) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+    let i = req.input;
+    let [rule] = i.server_side_encryption_configuration.rules.as_slice() else {
+        return Err(s3_error!(
+            MalformedXML,
+            "The encryption configuration takes exactly one rule"
+        ));
+    };
+    let Some(default) = &rule.apply_server_side_encryption_by_default else {
+        return Err(s3_error!(
+            MalformedXML,
+            "The rule lacks ApplyServerSideEncryptionByDefault"
+        ));
+    };
+    match default.sse_algorithm.as_str() {
+        ServerSideEncryption::AES256 if default.kms_master_key_id.is_none() => {}
+        ServerSideEncryption::AES256 => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse"
+            ));
+        }
+        a if a.starts_with("aws:kms") => {
+            return Err(s3_error!(
+                NotImplemented,
+                "Default encryption with KMS keys (SSE-KMS) is not supported yet"
+            ));
+        }
+        a => {
+            return Err(s3_error!(
+                MalformedXML,
+                "Unknown SSEAlgorithm {a:?}: AES256, aws:kms or aws:kms:dsse"
+            ));
+        }
+    }
+    // Refused now rather than failing every write later.
+    s.service.encryption_for(true).s3()?;
+    s.service
+        .meta()
+        .update_bucket(&i.bucket, |r| r.encrypt_by_default = true)
+        .await
+        .s3()?;
+    Ok(S3Response::new(PutBucketEncryptionOutput {}))
+}
+
+pub async fn get(
+    s: &TesseraS3,
+    req: S3Request<GetBucketEncryptionInput>,
+) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+    let record = s.service.bucket(&req.input.bucket).await.s3()?;
+    if !record.encrypt_by_default {
+        return Err(custom(
+            "ServerSideEncryptionConfigurationNotFoundError",
+            "The server side encryption configuration was not found",
+            http::StatusCode::NOT_FOUND,
+        ));
+    }
+    let rule = ServerSideEncryptionRule {
+        apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
+            sse_algorithm: ServerSideEncryption::from_static(ServerSideEncryption::AES256),
+            kms_master_key_id: None,
+        }),
+        bucket_key_enabled: Some(false),
+        ..Default::default()
+    };
+    Ok(S3Response::new(GetBucketEncryptionOutput {
+        server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {
+            rules: vec![rule],
+        }),
+    }))
+}
+
+pub async fn delete(
+    s: &TesseraS3,
+    req: S3Request<DeleteBucketEncryptionInput>,
+) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+    s.service
+        .meta()
+        .update_bucket(&req.input.bucket, |r| r.encrypt_by_default = false)
+        .await
+        .s3()?;
+    Ok(S3Response::new(DeleteBucketEncryptionOutput {}))
+}
