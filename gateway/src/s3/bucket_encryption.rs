@@ -76,7 +76,6 @@ pub async fn get(
             kms_master_key_id: None,
         }),
         bucket_key_enabled: Some(false),
-        ..Default::default()
     };
     Ok(S3Response::new(GetBucketEncryptionOutput {
         server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {
