@@ -264,6 +264,28 @@ impl S3 {
         Self::drain(body).await.map(drop)
     }
 
+    /// PutBucketEncryption with an AES256 rule: every object written to `bucket` afterwards
+    /// is encrypted (SSE-S3) by the server.
+    pub async fn encrypt_by_default(&self, bucket: &str) -> Result<()> {
+        let xml = Bytes::from_static(
+            b"<ServerSideEncryptionConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+              <Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm>\
+              </ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>",
+        );
+        let len = xml.len() as u64;
+        let body = BodyExt::boxed_unsync(Full::new(xml).map_err(|never| match never {}));
+        let (body, _) = self
+            .expect(
+                Method::PUT,
+                &format!("/{bucket}?encryption"),
+                body,
+                Some(len),
+                &[StatusCode::OK],
+            )
+            .await?;
+        Self::drain(body).await.map(drop)
+    }
+
     pub async fn put(
         &self,
         bucket: &str,

@@ -100,6 +100,10 @@ struct Args {
         default_value = "large,small,list,dedup,parallel"
     )]
     phases: Vec<String>,
+    /// Encrypt everything the target stores (SSE-S3, by its bucket's default encryption), so
+    /// that `--vs` of the same server shows what encryption costs.
+    #[arg(long)]
+    encrypt_target: bool,
     /// Where to write the figures as JSON.
     #[arg(long, default_value = "bench-results.json")]
     json: PathBuf,
@@ -233,6 +237,11 @@ async fn run(args: Args) -> Result<(), String> {
         } else {
             spec.clone()
         };
+        let name = if i == 0 && args.encrypt_target {
+            format!("{name}+sse")
+        } else {
+            name
+        };
         servers.push(Server::start(target, &name, work.path())?);
     }
     let clients = servers
@@ -248,6 +257,9 @@ async fn run(args: Args) -> Result<(), String> {
         .collect::<Result<Vec<_>, _>>()?;
     for c in &clients {
         c.create_bucket(workload::BUCKET).await?;
+    }
+    if args.encrypt_target {
+        clients[0].encrypt_by_default(workload::BUCKET).await?;
     }
     let plan = Plan {
         large_bytes: args.large_mib * MIB,

@@ -114,6 +114,9 @@ impl Admin {
 }
 
 const CLUSTER_SECRET: &str = "tessera-bench-cluster-secret";
+/// The SSE-S3 master key of every tessera started here (used only where encryption is asked
+/// for: `--encrypt-target`).
+const MASTER_KEY: &str = "bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// Waits until `port` accepts connections, failing when `child` exits first.
 fn wait_listening(
@@ -199,6 +202,7 @@ impl Server {
                     .args(&self.dirs)
                     .env("TESSERA_ROOT_USER", ACCESS_KEY)
                     .env("TESSERA_ROOT_PASSWORD", SECRET_KEY)
+                    .env("TESSERA_KMS_SECRET_KEY", MASTER_KEY)
                     .env("RUST_LOG", "warn");
                 c
             }
@@ -220,6 +224,7 @@ impl Server {
                     .env("TESSERA_ROOT_USER", ACCESS_KEY)
                     .env("TESSERA_ROOT_PASSWORD", SECRET_KEY)
                     .env("TESSERA_CLUSTER_SECRET", CLUSTER_SECRET)
+                    .env("TESSERA_KMS_SECRET_KEY", MASTER_KEY)
                     .env("RUST_LOG", "warn");
                 c
             }

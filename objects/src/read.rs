@@ -123,7 +123,7 @@ async fn fetch(
     let data = match &store.key {
         Some(key) => {
             let key = key.clone();
-            tokio::task::spawn_blocking(move || key.open_chunk(&c.hash, &bytes)).await??
+            tokio::task::spawn_blocking(move || key.open_chunk(&c.hash, bytes)).await??
         }
         None => bytes,
     };

@@ -2,8 +2,8 @@
 //!
 //! Every chunk of an encrypted object is sealed on its own, convergently: from the SHA-256 `h`
 //! of its plaintext come its address `a = HKDF-Expand(K_addr, h)` and its key
-//! `k = HKDF-Expand(K_key, a)`, and it is stored as ChaCha20-Poly1305 under `k` (a nonce of
-//! zero: each key only ever seals one plaintext). The same plaintext under the same master key
+//! `k = HKDF-Expand(K_key, a)`, and it is stored as AES-256-GCM under `k` (a nonce of zero:
+//! each key only ever seals one plaintext). The same plaintext under the same master key
 //! gives the same sealed chunk at the same address, so identical data is stored once, while
 //! plaintext and encrypted copies never share a chunk. Reading needs only the address, kept in
 //! the manifest: `k` follows from it and the master key, and nothing in the metadata reveals
@@ -16,8 +16,7 @@
 //! instead of failing to open the chunks.
 
 use bytes::Bytes;
-use chacha20poly1305::aead::Aead;
-use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -92,33 +91,47 @@ impl MasterKey {
         out
     }
 
-    fn cipher(&self, address: &[u8; 32]) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(&Key::from(Self::expand(&self.key, address)))
+    fn cipher(&self, address: &[u8; 32]) -> LessSafeKey {
+        let key = Self::expand(&self.key, address);
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).expect("AES-256 takes 32 bytes"))
+    }
+
+    /// The one nonce: every chunk key seals exactly one plaintext.
+    fn nonce() -> Nonce {
+        Nonce::assume_unique_for_key([0; 12])
     }
 
     /// The address and sealed bytes of a chunk whose plaintext has SHA-256 `plain_hash`.
     pub fn seal_chunk(&self, plain_hash: &[u8; 32], plaintext: &[u8]) -> ([u8; 32], Bytes) {
         let address = Self::expand(&self.address, plain_hash);
-        let sealed = self
-            .cipher(&address)
-            .encrypt(&Nonce::default(), plaintext)
-            .expect("ChaCha20-Poly1305 seals any chunk below 256 GiB");
+        let mut sealed = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD as usize);
+        sealed.extend_from_slice(plaintext);
+        self.cipher(&address)
+            .seal_in_place_append_tag(Self::nonce(), Aad::empty(), &mut sealed)
+            .expect("AES-256-GCM seals any chunk below 64 GiB");
         (address, Bytes::from(sealed))
     }
 
     /// The plaintext of the chunk at `address`; an error if it was not sealed there under
-    /// this key (or was damaged past what the shard checks catch).
-    pub fn open_chunk(&self, address: &[u8; 32], sealed: &[u8]) -> Result<Bytes> {
-        self.cipher(address)
-            .decrypt(&Nonce::default(), sealed)
-            .map(Bytes::from)
+    /// this key (or was damaged past what the shard checks catch). Opened in place when
+    /// `sealed` is the only handle on its buffer (a chunk just read), else on a copy.
+    pub fn open_chunk(&self, address: &[u8; 32], sealed: Bytes) -> Result<Bytes> {
+        let mut buf = sealed
+            .try_into_mut()
+            .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
+        let len = self
+            .cipher(address)
+            .open_in_place(Self::nonce(), Aad::empty(), &mut buf[..])
             .map_err(|_| {
                 Error::Internal(format!(
                     "chunk {} does not open under master key {:?}",
                     hex::encode(address),
                     self.id
                 ))
-            })
+            })?
+            .len();
+        buf.truncate(len);
+        Ok(buf.freeze())
     }
 
     /// The bytes of a small object kept in the metadata: `address || sealed`.
@@ -132,7 +145,7 @@ impl MasterKey {
         let (address, sealed) = stored
             .split_first_chunk::<32>()
             .ok_or_else(|| Error::Internal("an encrypted inline object is truncated".into()))?;
-        self.open_chunk(address, sealed)
+        self.open_chunk(address, Bytes::copy_from_slice(sealed))
     }
 }
 
@@ -158,15 +171,18 @@ mod tests {
             !s1.windows(20).any(|w| w == &plain[..20]),
             "no plaintext in the sealed chunk"
         );
-        assert_eq!(k.open_chunk(&a1, &s1).unwrap(), Bytes::from(plain.clone()));
+        assert_eq!(
+            k.open_chunk(&a1, s1.clone()).unwrap(),
+            Bytes::from(plain.clone())
+        );
 
         let other = key("two", 2);
         let (b, _) = other.seal_chunk(&h, &plain);
         assert_ne!(a1, b, "another master key puts the chunk elsewhere");
-        assert!(other.open_chunk(&a1, &s1).is_err());
+        assert!(other.open_chunk(&a1, s1.clone()).is_err());
         let mut flipped = s1.to_vec();
         flipped[5] ^= 1;
-        assert!(k.open_chunk(&a1, &flipped).is_err());
+        assert!(k.open_chunk(&a1, Bytes::from(flipped)).is_err());
 
         let inline = k.seal_inline(b"small");
         assert_eq!(
