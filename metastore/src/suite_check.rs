@@ -8,6 +8,18 @@ use crate::refs::RefDelta;
 use crate::suite::{chunk, object};
 use crate::*;
 
+/// Records `by` more references to `chunk` than there are, in a transaction of its own.
+async fn miscount(store: &MetaStore, chunk: ChunkRef, by: i64) {
+    store
+        .txn(move |s, tx| {
+            let mut wrong = RefDelta::checked(None);
+            wrong.add_one(chunk.hash, by, chunk.len, 0);
+            s.apply_refs(tx, wrong)
+        })
+        .await
+        .unwrap();
+}
+
 /// Three writers overwrite and delete objects that all name one shared chunk while checks
 /// run; one check repairs an error put into the shared chunk's count meanwhile.
 pub(crate) async fn check_while_writing(store: &MetaStore) {
@@ -51,15 +63,7 @@ pub(crate) async fn check_while_writing(store: &MetaStore) {
             check.mismatched
         );
     }
-    // Two more references recorded than there are, in one transaction of its own.
-    store
-        .txn(move |s, tx| {
-            let mut wrong = RefDelta::checked(None);
-            wrong.add_one(shared.hash, 2, shared.len, 0);
-            s.apply_refs(tx, wrong)
-        })
-        .await
-        .unwrap();
+    miscount(store, shared, 2).await;
     let repair = store.check_refcounts(true).await.unwrap();
     assert!(repair.repaired);
     let [found] = repair.mismatched.as_slice() else {
@@ -132,14 +136,7 @@ mod tests {
             .put_object("b", "one", object(vec![c]), None)
             .await
             .unwrap();
-        store
-            .txn(move |s, tx| {
-                let mut wrong = RefDelta::checked(None);
-                wrong.add_one(c.hash, 2, c.len, 0);
-                s.apply_refs(tx, wrong)
-            })
-            .await
-            .unwrap();
+        miscount(&store, c, 2).await;
         *store_slot.lock().unwrap() = Some(store.clone());
 
         let repair = store.check_refcounts(true).await.unwrap();

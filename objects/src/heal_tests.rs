@@ -44,6 +44,15 @@ async fn rig_with(meta: MetaStore) -> Rig {
     }
 }
 
+/// A rig whose metadata commits count as a leader's with fencing token `token`.
+async fn leader_rig(token: u64) -> Rig {
+    let store = metastore::suite_concurrency::Chaos::fenced(
+        metastore::LocalTxn::new(metastore::MemoryKv::default()),
+        token,
+    );
+    rig_with(MetaStore::with_store(store, std::time::Duration::ZERO)).await
+}
+
 /// Bytes that never repeat a chunk, so dedup does not merge chunks.
 fn body(seed: u8, len: usize) -> Bytes {
     let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed as u64;
@@ -85,11 +94,7 @@ fn shard_count(mem: &[Arc<MemoryShardStore>]) -> usize {
 /// seen from a later leader) deletes no shard, so a chunk stored again meanwhile survives.
 #[tokio::test]
 async fn a_deposed_leaders_collection_deletes_no_shard() {
-    let deposed = metastore::suite_concurrency::Chaos::fenced(
-        metastore::LocalTxn::new(metastore::MemoryKv::default()),
-        5,
-    );
-    let r = rig_with(MetaStore::with_store(deposed, std::time::Duration::ZERO)).await;
+    let r = leader_rig(5).await;
     put(&r.service, "gone", body(9, 70_000)).await;
     let stored = shard_count(&r.mem);
     assert!(stored > 0);
@@ -116,11 +121,7 @@ async fn a_deposed_leaders_collection_deletes_no_shard() {
 /// refused there at once, before the new one has deleted anything.
 #[tokio::test]
 async fn a_new_leader_announces_its_token_to_every_disk() {
-    let leader = metastore::suite_concurrency::Chaos::fenced(
-        metastore::LocalTxn::new(metastore::MemoryKv::default()),
-        9,
-    );
-    let r = rig_with(MetaStore::with_store(leader, std::time::Duration::ZERO)).await;
+    let r = leader_rig(9).await;
     put(&r.service, "kept", body(3, 70_000)).await;
     r.service
         .announce_fence(std::time::Duration::from_secs(5))

@@ -318,6 +318,19 @@ impl ObjectService {
             grants: Vec::new(),
             encryption,
         };
+        self.commit_ingested(ingested, (bucket, key), record, expect)
+            .await
+    }
+
+    /// Commits `record`, whose data `ingested` stored; its chunks are discarded if the commit
+    /// fails (the ingest's pins keep GC off them until then).
+    async fn commit_ingested(
+        &self,
+        ingested: ingest::Ingested,
+        (bucket, key): (&str, &str),
+        record: ObjectRecord,
+        expect: Option<Expect>,
+    ) -> Result<ObjectRecord> {
         let meta = self.meta.with_new_chunks(ingested.new_chunks());
         match meta.put_object(bucket, key, record, expect).await {
             Ok(stored) => Ok(stored),
@@ -485,14 +498,8 @@ impl ObjectService {
         record.modified_ms = now_ms();
         record.upload_id = None;
         record.grants.clear();
-        let meta = self.meta.with_new_chunks(ingested.new_chunks());
-        match meta.put_object(dst_bucket, dst_key, record, None).await {
-            Ok(stored) => Ok(stored),
-            Err(e) => {
-                self.discard(ingested).await;
-                Err(e.into())
-            }
-        }
+        self.commit_ingested(ingested, (dst_bucket, dst_key), record, None)
+            .await
     }
 
     pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage> {

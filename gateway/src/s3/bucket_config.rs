@@ -13,7 +13,7 @@ use crate::s3::IntoS3;
 use super::errors::custom;
 
 /// Changes a bucket's record in one metadata transaction (NoSuchBucket if it is gone).
-async fn change_bucket(
+pub(super) async fn change_bucket(
     s: &TesseraS3,
     bucket: &str,
     change: impl Fn(&mut metastore::BucketRecord) + Send + 'static,

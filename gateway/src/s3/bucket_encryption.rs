@@ -7,6 +7,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::TesseraS3;
+use super::bucket_config::change_bucket;
 use super::errors::custom;
 use crate::s3::IntoS3;
 
@@ -50,11 +51,7 @@ pub async fn put(
     }
     // Refused now rather than failing every write later.
     s.service.encryption_for(true).s3()?;
-    s.service
-        .meta()
-        .update_bucket(&i.bucket, |r| r.encrypt_by_default = true)
-        .await
-        .s3()?;
+    change_bucket(s, &i.bucket, |r| r.encrypt_by_default = true).await?;
     Ok(S3Response::new(PutBucketEncryptionOutput {}))
 }
 
@@ -88,10 +85,6 @@ pub async fn delete(
     s: &TesseraS3,
     req: S3Request<DeleteBucketEncryptionInput>,
 ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
-    s.service
-        .meta()
-        .update_bucket(&req.input.bucket, |r| r.encrypt_by_default = false)
-        .await
-        .s3()?;
+    change_bucket(s, &req.input.bucket, |r| r.encrypt_by_default = false).await?;
     Ok(S3Response::new(DeleteBucketEncryptionOutput {}))
 }
