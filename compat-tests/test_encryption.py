@@ -11,6 +11,7 @@ shard files under `DIR/shards/`.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -193,12 +194,29 @@ def test_encryption_needs_the_master_key(server, make_server, random_bytes):
             err = exc.value.response
             assert err["ResponseMetadata"]["HTTPStatusCode"] == 503, err
             assert KEY_ID in err["Error"]["Message"], err
+        # `admin check` names the key and the objects that need it.
+        rc, report = admin_check(srv)
+        assert rc == 2 and report["clean"] is False, report
+        unreadable = report["encryption"]["unreadable"]
+        assert list(unreadable) == [KEY_ID], report["encryption"]
+        assert unreadable[KEY_ID]["versions"] == 2
+        assert sorted(unreadable[KEY_ID]["examples"]) == [f"{bucket}/big", f"{bucket}/small"]
     srv.stop()
     srv.env_overrides["TESSERA_KMS_SECRET_KEY"] = MASTER_KEY
     srv.start()
     c = s3_client(srv)
     assert c.get_object(Bucket=bucket, Key="big")["Body"].read() == big
     assert c.get_object(Bucket=bucket, Key="small")["Body"].read() == small
+    rc, report = admin_check(srv)
+    assert rc == 0 and report["clean"] is True and report["encryption"]["unreadable"] == {}, report
+    assert report["refcounts"]["encrypted"][KEY_ID]["versions"] == 2
+
+
+def admin_check(srv) -> tuple[int, dict]:
+    env = {**os.environ, "TESSERA_ROOT_USER": ROOT_USER, "TESSERA_ROOT_PASSWORD": ROOT_PASSWORD}
+    proc = subprocess.run([str(tessera_binary()), "admin", "--endpoint", srv.url, "--json", "check", "--no-repair"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    return proc.returncode, json.loads(proc.stdout)
 
 
 def test_a_bad_master_key_is_a_start_up_error(tmp_path):

@@ -52,7 +52,7 @@ pub use chunks::{ChunkState, GcItem, PoolHoldings};
 pub use error::{Error, Result};
 pub use kv::{Batch, Entry, KvStore, Op, SnapshotFn, SnapshotRead, Tree};
 pub use listing::{ListEntry, ListPage, ListQuery};
-pub use maintenance::{ChunkEntry, RefMismatch, RefcountCheck, Usage};
+pub use maintenance::{ChunkEntry, EncryptedVersions, RefMismatch, RefcountCheck, Usage};
 pub use memory::MemoryKv;
 pub use mirror::MirroredKv;
 pub use records::{

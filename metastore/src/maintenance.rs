@@ -47,7 +47,21 @@ pub struct RefcountCheck {
     pub mismatched: Vec<RefMismatch>,
     /// True when the mismatches were corrected.
     pub repaired: bool,
+    /// Object versions whose data is encrypted, by the master key's name (counted by the same
+    /// scan, so a server can tell which objects need a key it lacks).
+    pub encrypted: std::collections::BTreeMap<String, EncryptedVersions>,
 }
+
+/// How many versions one master key encrypts, and the first few of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EncryptedVersions {
+    pub versions: u64,
+    /// `bucket/key` (with ` version ID` for a versioned one), at most [`EXAMPLES`].
+    pub examples: Vec<String>,
+}
+
+/// How many encrypted versions a check names per master key.
+const EXAMPLES: usize = 20;
 
 /// Totals over the whole store.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -212,6 +226,7 @@ impl MetaStore {
             chunks_referenced: found.counted.len() as u64,
             mismatched: found.mismatches.iter().map(Drift::report).collect(),
             repaired: false,
+            encrypted: found.encrypted.clone(),
         };
         report.mismatched.sort_by(|a, b| a.chunk.cmp(&b.chunk));
         if !repair {
@@ -357,6 +372,7 @@ struct Recount {
     stray_parts: Vec<Vec<u8>>,
     /// Intent records (key, value) of changes abandoned long ago.
     abandoned_intents: Vec<(Vec<u8>, Vec<u8>)>,
+    encrypted: std::collections::BTreeMap<String, EncryptedVersions>,
 }
 
 fn recount_in(snap: &dyn SnapshotRead) -> Result<Recount> {
@@ -367,8 +383,19 @@ fn recount_in(snap: &dyn SnapshotRead) -> Result<Recount> {
             counted.entry(c.hash).or_insert((0, c.len, c.stored_in)).0 += 1;
         }
     };
-    scan_all(snap, Tree::Versions, |(_, v)| {
-        count(decode::<ObjectRecord>(&v)?.data.chunks());
+    let mut encrypted: std::collections::BTreeMap<String, EncryptedVersions> = Default::default();
+    scan_all(snap, Tree::Versions, |(k, v)| {
+        let record = decode::<ObjectRecord>(&v)?;
+        count(record.data.chunks());
+        if let Some(e) = &record.encryption {
+            let found = encrypted.entry(e.key_id.clone()).or_default();
+            found.versions += 1;
+            if found.examples.len() < EXAMPLES {
+                found
+                    .examples
+                    .push(version_name(&k, record.version_id.as_deref()));
+            }
+        }
         Ok(())
     })?;
     // Parts of a completed or aborted upload are deleted after its record (a change applied
@@ -448,5 +475,19 @@ fn recount_in(snap: &dyn SnapshotRead) -> Result<Recount> {
         mismatches,
         stray_parts,
         abandoned_intents,
+        encrypted,
     })
+}
+
+/// `bucket/key` of a version's key (`bucket 0x00 key 0x00 sort`), with its version id.
+fn version_name(key: &[u8], version_id: Option<&str>) -> String {
+    let text = String::from_utf8_lossy(key);
+    let mut parts = text.splitn(2, '\0');
+    let bucket = parts.next().unwrap_or("");
+    let rest = parts.next().unwrap_or("");
+    let object = rest.rsplit_once('\0').map_or(rest, |(k, _)| k);
+    match version_id {
+        Some(v) => format!("{bucket}/{object} version {v}"),
+        None => format!("{bucket}/{object}"),
+    }
 }

@@ -21,6 +21,16 @@ pub struct CheckReport {
     pub shards: PassProgress,
     /// Chunks queued for heal that are still incomplete after the check.
     pub heal_queue: u64,
+    /// Encrypted versions this server cannot open: master keys it lacks (see `refcounts.encrypted`).
+    pub encryption: EncryptionCheck,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EncryptionCheck {
+    /// The master key this server has.
+    pub master_key: Option<String>,
+    /// Versions encrypted under other keys, by key: unreadable until started with that key.
+    pub unreadable: std::collections::BTreeMap<String, metastore::EncryptedVersions>,
 }
 
 impl ObjectService {
@@ -32,7 +42,18 @@ impl ObjectService {
             self.verify_pass().await?
         };
         let heal_queue = self.meta.heal_queue_len().await?;
+        let master_key = self.master_key.as_ref().map(|k| k.id().to_owned());
+        let encryption = EncryptionCheck {
+            unreadable: refcounts
+                .encrypted
+                .iter()
+                .filter(|(id, _)| master_key.as_ref() != Some(*id))
+                .map(|(id, v)| (id.clone(), v.clone()))
+                .collect(),
+            master_key,
+        };
         let clean = refcounts.mismatched.is_empty()
+            && encryption.unreadable.is_empty()
             && shards.shards_missing == 0
             && shards.shards_corrupt == 0
             && shards.chunks_incomplete == 0
@@ -44,6 +65,7 @@ impl ObjectService {
             refcounts,
             shards,
             heal_queue,
+            encryption,
         })
     }
 

@@ -238,8 +238,11 @@ pub(super) fn check_left_problems(r: &Value) -> bool {
     let s = &r["shards"];
     let repaired = r["repair"].as_bool().unwrap_or(false);
     let unrecoverable = s["chunks_unrecoverable"].as_array().map_or(0, Vec::len);
+    let unreadable = r["encryption"]["unreadable"]
+        .as_object()
+        .is_some_and(|m| !m.is_empty());
     if repaired {
-        unrecoverable > 0 || n(&s["chunks_incomplete"]) > 0
+        unrecoverable > 0 || n(&s["chunks_incomplete"]) > 0 || unreadable
     } else {
         !r["clean"].as_bool().unwrap_or(false)
     }
@@ -279,6 +282,27 @@ pub(super) fn print_check(r: &Value) {
         out!("  UNRECOVERABLE chunk {}", c.as_str().unwrap_or("?"));
     }
     out!("heal queue: {} chunk(s) waiting", n(&r["heal_queue"]));
+    for (key, v) in r["refcounts"]["encrypted"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        let unreadable = r["encryption"]["unreadable"].get(key).is_some();
+        out!(
+            "encrypted: {} version(s) under master key {key:?}{}",
+            n(&v["versions"]),
+            if unreadable {
+                ": UNREADABLE, this server does not have that key"
+            } else {
+                ""
+            }
+        );
+        if unreadable {
+            for e in v["examples"].as_array().into_iter().flatten() {
+                out!("  {}", e.as_str().unwrap_or("?"));
+            }
+        }
+    }
     if r["clean"].as_bool().unwrap_or(false) {
         out!("result: clean");
     } else if check_left_problems(r) {
