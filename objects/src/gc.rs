@@ -49,9 +49,9 @@ impl ObjectService {
         }
     }
 
-    /// Before a new leader's jobs delete anything: every disk of every pool learns its fencing
-    /// token, so a deposed leader's late deletes are refused even on disks this one has not
-    /// deleted from yet. Waits at most `limit` for slow disks (each delete carries the token
+    /// When a gateway becomes the leader: every disk of every pool learns its fencing token, so
+    /// a deposed leader's late deletes are refused even on disks this one has not deleted from
+    /// yet. Waits at most `limit` for slow disks (each delete carries the token
     /// anyway).
     pub async fn announce_fence(&self, limit: Duration) {
         let token = self.meta.fence_token();

@@ -438,7 +438,13 @@ async fn serve_once(
     pools.open_recorded(node_wait).await?;
     let mut background = Vec::new();
     if leads {
-        opened.service.announce_fence(Duration::from_secs(5)).await;
+        // Off the start-up path: a node that hangs must not keep a new leader from serving.
+        // The deletes of the jobs below carry the token anyway; announcing it only makes
+        // the disks refuse a deposed leader sooner.
+        let service = opened.service.clone();
+        background.push(tokio::spawn(async move {
+            service.announce_fence(Duration::from_secs(5)).await;
+        }));
         // A rebalance or decommission a restart (or a takeover) interrupted goes on.
         opened.service.spawn_move_job();
         let gc_interval =
