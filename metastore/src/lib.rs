@@ -56,9 +56,9 @@ pub use maintenance::{ChunkEntry, EncryptedVersions, RefMismatch, RefcountCheck,
 pub use memory::MemoryKv;
 pub use mirror::MirroredKv;
 pub use records::{
-    AccessKeyRecord, AclGrant, BucketRecord, ChunkRef, ContentHeaders, CorsRule, Encryption,
-    GroupRecord, IamRecord, ObjectData, ObjectRecord, PartInfo, PartRecord, PublicAccessBlock,
-    UploadRecord, UserRecord, Versioning,
+    AccessKeyRecord, AclGrant, BucketRecord, ChunkRef, ContentHeaders, CorsRule, CustomerKeyCheck,
+    Encryption, GroupRecord, IamRecord, ObjectData, ObjectRecord, PartInfo, PartRecord,
+    PublicAccessBlock, UploadRecord, UserRecord, Versioning,
 };
 pub use rocks::RocksKv;
 pub use stats::CommitCounts;

@@ -250,13 +250,25 @@ pub struct ObjectRecord {
     pub encryption: Option<Encryption>,
 }
 
-/// Server-side encryption of an object's data (SSE-S3): its chunks (or inline bytes) are
-/// sealed under keys derived from the named master key, by the numbered scheme (see the
-/// object service's `sse` module).
+/// Server-side encryption of an object's data: its chunks (or inline bytes) are sealed under
+/// keys derived from the named master key (SSE-S3) or from the client's key (SSE-C, with
+/// `customer` set), by the numbered scheme (see the object service's `sse` module).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Encryption {
     pub key_id: String,
     pub scheme: u8,
+    /// SSE-C: recognises the client's key, which is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<CustomerKeyCheck>,
+}
+
+/// A salted keyed hash of an SSE-C key: a wrong key is refused without storing the right one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerKeyCheck {
+    #[serde(with = "serde_bytes")]
+    pub salt: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub hash: Vec<u8>,
 }
 
 impl ObjectRecord {

@@ -29,7 +29,8 @@ pub struct CheckReport {
 pub struct EncryptionCheck {
     /// The master key this server has.
     pub master_key: Option<String>,
-    /// Versions encrypted under other keys, by key: unreadable until started with that key.
+    /// Versions encrypted under other master keys, by key: unreadable until started with that
+    /// key (SSE-C versions are not: their clients bring the key).
     pub unreadable: std::collections::BTreeMap<String, metastore::EncryptedVersions>,
 }
 
@@ -47,7 +48,9 @@ impl ObjectService {
             unreadable: refcounts
                 .encrypted
                 .iter()
-                .filter(|(id, _)| master_key.as_ref() != Some(*id))
+                .filter(|(id, _)| {
+                    master_key.as_ref() != Some(*id) && id.as_str() != super::sse::CUSTOMER_KEY_ID
+                })
                 .map(|(id, v)| (id.clone(), v.clone()))
                 .collect(),
             master_key,

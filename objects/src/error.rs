@@ -50,6 +50,15 @@ pub enum Error {
     /// The data is encrypted under a master key this server does not have.
     #[error("{0}")]
     MasterKeyMissing(String),
+    /// The data is encrypted with a customer key (SSE-C) and the request sent none.
+    #[error("the object is encrypted with a customer key the request did not provide")]
+    CustomerKeyRequired,
+    /// The request's customer key is not the one the data is encrypted with.
+    #[error("the customer key does not match the one the object was encrypted with")]
+    CustomerKeyWrong,
+    /// A customer key was sent for data not encrypted with one.
+    #[error("the encryption parameters are not applicable to this object")]
+    CustomerKeyNotApplicable,
 }
 
 impl From<tokio::task::JoinError> for Error {

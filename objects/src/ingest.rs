@@ -13,7 +13,7 @@ use metastore::{ChunkRef, ObjectData};
 
 use super::chunk_locks::Pin;
 use super::md5_stream::Md5Stream;
-use super::sse::MasterKey;
+use super::sse::ChunkCipher;
 use super::{MAX_OBJECT_SIZE, ObjectService};
 use crate::error::{Error, Result};
 
@@ -120,7 +120,7 @@ impl ObjectService {
         body: S,
         expected_len: Option<u64>,
         allow_inline: bool,
-        seal: Option<Arc<MasterKey>>,
+        seal: Option<Arc<ChunkCipher>>,
     ) -> Result<Ingested>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
@@ -181,7 +181,7 @@ impl ObjectService {
         mut body: S,
         expected_len: Option<u64>,
         allow_inline: bool,
-        seal: Option<Arc<MasterKey>>,
+        seal: Option<Arc<ChunkCipher>>,
         md5: &mut Md5Stream,
         progress: &mut Progress,
     ) -> Result<(u64, Option<Vec<u8>>)>
@@ -277,7 +277,7 @@ impl ObjectService {
     async fn store_chunk(
         &self,
         chunk: Bytes,
-        seal: Option<Arc<MasterKey>>,
+        seal: Option<Arc<ChunkCipher>>,
         seen: Arc<Mutex<HashMap<[u8; 32], u32>>>,
     ) -> Result<StoredChunk> {
         let _slot = self

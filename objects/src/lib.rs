@@ -96,8 +96,30 @@ pub struct ObjectMeta {
     pub tags: Vec<(String, String)>,
     /// A validated canned ACL (`None`: private).
     pub acl: Option<String>,
-    /// Encrypt the data at rest with the server's master key (SSE-S3).
-    pub encrypt: bool,
+    /// How the data is to be encrypted at rest.
+    pub encrypt: Encrypt,
+}
+
+/// The encryption a write asks for.
+#[derive(Debug, Clone, Default)]
+pub enum Encrypt {
+    /// Whatever the bucket's default encryption says.
+    #[default]
+    AsBucketSays,
+    /// SSE-S3: under the server's master key.
+    ServerKey,
+    /// SSE-C: under the key the client sent.
+    CustomerKey(sse::CustomerKey),
+}
+
+impl Encrypt {
+    /// The client's key, for SSE-C.
+    pub fn customer_key(&self) -> Option<&sse::CustomerKey> {
+        match self {
+            Encrypt::CustomerKey(k) => Some(k),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -127,7 +149,7 @@ pub struct ObjectService {
     /// Client chunk reads and writes in flight: scheduled scanner passes yield to them.
     foreground: Arc<scrub::Foreground>,
     /// The SSE-S3 master key, when the server was given one.
-    master_key: Option<Arc<sse::MasterKey>>,
+    master_key: Option<Arc<sse::ChunkCipher>>,
 }
 
 /// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
@@ -158,34 +180,68 @@ impl ObjectService {
     }
 
     /// The service with SSE-S3: objects asked to be encrypted are sealed under `key`.
-    pub fn with_master_key(mut self, key: Arc<sse::MasterKey>) -> Self {
+    pub fn with_master_key(mut self, key: Arc<sse::ChunkCipher>) -> Self {
         self.master_key = Some(key);
         self
     }
 
-    /// What a write that asked for encryption (or not) records; an error when it asked and
-    /// the server has no master key.
-    pub fn encryption_for(&self, encrypt: bool) -> Result<Option<metastore::Encryption>> {
-        if !encrypt {
+    /// What a write that asked for `encrypt` records, in a bucket whose default encryption
+    /// is `bucket_default`; an error when it needs a master key the server lacks.
+    pub fn encryption_for(
+        &self,
+        encrypt: &Encrypt,
+        bucket_default: bool,
+    ) -> Result<Option<metastore::Encryption>> {
+        let server_key = match encrypt {
+            Encrypt::CustomerKey(k) => {
+                return Ok(Some(metastore::Encryption {
+                    key_id: sse::CUSTOMER_KEY_ID.to_owned(),
+                    scheme: sse::SCHEME_V1,
+                    customer: Some(k.new_check()),
+                }));
+            }
+            Encrypt::ServerKey => true,
+            Encrypt::AsBucketSays => bucket_default,
+        };
+        if !server_key {
             return Ok(None);
         }
         match &self.master_key {
             Some(key) => Ok(Some(metastore::Encryption {
                 key_id: key.id().to_owned(),
                 scheme: sse::SCHEME_V1,
+                customer: None,
             })),
             None => Err(Error::EncryptionNotConfigured),
         }
     }
 
-    /// The key that seals or opens data recorded with `encryption`.
-    pub(crate) fn sealer(
+    /// The cipher that seals or opens data recorded with `encryption`, given the key the
+    /// request sent (`customer`, SSE-C). Refuses a missing or wrong customer key, and one sent
+    /// for data not encrypted with one, as S3 does.
+    pub fn sealer(
         &self,
         encryption: Option<&metastore::Encryption>,
-    ) -> Result<Option<Arc<sse::MasterKey>>> {
+        customer: Option<&sse::CustomerKey>,
+    ) -> Result<Option<Arc<sse::ChunkCipher>>> {
         let Some(e) = encryption else {
-            return Ok(None);
+            return match customer {
+                Some(_) => Err(Error::CustomerKeyNotApplicable),
+                None => Ok(None),
+            };
         };
+        if let Some(check) = &e.customer {
+            return match customer {
+                None => Err(Error::CustomerKeyRequired),
+                Some(k) if e.scheme == sse::SCHEME_V1 && k.matches(check) => {
+                    Ok(Some(Arc::new(k.cipher())))
+                }
+                Some(_) => Err(Error::CustomerKeyWrong),
+            };
+        }
+        if customer.is_some() {
+            return Err(Error::CustomerKeyNotApplicable);
+        }
         match &self.master_key {
             Some(key) if key.id() == e.key_id && e.scheme == sse::SCHEME_V1 => {
                 Ok(Some(key.clone()))
@@ -284,14 +340,10 @@ impl ObjectService {
         if let Some(e) = &expect {
             self.check_expect(bucket, key, e).await?;
         }
-        let encryption = self.encryption_for(meta.encrypt || record.encrypt_by_default)?;
+        let encryption = self.encryption_for(&meta.encrypt, record.encrypt_by_default)?;
+        let seal = self.sealer(encryption.as_ref(), meta.encrypt.customer_key())?;
         let ingested = self
-            .ingest(
-                &mut body.stream,
-                body.expected_len,
-                true,
-                self.sealer(encryption.as_ref())?,
-            )
+            .ingest(&mut body.stream, body.expected_len, true, seal)
             .await?;
         let checksums = match body.verify(&ingested.md5) {
             Ok(c) => c,
@@ -415,18 +467,18 @@ impl ObjectService {
     }
 
     /// Makes `dst` reference the same chunks as `src`: no data is read or written, unless the
-    /// copy is to be encrypted differently from the source (`encrypt`: SSE-S3). `edit`
-    /// changes the new record's metadata (S3's REPLACE directives); it must not touch the data.
+    /// copy is to be encrypted differently from the source (`encrypt`). `source_key` opens a
+    /// source encrypted with a customer key (SSE-C). `edit` changes the new record's metadata
+    /// (S3's REPLACE directives); it must not touch the data.
     pub async fn copy_object(
         &self,
         (src_bucket, src_key, src_version): (&str, &str, Option<&str>),
-        dst_bucket: &str,
-        dst_key: &str,
-        encrypt: bool,
+        (dst_bucket, dst_key): (&str, &str),
+        (source_key, encrypt): (Option<&sse::CustomerKey>, &Encrypt),
         edit: impl FnOnce(&mut ObjectRecord),
     ) -> Result<ObjectRecord> {
         let destination = self.bucket(dst_bucket).await?;
-        let wanted = self.encryption_for(encrypt || destination.encrypt_by_default)?;
+        let mut wanted = self.encryption_for(encrypt, destination.encrypt_by_default)?;
         // Pin the source's chunks, then check the source still names them: while it does their
         // refcount is positive, and from now on GC cannot claim them.
         let mut source = self
@@ -446,11 +498,25 @@ impl ObjectService {
             }
             source = again;
         }
+        // The request must be able to open the source, even when its chunks are shared.
+        self.sealer(source.encryption.as_ref(), source_key)?;
+        let customer = encrypt.customer_key();
+        if let (Some(e), Some(k)) = (&source.encryption, customer)
+            && e.customer.as_ref().is_some_and(|check| k.matches(check))
+        {
+            // The same customer key on both sides: the sealed chunks serve the copy as they are.
+            wanted = source.encryption.clone();
+        }
         if source.encryption != wanted {
             // Encrypted differently: the data is read and stored again, sealed as wanted.
             drop(pins);
             return self
-                .copy_recoded(source, dst_bucket, dst_key, wanted, edit)
+                .copy_recoded(
+                    (source, source_key),
+                    (dst_bucket, dst_key),
+                    (wanted, customer),
+                    edit,
+                )
                 .await;
         }
         let mut record = source.clone();
@@ -476,21 +542,16 @@ impl ObjectService {
     /// reverse): the source is read (decrypted) and ingested like an upload.
     async fn copy_recoded(
         &self,
-        source: ObjectRecord,
-        dst_bucket: &str,
-        dst_key: &str,
-        wanted: Option<metastore::Encryption>,
+        (source, source_key): (ObjectRecord, Option<&sse::CustomerKey>),
+        (dst_bucket, dst_key): (&str, &str),
+        (wanted, customer): (Option<metastore::Encryption>, Option<&sse::CustomerKey>),
         edit: impl FnOnce(&mut ObjectRecord),
     ) -> Result<ObjectRecord> {
-        let stream = self.read_object(&source, 0..source.size).await?;
-        let ingested = self
-            .ingest(
-                stream,
-                Some(source.size),
-                true,
-                self.sealer(wanted.as_ref())?,
-            )
+        let stream = self
+            .read_object(&source, 0..source.size, source_key)
             .await?;
+        let seal = self.sealer(wanted.as_ref(), customer)?;
+        let ingested = self.ingest(stream, Some(source.size), true, seal).await?;
         let mut record = source;
         edit(&mut record);
         record.data = ingested.data.clone();

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use md5::{Digest, Md5};
 use metastore::{Expect, ObjectData, ObjectRecord, PartInfo, PartRecord, UploadRecord};
 
+use super::sse::CustomerKey;
 use super::{ObjectMeta, ObjectService, UploadBody, now_ms};
 use crate::error::{Error, Result};
 
@@ -90,7 +91,7 @@ impl ObjectService {
         checksum_algorithm: Option<String>,
         checksum_type: Option<String>,
     ) -> Result<(String, Option<metastore::Encryption>)> {
-        let encrypt = meta.encrypt || self.bucket(bucket).await?.encrypt_by_default;
+        let bucket_default = self.bucket(bucket).await?.encrypt_by_default;
         // Time first, so uploads of one key list in the order they were initiated.
         let upload_id = format!(
             "{:012x}{}",
@@ -113,7 +114,7 @@ impl ObjectService {
             acl: meta.acl,
             upload_id: None,
             grants: Vec::new(),
-            encryption: self.encryption_for(encrypt)?,
+            encryption: self.encryption_for(&meta.encrypt, bucket_default)?,
         };
         let encryption = template.encryption.clone();
         let record = UploadRecord {
@@ -128,13 +129,14 @@ impl ObjectService {
         Ok((upload_id, encryption))
     }
 
+    /// Stores part `number` of an upload; `customer` is the key the request sent, which must
+    /// be the upload's own when it was created with SSE-C.
     pub async fn upload_part<S, E>(
         &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
+        (bucket, key, upload_id): (&str, &str, &str),
         number: u32,
         mut body: UploadBody<S>,
+        customer: Option<&CustomerKey>,
     ) -> Result<StoredPart>
     where
         S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin + Send,
@@ -144,7 +146,7 @@ impl ObjectService {
         let Some(upload) = self.meta.get_upload(bucket, key, upload_id).await? else {
             return Err(metastore::Error::NoSuchUpload.into());
         };
-        let seal = self.sealer(upload.template.encryption.as_ref())?;
+        let seal = self.part_sealer(&upload, customer)?;
         let ingested = self
             .ingest(&mut body.stream, body.expected_len, false, seal)
             .await?;
@@ -179,10 +181,32 @@ impl ObjectService {
         }
     }
 
+    /// The cipher of an upload's parts: the upload's customer key must come with each part.
+    fn part_sealer(
+        &self,
+        upload: &UploadRecord,
+        customer: Option<&CustomerKey>,
+    ) -> Result<Option<std::sync::Arc<super::sse::ChunkCipher>>> {
+        self.sealer(upload.template.encryption.as_ref(), customer)
+            .map_err(|e| match e {
+                Error::CustomerKeyRequired => Error::InvalidArgument(
+                    "The multipart upload initiate requested encryption. Subsequent part \
+                     requests must include the appropriate encryption parameters."
+                        .into(),
+                ),
+                e => e,
+            })
+    }
+
     /// MD5 of a byte range of an object, computed as the range streams by.
-    async fn md5_of(&self, source: &ObjectRecord, range: std::ops::Range<u64>) -> Result<[u8; 16]> {
+    async fn md5_of(
+        &self,
+        source: &ObjectRecord,
+        range: std::ops::Range<u64>,
+        source_key: Option<&CustomerKey>,
+    ) -> Result<[u8; 16]> {
         use futures::StreamExt;
-        let mut stream = self.read_object(source, range).await?;
+        let mut stream = self.read_object(source, range, source_key).await?;
         let mut md5 = super::md5_stream::Md5Stream::new();
         while let Some(piece) = stream.next().await {
             md5.feed(piece?).await?;
@@ -193,20 +217,20 @@ impl ObjectService {
     /// UploadPartCopy: the part is `range` of `source`. When the range starts and ends on
     /// chunk boundaries of the source the part simply references those chunks: its bytes are
     /// read once for the MD5 S3 reports as the part ETag, but nothing is written. Otherwise the
-    /// range is read and stored like an uploaded part.
+    /// range is read and stored like an uploaded part. `source_key` opens a source encrypted
+    /// with a customer key, `customer` is the key of an SSE-C upload.
     pub async fn upload_part_copy(
         &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
+        (bucket, key, upload_id): (&str, &str, &str),
         number: u32,
-        source: &ObjectRecord,
-        range: std::ops::Range<u64>,
+        (source, range): (&ObjectRecord, std::ops::Range<u64>),
+        (source_key, customer): (Option<&CustomerKey>, Option<&CustomerKey>),
     ) -> Result<StoredPart> {
         check_part_number(number)?;
         let Some(upload) = self.meta.get_upload(bucket, key, upload_id).await? else {
             return Err(metastore::Error::NoSuchUpload.into());
         };
+        self.part_sealer(&upload, customer)?;
         // Chunks are shared only between data in clear: sealed chunk boundaries are not the
         // plaintext's, and the upload may seal differently.
         let shareable = source.encryption.is_none() && upload.template.encryption.is_none();
@@ -216,7 +240,7 @@ impl ObjectService {
                 pins.push(self.locks.pin(c.hash).await);
             }
             // S3's part ETag is the MD5 of the part's bytes: read them (nothing is written).
-            let md5 = self.md5_of(source, range.clone()).await?;
+            let md5 = self.md5_of(source, range.clone(), source_key).await?;
             let part = PartRecord {
                 size: range.end - range.start,
                 etag: hex::encode(md5),
@@ -237,14 +261,15 @@ impl ObjectService {
                 encryption: upload.template.encryption,
             });
         }
-        let stream = self.read_object(source, range.clone()).await?;
+        let stream = self.read_object(source, range.clone(), source_key).await?;
         let body = UploadBody {
             stream,
             expected_len: Some(range.end - range.start),
             content_md5: None,
             check: None,
         };
-        self.upload_part(bucket, key, upload_id, number, body).await
+        self.upload_part((bucket, key, upload_id), number, body, customer)
+            .await
     }
 
     pub async fn list_parts(

@@ -11,7 +11,7 @@ use erasure::{ChunkStore, Layout, MemoryShardStore, PoolState, Pools, ShardStore
 use futures::StreamExt;
 use metastore::{BucketRecord, MetaStore};
 
-use super::{JobState, MoveKind, ObjectMeta, ObjectService, UploadBody};
+use super::{Encrypt, JobState, MoveKind, ObjectMeta, ObjectService, UploadBody};
 use crate::error::Error;
 
 fn pool(disks: usize) -> (Arc<ChunkStore>, Vec<Arc<MemoryShardStore>>) {
@@ -68,7 +68,10 @@ async fn put(service: &ObjectService, key: &str, data: Bytes) {
 
 async fn get(service: &ObjectService, key: &str) -> Bytes {
     let record = service.head_object("bkt", key).await.unwrap();
-    let mut stream = service.read_object(&record, 0..record.size).await.unwrap();
+    let mut stream = service
+        .read_object(&record, 0..record.size, None)
+        .await
+        .unwrap();
     let mut out = Vec::new();
     while let Some(piece) = stream.next().await {
         out.extend_from_slice(&piece.unwrap());
@@ -110,9 +113,8 @@ async fn rebalance_and_decommission_while_objects_change() {
         service
             .copy_object(
                 ("bkt", &format!("o{i}"), None),
-                "bkt",
-                &format!("copy{i}"),
-                false,
+                ("bkt", &format!("copy{i}")),
+                (None, &Encrypt::AsBucketSays),
                 |_| {},
             )
             .await
@@ -138,7 +140,12 @@ async fn rebalance_and_decommission_while_objects_change() {
                 // A copy of an object whose chunks may be moving right now.
                 let src = format!("o{}", i % 30);
                 service
-                    .copy_object(("bkt", &src, None), "bkt", &format!("c{i}"), false, |_| {})
+                    .copy_object(
+                        ("bkt", &src, None),
+                        ("bkt", &format!("c{i}")),
+                        (None, &Encrypt::AsBucketSays),
+                        |_| {},
+                    )
                     .await
                     .unwrap();
                 written.insert(format!("c{i}"), body(i % 30, 200_000));

@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::pin::Pin;
 
 use super::ObjectService;
-use super::sse::{MasterKey, SEAL_OVERHEAD};
+use super::sse::{ChunkCipher, CustomerKey, SEAL_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::locate::Locator;
 use std::sync::Arc;
@@ -46,7 +46,8 @@ fn covering(
 }
 
 impl ObjectService {
-    /// Streams `range` (already validated against the object's size) of an object.
+    /// Streams `range` (already validated against the object's size) of an object, opened
+    /// with `customer` when it is encrypted with an SSE-C key.
     ///
     /// The first chunk is read before this returns, so an object that cannot be read at all
     /// fails with an error status instead of a 200 whose body breaks off.
@@ -54,8 +55,9 @@ impl ObjectService {
         &self,
         record: &ObjectRecord,
         range: Range<u64>,
+        customer: Option<&CustomerKey>,
     ) -> Result<ObjectStream> {
-        let key = self.sealer(record.encryption.as_ref())?;
+        let key = self.sealer(record.encryption.as_ref(), customer)?;
         let chunks = match &record.data {
             ObjectData::Inline(bytes) => {
                 let data = match &key {
@@ -112,7 +114,7 @@ impl ObjectService {
 #[derive(Clone)]
 struct Reader {
     locator: Locator,
-    key: Option<Arc<MasterKey>>,
+    key: Option<Arc<ChunkCipher>>,
 }
 
 async fn fetch(

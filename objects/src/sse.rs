@@ -1,4 +1,5 @@
-//! Server-side encryption with a key the server holds (SSE-S3), keeping deduplication.
+//! Server-side encryption, with a key the server holds (SSE-S3) or one the client sends with
+//! every request (SSE-C), keeping deduplication.
 //!
 //! Every chunk of an encrypted object is sealed on its own, convergently: from the SHA-256 `h`
 //! of its plaintext come its address `a = HKDF-Expand(K_addr, h)` and its key
@@ -14,6 +15,11 @@
 //! gives as `NAME:BASE64` (32 bytes), MinIO's `MINIO_KMS_SECRET_KEY` form; it is never stored.
 //! An object records the master key's name, so a server started with another key says so
 //! instead of failing to open the chunks.
+//!
+//! SSE-C derives `K_addr` and `K_key` the same way from the customer's 32-byte key (another
+//! salt), so objects under one customer key dedup among themselves and with nothing else. The
+//! key is never stored: an object records a salted keyed hash of it ([`CustomerKeyCheck`]),
+//! enough to refuse a wrong key (403) before any chunk is opened.
 
 use bytes::Bytes;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
@@ -26,20 +32,21 @@ pub const SEAL_OVERHEAD: u32 = 16;
 /// The only scheme so far; recorded with each encrypted object.
 pub const SCHEME_V1: u8 = 1;
 
-/// The master key of SSE-S3.
-pub struct MasterKey {
+/// The keys that seal and open chunks: derived from the SSE-S3 master key, or from an SSE-C
+/// customer key.
+pub struct ChunkCipher {
     id: String,
     address: hkdf::Hkdf<Sha256>,
     key: hkdf::Hkdf<Sha256>,
 }
 
-impl std::fmt::Debug for MasterKey {
+impl std::fmt::Debug for ChunkCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MasterKey({})", self.id)
+        write!(f, "ChunkCipher({})", self.id)
     }
 }
 
-impl MasterKey {
+impl ChunkCipher {
     /// Parses `NAME:BASE64`, where BASE64 is 32 bytes (`openssl rand -base64 32`).
     pub fn parse(spec: &str) -> std::result::Result<Self, String> {
         let (id, b64) = spec.trim().split_once(':').ok_or(
@@ -64,22 +71,28 @@ impl MasterKey {
         Ok(Self::new(id, &secret))
     }
 
+    /// The cipher of master key `id` (SSE-S3).
     pub fn new(id: &str, secret: &[u8; 32]) -> Self {
+        Self::derive(id, b"tessera sse-s3 v1", secret)
+    }
+
+    fn derive(id: &str, salt: &[u8], secret: &[u8; 32]) -> Self {
         let derive = |purpose: &[u8]| {
             let mut okm = [0u8; 32];
-            hkdf::Hkdf::<Sha256>::new(Some(b"tessera sse-s3 v1"), secret)
+            hkdf::Hkdf::<Sha256>::new(Some(salt), secret)
                 .expand(purpose, &mut okm)
                 .expect("32 bytes is a valid HKDF-SHA256 output length");
             hkdf::Hkdf::<Sha256>::from_prk(&okm).expect("32 bytes is a valid pseudorandom key")
         };
-        MasterKey {
+        ChunkCipher {
             id: id.to_owned(),
             address: derive(b"chunk address"),
             key: derive(b"chunk key"),
         }
     }
 
-    /// The key's name, recorded with every object it encrypts and shown in the banner.
+    /// The master key's name, recorded with every object it encrypts and shown in the banner
+    /// ([`CUSTOMER_KEY_ID`] for a customer key).
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -149,12 +162,72 @@ impl MasterKey {
     }
 }
 
+/// What an SSE-C object records as its key id: no master key can have this name.
+pub const CUSTOMER_KEY_ID: &str = "(customer key)";
+
+/// An SSE-C key, as a request sends it (validated by the gateway: 32 bytes, MD5 checked).
+#[derive(Clone)]
+pub struct CustomerKey([u8; 32]);
+
+impl std::fmt::Debug for CustomerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomerKey(..)")
+    }
+}
+
+impl CustomerKey {
+    pub fn new(secret: [u8; 32]) -> Self {
+        CustomerKey(secret)
+    }
+
+    /// The cipher this key seals and opens chunks with.
+    pub fn cipher(&self) -> ChunkCipher {
+        ChunkCipher::derive(CUSTOMER_KEY_ID, b"tessera sse-c v1", &self.0)
+    }
+
+    fn keyed_hash(&self, salt: &[u8]) -> Vec<u8> {
+        let mut out = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(Some(salt), &self.0)
+            .expand(b"tessera sse-c key check", &mut out)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        out.to_vec()
+    }
+
+    /// What a new object records to recognise this key later: a keyed hash under a fresh
+    /// random salt (the key itself is never stored).
+    pub fn new_check(&self) -> CustomerKeyCheck {
+        use ring::rand::SecureRandom;
+        let mut salt = [0u8; 16];
+        ring::rand::SystemRandom::new()
+            .fill(&mut salt)
+            .expect("the system's random source works");
+        CustomerKeyCheck {
+            hash: self.keyed_hash(&salt),
+            salt: salt.to_vec(),
+        }
+    }
+
+    /// Whether this is the key `check` was made from.
+    pub fn matches(&self, check: &CustomerKeyCheck) -> bool {
+        let hash = self.keyed_hash(&check.salt);
+        // Compared in constant time: the hashes are secrets' images.
+        hash.len() == check.hash.len()
+            && hash
+                .iter()
+                .zip(&check.hash)
+                .fold(0u8, |d, (a, b)| d | (a ^ b))
+                == 0
+    }
+}
+
+pub use metastore::CustomerKeyCheck;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn key(id: &str, byte: u8) -> MasterKey {
-        MasterKey::new(id, &[byte; 32])
+    fn key(id: &str, byte: u8) -> ChunkCipher {
+        ChunkCipher::new(id, &[byte; 32])
     }
 
     #[test]
@@ -194,9 +267,47 @@ mod tests {
     }
 
     #[test]
+    fn customer_keys_seal_apart_from_master_keys_and_are_recognised_only_by_their_hash() {
+        let customer = CustomerKey::new([1; 32]);
+        let master = key("one", 1);
+        let plain = b"customer data".repeat(50);
+        let h: [u8; 32] = Sha256::digest(&plain).into();
+        let (a, sealed) = customer.cipher().seal_chunk(&h, &plain);
+        let (b, _) = master.seal_chunk(&h, &plain);
+        assert_ne!(a, b, "the same secret as a master key seals elsewhere");
+        assert_eq!(customer.cipher().seal_chunk(&h, &plain).0, a, "convergent");
+        assert_eq!(
+            CustomerKey::new([1; 32])
+                .cipher()
+                .open_chunk(&a, sealed.clone())
+                .unwrap(),
+            Bytes::from(plain)
+        );
+        assert!(
+            CustomerKey::new([2; 32])
+                .cipher()
+                .open_chunk(&a, sealed)
+                .is_err()
+        );
+
+        let (c1, c2) = (customer.new_check(), customer.new_check());
+        assert_ne!(
+            c1, c2,
+            "salted: two objects' checks do not match each other"
+        );
+        assert!(customer.matches(&c1) && customer.matches(&c2));
+        assert!(!CustomerKey::new([2; 32]).matches(&c1));
+        assert!(
+            !c1.hash.windows(8).any(|w| w == [1u8; 8]),
+            "no key bytes in the check"
+        );
+        assert!(!format!("{customer:?}").contains('1'));
+    }
+
+    #[test]
     fn the_master_key_is_name_colon_32_bytes_of_base64() {
         let b64 = base64_simd::STANDARD.encode_to_string([7u8; 32]);
-        let k = MasterKey::parse(&format!("my-key:{b64}")).unwrap();
+        let k = ChunkCipher::parse(&format!("my-key:{b64}")).unwrap();
         assert_eq!(k.id(), "my-key");
         assert!(!format!("{k:?}").contains(&b64));
         for bad in [
@@ -206,7 +317,7 @@ mod tests {
             format!("k:{}", base64_simd::STANDARD.encode_to_string([7u8; 16])),
             format!("bad name:{b64}"),
         ] {
-            assert!(MasterKey::parse(&bad).is_err(), "{bad}");
+            assert!(ChunkCipher::parse(&bad).is_err(), "{bad}");
         }
     }
 }

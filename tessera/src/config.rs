@@ -122,7 +122,7 @@ pub struct ServeConfig {
     /// Serve the newest metadata replicas present even when the data disks record newer ones.
     pub accept_stale_metadata: bool,
     /// The SSE-S3 master key (none: encryption requests are refused).
-    pub master_key: Option<std::sync::Arc<objects::sse::MasterKey>>,
+    pub master_key: Option<std::sync::Arc<objects::sse::ChunkCipher>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -536,7 +536,7 @@ impl ServeArgs {
 fn master_key(
     inline: Option<SecretString>,
     file: Option<PathBuf>,
-) -> Result<Option<std::sync::Arc<objects::sse::MasterKey>>, String> {
+) -> Result<Option<std::sync::Arc<objects::sse::ChunkCipher>>, String> {
     let spec = match (inline, file) {
         (Some(_), Some(f)) => {
             return Err(format!(
@@ -550,7 +550,7 @@ fn master_key(
             .map_err(|e| format!("cannot read the master key file {}: {e}", f.display()))?,
         (None, None) => return Ok(None),
     };
-    objects::sse::MasterKey::parse(spec.expose_secret())
+    objects::sse::ChunkCipher::parse(spec.expose_secret())
         .map(|k| Some(std::sync::Arc::new(k)))
         .map_err(|e| format!("--kms-secret-key: {e}"))
 }

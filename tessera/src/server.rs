@@ -236,7 +236,7 @@ fn open_services(
     home: u32,
     deployment_id: String,
     shared_meta: bool,
-    master_key: Option<Arc<objects::sse::MasterKey>>,
+    master_key: Option<Arc<objects::sse::ChunkCipher>>,
 ) -> Result<Opened, String> {
     let chunks =
         ChunkStore::new(disks.deployment.layout, disks.stores()).map_err(|e| e.to_string())?;

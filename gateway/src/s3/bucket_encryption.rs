@@ -50,7 +50,9 @@ pub async fn put(
         }
     }
     // Refused now rather than failing every write later.
-    s.service.encryption_for(true).s3()?;
+    s.service
+        .encryption_for(&objects::Encrypt::ServerKey, false)
+        .s3()?;
     change_bucket(s, &i.bucket, |r| r.encrypt_by_default = true).await?;
     Ok(S3Response::new(PutBucketEncryptionOutput {}))
 }

@@ -83,7 +83,10 @@ macro_rules! new_object_meta {
                     || $i.grant_write_acp.is_some(),
             )?;
             meta.acl = $crate::s3::acl::canned_acl($i.acl.as_ref().map(|a| a.as_str()))?;
-            meta.encrypt = $crate::s3::sse::wants_encryption($i.server_side_encryption.as_ref());
+            meta.encrypt = $crate::s3::sse::requested(
+                $i.server_side_encryption.as_ref(),
+                $crate::s3::sse::sse_customer_key!($i)?,
+            );
             Ok(meta)
         })()
     };
@@ -121,7 +124,7 @@ pub fn object_meta(c: ContentInput) -> ObjectMeta {
         storage_class: c.storage_class.filter(|s| s != "STANDARD"),
         tags: Vec::new(),
         acl: None,
-        encrypt: false,
+        encrypt: Default::default(),
     }
 }
 

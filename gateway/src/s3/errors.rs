@@ -176,6 +176,18 @@ fn object_error(e: Error) -> S3Error {
                     format!("{m}: start the server with that master key"),
                 )
             }
+            Error::CustomerKeyRequired => (
+                C::InvalidRequest,
+                "The object was stored using a form of Server Side Encryption. The correct \
+                 parameters must be provided to retrieve the object."
+                    .to_string(),
+            ),
+            // S3 answers a wrong SSE-C key with a bare 403.
+            Error::CustomerKeyWrong => (C::AccessDenied, "Access Denied".to_string()),
+            Error::CustomerKeyNotApplicable => (
+                C::InvalidRequest,
+                "The encryption parameters are not applicable to this object.".to_string(),
+            ),
         };
         S3Error::with_message(code, message)
     }

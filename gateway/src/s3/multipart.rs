@@ -48,6 +48,7 @@ pub async fn create(
             ChecksumType::COMPOSITE
         })
     });
+    let key_md5 = i.sse_customer_key_md5.clone();
     let (upload_id, encryption) = s
         .service
         .create_upload(
@@ -59,6 +60,8 @@ pub async fn create(
         )
         .await
         .s3()?;
+    let (sse_customer_algorithm, sse_customer_key_md5) =
+        super::sse::customer_answer(encryption.as_ref(), key_md5.as_deref());
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -66,6 +69,8 @@ pub async fn create(
         checksum_type,
         checksum_algorithm: i.checksum_algorithm,
         server_side_encryption: super::sse::answer(encryption.as_ref()),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         ..Default::default()
     }))
 }
@@ -89,6 +94,7 @@ pub async fn upload_part(
     let i = req.input;
     check_key(&i.key)?;
     let number = part_number(i.part_number)?;
+    let customer = super::sse::sse_customer_key!(i)?;
     let md5 = convert::content_md5(i.content_md5.as_deref())?;
     let expected = i.content_length.and_then(|l| u64::try_from(l).ok());
     let (stream, check) = verify_body(
@@ -104,13 +110,24 @@ pub async fn upload_part(
     };
     let stored = s
         .service
-        .upload_part(&i.bucket, &i.key, &i.upload_id, number, body)
+        .upload_part(
+            (&i.bucket, &i.key, &i.upload_id),
+            number,
+            body,
+            customer.as_ref(),
+        )
         .await
         .s3()?;
+    let (sse_customer_algorithm, sse_customer_key_md5) = super::sse::customer_answer(
+        stored.encryption.as_ref(),
+        i.sse_customer_key_md5.as_deref(),
+    );
     let part = stored.part;
     let get = |a: Algorithm| part.checksums.get(a.name()).cloned();
     Ok(S3Response::new(UploadPartOutput {
         server_side_encryption: super::sse::answer(stored.encryption.as_ref()),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         e_tag: Some(etag(&part.etag)),
         checksum_crc32: get(Algorithm::Crc32),
         checksum_crc32c: get(Algorithm::Crc32c),

@@ -103,6 +103,9 @@ fn checksums_for(record: &ObjectRecord, enabled: bool, ranged: bool) -> Checksum
 /// and the checksums to report.
 struct ReadPlan {
     record: ObjectRecord,
+    /// The SSE-C key the request sent (checked against the record).
+    customer: Option<objects::sse::CustomerKey>,
+    customer_key_md5: Option<String>,
     range: Range<u64>,
     content_range: Option<String>,
     sums: Checksum,
@@ -117,6 +120,8 @@ struct ReadRequest<'a> {
     part_number: Option<i32>,
     range: Option<s3s::dto::Range>,
     checksum_mode: Option<&'a ChecksumMode>,
+    customer: S3Result<Option<objects::sse::CustomerKey>>,
+    customer_key_md5: Option<String>,
 }
 
 async fn plan_read(s: &TesseraS3, r: ReadRequest<'_>) -> S3Result<ReadPlan> {
@@ -125,6 +130,11 @@ async fn plan_read(s: &TesseraS3, r: ReadRequest<'_>) -> S3Result<ReadPlan> {
         .service
         .head_object_version(r.bucket, r.key, version_param(r.version_id)?)
         .await
+        .s3()?;
+    let customer = r.customer?;
+    // Without the right key nothing about the object is told, its preconditions included.
+    s.service
+        .sealer(record.encryption.as_ref(), customer.as_ref())
         .s3()?;
     conditions::check_read(&r.conditions, &record)?;
     let (range, content_range) = requested_range(&record, r.part_number, r.range)?;
@@ -135,6 +145,8 @@ async fn plan_read(s: &TesseraS3, r: ReadRequest<'_>) -> S3Result<ReadPlan> {
     );
     Ok(ReadPlan {
         record,
+        customer,
+        customer_key_md5: r.customer_key_md5,
         range,
         content_range,
         sums,
@@ -156,6 +168,8 @@ macro_rules! read_request {
             part_number: $i.part_number,
             range: $i.range,
             checksum_mode: $i.checksum_mode.as_ref(),
+            customer: super::sse::sse_customer_key!($i),
+            customer_key_md5: $i.sse_customer_key_md5.clone(),
         }
     };
 }
@@ -165,6 +179,10 @@ macro_rules! object_output {
     ($out:ident, $plan:expr, { $($extra:tt)* }) => {{
         let p = $plan;
         let c = &p.record.content;
+        let (sse_customer_algorithm, sse_customer_key_md5) = super::sse::customer_answer(
+            p.record.encryption.as_ref(),
+            p.customer_key_md5.as_deref(),
+        );
         $out {
             content_length: Some((p.range.end - p.range.start) as i64),
             content_range: p.content_range,
@@ -188,6 +206,8 @@ macro_rules! object_output {
             checksum_sha256: p.sums.checksum_sha256,
             checksum_type: p.sums.checksum_type,
             server_side_encryption: super::sse::answer(p.record.encryption.as_ref()),
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             $($extra)*
             ..Default::default()
         }
@@ -202,7 +222,7 @@ pub async fn get_object(
     let plan = plan_read(s, read_request!(i)).await?;
     let body = s
         .service
-        .read_object(&plan.record, plan.range.clone())
+        .read_object(&plan.record, plan.range.clone(), plan.customer.as_ref())
         .await
         .s3()?;
     let tag_count = (!plan.record.tags.is_empty()).then_some(plan.record.tags.len() as i32);
@@ -233,6 +253,12 @@ pub async fn get_object_attributes(
         .service
         .head_object_version(&i.bucket, &i.key, version)
         .await
+        .s3()?;
+    s.service
+        .sealer(
+            record.encryption.as_ref(),
+            super::sse::sse_customer_key!(i)?.as_ref(),
+        )
         .s3()?;
     // The header is one comma-separated list; s3s may hand it over as a single element.
     let wants = |name: &str| {
@@ -430,11 +456,16 @@ pub async fn copy_object(
     // A copy gets the ACL the request names, not the source's (as in S3).
     let acl = super::acl::canned_acl(input.acl.as_ref().map(|a| a.as_str()))?;
     super::bucket_config::acls_allowed(s, &input.bucket, acl.as_ref()).await?;
-    let encrypt = super::sse::wants_encryption(input.server_side_encryption.as_ref());
+    let source_key = super::sse::copy_source_customer_key!(input)?;
+    let key_md5 = input.sse_customer_key_md5.clone();
+    let encrypt = super::sse::requested(
+        input.server_side_encryption.as_ref(),
+        super::sse::sse_customer_key!(input)?,
+    );
     // Copying an older version onto its own key (a restore) is allowed.
     if !replace
         && class.is_none()
-        && !encrypt
+        && matches!(encrypt, objects::Encrypt::AsBucketSays)
         && src_version.is_none()
         && **src_bucket == *input.bucket
         && **src_key == *input.key
@@ -496,15 +527,18 @@ pub async fn copy_object(
         .service
         .copy_object(
             (src_bucket, src_key, src_version),
-            &input.bucket,
-            &input.key,
-            encrypt,
+            (&input.bucket, &input.key),
+            (source_key.as_ref(), &encrypt),
             edit,
         )
         .await
         .s3()?;
+    let (sse_customer_algorithm, sse_customer_key_md5) =
+        super::sse::customer_answer(record.encryption.as_ref(), key_md5.as_deref());
     Ok(S3Response::new(CopyObjectOutput {
         server_side_encryption: super::sse::answer(record.encryption.as_ref()),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&record.etag)),
             last_modified: Some(timestamp(record.modified_ms)),

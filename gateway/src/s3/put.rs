@@ -54,6 +54,7 @@ pub async fn put_object(
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let i = req.input;
+    let key_md5 = i.sse_customer_key_md5.clone();
     let meta = new_object_meta!(i)?;
     super::bucket_config::acls_allowed(s, &i.bucket, meta.acl.as_ref()).await?;
     let upload = Upload {
@@ -67,6 +68,8 @@ pub async fn put_object(
     };
     let record = store(s, &req.headers, req.trailing_headers, upload).await?;
     let sums = checksums::stored(&record);
+    let (sse_customer_algorithm, sse_customer_key_md5) =
+        super::sse::customer_answer(record.encryption.as_ref(), key_md5.as_deref());
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&record.etag)),
         checksum_crc32: sums.checksum_crc32,
@@ -78,6 +81,8 @@ pub async fn put_object(
         size: Some(record.size as i64),
         version_id: record.version_id.clone(),
         server_side_encryption: super::sse::answer(record.encryption.as_ref()),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         ..Default::default()
     }))
 }

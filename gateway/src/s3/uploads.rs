@@ -159,6 +159,8 @@ pub async fn upload_part_copy(
                 "Part number must be an integer between 1 and 10000, inclusive"
             )
         })?;
+    let source_key = super::sse::copy_source_customer_key!(i)?;
+    let customer = super::sse::sse_customer_key!(i)?;
     let source = s.service.head_object(src_bucket, src_key).await.s3()?;
     conditions::check_copy_source(
         &Conditions {
@@ -172,12 +174,23 @@ pub async fn upload_part_copy(
     let range = copy_range(i.copy_source_range.as_deref(), source.size)?;
     let stored = s
         .service
-        .upload_part_copy(&i.bucket, &i.key, &i.upload_id, number, &source, range)
+        .upload_part_copy(
+            (&i.bucket, &i.key, &i.upload_id),
+            number,
+            (&source, range),
+            (source_key.as_ref(), customer.as_ref()),
+        )
         .await
         .s3()?;
+    let (sse_customer_algorithm, sse_customer_key_md5) = super::sse::customer_answer(
+        stored.encryption.as_ref(),
+        i.sse_customer_key_md5.as_deref(),
+    );
     let part = stored.part;
     Ok(S3Response::new(UploadPartCopyOutput {
         server_side_encryption: super::sse::answer(stored.encryption.as_ref()),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&part.etag)),
             last_modified: Some(timestamp(part.modified_ms)),
