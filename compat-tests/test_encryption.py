@@ -25,6 +25,7 @@ KiB = 1024
 MiB = 1024 * KiB
 KEY_ID = "test-master"
 MASTER_KEY = f"{KEY_ID}:" + base64.b64encode(bytes(range(32))).decode()
+SSE_S3_LABEL = "kms:(sse-s3)"
 OTHER_KEY = "other-master:" + base64.b64encode(bytes(range(1, 33))).decode()
 
 
@@ -197,10 +198,12 @@ def test_encryption_needs_the_master_key(server, make_server, random_bytes):
         # `admin check` names the key and the objects that need it.
         rc, report = admin_check(srv)
         assert rc == 2 and report["clean"] is False, report
+        # (SSE-S3 data is sealed under the key store's "(sse-s3)" key, itself sealed under
+        # the master key.)
         unreadable = report["encryption"]["unreadable"]
-        assert list(unreadable) == [KEY_ID], report["encryption"]
-        assert unreadable[KEY_ID]["versions"] == 2
-        assert sorted(unreadable[KEY_ID]["examples"]) == [f"{bucket}/big", f"{bucket}/small"]
+        assert list(unreadable) == [SSE_S3_LABEL], report["encryption"]
+        assert unreadable[SSE_S3_LABEL]["versions"] == 2
+        assert sorted(unreadable[SSE_S3_LABEL]["examples"]) == [f"{bucket}/big", f"{bucket}/small"]
     srv.stop()
     srv.env_overrides["TESSERA_KMS_SECRET_KEY"] = MASTER_KEY
     srv.start()
@@ -209,7 +212,7 @@ def test_encryption_needs_the_master_key(server, make_server, random_bytes):
     assert c.get_object(Bucket=bucket, Key="small")["Body"].read() == small
     rc, report = admin_check(srv)
     assert rc == 0 and report["clean"] is True and report["encryption"]["unreadable"] == {}, report
-    assert report["refcounts"]["encrypted"][KEY_ID]["versions"] == 2
+    assert report["refcounts"]["encrypted"][SSE_S3_LABEL]["versions"] == 2
 
 
 def admin_check(srv) -> tuple[int, dict]:
@@ -267,11 +270,13 @@ def test_bucket_default_encryption(make_server, server, random_bytes):
     assert sse(c.put_object(Bucket=bucket, Key="plain-again", Body=b"x")) is None
     assert sse(c.head_object(Bucket=bucket, Key="after")) == "AES256"
 
-    # KMS rules wait for KMS keys; a server without a master key refuses the rule itself.
+    # A KMS rule naming a key the key store lacks is refused; a server without a master key
+    # refuses any rule.
     kms = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "k"}}]}
     with pytest.raises(ClientError) as exc:
         c.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=kms)
-    assert exc.value.response["Error"]["Code"] == "NotImplemented"
+    assert exc.value.response["Error"]["Code"] == "KMS.NotFoundException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     plain = s3_client(server)
     plain.create_bucket(Bucket=(other := new_bucket_name("sse-default-nokey")))
     with pytest.raises(ClientError) as exc:

@@ -284,7 +284,7 @@ def test_sse_c_needs_tls_and_kms_is_refused_not_ignored(tls_server, server, make
             assert (r.status, r.error_code) == (400, "InvalidRequest"), r.body
             r = raw_s3_request(srv, "GET", f"/{bucket}/c", headers=SSE_C)
             assert (r.status, r.error_code) == (400, "InvalidRequest"), r.body
-        # SSE-S3 without a master key, and SSE-KMS: refused, never stored in clear.
+        # SSE-S3 and SSE-KMS without a master key: refused, never stored in clear.
         for headers in ({"x-amz-server-side-encryption": "AES256"},
                         {"x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": "k"}):
             r = raw_s3_request(srv, "PUT", f"/{bucket}/s", headers=headers, body=b"secret")

@@ -57,8 +57,8 @@ pub use memory::MemoryKv;
 pub use mirror::MirroredKv;
 pub use records::{
     AccessKeyRecord, AclGrant, BucketRecord, ChunkRef, ContentHeaders, CorsRule, CustomerKeyCheck,
-    Encryption, GroupRecord, IamRecord, ObjectData, ObjectRecord, PartInfo, PartRecord,
-    PublicAccessBlock, UploadRecord, UserRecord, Versioning,
+    Encryption, GroupRecord, IamRecord, KmsKeyRecord, KmsKeys, KmsUse, ObjectData, ObjectRecord,
+    PartInfo, PartRecord, PublicAccessBlock, UploadRecord, UserRecord, Versioning,
 };
 pub use rocks::RocksKv;
 pub use stats::CommitCounts;

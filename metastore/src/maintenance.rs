@@ -47,9 +47,8 @@ pub struct RefcountCheck {
     pub mismatched: Vec<RefMismatch>,
     /// True when the mismatches were corrected.
     pub repaired: bool,
-    /// Object versions whose data is encrypted, by the master key's name, SSE-C ones under
-    /// `(customer key)` (counted by the same scan, so a server can tell which objects need a
-    /// master key it lacks).
+    /// Object versions whose data is encrypted, by key (`Encryption::key_label`; counted by
+    /// the same scan, so a server can tell which objects need a key it lacks).
     pub encrypted: std::collections::BTreeMap<String, EncryptedVersions>,
 }
 
@@ -389,8 +388,7 @@ fn recount_in(snap: &dyn SnapshotRead) -> Result<Recount> {
         let record = decode::<ObjectRecord>(&v)?;
         count(record.data.chunks());
         if let Some(e) = &record.encryption {
-            // SSE-C objects all count under their recorded id: no server holds those keys.
-            let found = encrypted.entry(e.key_id.clone()).or_default();
+            let found = encrypted.entry(e.key_label()).or_default();
             found.versions += 1;
             if found.examples.len() < EXAMPLES {
                 found

@@ -77,6 +77,9 @@ pub struct BucketRecord {
     /// their request does not ask.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub encrypt_by_default: bool,
+    /// With `encrypt_by_default`: SSE-KMS under this key of the key store, not SSE-S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_kms_key: Option<String>,
 }
 
 /// An ACL grant to a user: `READ`, `WRITE`, `READ_ACP`, `WRITE_ACP` or `FULL_CONTROL`.
@@ -130,6 +133,7 @@ impl BucketRecord {
             cors: Vec::new(),
             grants: Vec::new(),
             encrypt_by_default: false,
+            default_kms_key: None,
         }
     }
 }
@@ -260,6 +264,46 @@ pub struct Encryption {
     /// SSE-C: recognises the client's key, which is never stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<CustomerKeyCheck>,
+    /// SSE-KMS (`key_id` names a key of the key store), with the client's encryption context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms: Option<KmsUse>,
+}
+
+impl Encryption {
+    /// What `admin check` counts this version under: its master key's name (scheme 1, SSE-C
+    /// under `(customer key)`), or `kms:NAME` for a key of the key store (scheme 2).
+    pub fn key_label(&self) -> String {
+        if self.scheme >= 2 {
+            format!("kms:{}", self.key_id)
+        } else {
+            self.key_id.clone()
+        }
+    }
+}
+
+/// How an SSE-KMS object was asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KmsUse {
+    /// `x-amz-server-side-encryption-context` as the client sent it (base64 of a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+}
+
+/// The keys of the built-in key store (SSE-KMS, and the data key of SSE-S3), by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KmsKeys {
+    pub keys: BTreeMap<String, KmsKeyRecord>,
+}
+
+/// One key of the key store: 32 random bytes, sealed under the master key named here (the
+/// store never holds a key in clear).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KmsKeyRecord {
+    pub created_ms: i64,
+    pub enabled: bool,
+    pub master_key_id: String,
+    #[serde(with = "serde_bytes")]
+    pub sealed: Vec<u8>,
 }
 
 /// A salted keyed hash of an SSE-C key: a wrong key is refused without storing the right one.

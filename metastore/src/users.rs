@@ -4,7 +4,7 @@
 //! client sent, after the gateway validated them. This module only keeps them consistent.
 
 use crate::kv::Tree;
-use crate::records::{BucketRecord, IamRecord, UserRecord, decode, encode};
+use crate::records::{BucketRecord, IamRecord, KmsKeys, UserRecord, decode, encode};
 use crate::store::MetaStore;
 use crate::txn::Reader;
 use crate::{Error, Result};
@@ -14,6 +14,9 @@ const SETTING_PREFIX: &[u8] = b"setting/";
 
 /// The setting that holds the [`IamRecord`].
 const IAM_SETTING: &str = "iam";
+
+/// The setting that holds the key store ([`KmsKeys`]).
+const KMS_SETTING: &str = "kms-keys";
 
 fn setting_key(name: &str) -> Vec<u8> {
     [SETTING_PREFIX, name.as_bytes()].concat()
@@ -139,6 +142,30 @@ impl MetaStore {
                 users.push((String::from_utf8_lossy(&k).into_owned(), decode(&v)?));
             }
             change(&mut record, &users)?;
+            tx.put(Tree::Meta, key.clone(), encode(&record));
+            Ok(record)
+        })
+        .await
+    }
+
+    /// The keys of the built-in key store (empty before the first is made).
+    pub async fn kms_keys(&self) -> Result<KmsKeys> {
+        match self.setting(KMS_SETTING).await? {
+            Some(bytes) => decode(&bytes),
+            None => Ok(KmsKeys::default()),
+        }
+    }
+
+    /// Changes the key store in one transaction; returns the result. `change` may refuse with
+    /// an error, and then nothing is written.
+    pub async fn update_kms_keys(
+        &self,
+        change: impl Fn(&mut KmsKeys) -> Result<()> + Send + 'static,
+    ) -> Result<KmsKeys> {
+        let key = setting_key(KMS_SETTING);
+        self.txn(move |_, tx| {
+            let mut record: KmsKeys = tx.get(Tree::Meta, &key)?.unwrap_or_default();
+            change(&mut record)?;
             tx.put(Tree::Meta, key.clone(), encode(&record));
             Ok(record)
         })

@@ -29,8 +29,9 @@ pub struct CheckReport {
 pub struct EncryptionCheck {
     /// The master key this server has.
     pub master_key: Option<String>,
-    /// Versions encrypted under other master keys, by key: unreadable until started with that
-    /// key (SSE-C versions are not: their clients bring the key).
+    /// Versions this server cannot open, by key: under a master key it lacks (its name), or a
+    /// key of the key store sealed under one (`kms:NAME`). SSE-C versions are not counted:
+    /// their clients bring the key.
     pub unreadable: std::collections::BTreeMap<String, metastore::EncryptedVersions>,
 }
 
@@ -44,14 +45,25 @@ impl ObjectService {
         };
         let heal_queue = self.meta.heal_queue_len().await?;
         let master_key = self.master_key.as_ref().map(|k| k.id().to_owned());
+        let unopenable = self.unopenable_store_keys().await?;
+        let stored_keys: Vec<String> = self
+            .kms_list_keys()
+            .await?
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
+        let readable = |label: &str| match label.strip_prefix("kms:") {
+            Some(name) => {
+                stored_keys.iter().any(|k| k == name) && !unopenable.iter().any(|k| k == name)
+            }
+            None => label == super::sse::CUSTOMER_KEY_ID || self.master_named(label).is_some(),
+        };
         let encryption = EncryptionCheck {
             unreadable: refcounts
                 .encrypted
                 .iter()
-                .filter(|(id, _)| {
-                    master_key.as_ref() != Some(*id) && id.as_str() != super::sse::CUSTOMER_KEY_ID
-                })
-                .map(|(id, v)| (id.clone(), v.clone()))
+                .filter(|(label, _)| !readable(label))
+                .map(|(label, v)| (label.clone(), v.clone()))
                 .collect(),
             master_key,
         };

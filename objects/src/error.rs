@@ -56,6 +56,14 @@ pub enum Error {
     /// The request's customer key is not the one the data is encrypted with.
     #[error("the customer key does not match the one the object was encrypted with")]
     CustomerKeyWrong,
+    /// The key store has no key of this name.
+    #[error("no key {0:?} in the key store")]
+    KmsKeyNotFound(String),
+    /// The key is disabled: nothing is sealed or opened with it.
+    #[error("key {0:?} is disabled")]
+    KmsKeyDisabled(String),
+    #[error("key {0:?} exists already")]
+    KmsKeyExists(String),
     /// A customer key was sent for data not encrypted with one.
     #[error("the encryption parameters are not applicable to this object")]
     CustomerKeyNotApplicable,

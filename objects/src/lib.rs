@@ -17,6 +17,7 @@ mod heal;
 #[cfg(test)]
 mod heal_tests;
 mod ingest;
+pub mod kms;
 mod locate;
 mod md5_stream;
 mod multipart;
@@ -110,6 +111,12 @@ pub enum Encrypt {
     ServerKey,
     /// SSE-C: under the key the client sent.
     CustomerKey(sse::CustomerKey),
+    /// SSE-KMS: under a key of the key store (`None`: [`kms::DEFAULT_KEY`]), with the
+    /// client's encryption context.
+    Kms {
+        key: Option<String>,
+        context: Option<String>,
+    },
 }
 
 impl Encrypt {
@@ -148,8 +155,12 @@ pub struct ObjectService {
     orphans_seen: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::time::Instant>>,
     /// Client chunk reads and writes in flight: scheduled scanner passes yield to them.
     foreground: Arc<scrub::Foreground>,
-    /// The SSE-S3 master key, when the server was given one.
+    /// The master key, when the server was given one: SSE-S3 and the key store.
     master_key: Option<Arc<sse::ChunkCipher>>,
+    /// The master key before a rotation: reads what is still sealed under it.
+    previous_master_key: Option<Arc<sse::ChunkCipher>>,
+    /// Keys of the key store opened lately.
+    kms_cache: kms::KeyCache,
 }
 
 /// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
@@ -176,50 +187,71 @@ impl ObjectService {
             orphans_seen: Default::default(),
             foreground: Arc::default(),
             master_key: None,
+            previous_master_key: None,
+            kms_cache: Default::default(),
         }
     }
 
-    /// The service with SSE-S3: objects asked to be encrypted are sealed under `key`.
+    /// The service with SSE-S3 and SSE-KMS: objects asked to be encrypted are sealed under
+    /// keys sealed (or, before the key store, derived) from `key`.
     pub fn with_master_key(mut self, key: Arc<sse::ChunkCipher>) -> Self {
         self.master_key = Some(key);
         self
     }
 
-    /// What a write that asked for `encrypt` records, in a bucket whose default encryption
-    /// is `bucket_default`; an error when it needs a master key the server lacks.
-    pub fn encryption_for(
+    /// The master key a rotation replaces, still used to read what is sealed under it.
+    pub fn with_previous_master_key(mut self, key: Arc<sse::ChunkCipher>) -> Self {
+        self.previous_master_key = Some(key);
+        self
+    }
+
+    /// What a write that asked for `encrypt` records in `bucket` (whose default encryption
+    /// applies when the write asked for none); an error when it needs a master key the
+    /// server lacks, or names a key of the key store that is missing or disabled.
+    pub async fn encryption_for(
         &self,
         encrypt: &Encrypt,
-        bucket_default: bool,
+        bucket: &metastore::BucketRecord,
     ) -> Result<Option<metastore::Encryption>> {
-        let server_key = match encrypt {
+        let (key, kms) = match encrypt {
             Encrypt::CustomerKey(k) => {
                 return Ok(Some(metastore::Encryption {
                     key_id: sse::CUSTOMER_KEY_ID.to_owned(),
                     scheme: sse::SCHEME_V1,
                     customer: Some(k.new_check()),
+                    kms: None,
                 }));
             }
-            Encrypt::ServerKey => true,
-            Encrypt::AsBucketSays => bucket_default,
+            Encrypt::ServerKey => (kms::SSE_S3_KEY.to_owned(), None),
+            Encrypt::Kms { key, context } => (
+                key.clone().unwrap_or_else(|| kms::DEFAULT_KEY.to_owned()),
+                Some(metastore::KmsUse {
+                    context: context.clone(),
+                }),
+            ),
+            Encrypt::AsBucketSays if !bucket.encrypt_by_default => return Ok(None),
+            Encrypt::AsBucketSays => match &bucket.default_kms_key {
+                Some(key) => (key.clone(), Some(metastore::KmsUse::default())),
+                None => (kms::SSE_S3_KEY.to_owned(), None),
+            },
         };
-        if !server_key {
-            return Ok(None);
+        // Refused now (no master key, a missing or disabled key) rather than after the upload.
+        if self.master_key.is_none() {
+            return Err(Error::EncryptionNotConfigured);
         }
-        match &self.master_key {
-            Some(key) => Ok(Some(metastore::Encryption {
-                key_id: key.id().to_owned(),
-                scheme: sse::SCHEME_V1,
-                customer: None,
-            })),
-            None => Err(Error::EncryptionNotConfigured),
-        }
+        self.store_key_cipher(&key).await?;
+        Ok(Some(metastore::Encryption {
+            key_id: key,
+            scheme: sse::SCHEME_STORE_KEY,
+            customer: None,
+            kms,
+        }))
     }
 
     /// The cipher that seals or opens data recorded with `encryption`, given the key the
     /// request sent (`customer`, SSE-C). Refuses a missing or wrong customer key, and one sent
     /// for data not encrypted with one, as S3 does.
-    pub fn sealer(
+    pub async fn sealer(
         &self,
         encryption: Option<&metastore::Encryption>,
         customer: Option<&sse::CustomerKey>,
@@ -242,19 +274,21 @@ impl ObjectService {
         if customer.is_some() {
             return Err(Error::CustomerKeyNotApplicable);
         }
-        match &self.master_key {
-            Some(key) if key.id() == e.key_id && e.scheme == sse::SCHEME_V1 => {
-                Ok(Some(key.clone()))
-            }
-            Some(key) => Err(Error::MasterKeyMissing(format!(
-                "the object is encrypted under master key {:?} (scheme {}); this server has {:?}",
-                e.key_id,
-                e.scheme,
-                key.id()
-            ))),
-            None => Err(Error::MasterKeyMissing(format!(
-                "the object is encrypted under master key {:?}; this server was started without one",
-                e.key_id
+        match e.scheme {
+            sse::SCHEME_STORE_KEY => Ok(Some(self.store_key_cipher(&e.key_id).await?)),
+            sse::SCHEME_V1 => match self.master_named(&e.key_id) {
+                Some(key) => Ok(Some(key.clone())),
+                None => Err(Error::MasterKeyMissing(format!(
+                    "the object is encrypted under master key {:?}; this server has {}",
+                    e.key_id,
+                    match &self.master_key {
+                        Some(k) => format!("{:?}", k.id()),
+                        None => "none".to_owned(),
+                    }
+                ))),
+            },
+            other => Err(Error::Internal(format!(
+                "unknown encryption scheme {other}: written by a newer tessera?"
             ))),
         }
     }
@@ -340,8 +374,10 @@ impl ObjectService {
         if let Some(e) = &expect {
             self.check_expect(bucket, key, e).await?;
         }
-        let encryption = self.encryption_for(&meta.encrypt, record.encrypt_by_default)?;
-        let seal = self.sealer(encryption.as_ref(), meta.encrypt.customer_key())?;
+        let encryption = self.encryption_for(&meta.encrypt, &record).await?;
+        let seal = self
+            .sealer(encryption.as_ref(), meta.encrypt.customer_key())
+            .await?;
         let ingested = self
             .ingest(&mut body.stream, body.expected_len, true, seal)
             .await?;
@@ -478,7 +514,7 @@ impl ObjectService {
         edit: impl FnOnce(&mut ObjectRecord),
     ) -> Result<ObjectRecord> {
         let destination = self.bucket(dst_bucket).await?;
-        let mut wanted = self.encryption_for(encrypt, destination.encrypt_by_default)?;
+        let mut wanted = self.encryption_for(encrypt, &destination).await?;
         // Pin the source's chunks, then check the source still names them: while it does their
         // refcount is positive, and from now on GC cannot claim them.
         let mut source = self
@@ -499,7 +535,7 @@ impl ObjectService {
             source = again;
         }
         // The request must be able to open the source, even when its chunks are shared.
-        self.sealer(source.encryption.as_ref(), source_key)?;
+        self.sealer(source.encryption.as_ref(), source_key).await?;
         let customer = encrypt.customer_key();
         if let (Some(e), Some(k)) = (&source.encryption, customer)
             && e.customer.as_ref().is_some_and(|check| k.matches(check))
@@ -550,7 +586,7 @@ impl ObjectService {
         let stream = self
             .read_object(&source, 0..source.size, source_key)
             .await?;
-        let seal = self.sealer(wanted.as_ref(), customer)?;
+        let seal = self.sealer(wanted.as_ref(), customer).await?;
         let ingested = self.ingest(stream, Some(source.size), true, seal).await?;
         let mut record = source;
         edit(&mut record);

@@ -91,7 +91,7 @@ impl ObjectService {
         checksum_algorithm: Option<String>,
         checksum_type: Option<String>,
     ) -> Result<(String, Option<metastore::Encryption>)> {
-        let bucket_default = self.bucket(bucket).await?.encrypt_by_default;
+        let bucket_record = self.bucket(bucket).await?;
         // Time first, so uploads of one key list in the order they were initiated.
         let upload_id = format!(
             "{:012x}{}",
@@ -114,7 +114,7 @@ impl ObjectService {
             acl: meta.acl,
             upload_id: None,
             grants: Vec::new(),
-            encryption: self.encryption_for(&meta.encrypt, bucket_default)?,
+            encryption: self.encryption_for(&meta.encrypt, &bucket_record).await?,
         };
         let encryption = template.encryption.clone();
         let record = UploadRecord {
@@ -146,7 +146,7 @@ impl ObjectService {
         let Some(upload) = self.meta.get_upload(bucket, key, upload_id).await? else {
             return Err(metastore::Error::NoSuchUpload.into());
         };
-        let seal = self.part_sealer(&upload, customer)?;
+        let seal = self.part_sealer(&upload, customer).await?;
         let ingested = self
             .ingest(&mut body.stream, body.expected_len, false, seal)
             .await?;
@@ -182,12 +182,13 @@ impl ObjectService {
     }
 
     /// The cipher of an upload's parts: the upload's customer key must come with each part.
-    fn part_sealer(
+    async fn part_sealer(
         &self,
         upload: &UploadRecord,
         customer: Option<&CustomerKey>,
     ) -> Result<Option<std::sync::Arc<super::sse::ChunkCipher>>> {
         self.sealer(upload.template.encryption.as_ref(), customer)
+            .await
             .map_err(|e| match e {
                 Error::CustomerKeyRequired => Error::InvalidArgument(
                     "The multipart upload initiate requested encryption. Subsequent part \
@@ -230,7 +231,7 @@ impl ObjectService {
         let Some(upload) = self.meta.get_upload(bucket, key, upload_id).await? else {
             return Err(metastore::Error::NoSuchUpload.into());
         };
-        self.part_sealer(&upload, customer)?;
+        self.part_sealer(&upload, customer).await?;
         // Chunks are shared only between data in clear: sealed chunk boundaries are not the
         // plaintext's, and the upload may seal differently.
         let shareable = source.encryption.is_none() && upload.template.encryption.is_none();

@@ -57,7 +57,7 @@ impl ObjectService {
         range: Range<u64>,
         customer: Option<&CustomerKey>,
     ) -> Result<ObjectStream> {
-        let key = self.sealer(record.encryption.as_ref(), customer)?;
+        let key = self.sealer(record.encryption.as_ref(), customer).await?;
         let chunks = match &record.data {
             ObjectData::Inline(bytes) => {
                 let data = match &key {

@@ -29,8 +29,12 @@ use crate::error::{Error, Result};
 
 /// What sealing adds to a chunk: the authentication tag.
 pub const SEAL_OVERHEAD: u32 = 16;
-/// The only scheme so far; recorded with each encrypted object.
+/// Chunk keys derived from the master key itself (SSE-S3 before the key store) or from the
+/// customer's key (SSE-C); recorded with each encrypted object.
 pub const SCHEME_V1: u8 = 1;
+/// Chunk keys derived from a key of the key store (`kms` module), named by the record's
+/// `key_id`: SSE-KMS, and SSE-S3 since the key store (under [`crate::kms::SSE_S3_KEY`]).
+pub const SCHEME_STORE_KEY: u8 = 2;
 
 /// The keys that seal and open chunks: derived from the SSE-S3 master key, or from an SSE-C
 /// customer key.
@@ -107,6 +111,52 @@ impl ChunkCipher {
     fn cipher(&self, address: &[u8; 32]) -> LessSafeKey {
         let key = Self::expand(&self.key, address);
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).expect("AES-256 takes 32 bytes"))
+    }
+
+    /// The cipher of a key of the key store.
+    pub(crate) fn store_key(name: &str, secret: &[u8; 32]) -> Self {
+        Self::derive(name, b"tessera kms v1", secret)
+    }
+
+    /// The key that seals the key store's keys: another expansion of the chunk-key secret,
+    /// with an info no chunk address can equal (addresses are 32 bytes).
+    fn wrapping_key(&self) -> LessSafeKey {
+        let key = Self::expand(&self.key, b"key store wrap");
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).expect("AES-256 takes 32 bytes"))
+    }
+
+    /// Seals a key-store key named `name` (bound to it as associated data): `nonce || sealed`.
+    pub(crate) fn wrap(&self, name: &str, secret: &[u8; 32]) -> Vec<u8> {
+        use ring::rand::SecureRandom;
+        let mut nonce = [0u8; 12];
+        ring::rand::SystemRandom::new()
+            .fill(&mut nonce)
+            .expect("the system's random source works");
+        let mut sealed = secret.to_vec();
+        self.wrapping_key()
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(name.as_bytes()),
+                &mut sealed,
+            )
+            .expect("AES-256-GCM seals 32 bytes");
+        [&nonce[..], &sealed].concat()
+    }
+
+    /// Opens what [`ChunkCipher::wrap`] sealed for `name`; `None` if it was sealed under
+    /// another master key (or for another name, or damaged).
+    pub(crate) fn unwrap(&self, name: &str, wrapped: &[u8]) -> Option<[u8; 32]> {
+        let (nonce, sealed) = wrapped.split_first_chunk::<12>()?;
+        let mut buf = sealed.to_vec();
+        let plain = self
+            .wrapping_key()
+            .open_in_place(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(name.as_bytes()),
+                &mut buf,
+            )
+            .ok()?;
+        plain.try_into().ok()
     }
 
     /// The one nonce: every chunk key seals exactly one plaintext.

@@ -36,10 +36,18 @@ pub fn print(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr, le
     }
     match &cfg.master_key {
         Some(key) => println!(
-            "  encryption:  SSE-S3 with master key {:?} (keep it: encrypted objects need it)",
+            "  encryption:  SSE-S3, SSE-KMS and SSE-C; master key {:?} (keep it: encrypted objects need it)",
             key.id()
         ),
-        None => println!("  encryption:  off (no --kms-secret-key: SSE requests are refused)"),
+        None => println!(
+            "  encryption:  SSE-C only (no --kms-secret-key: SSE-S3 and SSE-KMS requests are refused)"
+        ),
+    }
+    if let Some(key) = &cfg.previous_master_key {
+        println!(
+            "  rotation:    previous master key {:?} still opens what is sealed under it (run `tessera admin kms rotate-master`)",
+            key.id()
+        );
     }
     if cfg.allow_insecure_sse_c {
         println!(

@@ -121,8 +121,10 @@ pub struct ServeConfig {
     pub auth_failure_limit: u32,
     /// Serve the newest metadata replicas present even when the data disks record newer ones.
     pub accept_stale_metadata: bool,
-    /// The SSE-S3 master key (none: encryption requests are refused).
+    /// The master key of SSE-S3 and the key store (none: encryption requests are refused).
     pub master_key: Option<std::sync::Arc<objects::sse::ChunkCipher>>,
+    /// The master key before a rotation: still opens what is sealed under it.
+    pub previous_master_key: Option<std::sync::Arc<objects::sse::ChunkCipher>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -254,6 +256,17 @@ pub struct ServeArgs {
     /// A file holding the master key (NAME:BASE64), instead of --kms-secret-key.
     #[arg(long, env = "TESSERA_KMS_SECRET_KEY_FILE", value_name = "FILE")]
     pub kms_secret_key_file: Option<PathBuf>,
+    /// The master key being rotated away from (NAME:BASE64): still opens what is sealed under
+    /// it, until `tessera admin kms rotate-master` has re-sealed the key store [default: none].
+    #[arg(long, env = "TESSERA_KMS_PREVIOUS_SECRET_KEY", hide_env_values = true, value_parser = secret_arg)]
+    pub kms_previous_secret_key: Option<SecretString>,
+    /// A file holding the previous master key, instead of --kms-previous-secret-key.
+    #[arg(
+        long,
+        env = "TESSERA_KMS_PREVIOUS_SECRET_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub kms_previous_secret_key_file: Option<PathBuf>,
     /// Data directories, one per disk (or `disks` in the config file). Ranges: /data{1...4}.
     #[arg(value_name = "DIR")]
     pub dirs: Vec<String>,
@@ -293,6 +306,8 @@ pub struct FileConfig {
     pub accept_stale_metadata: Option<bool>,
     pub kms_secret_key: Option<SecretString>,
     pub kms_secret_key_file: Option<PathBuf>,
+    pub kms_previous_secret_key: Option<SecretString>,
+    pub kms_previous_secret_key_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -473,10 +488,32 @@ impl ServeArgs {
             .or(file.scan_interval_secs)
             .unwrap_or(3600);
         let metrics_token = given_secret(self.metrics_token.or(file.metrics_token));
-        let master_key = master_key(
+        let master_key = parse_master_key(
+            "--kms-secret-key",
             given_secret(self.kms_secret_key).or_else(|| given_secret(file.kms_secret_key)),
             self.kms_secret_key_file.or(file.kms_secret_key_file),
         )?;
+        let previous_master_key = parse_master_key(
+            "--kms-previous-secret-key",
+            given_secret(self.kms_previous_secret_key)
+                .or_else(|| given_secret(file.kms_previous_secret_key)),
+            self.kms_previous_secret_key_file
+                .or(file.kms_previous_secret_key_file),
+        )?;
+        match (&master_key, &previous_master_key) {
+            (None, Some(_)) => {
+                return Err(
+                    "--kms-previous-secret-key needs --kms-secret-key: the key rotated to".into(),
+                );
+            }
+            (Some(k), Some(p)) if k.id() == p.id() => {
+                return Err(format!(
+                    "the previous master key has the current one's name {:?}: give the new key another name",
+                    k.id()
+                ));
+            }
+            _ => {}
+        }
         Ok(ServeConfig {
             address: self
                 .address
@@ -528,19 +565,21 @@ impl ServeArgs {
             accept_stale_metadata: self.accept_stale_metadata
                 || file.accept_stale_metadata.unwrap_or(false),
             master_key,
+            previous_master_key,
         })
     }
 }
 
-/// The SSE-S3 master key, given inline or in a file (not both).
-fn master_key(
+/// A master key, given inline (`flag`) or in a file (not both).
+fn parse_master_key(
+    flag: &str,
     inline: Option<SecretString>,
     file: Option<PathBuf>,
 ) -> Result<Option<std::sync::Arc<objects::sse::ChunkCipher>>, String> {
     let spec = match (inline, file) {
         (Some(_), Some(f)) => {
             return Err(format!(
-                "the master key is given twice: inline (--kms-secret-key) and in {}",
+                "the master key is given twice: inline ({flag}) and in {}",
                 f.display()
             ));
         }
@@ -552,7 +591,7 @@ fn master_key(
     };
     objects::sse::ChunkCipher::parse(spec.expose_secret())
         .map(|k| Some(std::sync::Arc::new(k)))
-        .map_err(|e| format!("--kms-secret-key: {e}"))
+        .map_err(|e| format!("{flag}: {e}"))
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ pub async fn open(
         ));
     }
     let shared_meta = !cfg.etcd.is_empty();
-    let master_key = cfg.master_key.clone();
+    let master_keys = (cfg.master_key.clone(), cfg.previous_master_key.clone());
     let opened = blocking(move || {
         open_services(
             disks,
@@ -106,7 +106,7 @@ pub async fn open(
             home,
             deployment_id,
             shared_meta,
-            master_key,
+            master_keys,
         )
     })
     .await?;
@@ -236,7 +236,10 @@ fn open_services(
     home: u32,
     deployment_id: String,
     shared_meta: bool,
-    master_key: Option<Arc<objects::sse::ChunkCipher>>,
+    (master_key, previous_master_key): (
+        Option<Arc<objects::sse::ChunkCipher>>,
+        Option<Arc<objects::sse::ChunkCipher>>,
+    ),
 ) -> Result<Opened, String> {
     let chunks =
         ChunkStore::new(disks.deployment.layout, disks.stores()).map_err(|e| e.to_string())?;
@@ -251,6 +254,9 @@ fn open_services(
     }
     if let Some(key) = master_key {
         service = service.with_master_key(key);
+    }
+    if let Some(key) = previous_master_key {
+        service = service.with_previous_master_key(key);
     }
     let service = Arc::new(service);
     Ok(Opened {

@@ -25,6 +25,10 @@
 //! | POST, DELETE | `groups?name=` | adds / removes a group                       |
 //! | POST, DELETE | `groups/members?name=&user=` | adds / removes a member        |
 //! | POST, DELETE | `groups/policies?name=&policy=` | attaches / detaches a policy |
+//! | GET    | `kms/keys`      | the key store's keys (names, state; never bytes)  |
+//! | POST   | `kms/keys?name=` | makes a key                                      |
+//! | POST   | `kms/keys/disable?name=`, `kms/keys/enable?name=` | stops / resumes a key |
+//! | POST   | `kms/rotate-master` | re-seals keys under the current master key    |
 //! | GET    | `pools`         | every pool: state, layout, space, what it holds   |
 //! | POST   | `pools?disk=...[&parity=]` | adds a pool of new disks while running  |
 //! | GET    | `rebalance`     | the current or last rebalance or decommission     |
@@ -32,6 +36,7 @@
 //! | DELETE | `rebalance`     | stops it (a decommission is cancelled)            |
 //! | POST   | `decommission?pool=[&bandwidth_mib=]` | drains a pool, then retires it |
 
+mod kms;
 mod locate;
 mod pools;
 mod route;

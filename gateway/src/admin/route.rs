@@ -213,6 +213,9 @@ impl S3Route for AdminApi {
                 self.pools_call(method, op, &req.uri).await
             }
             (method, "policies") => self.policies_call(method, &req.uri).await,
+            (method, op) if op.starts_with("kms/") => {
+                self.kms_call(method, &op["kms/".len()..], &req.uri).await
+            }
             (method, op) if op == "groups" || op.starts_with("groups/") => {
                 self.groups_call(method, &op["groups".len()..], &req.uri)
                     .await

@@ -1,7 +1,8 @@
 //! Bucket default encryption (Put/Get/DeleteBucketEncryption): with a rule of `AES256`, new
-//! objects are encrypted with SSE-S3 whether or not their request asks (the object service
-//! applies it). SSE-KMS rules are refused until KMS keys exist, as are rules on a server
-//! without a master key (every write would then fail).
+//! objects are encrypted with SSE-S3 whether or not their request asks, with `aws:kms` with
+//! SSE-KMS under the rule's KMSMasterKeyID (or the key store's `default` key); the object
+//! service applies it. Rules that every write would fail with (no master key, a missing or
+//! disabled key) are refused when they are put.
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -28,18 +29,32 @@ pub async fn put(
             "The rule lacks ApplyServerSideEncryptionByDefault"
         ));
     };
-    match default.sse_algorithm.as_str() {
-        ServerSideEncryption::AES256 if default.kms_master_key_id.is_none() => {}
+    let (encrypt, kms_key) = match default.sse_algorithm.as_str() {
+        ServerSideEncryption::AES256 if default.kms_master_key_id.is_none() => {
+            (objects::Encrypt::ServerKey, None)
+        }
         ServerSideEncryption::AES256 => {
             return Err(s3_error!(
                 InvalidArgument,
                 "a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse"
             ));
         }
+        "aws:kms" => {
+            let key = default
+                .kms_master_key_id
+                .as_deref()
+                .map(|k| objects::kms::key_name_of(k).to_owned())
+                .unwrap_or_else(|| objects::kms::DEFAULT_KEY.to_owned());
+            let encrypt = objects::Encrypt::Kms {
+                key: Some(key.clone()),
+                context: None,
+            };
+            (encrypt, Some(key))
+        }
         a if a.starts_with("aws:kms") => {
             return Err(s3_error!(
                 NotImplemented,
-                "Default encryption with KMS keys (SSE-KMS) is not supported yet"
+                "Dual-layer encryption with KMS keys ({a}) is not supported"
             ));
         }
         a => {
@@ -48,12 +63,15 @@ pub async fn put(
                 "Unknown SSEAlgorithm {a:?}: AES256, aws:kms or aws:kms:dsse"
             ));
         }
-    }
+    };
     // Refused now rather than failing every write later.
-    s.service
-        .encryption_for(&objects::Encrypt::ServerKey, false)
-        .s3()?;
-    change_bucket(s, &i.bucket, |r| r.encrypt_by_default = true).await?;
+    let bucket = s.service.bucket(&i.bucket).await.s3()?;
+    s.service.encryption_for(&encrypt, &bucket).await.s3()?;
+    change_bucket(s, &i.bucket, move |r| {
+        r.encrypt_by_default = true;
+        r.default_kms_key = kms_key.clone();
+    })
+    .await?;
     Ok(S3Response::new(PutBucketEncryptionOutput {}))
 }
 
@@ -71,8 +89,15 @@ pub async fn get(
     }
     let rule = ServerSideEncryptionRule {
         apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
-            sse_algorithm: ServerSideEncryption::from_static(ServerSideEncryption::AES256),
-            kms_master_key_id: None,
+            sse_algorithm: ServerSideEncryption::from(
+                if record.default_kms_key.is_some() {
+                    ServerSideEncryption::AWS_KMS
+                } else {
+                    ServerSideEncryption::AES256
+                }
+                .to_owned(),
+            ),
+            kms_master_key_id: record.default_kms_key.clone(),
         }),
         bucket_key_enabled: Some(false),
     };
@@ -87,6 +112,10 @@ pub async fn delete(
     s: &TesseraS3,
     req: S3Request<DeleteBucketEncryptionInput>,
 ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
-    change_bucket(s, &req.input.bucket, |r| r.encrypt_by_default = false).await?;
+    change_bucket(s, &req.input.bucket, |r| {
+        r.encrypt_by_default = false;
+        r.default_kms_key = None;
+    })
+    .await?;
     Ok(S3Response::new(DeleteBucketEncryptionOutput {}))
 }

@@ -83,10 +83,7 @@ macro_rules! new_object_meta {
                     || $i.grant_write_acp.is_some(),
             )?;
             meta.acl = $crate::s3::acl::canned_acl($i.acl.as_ref().map(|a| a.as_str()))?;
-            meta.encrypt = $crate::s3::sse::requested(
-                $i.server_side_encryption.as_ref(),
-                $crate::s3::sse::sse_customer_key!($i)?,
-            );
+            meta.encrypt = $crate::s3::sse::requested_encryption!($i)?;
             Ok(meta)
         })()
     };

@@ -176,6 +176,30 @@ fn object_error(e: Error) -> S3Error {
                     format!("{m}: start the server with that master key"),
                 )
             }
+            // S3 passes KMS's own error codes on, with 400.
+            Error::KmsKeyNotFound(name) => {
+                return custom(
+                    "KMS.NotFoundException",
+                    format!(
+                        "Key {name:?} does not exist in the key store (tessera admin kms key create)"
+                    ),
+                    http::StatusCode::BAD_REQUEST,
+                );
+            }
+            Error::KmsKeyDisabled(name) => {
+                return custom(
+                    "KMS.DisabledException",
+                    format!("Key {name:?} is disabled."),
+                    http::StatusCode::BAD_REQUEST,
+                );
+            }
+            Error::KmsKeyExists(name) => {
+                return with_status(
+                    C::Custom("KMS.AlreadyExistsException".into()),
+                    format!("Key {name:?} exists already."),
+                    http::StatusCode::CONFLICT,
+                );
+            }
             Error::CustomerKeyRequired => (
                 C::InvalidRequest,
                 "The object was stored using a form of Server Side Encryption. The correct \

@@ -135,6 +135,7 @@ async fn plan_read(s: &TesseraS3, r: ReadRequest<'_>) -> S3Result<ReadPlan> {
     // Without the right key nothing about the object is told, its preconditions included.
     s.service
         .sealer(record.encryption.as_ref(), customer.as_ref())
+        .await
         .s3()?;
     conditions::check_read(&r.conditions, &record)?;
     let (range, content_range) = requested_range(&record, r.part_number, r.range)?;
@@ -206,6 +207,7 @@ macro_rules! object_output {
             checksum_sha256: p.sums.checksum_sha256,
             checksum_type: p.sums.checksum_type,
             server_side_encryption: super::sse::answer(p.record.encryption.as_ref()),
+            ssekms_key_id: super::sse::kms_key_answer(p.record.encryption.as_ref()),
             sse_customer_algorithm,
             sse_customer_key_md5,
             $($extra)*
@@ -259,6 +261,7 @@ pub async fn get_object_attributes(
             record.encryption.as_ref(),
             super::sse::sse_customer_key!(i)?.as_ref(),
         )
+        .await
         .s3()?;
     // The header is one comma-separated list; s3s may hand it over as a single element.
     let wants = |name: &str| {
@@ -458,10 +461,7 @@ pub async fn copy_object(
     super::bucket_config::acls_allowed(s, &input.bucket, acl.as_ref()).await?;
     let source_key = super::sse::copy_source_customer_key!(input)?;
     let key_md5 = input.sse_customer_key_md5.clone();
-    let encrypt = super::sse::requested(
-        input.server_side_encryption.as_ref(),
-        super::sse::sse_customer_key!(input)?,
-    );
+    let encrypt = super::sse::requested_encryption!(input)?;
     // Copying an older version onto its own key (a restore) is allowed.
     if !replace
         && class.is_none()
@@ -537,6 +537,8 @@ pub async fn copy_object(
         super::sse::customer_answer(record.encryption.as_ref(), key_md5.as_deref());
     Ok(S3Response::new(CopyObjectOutput {
         server_side_encryption: super::sse::answer(record.encryption.as_ref()),
+        ssekms_key_id: super::sse::kms_key_answer(record.encryption.as_ref()),
+        ssekms_encryption_context: super::sse::kms_context_answer(record.encryption.as_ref()),
         sse_customer_algorithm,
         sse_customer_key_md5,
         copy_object_result: Some(CopyObjectResult {

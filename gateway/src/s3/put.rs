@@ -81,6 +81,8 @@ pub async fn put_object(
         size: Some(record.size as i64),
         version_id: record.version_id.clone(),
         server_side_encryption: super::sse::answer(record.encryption.as_ref()),
+        ssekms_key_id: super::sse::kms_key_answer(record.encryption.as_ref()),
+        ssekms_encryption_context: super::sse::kms_context_answer(record.encryption.as_ref()),
         sse_customer_algorithm,
         sse_customer_key_md5,
         ..Default::default()
@@ -107,6 +109,7 @@ pub async fn post_object(
     let record = store(s, &HeaderMap::new(), None, upload).await?;
     Ok(S3Response::new(PostObjectOutput {
         server_side_encryption: super::sse::answer(record.encryption.as_ref()),
+        ssekms_key_id: super::sse::kms_key_answer(record.encryption.as_ref()),
         e_tag: Some(etag(&record.etag)),
         size: Some(record.size as i64),
         ..Default::default()

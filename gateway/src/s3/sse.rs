@@ -5,8 +5,9 @@
 //! there is none). SSE-C (`x-amz-server-side-encryption-customer-*`) seals it under the key the
 //! client sends, validated here as S3 validates it; an SSE-C request over plain HTTP is refused
 //! first, as AWS refuses it, because its key travelled in clear (`--allow-insecure-sse-c`
-//! lifts that for loopback tests). SSE-KMS is refused with NotImplemented rather than stored
-//! unencrypted: a client that asked for encryption must not believe it got it.
+//! lifts that for loopback tests). SSE-KMS (`aws:kms`, with a key id and an encryption
+//! context) seals it under a key of the built-in key store. Dual-layer SSE-KMS is refused with
+//! NotImplemented rather than stored with less than was asked.
 
 use http::HeaderMap;
 use md5::{Digest, Md5};
@@ -20,8 +21,6 @@ const CUSTOMER_PREFIXES: [&str; 2] = [
     "x-amz-copy-source-server-side-encryption-customer-",
 ];
 const SSE_HEADER: &str = "x-amz-server-side-encryption";
-/// Asks for an S3 bucket key, which only matters with KMS: accepted and ignored.
-const BUCKET_KEY_HEADER: &str = "x-amz-server-side-encryption-bucket-key-enabled";
 /// The one SSE-C algorithm.
 const AES256: &str = "AES256";
 
@@ -40,19 +39,7 @@ pub fn refuse_unsupported(
             "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection."
         ));
     }
-    let kms = names().any(|n| {
-        n.starts_with(SSE_HEADER)
-            && n != SSE_HEADER
-            && n != BUCKET_KEY_HEADER
-            && !n.starts_with(CUSTOMER_PREFIXES[0])
-    });
     let mode = headers.get(SSE_HEADER).map(|v| v.to_str().unwrap_or(""));
-    if kms || mode.is_some_and(|m| m.starts_with("aws:kms")) {
-        return Err(s3_error!(
-            NotImplemented,
-            "Server-side encryption with KMS keys (SSE-KMS) is not supported yet; nothing was stored or read"
-        ));
-    }
     let sse_c = names().any(|n| n.starts_with(CUSTOMER_PREFIXES[0]));
     match mode {
         None => Ok(()),
@@ -60,7 +47,11 @@ pub fn refuse_unsupported(
             InvalidArgument,
             "Server Side Encryption with Customer provided key is incompatible with the encryption method specified"
         )),
-        Some(AES256) => Ok(()),
+        Some(AES256 | ServerSideEncryption::AWS_KMS) => Ok(()),
+        Some(ServerSideEncryption::AWS_KMS_DSSE) => Err(s3_error!(
+            NotImplemented,
+            "Dual-layer server-side encryption (aws:kms:dsse) is not supported; nothing was stored or read"
+        )),
         Some(m) => Err(s3_error!(
             InvalidArgument,
             "The encryption method specified is not supported: {m:?}"
@@ -148,22 +139,105 @@ macro_rules! copy_source_customer_key {
 }
 pub(crate) use copy_source_customer_key;
 
-/// The encryption a write asks for: SSE-C when it sent a key, SSE-S3 when it asked for
-/// `AES256` (the only mode left after [`refuse_unsupported`]), else the bucket's default.
-pub fn requested(sse: Option<&ServerSideEncryption>, customer: Option<CustomerKey>) -> Encrypt {
-    match customer {
-        Some(k) => Encrypt::CustomerKey(k),
-        None if sse.is_some_and(|s| s.as_str() == AES256) => Encrypt::ServerKey,
-        None => Encrypt::AsBucketSays,
+/// What a write's SSE headers ask for (after [`refuse_unsupported`]).
+pub struct Requested<'a> {
+    pub sse: Option<&'a ServerSideEncryption>,
+    pub customer: Option<CustomerKey>,
+    /// `x-amz-server-side-encryption-aws-kms-key-id`
+    pub kms_key_id: Option<&'a str>,
+    /// `x-amz-server-side-encryption-context`
+    pub kms_context: Option<&'a str>,
+}
+
+/// The encryption a write asks for: SSE-C when it sent a key, SSE-S3 for `AES256`, SSE-KMS
+/// for `aws:kms`, else the bucket's default.
+pub fn requested(r: Requested<'_>) -> S3Result<Encrypt> {
+    let kms = r
+        .sse
+        .is_some_and(|s| s.as_str() == ServerSideEncryption::AWS_KMS);
+    if !kms && (r.kms_key_id.is_some() || r.kms_context.is_some()) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms"
+        ));
+    }
+    if let Some(k) = r.customer {
+        return Ok(Encrypt::CustomerKey(k));
+    }
+    if kms {
+        if let Some(context) = r.kms_context {
+            check_context(context)?;
+        }
+        return Ok(Encrypt::Kms {
+            key: r
+                .kms_key_id
+                .map(|k| objects::kms::key_name_of(k.trim()).to_owned()),
+            context: r.kms_context.map(str::to_owned),
+        });
+    }
+    match r.sse {
+        Some(s) if s.as_str() == AES256 => Ok(Encrypt::ServerKey),
+        Some(s) => Err(s3_error!(
+            InvalidArgument,
+            "The encryption method specified is not supported: {:?}",
+            s.as_str()
+        )),
+        None => Ok(Encrypt::AsBucketSays),
     }
 }
+
+/// An encryption context is base64 of a JSON object whose values are strings.
+fn check_context(context: &str) -> S3Result<()> {
+    let map = base64_simd::STANDARD
+        .decode_to_vec(context.trim())
+        .ok()
+        .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok());
+    match map {
+        Some(serde_json::Value::Object(m)) if m.values().all(|v| v.is_string()) => Ok(()),
+        _ => Err(s3_error!(
+            InvalidArgument,
+            "The header 'x-amz-server-side-encryption-context' shall be Base64-encoded UTF-8 string holding JSON which represents a string-string map"
+        )),
+    }
+}
+
+/// [`requested`] of an input type's SSE fields (PutObject, PostObject, CopyObject,
+/// CreateMultipartUpload).
+macro_rules! requested_encryption {
+    ($i:expr) => {
+        $crate::s3::sse::requested($crate::s3::sse::Requested {
+            sse: $i.server_side_encryption.as_ref(),
+            customer: $crate::s3::sse::sse_customer_key!($i)?,
+            kms_key_id: $i.ssekms_key_id.as_deref(),
+            kms_context: $i.ssekms_encryption_context.as_deref(),
+        })
+    };
+}
+pub(crate) use requested_encryption;
 
 /// The `x-amz-server-side-encryption` answer for an object stored with `encryption` (none
 /// for SSE-C, whose answer is [`customer_answer`]).
 pub fn answer(encryption: Option<&metastore::Encryption>) -> Option<ServerSideEncryption> {
+    let e = encryption.filter(|e| e.customer.is_none())?;
+    Some(ServerSideEncryption::from_static(if e.kms.is_some() {
+        ServerSideEncryption::AWS_KMS
+    } else {
+        ServerSideEncryption::AES256
+    }))
+}
+
+/// The `x-amz-server-side-encryption-aws-kms-key-id` answer: the key's name (SSE-KMS only).
+pub fn kms_key_answer(encryption: Option<&metastore::Encryption>) -> Option<String> {
     encryption
-        .filter(|e| e.customer.is_none())
-        .map(|_| ServerSideEncryption::from_static(ServerSideEncryption::AES256))
+        .filter(|e| e.kms.is_some())
+        .map(|e| e.key_id.clone())
+}
+
+/// The `x-amz-server-side-encryption-context` answer, as the client gave it.
+pub fn kms_context_answer(encryption: Option<&metastore::Encryption>) -> Option<String> {
+    encryption
+        .and_then(|e| e.kms.as_ref())
+        .and_then(|k| k.context.clone())
 }
 
 /// The `x-amz-server-side-encryption-customer-algorithm` and `-key-MD5` answers for an object
@@ -214,10 +288,8 @@ mod tests {
             ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
         ]);
         assert_eq!(code(&both, true, false), InvalidArgument);
-        let kms = headers(&[("x-amz-server-side-encryption-aws-kms-key-id", "k")]);
-        assert_eq!(code(&kms, true, false), NotImplemented);
-        let kms_mode = headers(&[("x-amz-server-side-encryption", "aws:kms")]);
-        assert_eq!(code(&kms_mode, true, false), NotImplemented);
+        let dsse = headers(&[("x-amz-server-side-encryption", "aws:kms:dsse")]);
+        assert_eq!(code(&dsse, true, false), NotImplemented);
         let bogus = headers(&[("x-amz-server-side-encryption", "ROT13")]);
         assert_eq!(code(&bogus, true, false), InvalidArgument);
         for ok in [
@@ -227,12 +299,58 @@ mod tests {
                 ("x-amz-server-side-encryption-bucket-key-enabled", "true"),
             ]),
             headers(&[("x-amz-meta-encryption", "x")]),
+            headers(&[
+                ("x-amz-server-side-encryption", "aws:kms"),
+                ("x-amz-server-side-encryption-aws-kms-key-id", "k"),
+            ]),
         ] {
             assert!(refuse_unsupported(&ok, false, false).is_ok(), "{ok:?}");
         }
+    }
+
+    #[test]
+    fn writes_ask_for_sse_s3_sse_kms_or_the_bucket_default() {
         let aes = ServerSideEncryption::from_static(ServerSideEncryption::AES256);
-        assert!(matches!(requested(Some(&aes), None), Encrypt::ServerKey));
-        assert!(matches!(requested(None, None), Encrypt::AsBucketSays));
+        let kms = ServerSideEncryption::from_static(ServerSideEncryption::AWS_KMS);
+        let ask = |sse, key, context| {
+            requested(Requested {
+                sse,
+                customer: None,
+                kms_key_id: key,
+                kms_context: context,
+            })
+        };
+        assert!(matches!(
+            ask(Some(&aes), None, None),
+            Ok(Encrypt::ServerKey)
+        ));
+        assert!(matches!(ask(None, None, None), Ok(Encrypt::AsBucketSays)));
+        let context = base64_simd::STANDARD.encode_to_string(br#"{"team":"a"}"#);
+        match ask(
+            Some(&kms),
+            Some("arn:aws:kms:us-east-1:1:key/backups"),
+            Some(&context),
+        ) {
+            Ok(Encrypt::Kms { key, context: c }) => {
+                assert_eq!(key.as_deref(), Some("backups"));
+                assert_eq!(c.as_deref(), Some(context.as_str()));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            ask(Some(&kms), None, None),
+            Ok(Encrypt::Kms { key: None, .. })
+        ));
+        let not_a_map = base64_simd::STANDARD.encode_to_string(br#"{"n":1}"#);
+        for (sse, key, context) in [
+            (Some(&aes), Some("k"), None),
+            (None, Some("k"), None),
+            (Some(&kms), None, Some(not_a_map.as_str())),
+            (Some(&kms), None, Some("not base64!")),
+        ] {
+            let e = ask(sse, key, context).unwrap_err();
+            assert_eq!(*e.code(), s3s::S3ErrorCode::InvalidArgument);
+        }
     }
 
     #[test]

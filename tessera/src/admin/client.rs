@@ -46,6 +46,9 @@ pub enum AdminCommand {
     /// Named identity policies (AWS IAM JSON) to attach to users and groups.
     #[command(subcommand)]
     Policy(super::groups::PolicyCommand),
+    /// The key store of SSE-KMS, and master-key rotation.
+    #[command(subcommand)]
+    Kms(super::kms::KmsCommand),
     /// Groups of users: members get the union of their own and the group's policies.
     #[command(subcommand)]
     Group(super::groups::GroupCommand),
@@ -300,6 +303,7 @@ pub fn run_admin(
                 super::groups::run_policy(&client, json, command).await
             }
             AdminCommand::Group(command) => super::groups::run_group(&client, json, command).await,
+            AdminCommand::Kms(command) => super::kms::run_kms(&client, json, command).await,
             AdminCommand::Pool(command) => super::pools::run_pool(&client, json, command).await,
             AdminCommand::Rebalance(command) => {
                 super::pools::run_rebalance(&client, json, command).await

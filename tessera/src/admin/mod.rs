@@ -12,6 +12,7 @@ macro_rules! out {
 
 mod client;
 mod groups;
+mod kms;
 mod pools;
 mod tables;
 mod users;
