@@ -303,6 +303,7 @@ async fn one_leader_and_a_deposed_one_cannot_write() {
             },
             len: 1 << 20,
             stored_in: 0,
+            plain_len: 0,
         })
         .collect();
     let mut record = object(vec![]);

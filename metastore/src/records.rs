@@ -149,6 +149,14 @@ pub struct ChunkRef {
     /// moving it between pools rewrites no manifest. Not part of equality.
     #[serde(skip)]
     pub stored_in: u32,
+    /// The length of the data the chunk holds when it is stored compressed (zstd, before any
+    /// sealing); 0: stored as it is.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub plain_len: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ChunkRef {
@@ -157,6 +165,17 @@ impl ChunkRef {
             hash,
             len,
             stored_in: 0,
+            plain_len: 0,
+        }
+    }
+
+    /// How many bytes of object data the chunk holds: `plain_len` when it is compressed,
+    /// else its stored length less `overhead` (the seal of an encrypted chunk).
+    pub fn data_len(&self, overhead: u32) -> u32 {
+        if self.plain_len > 0 {
+            self.plain_len
+        } else {
+            self.len.saturating_sub(overhead)
         }
     }
 }

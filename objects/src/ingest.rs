@@ -1,5 +1,5 @@
 //! The streaming write path: body -> MD5 (on its own thread) + fixed-size chunks -> SHA-256 ->
-//! dedup check -> erasure-coded write, with a few chunks in flight so memory stays bounded
+//! compression and sealing where asked -> dedup check -> erasure-coded write, with a few chunks in flight so memory stays bounded
 //! whatever the object size.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -16,6 +16,14 @@ use super::md5_stream::Md5Stream;
 use super::sse::ChunkCipher;
 use super::{MAX_OBJECT_SIZE, ObjectService};
 use crate::error::{Error, Result};
+
+/// How a request's chunks are stored: compressed where it pays (`compress`), then sealed
+/// under `seal` (an encrypted object).
+#[derive(Clone, Default)]
+pub(crate) struct ChunkForm {
+    pub seal: Option<Arc<ChunkCipher>>,
+    pub compress: bool,
+}
 
 /// Chunks being hashed, encoded and written at once per request.
 const CHUNKS_IN_FLIGHT: usize = 4;
@@ -113,14 +121,14 @@ impl ObjectService {
         }
     }
 
-    /// Cuts `body` into chunks and stores them (sealed under `seal`, for an encrypted
-    /// object), or keeps a small body inline.
+    /// Cuts `body` into chunks and stores them in `form`, or keeps a small body inline
+    /// (sealed, for an encrypted object; never compressed).
     pub(crate) async fn ingest<S, E>(
         &self,
         body: S,
         expected_len: Option<u64>,
         allow_inline: bool,
-        seal: Option<Arc<ChunkCipher>>,
+        form: ChunkForm,
     ) -> Result<Ingested>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
@@ -133,7 +141,7 @@ impl ObjectService {
                 body,
                 expected_len,
                 allow_inline,
-                seal,
+                form,
                 &mut md5,
                 &mut progress,
             )
@@ -181,7 +189,7 @@ impl ObjectService {
         mut body: S,
         expected_len: Option<u64>,
         allow_inline: bool,
-        seal: Option<Arc<ChunkCipher>>,
+        form: ChunkForm,
         md5: &mut Md5Stream,
         progress: &mut Progress,
     ) -> Result<(u64, Option<Vec<u8>>)>
@@ -238,7 +246,7 @@ impl ObjectService {
             buf.extend_from_slice(&frame);
             while buf.len() >= self.chunk_size {
                 let chunk = buf.split_to(self.chunk_size).freeze();
-                in_flight.push_back(self.store_chunk(chunk, seal.clone(), seen.clone()));
+                in_flight.push_back(self.store_chunk(chunk, form.clone(), seen.clone()));
             }
         }
         if failure.is_none()
@@ -253,7 +261,7 @@ impl ObjectService {
         let inline = failure.is_none() && allow_inline && size <= self.inline_max as u64;
         if failure.is_none() && !inline && !buf.is_empty() {
             let rest = std::mem::take(&mut buf).freeze();
-            in_flight.push_back(self.store_chunk(rest, seal.clone(), seen.clone()));
+            in_flight.push_back(self.store_chunk(rest, form.clone(), seen.clone()));
         }
         // Always drain: shard writes already under way finish, so a cleanup sees them.
         while let Some(done) = in_flight.next().await {
@@ -265,7 +273,7 @@ impl ObjectService {
             Some(e) => Err(e),
             None if inline => Ok((
                 size,
-                Some(match &seal {
+                Some(match &form.seal {
                     Some(key) => key.seal_inline(&buf),
                     None => buf.to_vec(),
                 }),
@@ -277,7 +285,7 @@ impl ObjectService {
     async fn store_chunk(
         &self,
         chunk: Bytes,
-        seal: Option<Arc<ChunkCipher>>,
+        form: ChunkForm,
         seen: Arc<Mutex<HashMap<[u8; 32], u32>>>,
     ) -> Result<StoredChunk> {
         let _slot = self
@@ -287,15 +295,28 @@ impl ObjectService {
             .await
             .map_err(|_| Error::Internal("chunk slots closed".into()))?;
         let _foreground = self.foreground.enter();
-        // An encrypted chunk is stored sealed, at the address its plaintext hash gives.
-        let (hash, chunk) = tokio::task::spawn_blocking(move || {
+        // A compressed chunk is stored at an address of its own, an encrypted one sealed at
+        // the address its (compressed form's) hash gives.
+        let (hash, chunk, plain_len) = tokio::task::spawn_blocking(move || {
             let hash = ChunkHash::of(&chunk);
-            match seal {
+            let compressed = form
+                .compress
+                .then(|| super::compress::compress(&chunk))
+                .flatten();
+            let (hash, data, plain_len) = match compressed {
+                Some(z) => (
+                    ChunkHash(super::compress::address(&hash.0)),
+                    Bytes::from(z),
+                    chunk.len() as u32,
+                ),
+                None => (hash, chunk, 0),
+            };
+            match form.seal {
                 Some(key) => {
-                    let (address, sealed) = key.seal_chunk(&hash.0, &chunk);
-                    (ChunkHash(address), sealed)
+                    let (address, sealed) = key.seal_chunk(&hash.0, &data);
+                    (ChunkHash(address), sealed, plain_len)
                 }
-                None => (hash, chunk),
+                None => (hash, data, plain_len),
             }
         })
         .await?;
@@ -341,6 +362,7 @@ impl ObjectService {
                 hash: hash.0,
                 len,
                 stored_in: pool,
+                plain_len,
             },
             pin,
             disks,

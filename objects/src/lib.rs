@@ -11,6 +11,7 @@
 
 mod check;
 mod chunk_locks;
+mod compress;
 mod error;
 mod gc;
 mod heal;
@@ -161,6 +162,8 @@ pub struct ObjectService {
     previous_master_key: Option<Arc<sse::ChunkCipher>>,
     /// Keys of the key store opened lately.
     kms_cache: kms::KeyCache,
+    /// Compress chunks where it pays (`--compression`).
+    compression: bool,
 }
 
 /// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
@@ -189,6 +192,27 @@ impl ObjectService {
             master_key: None,
             previous_master_key: None,
             kms_cache: Default::default(),
+            compression: true,
+        }
+    }
+
+    /// The service with compression on or off (on by default). Either way it reads what
+    /// was stored compressed.
+    pub fn with_compression(mut self, on: bool) -> Self {
+        self.compression = on;
+        self
+    }
+
+    /// How the chunks of object `key` with content type `content_type` are stored.
+    pub(crate) fn chunk_form(
+        &self,
+        seal: Option<Arc<sse::ChunkCipher>>,
+        key: &str,
+        content_type: Option<&str>,
+    ) -> ingest::ChunkForm {
+        ingest::ChunkForm {
+            seal,
+            compress: self.compression && compress::worth_trying(key, content_type),
         }
     }
 
@@ -378,8 +402,9 @@ impl ObjectService {
         let seal = self
             .sealer(encryption.as_ref(), meta.encrypt.customer_key())
             .await?;
+        let form = self.chunk_form(seal, key, meta.content.content_type.as_deref());
         let ingested = self
-            .ingest(&mut body.stream, body.expected_len, true, seal)
+            .ingest(&mut body.stream, body.expected_len, true, form)
             .await?;
         let checksums = match body.verify(&ingested.md5) {
             Ok(c) => c,
@@ -587,7 +612,8 @@ impl ObjectService {
             .read_object(&source, 0..source.size, source_key)
             .await?;
         let seal = self.sealer(wanted.as_ref(), customer).await?;
-        let ingested = self.ingest(stream, Some(source.size), true, seal).await?;
+        let form = self.chunk_form(seal, dst_key, source.content.content_type.as_deref());
+        let ingested = self.ingest(stream, Some(source.size), true, form).await?;
         let mut record = source;
         edit(&mut record);
         record.data = ingested.data.clone();

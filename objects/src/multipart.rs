@@ -38,7 +38,7 @@ fn aligned_chunks(
     let mut picked = Vec::new();
     let mut started = false;
     for c in chunks {
-        let end = offset + c.len as u64;
+        let end = offset + c.data_len(0) as u64;
         if offset == range.start {
             started = true;
         }
@@ -147,8 +147,9 @@ impl ObjectService {
             return Err(metastore::Error::NoSuchUpload.into());
         };
         let seal = self.part_sealer(&upload, customer).await?;
+        let form = self.chunk_form(seal, key, upload.template.content.content_type.as_deref());
         let ingested = self
-            .ingest(&mut body.stream, body.expected_len, false, seal)
+            .ingest(&mut body.stream, body.expected_len, false, form)
             .await?;
         let checksums = match body.verify(&ingested.md5) {
             Ok(c) => c,

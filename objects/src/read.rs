@@ -30,7 +30,7 @@ fn covering(
     let mut out = Vec::new();
     let mut offset = 0u64;
     for c in chunks {
-        let (start, end) = (offset, offset + c.len.saturating_sub(overhead) as u64);
+        let (start, end) = (offset, offset + c.data_len(overhead) as u64);
         offset = end;
         if end <= range.start || end == start {
             continue;
@@ -122,12 +122,21 @@ async fn fetch(
     (c, from, to): (metastore::ChunkRef, usize, usize),
 ) -> Result<Bytes> {
     let bytes = store.locator.get_chunk(c.hash, c.len).await?;
-    let data = match &store.key {
-        Some(key) => {
-            let key = key.clone();
-            tokio::task::spawn_blocking(move || key.open_chunk(&c.hash, bytes)).await??
-        }
-        None => bytes,
+    let data = if store.key.is_none() && c.plain_len == 0 {
+        bytes
+    } else {
+        let key = store.key.clone();
+        tokio::task::spawn_blocking(move || {
+            let opened = match key {
+                Some(key) => key.open_chunk(&c.hash, bytes)?,
+                None => bytes,
+            };
+            match c.plain_len {
+                0 => Ok(opened),
+                n => super::compress::decompress(&opened, n),
+            }
+        })
+        .await??
     };
     if to > data.len() {
         return Err(Error::Internal(format!(

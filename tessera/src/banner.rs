@@ -49,6 +49,14 @@ pub fn print(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr, le
             key.id()
         );
     }
+    println!(
+        "  compression: {}",
+        if cfg.compression {
+            "zstd where it pays (--compression off to store new data as it is)"
+        } else {
+            "off (what was stored compressed still reads)"
+        }
+    );
     if cfg.allow_insecure_sse_c {
         println!(
             "  WARNING: --allow-insecure-sse-c: SSE-C customer keys are accepted over plain HTTP, in clear on the network"

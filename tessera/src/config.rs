@@ -117,6 +117,8 @@ pub struct ServeConfig {
     pub node_ca: Option<PathBuf>,
     /// Take SSE-C keys over plain HTTP.
     pub allow_insecure_sse_c: bool,
+    /// Compress chunks where it pays.
+    pub compression: bool,
     /// Failed authentications an address may have a minute (0: no limit).
     pub auth_failure_limit: u32,
     /// Serve the newest metadata replicas present even when the data disks record newer ones.
@@ -125,6 +127,13 @@ pub struct ServeConfig {
     pub master_key: Option<std::sync::Arc<objects::sse::ChunkCipher>>,
     /// The master key before a rotation: still opens what is sealed under it.
     pub previous_master_key: Option<std::sync::Arc<objects::sse::ChunkCipher>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -238,6 +247,11 @@ pub struct ServeArgs {
     /// tests only, since the keys then cross the network in clear.
     #[arg(long, env = "TESSERA_ALLOW_INSECURE_SSE_C")]
     pub allow_insecure_sse_c: bool,
+    /// Compress new chunks with zstd where it pays (data compressed already is skipped by
+    /// name, content type and a quick trial). What was stored compressed is read either way
+    /// [default: on].
+    #[arg(long, env = "TESSERA_COMPRESSION", value_enum)]
+    pub compression: Option<OnOff>,
     /// Failed authentications (bad signature or access key) a client address may have a
     /// minute; past that its signed requests get 503 SlowDown until the budget refills
     /// (0: no limit) [default: 60].
@@ -302,6 +316,7 @@ pub struct FileConfig {
     pub certs_dir: Option<PathBuf>,
     pub node_ca: Option<PathBuf>,
     pub allow_insecure_sse_c: Option<bool>,
+    pub compression: Option<OnOff>,
     pub auth_failure_limit: Option<u32>,
     pub accept_stale_metadata: Option<bool>,
     pub kms_secret_key: Option<SecretString>,
@@ -558,6 +573,7 @@ impl ServeArgs {
             node_ca,
             allow_insecure_sse_c: self.allow_insecure_sse_c
                 || file.allow_insecure_sse_c.unwrap_or(false),
+            compression: self.compression.or(file.compression) != Some(OnOff::Off),
             auth_failure_limit: self
                 .auth_failure_limit
                 .or(file.auth_failure_limit)

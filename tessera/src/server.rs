@@ -98,6 +98,7 @@ pub async fn open(
     }
     let shared_meta = !cfg.etcd.is_empty();
     let master_keys = (cfg.master_key.clone(), cfg.previous_master_key.clone());
+    let compression = cfg.compression;
     let opened = blocking(move || {
         open_services(
             disks,
@@ -107,6 +108,7 @@ pub async fn open(
             deployment_id,
             shared_meta,
             master_keys,
+            compression,
         )
     })
     .await?;
@@ -240,6 +242,7 @@ fn open_services(
         Option<Arc<objects::sse::ChunkCipher>>,
         Option<Arc<objects::sse::ChunkCipher>>,
     ),
+    compression: bool,
 ) -> Result<Opened, String> {
     let chunks =
         ChunkStore::new(disks.deployment.layout, disks.stores()).map_err(|e| e.to_string())?;
@@ -258,6 +261,7 @@ fn open_services(
     if let Some(key) = previous_master_key {
         service = service.with_previous_master_key(key);
     }
+    service = service.with_compression(compression);
     let service = Arc::new(service);
     Ok(Opened {
         disks,
