@@ -87,6 +87,36 @@ impl Pattern {
         }
     }
 
+    /// Log-like text instead: lines of a fixed shape with varying ids and numbers, which
+    /// compress about as well as real logs (for the compression benchmark).
+    pub fn text() -> Self {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let mut pool = BytesMut::with_capacity(PIECE + 256);
+        while pool.len() < PIECE {
+            let (a, b, c) = (next(), next(), next());
+            let line = format!(
+                "2026-12-06T10:{:02}:{:02}Z INFO request id={:08x} path=/api/v1/items/{} status={} ms={}\n",
+                a % 60,
+                b % 60,
+                c as u32,
+                a % 100_000,
+                [200, 200, 200, 204, 404][(b % 5) as usize],
+                c % 500
+            );
+            pool.extend_from_slice(line.as_bytes());
+        }
+        pool.truncate(PIECE);
+        Pattern {
+            pool: pool.freeze(),
+        }
+    }
+
     /// Piece `index` of the object with `seed`, `len` bytes (at most [`PIECE`]).
     pub fn piece(&self, seed: u64, index: u64, len: usize) -> Bytes {
         let mut b = BytesMut::from(&self.pool[..len]);

@@ -104,6 +104,13 @@ struct Args {
     /// that `--vs` of the same server shows what encryption costs.
     #[arg(long)]
     encrypt_target: bool,
+    /// Start the `--vs` tessera servers with `--compression off`, so that `--vs` of the same
+    /// server shows what compression costs and saves.
+    #[arg(long)]
+    uncompressed_vs: bool,
+    /// Object contents: `random` (incompressible) or `text` (log lines, compressible).
+    #[arg(long, default_value = "random")]
+    payload: String,
     /// Where to write the figures as JSON.
     #[arg(long, default_value = "bench-results.json")]
     json: PathBuf,
@@ -242,7 +249,13 @@ async fn run(args: Args) -> Result<(), String> {
         } else {
             name
         };
-        servers.push(Server::start(target, &name, work.path())?);
+        let (name, env) = if i > 0 && args.uncompressed_vs {
+            let off = vec![("TESSERA_COMPRESSION".to_owned(), "off".to_owned())];
+            (format!("{name}-nozstd"), off)
+        } else {
+            (name, Vec::new())
+        };
+        servers.push(Server::start(target, &name, work.path(), env)?);
     }
     let clients = servers
         .iter()
@@ -275,7 +288,11 @@ async fn run(args: Args) -> Result<(), String> {
         plan: format!("{plan:?}"),
         rows: Vec::new(),
     };
-    let pattern = Pattern::new();
+    let pattern = match args.payload.as_str() {
+        "random" => Pattern::new(),
+        "text" => Pattern::text(),
+        other => return Err(format!("--payload {other}: random or text")),
+    };
     let phase = |name: &str| args.phases.iter().any(|p| p == name);
     let started = Instant::now();
 

@@ -72,6 +72,8 @@ pub struct Server {
     port: u16,
     pub dirs: Vec<PathBuf>,
     log: PathBuf,
+    /// Variables given to a tessera server besides the bench's own (`TESSERA_COMPRESSION`).
+    env: Vec<(String, String)>,
 }
 
 /// `tessera admin` for one server (blocking: call it off the async workers while load runs).
@@ -151,7 +153,12 @@ fn free_port() -> Result<u16, String> {
 }
 
 impl Server {
-    pub fn start(target: Target, name: &str, work: &Path) -> Result<Self, String> {
+    pub fn start(
+        target: Target,
+        name: &str,
+        work: &Path,
+        env: Vec<(String, String)>,
+    ) -> Result<Self, String> {
         let base = work.join(name);
         std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
         let dirs = match &target {
@@ -173,6 +180,7 @@ impl Server {
             port: 0,
             dirs,
             log: base.join("server.log"),
+            env,
         };
         if let Target::Endpoint { url } = &server.target {
             server.url = url.clone();
@@ -203,7 +211,8 @@ impl Server {
                     .env("TESSERA_ROOT_USER", ACCESS_KEY)
                     .env("TESSERA_ROOT_PASSWORD", SECRET_KEY)
                     .env("TESSERA_KMS_SECRET_KEY", MASTER_KEY)
-                    .env("RUST_LOG", "warn");
+                    .env("RUST_LOG", "warn")
+                    .envs(self.env.iter().map(|(k, v)| (k, v)));
                 c
             }
             Target::TesseraNodes { bin, .. } => {
@@ -225,7 +234,8 @@ impl Server {
                     .env("TESSERA_ROOT_PASSWORD", SECRET_KEY)
                     .env("TESSERA_CLUSTER_SECRET", CLUSTER_SECRET)
                     .env("TESSERA_KMS_SECRET_KEY", MASTER_KEY)
-                    .env("RUST_LOG", "warn");
+                    .env("RUST_LOG", "warn")
+                    .envs(self.env.iter().map(|(k, v)| (k, v)));
                 c
             }
             Target::S3sFs { bin } => {
