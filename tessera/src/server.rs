@@ -97,8 +97,11 @@ pub async fn open(
         ));
     }
     let shared_meta = !cfg.etcd.is_empty();
-    let master_keys = (cfg.master_key.clone(), cfg.previous_master_key.clone());
-    let compression = cfg.compression;
+    let data = DataOptions {
+        master_key: cfg.master_key.clone(),
+        previous_master_key: cfg.previous_master_key.clone(),
+        compression: cfg.compression,
+    };
     let opened = blocking(move || {
         open_services(
             disks,
@@ -107,8 +110,7 @@ pub async fn open(
             home,
             deployment_id,
             shared_meta,
-            master_keys,
-            compression,
+            data,
         )
     })
     .await?;
@@ -230,6 +232,13 @@ pub async fn format_disks(
     Ok(())
 }
 
+/// How the object service stores data: keys and compression.
+struct DataOptions {
+    master_key: Option<Arc<objects::sse::ChunkCipher>>,
+    previous_master_key: Option<Arc<objects::sse::ChunkCipher>>,
+    compression: bool,
+}
+
 /// The object service over `disks` and `meta`. Blocking.
 fn open_services(
     disks: Arc<Disks>,
@@ -238,11 +247,7 @@ fn open_services(
     home: u32,
     deployment_id: String,
     shared_meta: bool,
-    (master_key, previous_master_key): (
-        Option<Arc<objects::sse::ChunkCipher>>,
-        Option<Arc<objects::sse::ChunkCipher>>,
-    ),
-    compression: bool,
+    data: DataOptions,
 ) -> Result<Opened, String> {
     let chunks =
         ChunkStore::new(disks.deployment.layout, disks.stores()).map_err(|e| e.to_string())?;
@@ -255,13 +260,13 @@ fn open_services(
     if shared_meta {
         service = service.shared_with_other_writers(ORPHAN_MIN_AGE_SHARED);
     }
-    if let Some(key) = master_key {
+    if let Some(key) = data.master_key {
         service = service.with_master_key(key);
     }
-    if let Some(key) = previous_master_key {
+    if let Some(key) = data.previous_master_key {
         service = service.with_previous_master_key(key);
     }
-    service = service.with_compression(compression);
+    service = service.with_compression(data.compression);
     let service = Arc::new(service);
     Ok(Opened {
         disks,
