@@ -71,6 +71,8 @@ def test_text_is_stored_compressed_and_compressed_data_as_it_is(make_server):
     before = shard_bytes(srv)
     c.put_object(Bucket=bucket, Key="app-copy.log", Body=text, ContentType="text/plain")
     assert shard_bytes(srv) == before
+    got = c.get_object(Bucket=bucket, Key="app-copy.log", Range=f"bytes={MiB - 3}-{2 * MiB + 3}")
+    assert got["Body"].read() == text[MiB - 3:2 * MiB + 4]
 
 
 def test_multipart_parts_and_copies_of_compressed_objects(make_server):

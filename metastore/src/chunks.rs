@@ -56,6 +56,17 @@ impl MetaStore {
         .await
     }
 
+    /// The stored length of a chunk that is stored and not being collected (`None`: not).
+    pub async fn chunk_stored_len(&self, hash: [u8; 32]) -> Result<Option<u32>> {
+        self.run(move |s| {
+            Ok(s.get::<RefRecord>(Tree::Refcounts, &hash)?
+                .and_then(RefRecord::live)
+                .filter(|r| !r.deleting)
+                .map(|r| r.len))
+        })
+        .await
+    }
+
     /// True when the chunk is stored and not being collected.
     pub async fn chunk_known(&self, hash: [u8; 32]) -> Result<bool> {
         Ok(self.chunk_state(hash).await? == ChunkState::Stored)

@@ -295,10 +295,20 @@ impl ObjectService {
             .await
             .map_err(|_| Error::Internal("chunk slots closed".into()))?;
         let _foreground = self.foreground.enter();
+        let (plain_hash, chunk) = tokio::task::spawn_blocking(move || {
+            let hash = ChunkHash::of(&chunk);
+            (hash, chunk)
+        })
+        .await?;
+        if form.compress
+            && let Some(found) = self.stored_compressed(&plain_hash, &chunk, &form).await?
+        {
+            return Ok(found);
+        }
         // A compressed chunk is stored at an address of its own, an encrypted one sealed at
         // the address its (compressed form's) hash gives.
         let (hash, chunk, plain_len) = tokio::task::spawn_blocking(move || {
-            let hash = ChunkHash::of(&chunk);
+            let hash = plain_hash;
             let compressed = form
                 .compress
                 .then(|| super::compress::compress(&chunk))
@@ -368,6 +378,38 @@ impl ObjectService {
             disks,
             checked_at,
         })
+    }
+
+    /// The chunk's compressed form when it is stored already: a dedup hit found without
+    /// compressing the chunk again (which costs more than the lookup).
+    async fn stored_compressed(
+        &self,
+        plain_hash: &ChunkHash,
+        chunk: &Bytes,
+        form: &ChunkForm,
+    ) -> Result<Option<StoredChunk>> {
+        let compressed = super::compress::address(&plain_hash.0);
+        let address = match &form.seal {
+            Some(key) => key.address_of(&compressed),
+            None => compressed,
+        };
+        // Pinned before the lookup, as every stored chunk a request relies on: GC here cannot
+        // take it between the two.
+        let pin = self.locks.pin(address).await;
+        let Some(len) = self.meta.chunk_stored_len(address).await? else {
+            return Ok(None);
+        };
+        Ok(Some(StoredChunk {
+            chunk: ChunkRef {
+                hash: address,
+                len,
+                stored_in: 0,
+                plain_len: chunk.len() as u32,
+            },
+            pin,
+            disks: Vec::new(),
+            checked_at: None,
+        }))
     }
 
     /// Makes the shards this request wrote durable before anything refers to them: one flush

@@ -164,9 +164,14 @@ impl ChunkCipher {
         Nonce::assume_unique_for_key([0; 12])
     }
 
+    /// The address a chunk whose plaintext has SHA-256 `plain_hash` is sealed at.
+    pub(crate) fn address_of(&self, plain_hash: &[u8; 32]) -> [u8; 32] {
+        Self::expand(&self.address, plain_hash)
+    }
+
     /// The address and sealed bytes of a chunk whose plaintext has SHA-256 `plain_hash`.
     pub fn seal_chunk(&self, plain_hash: &[u8; 32], plaintext: &[u8]) -> ([u8; 32], Bytes) {
-        let address = Self::expand(&self.address, plain_hash);
+        let address = self.address_of(plain_hash);
         let mut sealed = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD as usize);
         sealed.extend_from_slice(plaintext);
         self.cipher(&address)
