@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import random
+import subprocess
 import zlib
 
-from conftest import new_bucket_name, random_bytes, s3_client
+from conftest import ROOT_PASSWORD, ROOT_USER, new_bucket_name, random_bytes, s3_client, tessera_binary
 from test_encryption import MASTER_KEY, files_containing, files_under
 
 MiB = 1024 * 1024
@@ -67,6 +70,17 @@ def test_text_is_stored_compressed_and_compressed_data_as_it_is(make_server):
         assert shard_bytes(srv) - before >= 2 * len(other), key
         assert c.get_object(Bucket=bucket, Key=key)["Body"].read() == other
     assert c.get_object(Bucket=bucket, Key="noise.bin")["Body"].read() == noise
+    # `admin info` tells the data after dedup from what is stored after compression.
+    info = json.loads(subprocess.run(
+        [str(tessera_binary()), "admin", "--endpoint", srv.url, "--json", "info"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "TESSERA_ROOT_USER": ROOT_USER, "TESSERA_ROOT_PASSWORD": ROOT_PASSWORD},
+    ).stdout)
+    usage = info["usage"]
+    distinct = len(text) + len(noise) + 2 * 10 * MiB
+    assert usage["chunk_data_bytes"] == distinct, usage
+    assert usage["chunk_bytes"] < distinct - 35 * MiB, usage
+    assert info["compression_ratio"] > 1.5 and info["dedup_ratio"] == 1.0, info
     # The same text again dedups against its compressed chunks.
     before = shard_bytes(srv)
     c.put_object(Bucket=bucket, Key="app-copy.log", Body=text, ContentType="text/plain")

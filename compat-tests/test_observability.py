@@ -320,6 +320,8 @@ REQUIRED_FAMILIES = {
     "tessera_chunk_bytes": "gauge",
     "tessera_erasure_bytes": "gauge",
     "tessera_dedup_ratio": "gauge",
+    "tessera_compression_ratio": "gauge",
+    "tessera_chunk_data_bytes": "gauge",
     "tessera_erasure_data_shards": "gauge",
     "tessera_erasure_parity_shards": "gauge",
     "tessera_info": "gauge",
@@ -517,8 +519,11 @@ def test_usage_gauges_and_admin_info_on_a_known_data_set(make_server, s3, random
         "tessera_inline_bytes": 1 * KiB,
         "tessera_chunks": 3,
         "tessera_chunk_bytes": 3 * MiB,
+        "tessera_chunk_data_bytes": 3 * MiB,
         "tessera_erasure_bytes": 3 * MiB * 4 // 2,
         "tessera_dedup_ratio": 2.0,
+        # Random data is stored as it is.
+        "tessera_compression_ratio": 1.0,
     }
 
     def current():
@@ -538,6 +543,7 @@ def test_usage_gauges_and_admin_info_on_a_known_data_set(make_server, s3, random
         "inline_bytes": 1 * KiB,
         "chunks": 3,
         "chunk_bytes": 3 * MiB,
+        "chunk_data_bytes": 3 * MiB,
         # One pool: every chunk is in pool 0.
         "pools": {"0": {"chunks": 3, "bytes": 3 * MiB}},
     }, doc["usage"]
@@ -548,7 +554,8 @@ def test_usage_gauges_and_admin_info_on_a_known_data_set(make_server, s3, random
     lines = [l.rstrip() for l in table.stdout.splitlines()]
     assert "erasure: 4 disks in 1 set(s) of 4, EC 2+2" in lines, table.stdout
     assert "objects: 3 (3 versions) in 1 buckets, 6.0 MiB logical" in lines, table.stdout
-    assert "chunks:  3 holding 3.0 MiB before erasure coding, 1.0 KiB inline; dedup ratio 2.00" in lines, table.stdout
+    assert ("chunks:  3 holding 3.0 MiB of data, 3.0 MiB stored before erasure coding, 1.0 KiB inline; "
+            "dedup ratio 2.00, compression ratio 1.00") in lines, table.stdout
     disk_rows = [l.split() for l in lines if l.split()[-1:] and l.split()[-1] in {str(d) for d in srv.dirs}]
     assert [(r[0], r[2]) for r in disk_rows] == [(str(i + 1), "online") for i in range(4)], table.stdout
 

@@ -515,8 +515,13 @@ impl StateMetrics {
             ),
             ("tessera_chunks", "Distinct chunks stored.", usage.chunks),
             (
+                "tessera_chunk_data_bytes",
+                "Bytes of data in the distinct chunks, before compression (logical bytes after dedup).",
+                usage.chunk_data_bytes,
+            ),
+            (
                 "tessera_chunk_bytes",
-                "Bytes of the distinct chunks before erasure coding (logical bytes after dedup).",
+                "Bytes of the distinct chunks as stored, before erasure coding (after dedup and compression).",
                 usage.chunk_bytes,
             ),
             (
@@ -529,18 +534,29 @@ impl StateMetrics {
             m.gauge(name, help, clamp(value))?;
         }
         let chunked = usage.logical_bytes.saturating_sub(usage.inline_bytes);
-        let ratio = if usage.chunk_bytes == 0 {
-            1.0
-        } else {
-            chunked as f64 / usage.chunk_bytes as f64
+        let ratio = |over: u64, under: u64| {
+            if under == 0 {
+                1.0
+            } else {
+                over as f64 / under as f64
+            }
         };
-        let g = Gauge::new(
-            "tessera_dedup_ratio",
-            "Logical bytes in chunks per distinct chunk byte; above 1 means dedup saves space.",
-        )
-        .map_err(|e| e.to_string())?;
-        g.set(ratio);
-        m.register(g)?;
+        for (name, help, value) in [
+            (
+                "tessera_dedup_ratio",
+                "Logical bytes in chunks per byte of distinct chunk data; above 1 means dedup saves space.",
+                ratio(chunked, usage.chunk_data_bytes),
+            ),
+            (
+                "tessera_compression_ratio",
+                "Distinct chunk data per stored chunk byte; above 1 means compression saves space.",
+                ratio(usage.chunk_data_bytes, usage.chunk_bytes),
+            ),
+        ] {
+            let g = Gauge::new(name, help).map_err(|e| e.to_string())?;
+            g.set(value);
+            m.register(g)?;
+        }
 
         let commits = service.meta().commit_counts();
         let outcomes = IntCounterVec::new(

@@ -75,9 +75,14 @@ pub struct Usage {
     pub logical_bytes: u64,
     /// Bytes kept inside the metadata (small objects).
     pub inline_bytes: u64,
-    /// Distinct chunks stored, and their bytes before erasure coding.
+    /// Distinct chunks stored, and their bytes before erasure coding (as stored: compressed
+    /// and sealed where they are).
     pub chunks: u64,
     pub chunk_bytes: u64,
+    /// The same chunks' data before compression: the bytes after dedup alone. Compressed
+    /// chunks count their data length, as object versions name it (the chunks of uploads
+    /// not completed yet count as stored).
+    pub chunk_data_bytes: u64,
     /// The same, by the pool holding the chunks.
     pub pools: std::collections::BTreeMap<u32, crate::PoolHoldings>,
 }
@@ -311,6 +316,9 @@ impl MetaStore {
                 }
                 Ok(())
             })?;
+            // Compressed chunks (data length, stored length), from the manifests: the
+            // refcount records know only the stored length.
+            let mut compressed: HashMap<[u8; 32], (u32, u32)> = HashMap::new();
             scan_all(kv, Tree::Versions, |(_, v)| {
                 let r: ObjectRecord = decode(&v)?;
                 u.versions += 1;
@@ -320,6 +328,9 @@ impl MetaStore {
                         u.inline_bytes += b.len() as u64;
                     }
                 }
+                for c in r.data.chunks().iter().filter(|c| c.plain_len > 0) {
+                    compressed.insert(c.hash, (c.plain_len, c.len));
+                }
                 Ok(())
             })?;
             scan_all(kv, Tree::Refcounts, |(_, v)| {
@@ -328,11 +339,16 @@ impl MetaStore {
                 };
                 u.chunks += 1;
                 u.chunk_bytes += r.len as u64;
+                u.chunk_data_bytes += r.len as u64;
                 let p = u.pools.entry(r.pool).or_default();
                 p.chunks += 1;
                 p.bytes += r.len as u64;
                 Ok(())
             })?;
+            for (plain, stored) in compressed.values() {
+                u.chunk_data_bytes =
+                    (u.chunk_data_bytes + *plain as u64).saturating_sub(*stored as u64);
+            }
             Ok(u)
         })
         .await

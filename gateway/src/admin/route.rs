@@ -39,8 +39,11 @@ struct Info {
     nodes: Vec<NodeStatus>,
     metadata_replicas: Vec<String>,
     usage: metastore::Usage,
-    /// Logical bytes per stored chunk byte (before erasure coding); above 1 means dedup saves.
+    /// Logical bytes in chunks per byte of distinct chunk data (dedup alone); above 1 means
+    /// dedup saves.
     dedup_ratio: f64,
+    /// Distinct chunk data per stored chunk byte (compression alone).
+    compression_ratio: f64,
     counters: erasure::CounterSnapshot,
     heal: HealInfo,
     /// Why users are refused (their data key does not open), if they are.
@@ -122,10 +125,15 @@ impl AdminApi {
             disks: self.disks.info().await,
             nodes,
             metadata_replicas: self.meta_replicas.clone(),
-            dedup_ratio: if usage.chunk_bytes == 0 {
+            dedup_ratio: if usage.chunk_data_bytes == 0 {
                 1.0
             } else {
-                (usage.logical_bytes - usage.inline_bytes) as f64 / usage.chunk_bytes as f64
+                (usage.logical_bytes - usage.inline_bytes) as f64 / usage.chunk_data_bytes as f64
+            },
+            compression_ratio: if usage.chunk_bytes == 0 {
+                1.0
+            } else {
+                usage.chunk_data_bytes as f64 / usage.chunk_bytes as f64
             },
             usage,
             counters: self.service.pools().counters(),

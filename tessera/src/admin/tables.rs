@@ -149,11 +149,13 @@ pub(super) fn print_info(info: &Value) {
         bytes(n(&u["logical_bytes"]))
     );
     out!(
-        "chunks:  {} holding {} before erasure coding, {} inline; dedup ratio {:.2}",
+        "chunks:  {} holding {} of data, {} stored before erasure coding, {} inline; dedup ratio {:.2}, compression ratio {:.2}",
         n(&u["chunks"]),
+        bytes(n(&u["chunk_data_bytes"])),
         bytes(n(&u["chunk_bytes"])),
         bytes(n(&u["inline_bytes"])),
-        info["dedup_ratio"].as_f64().unwrap_or(1.0)
+        info["dedup_ratio"].as_f64().unwrap_or(1.0),
+        info["compression_ratio"].as_f64().unwrap_or(1.0)
     );
     let c = &info["counters"];
     out!(
