@@ -256,3 +256,29 @@ def test_aws_cli_copies_up_and_down_with_a_key_file(tls_server, awscli, tmp_path
     assert (tmp_path / "back.bin").read_bytes() == data
     refused = awscli(tls_server, "s3", "cp", f"s3://{bucket}/report.bin", tmp_path / "nokey.bin", check=False)
     assert refused.returncode != 0 and not (tmp_path / "nokey.bin").exists()
+
+
+def test_versions_keep_their_own_keys(tls_server):
+    """In a versioned bucket each version keeps the encryption it was written with: SSE-C
+    under two keys, and plain."""
+    c = s3_client(tls_server)
+    c.create_bucket(Bucket=(bucket := new_bucket_name("ssec-versions")))
+    c.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    first, second, third = (random_bytes(300 * KiB, f"ssec-v{i}") for i in range(3))
+    v1 = c.put_object(Bucket=bucket, Key="k", Body=first, **ssec(KEY_A))["VersionId"]
+    v2 = c.put_object(Bucket=bucket, Key="k", Body=second, **ssec(KEY_B))["VersionId"]
+    v3 = c.put_object(Bucket=bucket, Key="k", Body=third)["VersionId"]
+    assert c.get_object(Bucket=bucket, Key="k")["Body"].read() == third
+    assert c.get_object(Bucket=bucket, Key="k", VersionId=v1, **ssec(KEY_A))["Body"].read() == first
+    assert c.get_object(Bucket=bucket, Key="k", VersionId=v2, **ssec(KEY_B))["Body"].read() == second
+    with pytest.raises(ClientError) as exc:
+        c.get_object(Bucket=bucket, Key="k", VersionId=v1, **ssec(KEY_B))
+    assert status_and_code(exc) == (403, "AccessDenied")
+    with pytest.raises(ClientError) as exc:
+        c.head_object(Bucket=bucket, Key="k", VersionId=v2)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # Restoring an old version by copying it onto the key needs its key, and may re-key it.
+    c.copy_object(Bucket=bucket, Key="k", CopySource={"Bucket": bucket, "Key": "k", "VersionId": v1},
+                  **ssec(KEY_A, "CopySource"), **ssec(KEY_B))
+    assert c.get_object(Bucket=bucket, Key="k", **ssec(KEY_B))["Body"].read() == first
+    assert c.get_object(Bucket=bucket, Key="k", VersionId=v3)["Body"].read() == third
