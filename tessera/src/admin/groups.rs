@@ -54,7 +54,8 @@ pub enum GroupCommand {
     },
 }
 
-fn joined(v: &Value, field: &str) -> String {
+/// The strings of array `field` of `v`, comma-separated ("-" for none).
+pub(super) fn joined(v: &Value, field: &str) -> String {
     let items: Vec<&str> = v[field]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())

@@ -4,6 +4,15 @@
 use serde_json::Value;
 
 use super::client::{Client, admin_path, show};
+use super::groups::joined;
+
+fn state(key: &Value) -> &'static str {
+    if key["enabled"].as_bool() == Some(true) {
+        "enabled"
+    } else {
+        "disabled"
+    }
+}
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum KmsCommand {
@@ -80,27 +89,13 @@ pub(super) async fn run_kms(
                 out!(
                     "{:<32} {:<9} {}",
                     k["name"].as_str().unwrap_or(""),
-                    if k["enabled"].as_bool() == Some(true) {
-                        "enabled"
-                    } else {
-                        "disabled"
-                    },
+                    state(k),
                     k["master_key_id"].as_str().unwrap_or("")
                 );
             }
         }
         KmsCommand::RotateMaster => {
-            let names = |field: &str| {
-                let list: Vec<&str> = answer[field]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                if list.is_empty() {
-                    "-".to_owned()
-                } else {
-                    list.join(", ")
-                }
-            };
+            let names = |field: &str| joined(answer, field);
             out!(
                 "master key: {}",
                 answer["master_key_id"].as_str().unwrap_or("")
@@ -115,11 +110,7 @@ pub(super) async fn run_kms(
         _ => out!(
             "{} {}",
             answer["name"].as_str().unwrap_or(""),
-            if answer["enabled"].as_bool() == Some(true) {
-                "enabled"
-            } else {
-                "disabled"
-            }
+            state(answer)
         ),
     });
     Ok(code)
