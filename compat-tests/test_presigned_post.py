@@ -4,6 +4,7 @@ from boto3's generate_presigned_post)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import time
@@ -294,3 +295,17 @@ def test_post_object_expired_policy(c, bucket):
     assert r.status == 403, r
     assert r.code == "AccessDenied", r
     assert_absent(c, bucket, "post/expired")
+
+
+def test_post_object_with_a_customer_key_over_plain_http_is_refused(c, bucket):
+    """SSE-C fields in a form over plain HTTP: 400, as for the headers, and nothing stored."""
+    key = bytes(range(32))
+    fields = {
+        "x-amz-server-side-encryption-customer-algorithm": "AES256",
+        "x-amz-server-side-encryption-customer-key": base64.b64encode(key).decode(),
+        "x-amz-server-side-encryption-customer-key-MD5": base64.b64encode(hashlib.md5(key).digest()).decode(),
+    }
+    post = presigned_post(c, bucket, "post/ssec", fields=fields)
+    r = post_form(post, b"secret")
+    assert r.status == 400 and b"InvalidRequest" in r.body, r
+    assert c.list_objects_v2(Bucket=bucket, Prefix="post/ssec").get("KeyCount") == 0

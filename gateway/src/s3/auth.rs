@@ -474,6 +474,14 @@ impl s3s::access::S3Access for AccessCheck {
     async fn post_object(&self, req: &mut S3Request<s3s::dto::PostObjectInput>) -> S3Result<()> {
         let (caller, client) = caller_of(req);
         let i = &req.input;
+        // The form's fields are not headers: the access check above did not see them.
+        super::sse::refuse_insecure_customer_key(
+            i.sse_customer_algorithm.is_some()
+                || i.sse_customer_key.is_some()
+                || i.sse_customer_key_md5.is_some(),
+            client.is_some_and(|c| c.secure),
+            self.0.allow_insecure_sse_c,
+        )?;
         let mut all = vec![Need::new("s3:PutObject", Some(&i.bucket), Some(&i.key))];
         if i.acl.as_ref().is_some_and(|a| a.as_str() != "private") {
             all.push(Need::new("s3:PutObjectAcl", Some(&i.bucket), Some(&i.key)));

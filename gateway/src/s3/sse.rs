@@ -33,12 +33,7 @@ pub fn refuse_unsupported(
 ) -> S3Result<()> {
     let names = || headers.keys().map(|n| n.as_str());
     let customer = names().any(|n| CUSTOMER_PREFIXES.iter().any(|p| n.starts_with(p)));
-    if customer && !secure && !allow_insecure_sse_c {
-        return Err(s3_error!(
-            InvalidRequest,
-            "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection."
-        ));
-    }
+    refuse_insecure_customer_key(customer, secure, allow_insecure_sse_c)?;
     let mode = headers.get(SSE_HEADER).map(|v| v.to_str().unwrap_or(""));
     let sse_c = names().any(|n| n.starts_with(CUSTOMER_PREFIXES[0]));
     match mode {
@@ -57,6 +52,22 @@ pub fn refuse_unsupported(
             "The encryption method specified is not supported: {m:?}"
         )),
     }
+}
+
+/// Refuses a customer key that came over plain HTTP (headers, or a POST form's fields), as
+/// AWS does: it crossed the network in clear.
+pub fn refuse_insecure_customer_key(
+    customer: bool,
+    secure: bool,
+    allow_insecure_sse_c: bool,
+) -> S3Result<()> {
+    if customer && !secure && !allow_insecure_sse_c {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection."
+        ));
+    }
+    Ok(())
 }
 
 /// The SSE-C key of a request (`x-amz-server-side-encryption-customer-algorithm`, `-key`,
