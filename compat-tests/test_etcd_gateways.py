@@ -469,3 +469,45 @@ def test_gateways_are_unready_while_etcd_does_not_answer(make_server, etcd, tmp_
     s3.create_bucket(Bucket="after-etcd-returned")
     s3.put_object(Bucket="after-etcd-returned", Key="k", Body=b"back")
     assert s3.get_object(Bucket="after-etcd-returned", Key="k")["Body"].read() == b"back"
+
+
+def test_the_key_store_and_encrypted_objects_are_shared_by_gateways(make_server, etcd, tmp_path):
+    """SSE-KMS keys live in the shared metadata: a key made through one gateway seals and
+    opens on every gateway, SSE-S3 and SSE-C objects read anywhere, and a key disabled
+    through one gateway stops serving on the others within their 5 s key cache."""
+    from test_encryption import MASTER_KEY
+
+    dirs = [tmp_path / f"disk{i}" for i in range(4)]
+    gws = []
+    for _ in range(2):
+        g = make_server(dirs=dirs, extra_args=["--etcd", etcd.url, "--etcd-prefix", "/tessera/kms/",
+                                               "--allow-insecure-sse-c"], start=False)
+        g.env_overrides["TESSERA_KMS_SECRET_KEY"] = MASTER_KEY
+        gws.append(g.start())
+    assert poll(lambda: all(ready(g) for g in gws), 20), "\n".join(g.log_tail() for g in gws)
+    admin(gws[0], "kms", "key", "create", "shared-key")
+    a, b = (s3_client(g) for g in gws)
+    a.create_bucket(Bucket="vault")
+    data = random_bytes(2 * MiB + 5, "kms-etcd")
+    ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": bytes(range(32))}
+    a.put_object(Bucket="vault", Key="kms", Body=data, ServerSideEncryption="aws:kms", SSEKMSKeyId="shared-key")
+    b.put_object(Bucket="vault", Key="s3", Body=data, ServerSideEncryption="AES256")
+    a.put_object(Bucket="vault", Key="c", Body=data, **ssec)
+    for client in (a, b):
+        assert client.get_object(Bucket="vault", Key="kms")["Body"].read() == data
+        assert client.get_object(Bucket="vault", Key="s3")["Body"].read() == data
+        assert client.get_object(Bucket="vault", Key="c", **ssec)["Body"].read() == data
+
+    admin(gws[1], "kms", "key", "disable", "shared-key")
+
+    def refused_everywhere():
+        for client in (a, b):
+            try:
+                client.get_object(Bucket="vault", Key="kms")["Body"].read()
+                return False
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "KMS.DisabledException", e.response
+        return True
+
+    assert poll(refused_everywhere, 10, 0.5), "a disabled key still serves after 10 s"
+    assert b.get_object(Bucket="vault", Key="s3")["Body"].read() == data, "other keys serve on"

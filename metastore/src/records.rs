@@ -487,6 +487,45 @@ mod tests {
     }
 
     #[test]
+    fn records_from_before_compression_and_the_key_store_read() {
+        #[derive(serde::Serialize)]
+        struct OldChunk {
+            hash: [u8; 32],
+            len: u32,
+        }
+        #[derive(serde::Serialize)]
+        struct OldEncryption {
+            key_id: String,
+            scheme: u8,
+        }
+        let chunk: ChunkRef = decode(&encode(&OldChunk {
+            hash: [3; 32],
+            len: 77,
+        }))
+        .unwrap();
+        assert_eq!((chunk.len, chunk.plain_len, chunk.data_len(0)), (77, 0, 77));
+        let e: Encryption = decode(&encode(&OldEncryption {
+            key_id: "main".into(),
+            scheme: 1,
+        }))
+        .unwrap();
+        assert_eq!(e.key_label(), "main");
+        assert_eq!((e.customer, e.kms), (None, None));
+        // And what is new is written only where it is set.
+        let plain = encode(&ChunkRef::new([3; 32], 77));
+        let compressed = encode(&ChunkRef {
+            plain_len: 1 << 20,
+            ..ChunkRef::new([3; 32], 77)
+        });
+        assert!(compressed.len() > plain.len());
+        assert_eq!(
+            decode::<ChunkRef>(&compressed).unwrap().data_len(16),
+            1 << 20
+        );
+        assert_eq!(decode::<ChunkRef>(&plain).unwrap().data_len(16), 61);
+    }
+
+    #[test]
     fn inline_data_is_stored_compactly() {
         let rec = ObjectData::Inline(vec![200u8; 1000]);
         assert!(encode(&rec).len() < 1100);
