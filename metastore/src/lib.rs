@@ -57,8 +57,9 @@ pub use memory::MemoryKv;
 pub use mirror::MirroredKv;
 pub use records::{
     AccessKeyRecord, AclGrant, BucketRecord, ChunkRef, ContentHeaders, CorsRule, CustomerKeyCheck,
-    Encryption, GroupRecord, IamRecord, KmsKeyRecord, KmsKeys, KmsUse, ObjectData, ObjectRecord,
-    PartInfo, PartRecord, PublicAccessBlock, UploadRecord, UserRecord, Versioning,
+    DefaultRetention, Encryption, GroupRecord, IamRecord, KmsKeyRecord, KmsKeys, KmsUse,
+    ObjectData, ObjectLock, ObjectLockConfig, ObjectRecord, PartInfo, PartRecord,
+    PublicAccessBlock, UploadRecord, UserRecord, Versioning,
 };
 pub use rocks::RocksKv;
 pub use stats::CommitCounts;

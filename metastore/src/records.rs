@@ -80,6 +80,39 @@ pub struct BucketRecord {
     /// With `encrypt_by_default`: SSE-KMS under this key of the key store, not SSE-S3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_kms_key: Option<String>,
+    /// Object lock is enabled (for good: versioning cannot be suspended), with the default
+    /// retention new versions get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLockConfig>,
+}
+
+/// A bucket's object lock configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLockConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// The retention a new version gets when its request names none: `mode` (GOVERNANCE or
+/// COMPLIANCE) for `days` or `years` (one of the two).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub years: Option<u32>,
+}
+
+/// A version's lock: a retention (`mode` until `retain_until_ms`) and a legal hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLock {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_until_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
 }
 
 /// An ACL grant to a user: `READ`, `WRITE`, `READ_ACP`, `WRITE_ACP` or `FULL_CONTROL`.
@@ -134,6 +167,7 @@ impl BucketRecord {
             grants: Vec::new(),
             encrypt_by_default: false,
             default_kms_key: None,
+            object_lock: None,
         }
     }
 }
@@ -271,6 +305,9 @@ pub struct ObjectRecord {
     /// How the data is encrypted at rest (`None`: in clear).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
+    /// Object lock: retention and legal hold (`None`: neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<ObjectLock>,
 }
 
 /// Server-side encryption of an object's data: its chunks (or inline bytes) are sealed under
@@ -354,6 +391,7 @@ impl ObjectRecord {
             upload_id: None,
             grants: Vec::new(),
             encryption: None,
+            lock: None,
         }
     }
 }

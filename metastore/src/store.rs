@@ -405,6 +405,19 @@ impl MetaStore {
         key: &str,
         version: Option<&str>,
     ) -> Result<DeleteOutcome> {
+        self.delete_object_if(bucket, key, version, |_| Ok(()))
+            .await
+    }
+
+    /// DeleteObject, where removing a version (not adding a delete marker) first asks
+    /// `guard`, in the same transaction: an error refuses the delete and writes nothing.
+    pub async fn delete_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+        guard: impl Fn(&ObjectRecord) -> Result<()> + Send + Sync + 'static,
+    ) -> Result<DeleteOutcome> {
         let (bucket, key, version) = (
             bucket.to_owned(),
             key.to_owned(),
@@ -413,7 +426,15 @@ impl MetaStore {
         self.txn(move |s, tx| {
             let mut delta = RefDelta::checked(None);
             let now = now_ms() as i64;
-            let outcome = s.delete(tx, &mut delta, &bucket, &key, version.as_deref(), now)?;
+            let outcome = s.delete(
+                tx,
+                &mut delta,
+                &bucket,
+                &key,
+                version.as_deref(),
+                now,
+                &guard,
+            )?;
             s.apply_refs(tx, delta)?;
             Ok(outcome)
         })

@@ -29,6 +29,7 @@ pub fn object(chunks: Vec<ChunkRef>) -> ObjectRecord {
         upload_id: None,
         grants: Vec::new(),
         encryption: None,
+        lock: None,
     }
 }
 

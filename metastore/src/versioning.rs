@@ -181,6 +181,7 @@ impl Inner {
         key: &str,
         version: Option<&str>,
         now_ms: i64,
+        guard: &(dyn Fn(&ObjectRecord) -> Result<()> + Send + Sync),
     ) -> Result<DeleteOutcome> {
         let mode = self.versioning(tx, bucket)?;
         match version {
@@ -211,6 +212,9 @@ impl Inner {
                 let found = self.find_version(tx, bucket, key, Some(id))?;
                 let delete_marker = found.as_ref().is_some_and(|(_, r)| r.delete_marker);
                 if let Some((k, old)) = found {
+                    // Checked in the transaction that removes the version: no lock set
+                    // meanwhile is missed.
+                    guard(&old)?;
                     self.remove_version(tx, delta, bucket, key, k, &old)?;
                 }
                 Ok(DeleteOutcome {

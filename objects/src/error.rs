@@ -56,6 +56,15 @@ pub enum Error {
     /// The request's customer key is not the one the data is encrypted with.
     #[error("the customer key does not match the one the object was encrypted with")]
     CustomerKeyWrong,
+    /// A locked version (retention or legal hold) cannot be removed.
+    #[error("the object version is protected by object lock")]
+    ObjectLocked,
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidBucketState(String),
     /// The key store has no key of this name.
     #[error("no key {0:?} in the key store")]
     KmsKeyNotFound(String),

@@ -20,6 +20,7 @@ mod heal_tests;
 mod ingest;
 pub mod kms;
 mod locate;
+pub mod lock;
 mod md5_stream;
 mod multipart;
 mod pool_records;
@@ -100,6 +101,9 @@ pub struct ObjectMeta {
     pub acl: Option<String>,
     /// How the data is to be encrypted at rest.
     pub encrypt: Encrypt,
+    /// The object lock the request asked for (validated; the bucket's default applies
+    /// without one).
+    pub lock: Option<metastore::ObjectLock>,
 }
 
 /// The encryption a write asks for.
@@ -348,17 +352,22 @@ impl ObjectService {
     // ---- buckets ----
 
     /// `owner` is the creating user's id (`None`: root); `acl` a validated canned ACL.
+    /// Creates a bucket; with `object_lock` it is versioned for good and locks versions.
     pub async fn create_bucket(
         &self,
         bucket: &str,
-        owner: Option<String>,
-        acl: Option<String>,
+        (owner, acl): (Option<String>, Option<String>),
         region: String,
+        object_lock: bool,
     ) -> Result<()> {
         let mut record = BucketRecord::new(now_ms());
         record.owner = owner;
         record.acl = acl;
         record.region = Some(region);
+        if object_lock {
+            record.object_lock = Some(Default::default());
+            record.versioning = metastore::Versioning::Enabled;
+        }
         Ok(self.meta.create_bucket(bucket, record).await?)
     }
 
@@ -398,6 +407,7 @@ impl ObjectService {
         if let Some(e) = &expect {
             self.check_expect(bucket, key, e).await?;
         }
+        let lock = self.lock_for(&record, meta.lock.clone())?;
         let encryption = self.encryption_for(&meta.encrypt, &record).await?;
         let seal = self
             .sealer(encryption.as_ref(), meta.encrypt.customer_key())
@@ -430,6 +440,7 @@ impl ObjectService {
             upload_id: None,
             grants: Vec::new(),
             encryption,
+            lock,
         };
         self.commit_ingested(ingested, (bucket, key), record, expect)
             .await
@@ -516,6 +527,11 @@ impl ObjectService {
     }
 
     pub async fn set_versioning(&self, bucket: &str, v: metastore::Versioning) -> Result<()> {
+        if v != metastore::Versioning::Enabled && self.bucket(bucket).await?.object_lock.is_some() {
+            return Err(Error::InvalidBucketState(
+                "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.".into(),
+            ));
+        }
         Ok(self.meta.set_versioning(bucket, v).await?)
     }
 

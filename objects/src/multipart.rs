@@ -115,6 +115,7 @@ impl ObjectService {
             upload_id: None,
             grants: Vec::new(),
             encryption: self.encryption_for(&meta.encrypt, &bucket_record).await?,
+            lock: self.lock_for(&bucket_record, meta.lock.clone())?,
         };
         let encryption = template.encryption.clone();
         let record = UploadRecord {

@@ -76,6 +76,8 @@ fn action_of(op: &str, versioned: bool) -> String {
         "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
         "GetBucketEncryption" => "GetEncryptionConfiguration",
         "PutBucketEncryption" | "DeleteBucketEncryption" => "PutEncryptionConfiguration",
+        "PutObjectLockConfiguration" => "PutBucketObjectLockConfiguration",
+        "GetObjectLockConfiguration" => "GetBucketObjectLockConfiguration",
         other => other,
     };
     // Operations on a specific version need the ...Version action.
@@ -128,6 +130,22 @@ pub fn needs(r: &RequestShape<'_>) -> Needs {
             all.push(Need::new("s3:PutObjectAcl", bucket, key))
         }
         _ => {}
+    }
+    // Object lock: setting a retention or hold on a write needs those permissions, and
+    // bypassing a GOVERNANCE retention its own.
+    if matches!(r.op, "PutObject" | "CopyObject" | "CreateMultipartUpload") {
+        if header(r.headers, "x-amz-object-lock-mode").is_some() {
+            all.push(Need::new("s3:PutObjectRetention", bucket, key));
+        }
+        if header(r.headers, "x-amz-object-lock-legal-hold").is_some() {
+            all.push(Need::new("s3:PutObjectLegalHold", bucket, key));
+        }
+    }
+    if matches!(r.op, "DeleteObject" | "PutObjectRetention")
+        && header(r.headers, "x-amz-bypass-governance-retention")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        all.push(Need::new("s3:BypassGovernanceRetention", bucket, key));
     }
     if matches!(r.op, "CopyObject" | "UploadPartCopy")
         && let Some(source) = header(r.headers, "x-amz-copy-source")

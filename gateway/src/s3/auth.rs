@@ -461,7 +461,11 @@ impl s3s::access::S3Access for AccessCheck {
                 "s3:DeleteObject"
             };
             let need = Need::new(action, Some(bucket), Some(&o.key));
-            let allowed = self.0.allows(&caller, &need, client, None).await?;
+            let mut allowed = self.0.allows(&caller, &need, client, None).await?;
+            if req.input.bypass_governance_retention == Some(true) {
+                let bypass = Need::new("s3:BypassGovernanceRetention", Some(bucket), Some(&o.key));
+                allowed = allowed && self.0.allows(&caller, &bypass, client, None).await?;
+            }
             if !allowed {
                 tracing::debug!(action, resource = %need.resource(), "access denied");
             }

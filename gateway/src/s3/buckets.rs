@@ -106,7 +106,12 @@ pub async fn create_bucket(
     }
     let created = s
         .service
-        .create_bucket(&req.input.bucket, owner.clone(), acl, s.region.clone())
+        .create_bucket(
+            &req.input.bucket,
+            (owner.clone(), acl),
+            s.region.clone(),
+            req.input.object_lock_enabled_for_bucket == Some(true),
+        )
         .await;
     if let Err(objects::Error::Meta(metastore::Error::BucketExists)) = &created
         && let Ok(existing) = s.service.bucket(&req.input.bucket).await

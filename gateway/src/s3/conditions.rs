@@ -128,6 +128,7 @@ mod tests {
             upload_id: None,
             grants: Vec::new(),
             encryption: None,
+            lock: None,
         }
     }
 

@@ -84,6 +84,7 @@ macro_rules! new_object_meta {
             )?;
             meta.acl = $crate::s3::acl::canned_acl($i.acl.as_ref().map(|a| a.as_str()))?;
             meta.encrypt = $crate::s3::sse::requested_encryption!($i)?;
+            meta.lock = $crate::s3::object_lock::asked_lock!($i)?;
             Ok(meta)
         })()
     };
@@ -122,6 +123,7 @@ pub fn object_meta(c: ContentInput) -> ObjectMeta {
         tags: Vec::new(),
         acl: None,
         encrypt: Default::default(),
+        lock: None,
     }
 }
 

@@ -176,6 +176,13 @@ fn object_error(e: Error) -> S3Error {
                     format!("{m}: start the server with that master key"),
                 )
             }
+            Error::ObjectLocked => (
+                C::AccessDenied,
+                "Access Denied because object protected by object lock.".to_string(),
+            ),
+            Error::AccessDenied(m) => (C::AccessDenied, m.clone()),
+            Error::InvalidRequest(m) => (C::InvalidRequest, m.clone()),
+            Error::InvalidBucketState(m) => (C::InvalidBucketState, m.clone()),
             // S3 passes KMS's own error codes on, with 400.
             Error::KmsKeyNotFound(name) => {
                 return custom(

@@ -184,6 +184,8 @@ macro_rules! object_output {
             p.record.encryption.as_ref(),
             p.customer_key_md5.as_deref(),
         );
+        let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
+            super::object_lock::answer(p.record.lock.as_ref());
         $out {
             content_length: Some((p.range.end - p.range.start) as i64),
             content_range: p.content_range,
@@ -208,6 +210,9 @@ macro_rules! object_output {
             checksum_type: p.sums.checksum_type,
             server_side_encryption: super::sse::answer(p.record.encryption.as_ref()),
             ssekms_key_id: super::sse::kms_key_answer(p.record.encryption.as_ref()),
+            object_lock_mode,
+            object_lock_retain_until_date,
+            object_lock_legal_hold_status,
             sse_customer_algorithm,
             sse_customer_key_md5,
             $($extra)*
@@ -354,7 +359,12 @@ pub async fn delete_object(
     let version = version_param(i.version_id.as_deref())?;
     let outcome = s
         .service
-        .delete_object(&i.bucket, &i.key, version)
+        .delete_object_locked(
+            &i.bucket,
+            &i.key,
+            version,
+            i.bypass_governance_retention == Some(true),
+        )
         .await
         .s3()?;
     // Unversioned buckets report nothing; otherwise the version removed or marker created.
@@ -387,6 +397,7 @@ pub async fn delete_objects(
     }
     s.service.bucket(&input.bucket).await.s3()?;
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bypass = input.bypass_governance_retention == Some(true);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for (i, obj) in input.delete.objects.into_iter().enumerate() {
@@ -398,7 +409,7 @@ pub async fn delete_objects(
             check_key(&obj.key)?;
             let version = version_param(obj.version_id.as_deref())?;
             s.service
-                .delete_object(&input.bucket, &obj.key, version)
+                .delete_object_locked(&input.bucket, &obj.key, version, bypass)
                 .await
                 .s3()
         }
@@ -511,7 +522,15 @@ pub async fn copy_object(
             storage_class: None,
         })
     });
+    // A copy gets the lock its request asks for, or the destination's default, never the
+    // source's (as on S3).
+    let lock = {
+        let asked = super::object_lock::asked_lock!(input)?;
+        let destination = s.service.bucket(&input.bucket).await.s3()?;
+        s.service.lock_for(&destination, asked).s3()?
+    };
     let edit = move |r: &mut ObjectRecord| {
+        r.lock = lock;
         if let Some(m) = meta {
             r.content = m.content;
             r.user_metadata = m.user_metadata;
