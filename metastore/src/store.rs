@@ -429,9 +429,7 @@ impl MetaStore {
             let outcome = s.delete(
                 tx,
                 &mut delta,
-                &bucket,
-                &key,
-                version.as_deref(),
+                (&bucket, &key, version.as_deref()),
                 now,
                 &guard,
             )?;

@@ -177,9 +177,7 @@ impl Inner {
         &self,
         tx: &mut Tx<'_>,
         delta: &mut RefDelta,
-        bucket: &str,
-        key: &str,
-        version: Option<&str>,
+        (bucket, key, version): (&str, &str, Option<&str>),
         now_ms: i64,
         guard: &(dyn Fn(&ObjectRecord) -> Result<()> + Send + Sync),
     ) -> Result<DeleteOutcome> {
