@@ -190,3 +190,25 @@ def test_multipart_uploads_and_copies_take_locks(make_server):
     head = c.head_object(Bucket=bucket, Key="copy")
     assert (head["ObjectLockMode"], head["ObjectLockLegalHoldStatus"]) == ("GOVERNANCE", "OFF")
     assert error_of(lambda: c.delete_object(Bucket=bucket, Key="copy", VersionId=copied["VersionId"])) == (403, "AccessDenied")
+
+
+def test_a_put_that_gets_a_retention_must_declare_its_integrity(make_server, raw_s3_request):
+    """As on S3: Content-MD5 or a checksum, for a PUT with a retention (asked or the
+    bucket's default); none needed for one without."""
+    import base64
+    import hashlib
+
+    srv = make_server(1)
+    c = s3_client(srv)
+    bucket = lock_bucket(c, "lock-md5")
+    r = raw_s3_request(srv, "PUT", f"/{bucket}/plain", body=b"no lock, no checksum")
+    assert r.status == 200, r.body
+    c.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    r = raw_s3_request(srv, "PUT", f"/{bucket}/bare", body=b"retained")
+    assert (r.status, r.error_code) == (400, "InvalidRequest"), r.body
+    md5 = base64.b64encode(hashlib.md5(b"retained").digest()).decode()
+    r = raw_s3_request(srv, "PUT", f"/{bucket}/with-md5", headers={"Content-MD5": md5}, body=b"retained")
+    assert r.status == 200, r.body
+    assert c.head_object(Bucket=bucket, Key="with-md5")["ObjectLockMode"] == "GOVERNANCE"
+    assert versions_of(c, bucket, "bare") == []

@@ -104,6 +104,9 @@ pub struct ObjectMeta {
     /// The object lock the request asked for (validated; the bucket's default applies
     /// without one).
     pub lock: Option<metastore::ObjectLock>,
+    /// The request declared its body's MD5 or a checksum: S3 requires one for a PUT that
+    /// gets a retention.
+    pub integrity_declared: bool,
 }
 
 /// The encryption a write asks for.
@@ -408,6 +411,11 @@ impl ObjectService {
             self.check_expect(bucket, key, e).await?;
         }
         let lock = self.lock_for(&record, meta.lock.clone())?;
+        if lock.as_ref().is_some_and(|l| l.retain_until_ms.is_some()) && !meta.integrity_declared {
+            return Err(Error::InvalidRequest(
+                "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters".into(),
+            ));
+        }
         let encryption = self.encryption_for(&meta.encrypt, &record).await?;
         let seal = self
             .sealer(encryption.as_ref(), meta.encrypt.customer_key())

@@ -128,6 +128,17 @@ fn well_formed(algo: Algorithm, value: &str) -> bool {
         .is_ok_and(|d| d.len() == algo.digest_len())
 }
 
+/// Whether a request declares its body's integrity: Content-MD5, a checksum header, a
+/// checksum trailer or the SDK's checksum algorithm (object lock needs one, as on S3).
+pub fn integrity_declared(headers: &HeaderMap, content_md5: bool) -> bool {
+    content_md5
+        || Algorithm::ALL
+            .iter()
+            .any(|a| header_str(headers, a.header()).is_some())
+        || header_str(headers, "x-amz-trailer").is_some()
+        || header_str(headers, "x-amz-sdk-checksum-algorithm").is_some()
+}
+
 /// Wraps `body` so it is hashed with every algorithm the request names (CRC64NVME when it
 /// names none, as S3 does), and returns the check that compares the results with the declared
 /// values once the body has been read.

@@ -124,6 +124,7 @@ pub fn object_meta(c: ContentInput) -> ObjectMeta {
         acl: None,
         encrypt: Default::default(),
         lock: None,
+        integrity_declared: false,
     }
 }
 

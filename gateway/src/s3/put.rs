@@ -55,7 +55,8 @@ pub async fn put_object(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let i = req.input;
     let key_md5 = i.sse_customer_key_md5.clone();
-    let meta = new_object_meta!(i)?;
+    let mut meta = new_object_meta!(i)?;
+    meta.integrity_declared = checksums::integrity_declared(&req.headers, i.content_md5.is_some());
     super::bucket_config::acls_allowed(s, &i.bucket, meta.acl.as_ref()).await?;
     let upload = Upload {
         bucket: &i.bucket,
@@ -94,7 +95,9 @@ pub async fn post_object(
     req: S3Request<PostObjectInput>,
 ) -> S3Result<S3Response<PostObjectOutput>> {
     let i = req.input;
-    let meta = new_object_meta!(i)?;
+    let mut meta = new_object_meta!(i)?;
+    // A browser form cannot send a checksum: its policy signs what it may upload.
+    meta.integrity_declared = true;
     super::bucket_config::acls_allowed(s, &i.bucket, meta.acl.as_ref()).await?;
     let upload = Upload {
         bucket: &i.bucket,
