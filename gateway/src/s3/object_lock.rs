@@ -21,6 +21,23 @@ fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+fn hold_status(on: bool) -> ObjectLockLegalHoldStatus {
+    ObjectLockLegalHoldStatus::from(if on { "ON" } else { "OFF" }.to_owned())
+}
+
+/// The version a Get/PutObject* lock call names.
+async fn version_of(
+    s: &TesseraS3,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<metastore::ObjectRecord> {
+    s.service
+        .head_object_version(bucket, key, version_param(version_id)?)
+        .await
+        .s3()
+}
+
 fn mode_of(mode: &str) -> S3Result<String> {
     match mode {
         GOVERNANCE | COMPLIANCE => Ok(mode.to_owned()),
@@ -106,9 +123,7 @@ pub fn answer(
     (
         l.mode.clone().map(ObjectLockMode::from),
         l.retain_until_ms.map(timestamp),
-        Some(ObjectLockLegalHoldStatus::from(
-            if l.legal_hold { "ON" } else { "OFF" }.to_owned(),
-        )),
+        Some(hold_status(l.legal_hold)),
     )
 }
 
@@ -226,11 +241,7 @@ pub async fn get_retention(
     req: S3Request<GetObjectRetentionInput>,
 ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
     let i = req.input;
-    let record = s
-        .service
-        .head_object_version(&i.bucket, &i.key, version_param(i.version_id.as_deref())?)
-        .await
-        .s3()?;
+    let record = version_of(s, &i.bucket, &i.key, i.version_id.as_deref()).await?;
     let Some((mode, until)) = record
         .lock
         .as_ref()
@@ -285,17 +296,11 @@ pub async fn get_legal_hold(
     req: S3Request<GetObjectLegalHoldInput>,
 ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
     let i = req.input;
-    let record = s
-        .service
-        .head_object_version(&i.bucket, &i.key, version_param(i.version_id.as_deref())?)
-        .await
-        .s3()?;
+    let record = version_of(s, &i.bucket, &i.key, i.version_id.as_deref()).await?;
     let on = record.lock.as_ref().is_some_and(|l| l.legal_hold);
     Ok(S3Response::new(GetObjectLegalHoldOutput {
         legal_hold: Some(ObjectLockLegalHold {
-            status: Some(ObjectLockLegalHoldStatus::from(
-                if on { "ON" } else { "OFF" }.to_owned(),
-            )),
+            status: Some(hold_status(on)),
         }),
     }))
 }
