@@ -559,10 +559,21 @@ impl ObjectService {
         &self,
         (src_bucket, src_key, src_version): (&str, &str, Option<&str>),
         (dst_bucket, dst_key): (&str, &str),
-        (source_key, encrypt): (Option<&sse::CustomerKey>, &Encrypt),
+        (source_key, encrypt, lock): (
+            Option<&sse::CustomerKey>,
+            &Encrypt,
+            Option<metastore::ObjectLock>,
+        ),
         edit: impl FnOnce(&mut ObjectRecord),
     ) -> Result<ObjectRecord> {
         let destination = self.bucket(dst_bucket).await?;
+        // A copy gets the lock its request asks for, or the destination's default, never the
+        // source's (as on S3).
+        let lock = self.lock_for(&destination, lock)?;
+        let edit = move |r: &mut ObjectRecord| {
+            edit(r);
+            r.lock = lock;
+        };
         let mut wanted = self.encryption_for(encrypt, &destination).await?;
         // Pin the source's chunks, then check the source still names them: while it does their
         // refcount is positive, and from now on GC cannot claim them.

@@ -114,7 +114,7 @@ async fn rebalance_and_decommission_while_objects_change() {
             .copy_object(
                 ("bkt", &format!("o{i}"), None),
                 ("bkt", &format!("copy{i}")),
-                (None, &Encrypt::AsBucketSays),
+                (None, &Encrypt::AsBucketSays, None),
                 |_| {},
             )
             .await
@@ -143,7 +143,7 @@ async fn rebalance_and_decommission_while_objects_change() {
                     .copy_object(
                         ("bkt", &src, None),
                         ("bkt", &format!("c{i}")),
-                        (None, &Encrypt::AsBucketSays),
+                        (None, &Encrypt::AsBucketSays, None),
                         |_| {},
                     )
                     .await

@@ -21,6 +21,15 @@ fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// A legal hold's status: `ON` or `OFF`.
+fn hold_on(status: &str) -> Option<bool> {
+    match status {
+        "ON" => Some(true),
+        "OFF" => Some(false),
+        _ => None,
+    }
+}
+
 fn hold_status(on: bool) -> ObjectLockLegalHoldStatus {
     ObjectLockLegalHoldStatus::from(if on { "ON" } else { "OFF" }.to_owned())
 }
@@ -78,14 +87,13 @@ pub fn asked(
 ) -> S3Result<Option<ObjectLock>> {
     let retention = retention_of(mode.map(|m| m.as_str()), until)?;
     let legal_hold = match hold.map(|h| h.as_str()) {
-        None | Some("OFF") => false,
-        Some("ON") => true,
-        Some(other) => {
-            return Err(s3_error!(
+        None => false,
+        Some(status) => hold_on(status).ok_or_else(|| {
+            s3_error!(
                 InvalidArgument,
-                "Legal Hold must be either of 'ON' or 'OFF', not {other:?}"
-            ));
-        }
+                "Legal Hold must be either of 'ON' or 'OFF', not {status:?}"
+            )
+        })?,
     };
     if retention.is_none() && !legal_hold && hold.is_none() {
         return Ok(None);
@@ -205,26 +213,18 @@ pub async fn put_retention(
     let i = req.input;
     let version = version_param(i.version_id.as_deref())?;
     let retention = i.retention.unwrap_or_default();
-    let wanted = match (&retention.mode, &retention.retain_until_date) {
-        // An empty Retention removes it (GOVERNANCE with the bypass only).
-        (None, None) => None,
-        (Some(mode), Some(until)) => {
-            let until = millis(until);
-            if until <= now_ms() {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "The retain until date must be in the future!"
-                ));
-            }
-            Some((mode_of(mode.as_str())?, until))
-        }
-        _ => {
-            return Err(s3_error!(
-                MalformedXML,
-                "Retention takes both Mode and RetainUntilDate"
-            ));
-        }
-    };
+    let (mode, until) = (
+        retention.mode.as_ref(),
+        retention.retain_until_date.as_ref(),
+    );
+    // An empty Retention removes it (GOVERNANCE with the bypass only); one half is malformed.
+    if mode.is_some() != until.is_some() {
+        return Err(s3_error!(
+            MalformedXML,
+            "Retention takes both Mode and RetainUntilDate"
+        ));
+    }
+    let wanted = retention_of(mode.map(|m| m.as_str()), until)?;
     s.service
         .set_retention(
             (&i.bucket, &i.key, version),
@@ -266,21 +266,11 @@ pub async fn put_legal_hold(
     req: S3Request<PutObjectLegalHoldInput>,
 ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
     let i = req.input;
-    let on = match i
+    let on = i
         .legal_hold
         .and_then(|h| h.status)
-        .as_ref()
-        .map(|s| s.as_str())
-    {
-        Some("ON") => true,
-        Some("OFF") => false,
-        _ => {
-            return Err(s3_error!(
-                MalformedXML,
-                "LegalHold takes a Status of ON or OFF"
-            ));
-        }
-    };
+        .and_then(|s| hold_on(s.as_str()))
+        .ok_or_else(|| s3_error!(MalformedXML, "LegalHold takes a Status of ON or OFF"))?;
     s.service
         .set_legal_hold(
             (&i.bucket, &i.key, version_param(i.version_id.as_deref())?),

@@ -522,15 +522,8 @@ pub async fn copy_object(
             storage_class: None,
         })
     });
-    // A copy gets the lock its request asks for, or the destination's default, never the
-    // source's (as on S3).
-    let lock = {
-        let asked = super::object_lock::asked_lock!(input)?;
-        let destination = s.service.bucket(&input.bucket).await.s3()?;
-        s.service.lock_for(&destination, asked).s3()?
-    };
+    let lock = super::object_lock::asked_lock!(input)?;
     let edit = move |r: &mut ObjectRecord| {
-        r.lock = lock;
         if let Some(m) = meta {
             r.content = m.content;
             r.user_metadata = m.user_metadata;
@@ -547,7 +540,7 @@ pub async fn copy_object(
         .copy_object(
             (src_bucket, src_key, src_version),
             (&input.bucket, &input.key),
-            (source_key.as_ref(), &encrypt),
+            (source_key.as_ref(), &encrypt, lock),
             edit,
         )
         .await
