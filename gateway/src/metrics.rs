@@ -447,6 +447,46 @@ impl StateMetrics {
         ] {
             m.counter(name, help, value)?;
         }
+        let lc = service.lifecycle_counters();
+        for (name, help, value) in [
+            (
+                "tessera_lifecycle_passes_total",
+                "Lifecycle passes finished (on the leader).",
+                &lc.passes,
+            ),
+            (
+                "tessera_lifecycle_versions_scanned_total",
+                "Versions the lifecycle passes looked at.",
+                &lc.versions_scanned,
+            ),
+            (
+                "tessera_lifecycle_expired_objects_total",
+                "Current versions expired by lifecycle rules (removed, or hidden under a delete marker).",
+                &lc.expired,
+            ),
+            (
+                "tessera_lifecycle_noncurrent_removed_total",
+                "Noncurrent versions removed by lifecycle rules.",
+                &lc.noncurrent_removed,
+            ),
+            (
+                "tessera_lifecycle_delete_markers_removed_total",
+                "Delete markers left alone that lifecycle rules removed.",
+                &lc.delete_markers_removed,
+            ),
+            (
+                "tessera_lifecycle_uploads_aborted_total",
+                "Incomplete multipart uploads lifecycle rules aborted.",
+                &lc.uploads_aborted,
+            ),
+            (
+                "tessera_lifecycle_locked_skipped_total",
+                "Removals lifecycle rules asked for that a retention or legal hold refused.",
+                &lc.skipped_locked,
+            ),
+        ] {
+            m.counter(name, help, value.load(std::sync::atomic::Ordering::Relaxed))?;
+        }
         let pass = service.heal_progress();
         m.gauge(
             "tessera_scanner_running",

@@ -58,8 +58,8 @@ pub use mirror::MirroredKv;
 pub use records::{
     AccessKeyRecord, AclGrant, BucketRecord, ChunkRef, ContentHeaders, CorsRule, CustomerKeyCheck,
     DefaultRetention, Encryption, GroupRecord, IamRecord, KmsKeyRecord, KmsKeys, KmsUse,
-    ObjectData, ObjectLock, ObjectLockConfig, ObjectRecord, PartInfo, PartRecord,
-    PublicAccessBlock, UploadRecord, UserRecord, Versioning,
+    LifecycleFilter, LifecycleRule, ObjectData, ObjectLock, ObjectLockConfig, ObjectRecord,
+    PartInfo, PartRecord, PublicAccessBlock, UploadRecord, UserRecord, Versioning,
 };
 pub use rocks::RocksKv;
 pub use stats::CommitCounts;

@@ -84,6 +84,56 @@ pub struct BucketRecord {
     /// retention new versions get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_lock: Option<ObjectLockConfig>,
+    /// Lifecycle rules (PutBucketLifecycleConfiguration), in the order given; empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle: Vec<LifecycleRule>,
+}
+
+/// One lifecycle rule: which versions it selects and what it does to them. Lengths are in
+/// lifecycle days (a real day outside tests).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRule {
+    pub id: String,
+    pub enabled: bool,
+    pub filter: LifecycleFilter,
+    /// Current versions expire this many days after they were written...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_days: Option<u32>,
+    /// ... or on this date (midnight UTC, in ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_date_ms: Option<i64>,
+    /// A delete marker left with no other version of its key is removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired_object_delete_marker: bool,
+    /// Noncurrent versions are removed this many days after they became noncurrent...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noncurrent_days: Option<u32>,
+    /// ... except the newest this many of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer_noncurrent_versions: Option<u32>,
+    /// Multipart uploads are aborted this many days after they were started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_incomplete_days: Option<u32>,
+}
+
+/// What a lifecycle rule applies to: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleFilter {
+    /// The rule was written with the old rule-level `<Prefix>`, not a `<Filter>` (answered
+    /// back the same way).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_prefix: bool,
+    /// The conditions were written inside `<And>`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub and: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_greater_than: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_less_than: Option<u64>,
 }
 
 /// A bucket's object lock configuration.
@@ -168,6 +218,7 @@ impl BucketRecord {
             encrypt_by_default: false,
             default_kms_key: None,
             object_lock: None,
+            lifecycle: Vec::new(),
         }
     }
 }

@@ -439,6 +439,45 @@ impl MetaStore {
         .await
     }
 
+    /// A plain DELETE of `key` (a delete marker where versioning is on), done only while
+    /// the key's current version is still the one written at `modified_ms` with
+    /// `version_id`: lifecycle expiry decides on a listing, and an object written since
+    /// must not be expired on its predecessor's age. `None`: the key changed; nothing done.
+    pub async fn expire_current(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        modified_ms: i64,
+    ) -> Result<Option<DeleteOutcome>> {
+        let (bucket, key, version_id) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            version_id.map(str::to_owned),
+        );
+        self.txn(move |s, tx| {
+            let current: Option<ObjectRecord> =
+                tx.get(Tree::Objects, &keys::object(&bucket, &key))?;
+            let unchanged = current.is_some_and(|c| {
+                !c.delete_marker && c.version_id == version_id && c.modified_ms == modified_ms
+            });
+            if !unchanged {
+                return Ok(None);
+            }
+            let mut delta = RefDelta::checked(None);
+            let outcome = s.delete(
+                tx,
+                &mut delta,
+                (&bucket, &key, None),
+                now_ms() as i64,
+                &|_| Ok(()),
+            )?;
+            s.apply_refs(tx, delta)?;
+            Ok(Some(outcome))
+        })
+        .await
+    }
+
     /// Changes a version's metadata in place (tags, for instance): `version` `None` is the
     /// current version. `change` must not touch the data: the refcounts stay as they are.
     pub async fn update_object(

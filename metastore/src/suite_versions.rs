@@ -328,3 +328,69 @@ pub(crate) async fn versions(store: &MetaStore) {
     assert_eq!(store.get_object("ver", "k").await.unwrap(), None);
     store.delete_bucket("ver").await.unwrap();
 }
+
+/// Lifecycle expiry of a current version: only while it is still the version decided on.
+pub(crate) async fn expire_current(store: &MetaStore) {
+    for (bucket, versioned) in [("exp-plain", false), ("exp-versioned", true)] {
+        store
+            .create_bucket(bucket, BucketRecord::new(1))
+            .await
+            .unwrap();
+        if versioned {
+            store
+                .set_versioning(bucket, Versioning::Enabled)
+                .await
+                .unwrap();
+        }
+        let x = chunk(if versioned { 61 } else { 60 });
+        let old = store
+            .put_object(bucket, "k", object(vec![x]), None)
+            .await
+            .unwrap();
+        // Overwritten since the listing: the newer object is not expired on the old one's age.
+        let newer = ObjectRecord {
+            modified_ms: 2,
+            ..object(vec![x])
+        };
+        let newer = store.put_object(bucket, "k", newer, None).await.unwrap();
+        let stale = store
+            .expire_current(bucket, "k", old.version_id.as_deref(), old.modified_ms)
+            .await
+            .unwrap();
+        assert_eq!(stale, None, "{bucket}");
+        assert_eq!(
+            store.get_object(bucket, "k").await.unwrap(),
+            Some(newer.clone())
+        );
+        let done = store
+            .expire_current(bucket, "k", newer.version_id.as_deref(), newer.modified_ms)
+            .await
+            .unwrap()
+            .expect("the current version expires");
+        assert_eq!(done.delete_marker, versioned, "{bucket}");
+        let current = store.get_object(bucket, "k").await.unwrap();
+        if versioned {
+            assert!(current.is_some_and(|c| c.delete_marker));
+            assert_eq!(store.chunk_refcount(x.hash).await.unwrap(), Some(2));
+            // A delete marker is not expired again.
+            let marker = store.get_object(bucket, "k").await.unwrap().unwrap();
+            let again = store
+                .expire_current(
+                    bucket,
+                    "k",
+                    marker.version_id.as_deref(),
+                    marker.modified_ms,
+                )
+                .await
+                .unwrap();
+            assert_eq!(again, None);
+        } else {
+            assert_eq!(current, None);
+            assert_eq!(
+                store.chunk_refcount(x.hash).await.unwrap(),
+                Some(0),
+                "released, awaiting GC"
+            );
+        }
+    }
+}

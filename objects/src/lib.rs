@@ -19,6 +19,7 @@ mod heal;
 mod heal_tests;
 mod ingest;
 pub mod kms;
+pub mod lifecycle;
 mod locate;
 pub mod lock;
 mod md5_stream;
@@ -171,6 +172,10 @@ pub struct ObjectService {
     kms_cache: kms::KeyCache,
     /// Compress chunks where it pays (`--compression`).
     compression: bool,
+    /// The length of a lifecycle day in ms (a real day unless tests shorten it).
+    lifecycle_day_ms: i64,
+    lifecycle: lifecycle::LifecycleCounters,
+    lifecycle_rules: lifecycle::RulesCache,
 }
 
 /// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
@@ -200,6 +205,9 @@ impl ObjectService {
             previous_master_key: None,
             kms_cache: Default::default(),
             compression: true,
+            lifecycle_day_ms: lifecycle::DAY.as_millis() as i64,
+            lifecycle: Default::default(),
+            lifecycle_rules: Default::default(),
         }
     }
 

@@ -79,6 +79,8 @@ pub struct ServeConfig {
     pub gc_grace: Duration,
     /// Multipart uploads older than this are aborted.
     pub multipart_expiry: Duration,
+    /// The length of a lifecycle day (a real day; tests shorten it).
+    pub lifecycle_day: Duration,
     pub region: String,
     /// Domains under which `bucket.<domain>` addresses a bucket (virtual-host style).
     pub domains: Vec<String>,
@@ -165,6 +167,10 @@ pub struct ServeArgs {
     /// Seconds after which an unfinished multipart upload is aborted [default: 604800, 7 days].
     #[arg(long, env = "TESSERA_MULTIPART_EXPIRY_SECS")]
     pub multipart_expiry_secs: Option<u64>,
+    /// Seconds in a lifecycle day, for tests of lifecycle rules: a rule's Days count in these,
+    /// and rules are applied every 1/24 of one (at least every second) [default: 86400].
+    #[arg(long, env = "TESSERA_LIFECYCLE_DAY_SECS")]
+    pub lifecycle_day_secs: Option<u64>,
     /// Region reported to clients [default: us-east-1].
     #[arg(long, env = "TESSERA_REGION")]
     pub region: Option<String>,
@@ -296,6 +302,7 @@ pub struct FileConfig {
     pub parity: Option<usize>,
     pub gc_grace_secs: Option<u64>,
     pub multipart_expiry_secs: Option<u64>,
+    pub lifecycle_day_secs: Option<u64>,
     pub region: Option<String>,
     pub domains: Option<Vec<String>>,
     pub scan_interval_secs: Option<u64>,
@@ -543,6 +550,8 @@ impl ServeArgs {
                 file.multipart_expiry_secs,
                 7 * 24 * 3600,
             ),
+            lifecycle_day: secs(self.lifecycle_day_secs, file.lifecycle_day_secs, 24 * 3600)
+                .max(Duration::from_secs(1)),
             region: self
                 .region
                 .or(file.region)

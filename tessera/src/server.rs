@@ -101,6 +101,7 @@ pub async fn open(
         master_key: cfg.master_key.clone(),
         previous_master_key: cfg.previous_master_key.clone(),
         compression: cfg.compression,
+        lifecycle_day: cfg.lifecycle_day,
     };
     let opened = blocking(move || {
         open_services(
@@ -237,6 +238,7 @@ struct DataOptions {
     master_key: Option<Arc<objects::sse::ChunkCipher>>,
     previous_master_key: Option<Arc<objects::sse::ChunkCipher>>,
     compression: bool,
+    lifecycle_day: Duration,
 }
 
 /// The object service over `disks` and `meta`. Blocking.
@@ -266,7 +268,9 @@ fn open_services(
     if let Some(key) = data.previous_master_key {
         service = service.with_previous_master_key(key);
     }
-    service = service.with_compression(data.compression);
+    service = service
+        .with_compression(data.compression)
+        .with_lifecycle_day(data.lifecycle_day);
     let service = Arc::new(service);
     Ok(Opened {
         disks,
@@ -473,6 +477,9 @@ async fn serve_once(
                 .spawn_upload_expiry(cfg.multipart_expiry, expiry_interval),
         );
         background.extend(opened.service.spawn_healers(cfg.scan));
+        // Rules count in days: applying them every lifecycle hour is plenty.
+        let lifecycle_interval = (cfg.lifecycle_day / 24).max(Duration::from_secs(1));
+        background.push(opened.service.spawn_lifecycle(lifecycle_interval));
     }
     {
         // New chunks are placed by free space: keep each pool's figure fresh.

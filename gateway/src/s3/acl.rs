@@ -381,14 +381,3 @@ pub async fn put_object_acl(
         .s3()?;
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }
-
-pub async fn get_bucket_lifecycle(
-    s: &TesseraS3,
-    req: S3Request<GetBucketLifecycleConfigurationInput>,
-) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-    s.service.bucket(&req.input.bucket).await.s3()?;
-    Err(s3_error!(
-        NoSuchLifecycleConfiguration,
-        "The lifecycle configuration does not exist"
-    ))
-}

@@ -15,6 +15,7 @@ pub mod convert;
 pub(crate) mod errors;
 pub use errors::IntoS3;
 mod host;
+mod lifecycle;
 mod listing;
 mod multipart;
 mod object_lock;
@@ -436,7 +437,21 @@ impl S3 for TesseraS3 {
         &self,
         req: S3Request<GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-        acl::get_bucket_lifecycle(self, req).await
+        lifecycle::get(self, req).await
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put(self, req).await
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        lifecycle::delete(self, req).await
     }
 
     async fn put_bucket_versioning(

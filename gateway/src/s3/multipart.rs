@@ -288,7 +288,9 @@ pub async fn complete(
         .await
         .s3()?;
     let sums = checksums::stored(&record);
+    let expiration = super::lifecycle::expiration(s, &i.bucket, &i.key, &record).await;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        expiration,
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
         e_tag: Some(etag(&record.etag)),

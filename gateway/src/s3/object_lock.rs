@@ -13,7 +13,7 @@ use super::errors::custom;
 use super::versions::version_param;
 use crate::s3::IntoS3;
 
-fn millis(t: &Timestamp) -> i64 {
+pub(super) fn millis(t: &Timestamp) -> i64 {
     (time::OffsetDateTime::from(t.clone()).unix_timestamp_nanos() / 1_000_000) as i64
 }
 

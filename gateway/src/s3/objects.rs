@@ -221,6 +221,21 @@ macro_rules! object_output {
     }};
 }
 
+/// `x-amz-expiration` for a GET or HEAD: answered for the current version (a request that
+/// names no version), as S3 does.
+async fn current_expiration(
+    s: &TesseraS3,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    plan: &ReadPlan,
+) -> Option<String> {
+    match version_id {
+        None => super::lifecycle::expiration(s, bucket, key, &plan.record).await,
+        Some(_) => None,
+    }
+}
+
 pub async fn get_object(
     s: &TesseraS3,
     req: S3Request<GetObjectInput>,
@@ -233,9 +248,11 @@ pub async fn get_object(
         .await
         .s3()?;
     let tag_count = (!plan.record.tags.is_empty()).then_some(plan.record.tags.len() as i32);
+    let expiration = current_expiration(s, &i.bucket, &i.key, i.version_id.as_deref(), &plan).await;
     Ok(S3Response::new(object_output!(GetObjectOutput, plan, {
         body: Some(Body::wrap(body)),
         tag_count,
+        expiration,
     })))
 }
 
@@ -246,7 +263,10 @@ pub async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let i = req.input;
     let plan = plan_read(s, read_request!(i)).await?;
-    Ok(S3Response::new(object_output!(HeadObjectOutput, plan, {})))
+    let expiration = current_expiration(s, &i.bucket, &i.key, i.version_id.as_deref(), &plan).await;
+    Ok(S3Response::new(
+        object_output!(HeadObjectOutput, plan, { expiration, }),
+    ))
 }
 
 pub async fn get_object_attributes(
@@ -547,7 +567,9 @@ pub async fn copy_object(
         .s3()?;
     let (sse_customer_algorithm, sse_customer_key_md5) =
         super::sse::customer_answer(record.encryption.as_ref(), key_md5.as_deref());
+    let expiration = super::lifecycle::expiration(s, &input.bucket, &input.key, &record).await;
     Ok(S3Response::new(CopyObjectOutput {
+        expiration,
         server_side_encryption: super::sse::answer(record.encryption.as_ref()),
         ssekms_key_id: super::sse::kms_key_answer(record.encryption.as_ref()),
         ssekms_encryption_context: super::sse::kms_context_answer(record.encryption.as_ref()),

@@ -71,7 +71,9 @@ pub async fn put_object(
     let sums = checksums::stored(&record);
     let (sse_customer_algorithm, sse_customer_key_md5) =
         super::sse::customer_answer(record.encryption.as_ref(), key_md5.as_deref());
+    let expiration = super::lifecycle::expiration(s, &i.bucket, &i.key, &record).await;
     Ok(S3Response::new(PutObjectOutput {
+        expiration,
         e_tag: Some(etag(&record.etag)),
         checksum_crc32: sums.checksum_crc32,
         checksum_crc32c: sums.checksum_crc32c,
