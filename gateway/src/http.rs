@@ -293,6 +293,8 @@ pub struct Frontend {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Holds back addresses that fail authentication too often.
     pub auth_limit: crate::auth_limit::AuthFailureLimiter,
+    /// Webhook targets of bucket notifications, and their delivery counts.
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 impl Frontend {
@@ -319,7 +321,10 @@ pub async fn handle(
             &req,
             &front.service,
             &front.disks,
-            front.cluster.as_ref().map(|c| c.etcd_reachable().is_ok()),
+            (
+                front.cluster.as_ref().map(|c| c.etcd_reachable().is_ok()),
+                &front.notifier,
+            ),
         )
         .await
     {

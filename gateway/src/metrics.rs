@@ -206,7 +206,7 @@ impl Metrics {
         req: &Request<B>,
         service: &ObjectService,
         disks: &Disks,
-        etcd_reachable: Option<bool>,
+        (etcd_reachable, notifier): (Option<bool>, &crate::notify::Notifier),
     ) -> Option<Response<s3s::Body>> {
         if !PATHS.contains(&req.uri().path())
             || !matches!(*req.method(), Method::GET | Method::HEAD)
@@ -222,7 +222,10 @@ impl Metrics {
                 "metrics need Authorization: Bearer <token>\n".to_string(),
             )
         } else {
-            match self.render(service, disks, etcd_reachable).await {
+            match self
+                .render(service, disks, (etcd_reachable, notifier))
+                .await
+            {
                 Ok(text) => (StatusCode::OK, text_format.as_str(), text),
                 Err(e) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -255,7 +258,7 @@ impl Metrics {
         &self,
         service: &ObjectService,
         disks: &Disks,
-        etcd_reachable: Option<bool>,
+        (etcd_reachable, notifier): (Option<bool>, &crate::notify::Notifier),
     ) -> Result<String, String> {
         let (usage, queue) = self.usage(service).await?;
         let state = StateMetrics::collect(
@@ -264,7 +267,7 @@ impl Metrics {
             &self.deployment_id,
             &usage,
             queue,
-            etcd_reachable,
+            (etcd_reachable, notifier),
         )
         .await?;
         let mut families = self.registry.gather();
@@ -313,7 +316,7 @@ impl Drop for InFlight {
 }
 
 /// The registry of one scrape's state metrics.
-struct StateMetrics(Registry);
+pub(crate) struct StateMetrics(Registry);
 
 impl StateMetrics {
     async fn collect(
@@ -322,7 +325,7 @@ impl StateMetrics {
         deployment_id: &str,
         usage: &metastore::Usage,
         heal_queue: u64,
-        etcd_reachable: Option<bool>,
+        (etcd_reachable, notifier): (Option<bool>, &crate::notify::Notifier),
     ) -> Result<Self, String> {
         let m = StateMetrics(Registry::new());
         let layout = disks.deployment.layout;
@@ -446,46 +449,6 @@ impl StateMetrics {
             ),
         ] {
             m.counter(name, help, value)?;
-        }
-        let lc = service.lifecycle_counters();
-        for (name, help, value) in [
-            (
-                "tessera_lifecycle_passes_total",
-                "Lifecycle passes finished (on the leader).",
-                &lc.passes,
-            ),
-            (
-                "tessera_lifecycle_versions_scanned_total",
-                "Versions the lifecycle passes looked at.",
-                &lc.versions_scanned,
-            ),
-            (
-                "tessera_lifecycle_expired_objects_total",
-                "Current versions expired by lifecycle rules (removed, or hidden under a delete marker).",
-                &lc.expired,
-            ),
-            (
-                "tessera_lifecycle_noncurrent_removed_total",
-                "Noncurrent versions removed by lifecycle rules.",
-                &lc.noncurrent_removed,
-            ),
-            (
-                "tessera_lifecycle_delete_markers_removed_total",
-                "Delete markers left alone that lifecycle rules removed.",
-                &lc.delete_markers_removed,
-            ),
-            (
-                "tessera_lifecycle_uploads_aborted_total",
-                "Incomplete multipart uploads lifecycle rules aborted.",
-                &lc.uploads_aborted,
-            ),
-            (
-                "tessera_lifecycle_locked_skipped_total",
-                "Removals lifecycle rules asked for that a retention or legal hold refused.",
-                &lc.skipped_locked,
-            ),
-        ] {
-            m.counter(name, help, value.load(std::sync::atomic::Ordering::Relaxed))?;
         }
         let pass = service.heal_progress();
         m.gauge(
@@ -628,6 +591,7 @@ impl StateMetrics {
             "Metadata transactions run again after a conflict.",
             commits.reruns,
         )?;
+        crate::governance_metrics::collect(&m, service, notifier).await?;
         if let Some(reachable) = etcd_reachable {
             m.gauge(
                 "tessera_etcd_reachable",
@@ -638,29 +602,39 @@ impl StateMetrics {
         Ok(m)
     }
 
-    fn register(&self, c: impl Collector + 'static) -> Result<(), String> {
+    pub(crate) fn register(&self, c: impl Collector + 'static) -> Result<(), String> {
         self.0.register(Box::new(c)).map_err(|e| e.to_string())
     }
 
-    fn gauge(&self, name: &str, help: &str, value: i64) -> Result<(), String> {
+    pub(crate) fn gauge(&self, name: &str, help: &str, value: i64) -> Result<(), String> {
         let g = IntGauge::new(name, help).map_err(|e| e.to_string())?;
         g.set(value);
         self.register(g)
     }
 
-    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, String> {
+    pub(crate) fn gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, String> {
         let g = IntGaugeVec::new(Opts::new(name, help), labels).map_err(|e| e.to_string())?;
         self.register(g.clone())?;
         Ok(g)
     }
 
-    fn float_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, String> {
+    pub(crate) fn float_gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<GaugeVec, String> {
         let g = GaugeVec::new(Opts::new(name, help), labels).map_err(|e| e.to_string())?;
         self.register(g.clone())?;
         Ok(g)
     }
 
-    fn counter(&self, name: &str, help: &str, value: u64) -> Result<(), String> {
+    pub(crate) fn counter(&self, name: &str, help: &str, value: u64) -> Result<(), String> {
         let c = IntCounter::new(name, help).map_err(|e| e.to_string())?;
         c.inc_by(value);
         self.register(c)

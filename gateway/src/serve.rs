@@ -56,6 +56,8 @@ pub struct FrontendParts {
     /// Failed authentications an address may have a minute before its signed requests get
     /// 503 SlowDown (`--auth-failure-limit`); 0: no limit.
     pub auth_failures_per_minute: u32,
+    /// Webhook targets of bucket notifications (`--notify-webhook`) and their delivery.
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 impl Frontend {
@@ -74,6 +76,7 @@ impl Frontend {
             parts.service.clone(),
             parts.region,
             authz.clone(),
+            parts.notifier.clone(),
         ));
         let mut s3_config = s3s::config::S3Config::default();
         s3_config.post_object_max_file_size = POST_OBJECT_MAX_BYTES;
@@ -106,6 +109,7 @@ impl Frontend {
                 parts.metrics_token.as_ref().map(|t| t.expose_secret()),
                 parts.deployment_id,
             ),
+            notifier: parts.notifier,
             cluster: parts.cluster,
             domains: parts.domains,
             trusted_proxies: parts.trusted_proxies,

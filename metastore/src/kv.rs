@@ -30,10 +30,12 @@ pub enum Tree {
     Heal,
     /// Users by name, each with its access keys (secrets sealed by the gateway).
     Users,
+    /// Event notifications waiting for delivery, oldest first.
+    Events,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 10] = [
+    pub const ALL: [Tree; 11] = [
         Tree::Meta,
         Tree::Buckets,
         Tree::Objects,
@@ -44,6 +46,7 @@ impl Tree {
         Tree::Gc,
         Tree::Heal,
         Tree::Users,
+        Tree::Events,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +61,7 @@ impl Tree {
             Tree::Gc => "gc",
             Tree::Heal => "heal",
             Tree::Users => "users",
+            Tree::Events => "events",
         }
     }
 }

@@ -17,6 +17,7 @@
 
 mod chunks;
 mod error;
+mod events;
 mod group_commit;
 pub mod keys;
 mod kv;
@@ -57,9 +58,9 @@ pub use memory::MemoryKv;
 pub use mirror::MirroredKv;
 pub use records::{
     AccessKeyRecord, AclGrant, BucketRecord, ChunkRef, ContentHeaders, CorsRule, CustomerKeyCheck,
-    DefaultRetention, Encryption, GroupRecord, IamRecord, KmsKeyRecord, KmsKeys, KmsUse,
-    LifecycleFilter, LifecycleRule, ObjectData, ObjectLock, ObjectLockConfig, ObjectRecord,
-    PartInfo, PartRecord, PublicAccessBlock, UploadRecord, UserRecord, Versioning,
+    DefaultRetention, Encryption, EventRecord, GroupRecord, IamRecord, KmsKeyRecord, KmsKeys,
+    KmsUse, LifecycleFilter, LifecycleRule, NotifyRule, ObjectData, ObjectLock, ObjectLockConfig,
+    ObjectRecord, PartInfo, PartRecord, PublicAccessBlock, UploadRecord, UserRecord, Versioning,
 };
 pub use rocks::RocksKv;
 pub use stats::CommitCounts;

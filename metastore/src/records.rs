@@ -87,6 +87,52 @@ pub struct BucketRecord {
     /// Lifecycle rules (PutBucketLifecycleConfiguration), in the order given; empty: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lifecycle: Vec<LifecycleRule>,
+    /// Event notification rules (PutBucketNotificationConfiguration); empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotifyRule>,
+}
+
+/// One event notification rule: events of these kinds, on keys with this prefix and suffix,
+/// go to the operator's target `target`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyRule {
+    pub id: String,
+    /// The target's name (`--notify-webhook NAME=URL`).
+    pub target: String,
+    /// Event kinds as S3 names them: `s3:ObjectCreated:*`, `s3:ObjectRemoved:Delete`, ...
+    pub events: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+}
+
+/// An event waiting in the persistent queue for delivery to one target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Without the `s3:` prefix: `ObjectCreated:Put`, `LifecycleExpiration:Delete`, ...
+    pub name: String,
+    pub bucket: String,
+    pub key: String,
+    /// The object's size and ETag (created events; 0 and empty for removals).
+    pub size: u64,
+    pub etag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    pub time_ms: i64,
+    /// The notification rule that matched (S3's `configurationId`).
+    pub rule_id: String,
+    pub target: String,
+    /// Who made the request (an access key's user, `root`), and from where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// Delivery attempts that failed so far, and when the next may be made.
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub next_attempt_ms: i64,
 }
 
 /// One lifecycle rule: which versions it selects and what it does to them. Lengths are in
@@ -219,6 +265,7 @@ impl BucketRecord {
             default_kms_key: None,
             object_lock: None,
             lifecycle: Vec::new(),
+            notifications: Vec::new(),
         }
     }
 }

@@ -63,6 +63,61 @@ pub async fn run(store: MetaStore) {
     crate::suite_chunks::large_changes(&store).await;
     crate::suite_check::check_while_writing(&store).await;
     crate::suite_chunks::maintenance(&store).await;
+    event_queue(&store).await;
+}
+
+/// The event notification queue: oldest first, retries kept, trimmed from the oldest.
+async fn event_queue(store: &MetaStore) {
+    let event = |n: i64| EventRecord {
+        name: "ObjectCreated:Put".into(),
+        key: format!("k{n}"),
+        time_ms: 1000 + n,
+        target: "t".into(),
+        ..Default::default()
+    };
+    store
+        .enqueue_events((0..3).rev().map(event).collect())
+        .await
+        .unwrap();
+    store
+        .enqueue_events(vec![event(3), event(4)])
+        .await
+        .unwrap();
+    let keys =
+        |q: &[(Vec<u8>, EventRecord)]| q.iter().map(|(_, e)| e.key.clone()).collect::<Vec<_>>();
+    let queued = store.queued_events(None, 10).await.unwrap();
+    assert_eq!(keys(&queued), ["k0", "k1", "k2", "k3", "k4"]);
+    assert_eq!(
+        keys(&store.queued_events(None, 2).await.unwrap()),
+        ["k0", "k1"]
+    );
+    let after = Some(queued[1].0.clone());
+    assert_eq!(
+        keys(&store.queued_events(after, 2).await.unwrap()),
+        ["k2", "k3"]
+    );
+    let (id, mut first) = queued[0].clone();
+    first.attempts = 1;
+    first.next_attempt_ms = 5000;
+    store.event_failed(id.clone(), first.clone()).await.unwrap();
+    assert_eq!(
+        store.queued_events(None, 1).await.unwrap()[0],
+        (id.clone(), first.clone())
+    );
+    store.event_delivered(queued[1].0.clone()).await.unwrap();
+    assert_eq!(store.events_queued().await.unwrap(), 4);
+    assert_eq!(store.trim_events(2).await.unwrap(), 2);
+    assert_eq!(
+        keys(&store.queued_events(None, 10).await.unwrap()),
+        ["k3", "k4"]
+    );
+    // A retry recorded after its event was trimmed does not bring it back.
+    store.event_failed(id, first).await.unwrap();
+    assert_eq!(store.events_queued().await.unwrap(), 2);
+    for (key, _) in store.queued_events(None, 10).await.unwrap() {
+        store.event_delivered(key).await.unwrap();
+    }
+    assert_eq!(store.events_queued().await.unwrap(), 0);
 }
 
 async fn buckets(store: &MetaStore) {

@@ -9,6 +9,7 @@
 //! calls here and maps [`Error`] to S3 error codes. It depends on `metastore` and `erasure`
 //! only, so it can be driven by tests, benchmarks or another front end.
 
+mod bucket_cache;
 mod check;
 mod chunk_locks;
 mod compress;
@@ -24,6 +25,7 @@ mod locate;
 pub mod lock;
 mod md5_stream;
 mod multipart;
+mod notify;
 mod pool_records;
 #[cfg(test)]
 mod pool_tests;
@@ -175,7 +177,12 @@ pub struct ObjectService {
     /// The length of a lifecycle day in ms (a real day unless tests shorten it).
     lifecycle_day_ms: i64,
     lifecycle: lifecycle::LifecycleCounters,
-    lifecycle_rules: lifecycle::RulesCache,
+    /// Bucket records read lately (lifecycle and notification rules).
+    bucket_cache: bucket_cache::BucketCache,
+    /// Woken when events are queued, for the delivery task.
+    events_queued: tokio::sync::Notify,
+    /// Events that could not be queued.
+    events_lost: std::sync::atomic::AtomicU64,
 }
 
 /// See [`ObjectService::chunk_slots`]: about 5 MiB each (the chunk, its shards, their files).
@@ -207,7 +214,9 @@ impl ObjectService {
             compression: true,
             lifecycle_day_ms: lifecycle::DAY.as_millis() as i64,
             lifecycle: Default::default(),
-            lifecycle_rules: Default::default(),
+            bucket_cache: Default::default(),
+            events_queued: Default::default(),
+            events_lost: Default::default(),
         }
     }
 

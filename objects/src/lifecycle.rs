@@ -17,10 +17,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use metastore::{
-    BucketRecord, LifecycleFilter, LifecycleRule, ObjectRecord, VersionEntry, VersionQuery,
+    BucketRecord, EventRecord, LifecycleFilter, LifecycleRule, ObjectRecord, VersionEntry,
+    VersionQuery,
 };
 use serde::{Deserialize, Serialize};
 
@@ -56,44 +57,6 @@ pub struct LifecycleCounters {
     pub uploads_aborted: AtomicU64,
     /// Removals a retention or legal hold refused.
     pub skipped_locked: AtomicU64,
-}
-
-/// How long GET and HEAD go on using a bucket's lifecycle rules read earlier.
-const RULES_TTL: Duration = Duration::from_secs(5);
-
-/// Buckets' lifecycle rules read lately, for `x-amz-expiration` (see `expiration_of`).
-#[derive(Debug, Default)]
-pub(crate) struct RulesCache(
-    std::sync::Mutex<std::collections::HashMap<String, (Instant, Arc<[LifecycleRule]>)>>,
-);
-
-impl RulesCache {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Instant, Arc<[LifecycleRule]>)>>
-    {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// `None`: the bucket is gone or the store failed (the header is left out).
-    async fn get(&self, bucket: &str, meta: &metastore::MetaStore) -> Option<Arc<[LifecycleRule]>> {
-        if let Some((at, rules)) = self.lock().get(bucket)
-            && at.elapsed() < RULES_TTL
-        {
-            return Some(rules.clone());
-        }
-        let rules: Arc<[LifecycleRule]> = meta.get_bucket(bucket).await.ok()??.lifecycle.into();
-        let mut cache = self.lock();
-        if cache.len() >= 10_000 {
-            cache.clear();
-        }
-        cache.insert(bucket.to_owned(), (Instant::now(), rules.clone()));
-        Some(rules)
-    }
-
-    fn forget(&self, bucket: &str) {
-        self.lock().remove(bucket);
-    }
 }
 
 /// Whether `filter` selects a version of `key` with `size` bytes and `tags`.
@@ -179,6 +142,18 @@ fn removes_lone_marker(rules: &[LifecycleRule], key: &str) -> bool {
     })
 }
 
+/// The event of a removal by a lifecycle rule (the lifecycle itself is the requester).
+fn expiry_event(name: &str, bucket: &str, key: &str, version_id: Option<String>) -> EventRecord {
+    EventRecord {
+        name: name.to_owned(),
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id,
+        principal: Some("tessera-lifecycle".into()),
+        ..Default::default()
+    }
+}
+
 /// The walk's state for the key being listed (its versions come newest first).
 #[derive(Default)]
 struct KeyWalk {
@@ -200,22 +175,22 @@ impl ObjectService {
 
     /// When the current version `record` of `key` in `bucket` expires under the bucket's
     /// lifecycle rules, and by which rule (S3's `x-amz-expiration`). The rules are read
-    /// through a cache of a few seconds (a change through this gateway shows at once): GET
-    /// and HEAD answer it, and must not pay a metadata read (an etcd round trip) for it.
+    /// through the bucket cache: GET and HEAD answer it, and must not pay a metadata read
+    /// (an etcd round trip) for it.
     pub async fn expiration_of(
         &self,
         bucket: &str,
         key: &str,
         record: &ObjectRecord,
     ) -> Option<(i64, String)> {
-        let rules = self.lifecycle_rules.get(bucket, &self.meta).await?;
-        current_expiry(&rules, key, record, self.lifecycle_day_ms)
+        let bucket = self.bucket_cache.get(bucket, &self.meta).await?;
+        current_expiry(&bucket.lifecycle, key, record, self.lifecycle_day_ms)
             .map(|(at, id)| (at, id.to_owned()))
     }
 
-    /// Forgets the cached lifecycle rules of `bucket` (they were just changed).
-    pub fn lifecycle_changed(&self, bucket: &str) {
-        self.lifecycle_rules.forget(bucket);
+    /// Forgets the cached configuration of `bucket` (it was just changed).
+    pub fn bucket_changed(&self, bucket: &str) {
+        self.bucket_cache.forget(bucket);
     }
 
     pub fn lifecycle_counters(&self) -> &LifecycleCounters {
@@ -340,7 +315,7 @@ impl ObjectService {
             if record.delete_marker {
                 walk.marker = Some(record.version_id.clone());
             } else if current_expiry(rules, &key, record, day_ms).is_some_and(|(at, _)| now >= at)
-                && self
+                && let Some(outcome) = self
                     .meta
                     .expire_current(
                         bucket,
@@ -349,9 +324,15 @@ impl ObjectService {
                         record.modified_ms,
                     )
                     .await?
-                    .is_some()
             {
                 self.lifecycle.expired.fetch_add(1, Ordering::Relaxed);
+                let name = if outcome.delete_marker {
+                    "LifecycleExpiration:DeleteMarkerCreated"
+                } else {
+                    "LifecycleExpiration:Delete"
+                };
+                self.notify(expiry_event(name, bucket, &key, outcome.version_id))
+                    .await;
             }
             return Ok(());
         }
@@ -365,6 +346,13 @@ impl ObjectService {
                     self.lifecycle
                         .noncurrent_removed
                         .fetch_add(1, Ordering::Relaxed);
+                    let event = expiry_event(
+                        "LifecycleExpiration:Delete",
+                        bucket,
+                        &key,
+                        Some(id.to_owned()),
+                    );
+                    self.notify(event).await;
                 }
                 Err(Error::ObjectLocked) => {
                     self.lifecycle
@@ -401,6 +389,13 @@ impl ObjectService {
                 self.lifecycle
                     .delete_markers_removed
                     .fetch_add(1, Ordering::Relaxed);
+                let event = expiry_event(
+                    "LifecycleExpiration:Delete",
+                    bucket,
+                    &walk.key,
+                    Some(id.to_owned()),
+                );
+                self.notify(event).await;
                 Ok(())
             }
             Err(Error::ObjectLocked) => Ok(()),

@@ -125,6 +125,10 @@ pub struct ServeConfig {
     pub auth_failure_limit: u32,
     /// Serve the newest metadata replicas present even when the data disks record newer ones.
     pub accept_stale_metadata: bool,
+    /// Webhook targets of bucket notifications.
+    pub notify_webhooks: Vec<gateway::notify::WebhookTarget>,
+    /// The most event notifications the queue keeps.
+    pub notify_queue_limit: u64,
     /// The master key of SSE-S3 and the key store (none: encryption requests are refused).
     pub master_key: Option<std::sync::Arc<objects::sse::ChunkCipher>>,
     /// The master key before a rotation: still opens what is sealed under it.
@@ -241,6 +245,21 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Option<Vec<String>>,
+    /// A webhook target of bucket notifications, NAME=URL[,auth_token=TOKEN], addressed in
+    /// notification configurations as arn:tessera:sqs::NAME:webhook (repeatable, or
+    /// ;-separated in TESSERA_NOTIFY_WEBHOOKS) [default: none].
+    #[arg(
+        long = "notify-webhook",
+        value_name = "NAME=URL",
+        env = "TESSERA_NOTIFY_WEBHOOKS",
+        hide_env_values = true,
+        value_delimiter = ';'
+    )]
+    pub notify_webhooks: Option<Vec<String>>,
+    /// The most event notifications kept waiting for delivery; past it the oldest are
+    /// dropped (and counted) [default: 10000].
+    #[arg(long, env = "TESSERA_NOTIFY_QUEUE_LIMIT")]
+    pub notify_queue_limit: Option<u64>,
     /// Serve HTTPS with `public.crt` and `private.key` of DIR (plus one subdirectory per
     /// further domain, chosen by SNI), reloaded when they change [default: plain HTTP].
     #[arg(long, env = "TESSERA_CERTS_DIR", value_name = "DIR")]
@@ -320,6 +339,8 @@ pub struct FileConfig {
     pub etcd_prefix: Option<String>,
     pub advertise_url: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub notify_webhooks: Option<Vec<String>>,
+    pub notify_queue_limit: Option<u64>,
     pub certs_dir: Option<PathBuf>,
     pub node_ca: Option<PathBuf>,
     pub allow_insecure_sse_c: Option<bool>,
@@ -449,6 +470,12 @@ impl ServeArgs {
                 .or(file.trusted_proxies)
                 .unwrap_or_default(),
         )?;
+        let notify_webhooks = given_list(self.notify_webhooks)
+            .or(file.notify_webhooks)
+            .unwrap_or_default()
+            .iter()
+            .map(|spec| gateway::notify::WebhookTarget::parse(spec))
+            .collect::<Result<Vec<_>, _>>()?;
         let tls = match self.certs_dir.or(file.certs_dir) {
             Some(dir) => Some(gateway::tls::CertsDir::open(&dir)?),
             None => None,
@@ -591,6 +618,12 @@ impl ServeArgs {
                 || file.accept_stale_metadata.unwrap_or(false),
             master_key,
             previous_master_key,
+            notify_webhooks,
+            notify_queue_limit: self
+                .notify_queue_limit
+                .or(file.notify_queue_limit)
+                .unwrap_or(10_000)
+                .max(1),
         })
     }
 }

@@ -456,7 +456,14 @@ async fn serve_once(
     );
     pools.open_recorded(node_wait).await?;
     let mut background = Vec::new();
+    let notifier = Arc::new(gateway::notify::Notifier::new(
+        cfg.notify_webhooks.clone(),
+        cfg.region.clone(),
+        cfg.notify_queue_limit,
+    )?);
     if leads {
+        // Event notifications are delivered by the leader alone (every gateway queues).
+        background.extend(notifier.spawn_delivery(opened.service.clone(), background_stop.clone()));
         // Off the start-up path: a node that hangs must not keep a new leader from serving.
         // The deletes of the jobs below carry the token anyway; announcing it only makes
         // the disks refuse a deposed leader sooner.
@@ -584,6 +591,7 @@ async fn serve_once(
         tls: cfg.tls.clone(),
         allow_insecure_sse_c: cfg.allow_insecure_sse_c,
         auth_failures_per_minute: cfg.auth_failure_limit,
+        notifier,
     })?;
 
     let kept = match joined {

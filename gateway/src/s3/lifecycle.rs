@@ -256,7 +256,7 @@ pub async fn put(
         ));
     }
     change_bucket(s, &i.bucket, move |r| r.lifecycle = rules.clone()).await?;
-    s.service.lifecycle_changed(&i.bucket);
+    s.service.bucket_changed(&i.bucket);
     Ok(S3Response::new(
         PutBucketLifecycleConfigurationOutput::default(),
     ))
@@ -345,7 +345,7 @@ pub async fn delete(
     req: S3Request<DeleteBucketLifecycleInput>,
 ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
     change_bucket(s, &req.input.bucket, |r| r.lifecycle.clear()).await?;
-    s.service.lifecycle_changed(&req.input.bucket);
+    s.service.bucket_changed(&req.input.bucket);
     Ok(S3Response::new(DeleteBucketLifecycleOutput {}))
 }
 

@@ -18,6 +18,7 @@ mod host;
 mod lifecycle;
 mod listing;
 mod multipart;
+mod notifications;
 mod object_lock;
 mod objects;
 mod put;
@@ -41,14 +42,22 @@ pub struct TesseraS3 {
     service: Arc<ObjectService>,
     region: String,
     authz: Arc<Authz>,
+    /// The webhook targets bucket notifications may name.
+    notifier: Arc<crate::notify::Notifier>,
 }
 
 impl TesseraS3 {
-    pub fn new(service: Arc<ObjectService>, region: String, authz: Arc<Authz>) -> Self {
+    pub fn new(
+        service: Arc<ObjectService>,
+        region: String,
+        authz: Arc<Authz>,
+        notifier: Arc<crate::notify::Notifier>,
+    ) -> Self {
         TesseraS3 {
             service,
             region,
             authz,
+            notifier,
         }
     }
 
@@ -438,6 +447,20 @@ impl S3 for TesseraS3 {
         req: S3Request<GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
         lifecycle::get(self, req).await
+    }
+
+    async fn put_bucket_notification_configuration(
+        &self,
+        req: S3Request<PutBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketNotificationConfigurationOutput>> {
+        notifications::put(self, req).await
+    }
+
+    async fn get_bucket_notification_configuration(
+        &self,
+        req: S3Request<GetBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
+        notifications::get(self, req).await
     }
 
     async fn put_bucket_lifecycle_configuration(

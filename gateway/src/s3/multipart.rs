@@ -289,6 +289,15 @@ pub async fn complete(
         .s3()?;
     let sums = checksums::stored(&record);
     let expiration = super::lifecycle::expiration(s, &i.bucket, &i.key, &record).await;
+    let event = super::notifications::event_of(
+        &req.extensions,
+        "ObjectCreated:CompleteMultipartUpload",
+        &i.bucket,
+        &i.key,
+    );
+    s.service
+        .notify(super::notifications::created(event, &record))
+        .await;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         expiration,
         bucket: Some(i.bucket.clone()),

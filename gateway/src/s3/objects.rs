@@ -10,6 +10,7 @@ use super::TesseraS3;
 use super::checksums;
 use super::conditions::{self, Conditions};
 use super::convert::{self, ContentInput, check_key, etag, object_meta, timestamp, user_metadata};
+use super::notifications;
 use super::tagging;
 use super::versions::{reported, version_param};
 use crate::s3::IntoS3;
@@ -387,6 +388,10 @@ pub async fn delete_object(
         )
         .await
         .s3()?;
+    let event = notifications::event_of(&req.extensions, "", &i.bucket, &i.key);
+    s.service
+        .notify(notifications::removed(event, version, &outcome))
+        .await;
     // Unversioned buckets report nothing; otherwise the version removed or marker created.
     let versioned = outcome.delete_marker || outcome.version_id.is_some() || version.is_some();
     Ok(S3Response::new(DeleteObjectOutput {
@@ -436,6 +441,11 @@ pub async fn delete_objects(
         .await;
         match result {
             Ok(outcome) => {
+                let event = notifications::event_of(&req.extensions, "", &input.bucket, &obj.key);
+                let version = obj.version_id.as_deref();
+                s.service
+                    .notify(notifications::removed(event, version, &outcome))
+                    .await;
                 if !quiet {
                     deleted.push(DeletedObject {
                         key: Some(obj.key),
@@ -568,6 +578,15 @@ pub async fn copy_object(
     let (sse_customer_algorithm, sse_customer_key_md5) =
         super::sse::customer_answer(record.encryption.as_ref(), key_md5.as_deref());
     let expiration = super::lifecycle::expiration(s, &input.bucket, &input.key, &record).await;
+    let event = notifications::event_of(
+        &req.extensions,
+        "ObjectCreated:Copy",
+        &input.bucket,
+        &input.key,
+    );
+    s.service
+        .notify(notifications::created(event, &record))
+        .await;
     Ok(S3Response::new(CopyObjectOutput {
         expiration,
         server_side_encryption: super::sse::answer(record.encryption.as_ref()),

@@ -10,6 +10,7 @@ use super::TesseraS3;
 use super::checksums::{self, verify_body};
 use super::conditions::write_expect;
 use super::convert::{self, check_key, etag, new_object_meta};
+use super::notifications;
 use crate::s3::IntoS3;
 
 pub fn empty_body() -> StreamingBlob {
@@ -72,6 +73,10 @@ pub async fn put_object(
     let (sse_customer_algorithm, sse_customer_key_md5) =
         super::sse::customer_answer(record.encryption.as_ref(), key_md5.as_deref());
     let expiration = super::lifecycle::expiration(s, &i.bucket, &i.key, &record).await;
+    let event = notifications::event_of(&req.extensions, "ObjectCreated:Put", &i.bucket, &i.key);
+    s.service
+        .notify(notifications::created(event, &record))
+        .await;
     Ok(S3Response::new(PutObjectOutput {
         expiration,
         e_tag: Some(etag(&record.etag)),
@@ -112,6 +117,10 @@ pub async fn post_object(
     };
     // The form's fields are not HTTP headers: checksums named in it are not verified here.
     let record = store(s, &HeaderMap::new(), None, upload).await?;
+    let event = notifications::event_of(&req.extensions, "ObjectCreated:Post", &i.bucket, &i.key);
+    s.service
+        .notify(notifications::created(event, &record))
+        .await;
     Ok(S3Response::new(PostObjectOutput {
         server_side_encryption: super::sse::answer(record.encryption.as_ref()),
         ssekms_key_id: super::sse::kms_key_answer(record.encryption.as_ref()),
