@@ -511,3 +511,40 @@ def test_the_key_store_and_encrypted_objects_are_shared_by_gateways(make_server,
 
     assert poll(refused_everywhere, 10, 0.5), "a disabled key still serves after 10 s"
     assert b.get_object(Bucket="vault", Key="s3")["Body"].read() == data, "other keys serve on"
+
+
+def test_lifecycle_and_notifications_across_gateways(make_server, etcd, tmp_path):
+    """Rules and notification configurations live in the shared metadata: a rule put through
+    one gateway expires objects written through another (the leader's pass), and events of
+    writes through every gateway reach the webhook once each, delivered by the leader."""
+    from test_lifecycle import versions
+    from test_notifications import Receiver
+
+    hook = Receiver()
+    dirs = [tmp_path / f"disk{i}" for i in range(4)]
+    gws = []
+    for _ in range(2):
+        g = make_server(dirs=dirs, extra_args=["--etcd", etcd.url, "--etcd-prefix", "/tessera/governance/",
+                                               "--notify-webhook", f"hook={hook.url}"], start=False)
+        g.env_overrides["TESSERA_LIFECYCLE_DAY_SECS"] = "2"
+        gws.append(g.start())
+    try:
+        assert poll(lambda: all(ready(g) for g in gws), 20), "\n".join(g.log_tail() for g in gws)
+        a, b = (s3_client(g) for g in gws)
+        a.create_bucket(Bucket="shared")
+        a.put_bucket_lifecycle_configuration(Bucket="shared", LifecycleConfiguration={"Rules": [
+            {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 1}}]})
+        a.put_bucket_notification_configuration(Bucket="shared", NotificationConfiguration={"QueueConfigurations": [
+            {"Id": "all", "QueueArn": "arn:tessera:sqs::hook:webhook",
+             "Events": ["s3:ObjectCreated:*", "s3:LifecycleExpiration:*"]}]})
+        # (The other gateway has not read the bucket yet, so its 5 s bucket cache is empty.)
+        put = b.put_object(Bucket="shared", Key="tmp/x", Body=b"expires")
+        assert 'rule-id="tmp"' in put["Expiration"], put
+        a.put_object(Bucket="shared", Key="keep", Body=b"stays")
+        assert poll(lambda: versions(a, "shared", "tmp/") == [], 20, 0.5), "tmp/x did not expire"
+        records = hook.wait_for("shared", 3)
+        assert sorted((r["eventName"], r["s3"]["object"]["key"]) for r in records) == [
+            ("LifecycleExpiration:Delete", "tmp%2Fx"), ("ObjectCreated:Put", "keep"), ("ObjectCreated:Put", "tmp%2Fx")]
+        assert b.get_object(Bucket="shared", Key="keep")["Body"].read() == b"stays"
+    finally:
+        hook.close()
