@@ -57,6 +57,19 @@ pub fn print(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr, le
             "off (what was stored compressed still reads)"
         }
     );
+    for target in &cfg.notify_webhooks {
+        // The URL without its token (never printed).
+        println!(
+            "  notify:      webhook {:?} -> {} (arn:tessera:sqs::{}:webhook)",
+            target.name, target.url, target.name
+        );
+    }
+    if cfg.lifecycle_day != objects::lifecycle::DAY {
+        println!(
+            "  WARNING: lifecycle days last {:?} (--lifecycle-day-secs, for tests only)",
+            cfg.lifecycle_day
+        );
+    }
     if cfg.allow_insecure_sse_c {
         println!(
             "  WARNING: --allow-insecure-sse-c: SSE-C customer keys are accepted over plain HTTP, in clear on the network"
