@@ -9,12 +9,14 @@ versions kept, and every action counted in /metrics.
 from __future__ import annotations
 
 import datetime
+import os
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import new_bucket_name, s3_client
+from conftest import MiB, new_bucket_name, s3_client
+from test_compression import shard_bytes
 from test_encryption import admin_check
 from test_object_lock import error_of, later, lock_bucket
 from test_observability import scrape
@@ -175,7 +177,12 @@ def test_noncurrent_versions_and_lone_delete_markers(lc):
          "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
     ]
     bucket = bucket_with(c, "lc-noncurrent", rules, versioned=True)
-    ids = [c.put_object(Bucket=bucket, Key="k", Body=f"v{i}".encode())["VersionId"] for i in range(4)]
+    # 2 MiB of random bytes per version: the chunks of removed versions are collected.
+    bodies = [os.urandom(2 * MiB) for _ in range(4)]
+    before = shard_bytes(lc)
+    ids = [c.put_object(Bucket=bucket, Key="k", Body=body)["VersionId"] for body in bodies]
+    written = shard_bytes(lc) - before
+    assert written >= 4 * 2 * MiB, written
     c.put_object(Bucket=bucket, Key="m/x", Body=b"deleted soon")
     c.delete_object(Bucket=bucket, Key="m/x")
     c.put_object(Bucket=bucket, Key="n/x", Body=b"deleted, marker stays")
@@ -186,7 +193,10 @@ def test_noncurrent_versions_and_lone_delete_markers(lc):
     # m/x: its version expires, then the marker left alone goes. n/x: no rule there.
     eventually(lambda: versions(c, bucket, "m/") == [], "m/x's lone delete marker is removed")
     assert [m for _, _, m, _ in versions(c, bucket, "n/")] == [False, True]
-    assert c.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v3"
+    assert c.get_object(Bucket=bucket, Key="k")["Body"].read() == bodies[3]
+    # The two removed versions' chunks go once GC's grace has passed: disk use falls by half.
+    eventually(lambda: shard_bytes(lc) - before <= written // 2 + MiB // 2,
+               "the removed versions' chunks are collected")
 
 
 def test_incomplete_uploads_are_aborted(lc):
