@@ -539,6 +539,71 @@ mod tests {
         assert_eq!(current_expiry(&rules, "k", &marker, DAY_MS), None);
     }
 
+    /// A service over in-memory metadata with no disks (inline objects only).
+    fn service() -> ObjectService {
+        let meta = metastore::MetaStore::memory();
+        let chunks = erasure::ChunkStore::new(
+            erasure::Layout::new(1, None).unwrap(),
+            vec![Arc::new(erasure::MemoryShardStore::new("d0")) as Arc<dyn erasure::ShardStore>],
+        )
+        .unwrap();
+        let pools = Arc::new(erasure::Pools::new(Arc::new(chunks)));
+        ObjectService::new(meta, pools, 1 << 16, 1024).with_lifecycle_day(Duration::from_secs(1))
+    }
+
+    async fn keys(s: &ObjectService, bucket: &str) -> usize {
+        let q = VersionQuery {
+            max: 10_000,
+            ..Default::default()
+        };
+        s.meta.list_versions(bucket, q).await.unwrap().entries.len()
+    }
+
+    #[tokio::test]
+    async fn a_pass_goes_on_where_an_interrupted_one_stopped() {
+        let s = service();
+        let rules = vec![rule(|r| r.expiration_days = Some(1))];
+        for bucket in ["a", "b"] {
+            let mut record = BucketRecord::new(0);
+            record.lifecycle = rules.clone();
+            s.meta.create_bucket(bucket, record).await.unwrap();
+            // More than a page, written long ago: all due.
+            for i in 0..(PAGE + 500) {
+                let mut v = version(1, 0, &[]);
+                v.data = metastore::ObjectData::Inline(vec![1]);
+                let key = format!("k{i:05}");
+                s.meta.put_object(bucket, &key, v, None).await.unwrap();
+            }
+        }
+        // A pass was interrupted in bucket b after k01200.
+        let stopped = Progress {
+            bucket: "b".into(),
+            key: "k01200".into(),
+            version_id: None,
+        };
+        let bytes = metastore::records::encode(&stopped);
+        s.meta
+            .put_setting(PROGRESS_SETTING, bytes, true)
+            .await
+            .unwrap();
+        s.lifecycle_pass().await.unwrap();
+        assert_eq!(
+            keys(&s, "a").await,
+            PAGE + 500,
+            "bucket a came before the place"
+        );
+        assert_eq!(keys(&s, "b").await, 1201, "b expired after the place only");
+        let c = s.lifecycle_counters();
+        assert_eq!(
+            c.expired.load(Ordering::Relaxed),
+            (PAGE + 500 - 1201) as u64
+        );
+        // The pass finished: the next one starts from the beginning, paging through both.
+        s.lifecycle_pass().await.unwrap();
+        assert_eq!((keys(&s, "a").await, keys(&s, "b").await), (0, 0));
+        assert_eq!(c.passes.load(Ordering::Relaxed), 2);
+    }
+
     #[test]
     fn noncurrent_versions_keep_the_newest_ones() {
         let rules = [rule(|r| {
