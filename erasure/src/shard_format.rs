@@ -60,6 +60,13 @@ pub fn encode(header: &ShardHeader, payload: &[u8]) -> Bytes {
 
 /// Parses and verifies a shard file; returns its header and payload (a zero-copy slice).
 pub fn decode(file: &Bytes) -> Result<(ShardHeader, Bytes)> {
+    decode_checked(file, true)
+}
+
+/// As [`decode`], with the payload's checksum verified only if `check_payload`: for readers
+/// that authenticate the chunk's bytes themselves (AES-GCM) and fall back to a checked read
+/// when that fails. The header is always verified.
+pub fn decode_checked(file: &Bytes, check_payload: bool) -> Result<(ShardHeader, Bytes)> {
     if file.len() < HEADER_LEN {
         return Err(Error::Corrupt(format!(
             "shard of {} bytes is shorter than its header",
@@ -98,7 +105,7 @@ pub fn decode(file: &Bytes) -> Result<(ShardHeader, Bytes)> {
         )));
     }
     let expected = u128::from_le_bytes(file[52..68].try_into().expect("16 bytes"));
-    if xxh3_128(&payload) != expected {
+    if check_payload && xxh3_128(&payload) != expected {
         return Err(Error::Corrupt("payload checksum mismatch (bitrot)".into()));
     }
     Ok((header, payload))
