@@ -382,20 +382,11 @@ fn event_body(event: &EventRecord, queue_key: &[u8], region: &str) -> Vec<u8> {
     serde_json::to_vec(&message).unwrap_or_default()
 }
 
-/// `2026-12-07T01:42:00.123Z`.
+/// `2026-12-07T01:42:00.123Z`, as S3 writes its timestamps.
 fn event_time(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    let mut out = Vec::new();
+    let _ = crate::s3::convert::timestamp(ms).format(s3s::dto::TimestampFormat::DateTime, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

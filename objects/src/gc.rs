@@ -74,6 +74,28 @@ impl ObjectService {
 
     /// Runs [`Self::gc_pass`] every `interval` until the service is dropped.
     pub fn spawn_gc(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        self.spawn_every(interval, |service| async move {
+            match service.gc_pass().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(chunks = n, "garbage collection removed unreferenced chunks")
+                }
+                Err(e) => tracing::warn!(error = %e, "garbage collection pass failed"),
+            }
+        })
+    }
+
+    /// Runs `job` every `interval` (after the first wait) until the service is dropped; a
+    /// background job holds the service only while it runs.
+    pub(crate) fn spawn_every<F, Fut>(
+        self: &Arc<Self>,
+        interval: Duration,
+        job: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: Fn(Arc<Self>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
@@ -81,13 +103,7 @@ impl ObjectService {
                 let Some(service) = weak.upgrade() else {
                     return;
                 };
-                match service.gc_pass().await {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::info!(chunks = n, "garbage collection removed unreferenced chunks")
-                    }
-                    Err(e) => tracing::warn!(error = %e, "garbage collection pass failed"),
-                }
+                job(service).await;
             }
         })
     }

@@ -321,8 +321,6 @@ async fn scheduled_passes_pace_between_the_floor_and_the_cap() {
 /// rebuilds the chunk from parity and rewrites the shard. The client never gets garbage.
 #[tokio::test]
 async fn a_rotted_shard_of_a_sealed_chunk_is_caught_by_the_seal_and_healed() {
-    use futures::StreamExt;
-
     let r = rig().await;
     let data = body(11, 150_000);
     let upload = UploadBody {
@@ -344,15 +342,7 @@ async fn a_rotted_shard_of_a_sealed_chunk_is_caught_by_the_seal_and_healed() {
     let layout = *r.service.pools.store(0).unwrap().layout();
     let first = ChunkHash(record.data.chunks()[0].hash);
     Faults::set(&r.faults[layout.placement(&first)[0]].corrupt_reads, true);
-    let mut stream = r
-        .service
-        .read_object(&record, 0..record.size, None)
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    while let Some(piece) = stream.next().await {
-        out.extend_from_slice(&piece.unwrap());
-    }
+    let out = crate::pool_tests::get(&r.service, "sealed").await;
     assert!(out == data, "the rotted shard was served");
     let counters = r.service.pools().counters();
     assert!(

@@ -199,16 +199,9 @@ impl ObjectService {
 
     /// Runs [`Self::lifecycle_pass`] every `interval` until the service is dropped.
     pub fn spawn_lifecycle(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let Some(service) = weak.upgrade() else {
-                    return;
-                };
-                if let Err(e) = service.lifecycle_pass().await {
-                    tracing::warn!(error = %e, "lifecycle pass failed");
-                }
+        self.spawn_every(interval, |service| async move {
+            if let Err(e) = service.lifecycle_pass().await {
+                tracing::warn!(error = %e, "lifecycle pass failed");
             }
         })
     }

@@ -313,18 +313,11 @@ impl ObjectService {
         max_age: std::time::Duration,
         interval: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let weak = std::sync::Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let Some(service) = weak.upgrade() else {
-                    return;
-                };
-                match service.expire_uploads(max_age).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(uploads = n, "aborted expired multipart uploads"),
-                    Err(e) => tracing::warn!(error = %e, "multipart upload expiry failed"),
-                }
+        self.spawn_every(interval, move |service| async move {
+            match service.expire_uploads(max_age).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(uploads = n, "aborted expired multipart uploads"),
+                Err(e) => tracing::warn!(error = %e, "multipart upload expiry failed"),
             }
         })
     }

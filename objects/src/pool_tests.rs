@@ -66,7 +66,8 @@ async fn put(service: &ObjectService, key: &str, data: Bytes) {
         .unwrap();
 }
 
-async fn get(service: &ObjectService, key: &str) -> Bytes {
+/// The whole object `key` of `bkt`, read back.
+pub(crate) async fn get(service: &ObjectService, key: &str) -> Bytes {
     let record = service.head_object("bkt", key).await.unwrap();
     let mut stream = service
         .read_object(&record, 0..record.size, None)
