@@ -8,6 +8,7 @@
 
 mod check;
 mod client;
+mod garage;
 mod rebalance;
 mod server;
 mod workload;
@@ -27,7 +28,8 @@ use workload::{Plan, SmallOp};
 struct Args {
     /// The server under test: `tessera`, `tessera:DISKS` (default 4 disks),
     /// `tessera-nodes:NODES` (a gateway over NODES loopback storage nodes of one disk each),
-    /// `s3s-fs`, or an `http(s)://HOST:PORT` endpoint that is already running (several,
+    /// `s3s-fs`, `garage` (single node, fsync on), `garage-nosync`, or an
+    /// `http(s)://HOST:PORT` endpoint that is already running (several,
     /// comma-separated, are driven together: requests take them in turn).
     #[arg(long, default_value = "tessera")]
     target: String,
@@ -41,6 +43,10 @@ struct Args {
     /// The s3s-fs binary to start (`cargo install s3s-fs --version 0.14.1 --features binary`).
     #[arg(long, default_value = "s3s-fs")]
     s3s_fs_bin: PathBuf,
+    /// The Garage binary to start for `garage` and `garage-nosync` (`cargo install garage
+    /// --version 2.5.0 --locked --root ~/.cache/garage`) [default: ~/.cache/garage/bin/garage].
+    #[arg(long)]
+    garage_bin: Option<PathBuf>,
     /// Where started servers keep their data (a real disk, not tmpfs) [default: a temporary
     /// directory under ~/.cache].
     #[arg(long)]
@@ -238,7 +244,11 @@ async fn run(args: Args) -> Result<(), String> {
     specs.extend(args.vs.clone());
     let mut servers = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        let target = Target::parse(spec, &tessera_bin, &args.s3s_fs_bin)?;
+        let garage_bin = args.garage_bin.clone().unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/garage/bin/garage")
+        });
+        let target = Target::parse(spec, (&tessera_bin, &args.s3s_fs_bin, &garage_bin))?;
         let name = if specs.iter().filter(|s| *s == spec).count() > 1 {
             format!("{spec}#{}", i + 1)
         } else {
@@ -263,7 +273,7 @@ async fn run(args: Args) -> Result<(), String> {
             let (ak, sk) = if s.is_external() {
                 (args.access_key.as_str(), args.secret_key.as_str())
             } else {
-                (ACCESS_KEY, SECRET_KEY)
+                (s.access_key.as_str(), s.secret_key.as_str())
             };
             S3::new(&s.url, ak, sk, args.ca_bundle.as_deref())
         })

@@ -1,6 +1,7 @@
 //! The servers under test: a `tessera` (on local disks, or a gateway over `tessera node`
-//! processes) or `s3s-fs` the benchmark starts itself (on fresh directories under the work
-//! dir, so it can read their peak RSS and bytes on disk), or any running S3 endpoint.
+//! processes), a single-node Garage or `s3s-fs` the benchmark starts itself (on fresh
+//! directories under the work dir, so it can read their peak RSS and bytes on disk), or any
+//! running S3 endpoint.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,15 +24,22 @@ pub enum Target {
     S3sFs {
         bin: PathBuf,
     },
+    /// A single-node Garage (RF 1, LMDB), with data and metadata fsync on or off.
+    Garage {
+        bin: PathBuf,
+        fsync: bool,
+    },
     Endpoint {
         url: String,
     },
 }
 
 impl Target {
-    /// `tessera`, `tessera:N` (N disks), `tessera-nodes:N` (N nodes), `s3s-fs`, or an
-    /// `http://` or `https://` URL.
-    pub fn parse(spec: &str, tessera_bin: &Path, s3s_fs_bin: &Path) -> Result<Self, String> {
+    /// `tessera`, `tessera:N` (N disks), `tessera-nodes:N` (N nodes), `s3s-fs`, `garage`
+    /// (fsync on), `garage-nosync`, or an `http://` or `https://` URL. `bins`: the binaries
+    /// of tessera, s3s-fs and Garage.
+    pub fn parse(spec: &str, bins: (&Path, &Path, &Path)) -> Result<Self, String> {
+        let (tessera_bin, s3s_fs_bin, garage_bin) = bins;
         if spec.starts_with("http://") || spec.starts_with("https://") {
             return Ok(Target::Endpoint { url: spec.into() });
         }
@@ -55,8 +63,12 @@ impl Target {
             None if spec == "s3s-fs" => Ok(Target::S3sFs {
                 bin: s3s_fs_bin.into(),
             }),
+            None if spec == "garage" || spec == "garage-nosync" => Ok(Target::Garage {
+                bin: garage_bin.into(),
+                fsync: spec == "garage",
+            }),
             _ => Err(format!(
-                "unknown target {spec:?}: use tessera, tessera:DISKS, tessera-nodes:NODES, s3s-fs or http(s)://HOST:PORT"
+                "unknown target {spec:?}: use tessera, tessera:DISKS, tessera-nodes:NODES, s3s-fs, garage, garage-nosync or http(s)://HOST:PORT"
             )),
         }
     }
@@ -74,6 +86,9 @@ pub struct Server {
     log: PathBuf,
     /// Variables given to a tessera server besides the bench's own (`TESSERA_COMPRESSION`).
     env: Vec<(String, String)>,
+    /// The key the benchmark signs with (Garage makes its own).
+    pub access_key: String,
+    pub secret_key: String,
 }
 
 /// `tessera admin` for one server (blocking: call it off the async workers while load runs).
@@ -166,6 +181,7 @@ impl Server {
                 (1..=*n).map(|i| base.join(format!("disk{i}"))).collect()
             }
             Target::S3sFs { .. } => vec![base.join("root")],
+            Target::Garage { .. } => vec![base.join("garage")],
             Target::Endpoint { .. } => vec![],
         };
         for d in &dirs {
@@ -181,6 +197,8 @@ impl Server {
             dirs,
             log: base.join("server.log"),
             env,
+            access_key: ACCESS_KEY.into(),
+            secret_key: SECRET_KEY.into(),
         };
         if let Target::Endpoint { url } = &server.target {
             server.url = url.clone();
@@ -246,6 +264,14 @@ impl Server {
                     .arg(&self.dirs[0])
                     .env("RUST_LOG", "warn");
                 c
+            }
+            Target::Garage { bin, fsync } => {
+                let ports = (self.port, free_port()?, free_port()?);
+                let started = crate::garage::start(bin, &self.dirs[0], ports, *fsync, &self.log)?;
+                self.child = Some(started.child);
+                self.access_key = started.access_key;
+                self.secret_key = started.secret_key;
+                return wait_listening(&mut self.child, self.port, &self.name, &self.log);
             }
             Target::Endpoint { .. } => return Ok(()),
         };
