@@ -309,3 +309,28 @@ def test_post_object_with_a_customer_key_over_plain_http_is_refused(c, bucket):
     r = post_form(post, b"secret")
     assert r.status == 400 and b"InvalidRequest" in r.body, r
     assert c.list_objects_v2(Bucket=bucket, Prefix="post/ssec").get("KeyCount") == 0
+
+
+def test_post_object_with_a_customer_key_and_another_encryption_is_refused(make_server, s3, new_bucket_name):
+    """A form naming SSE-C and x-amz-server-side-encryption both: 400 InvalidArgument, as
+    the same headers get, and nothing stored; SSE-C alone stores an object that needs the key."""
+    srv = make_server(1, extra_args=["--allow-insecure-sse-c"])
+    c = s3(srv)
+    c.create_bucket(Bucket=(bucket := new_bucket_name("post-ssec")))
+    key = bytes(range(32))
+    customer = {
+        "x-amz-server-side-encryption-customer-algorithm": "AES256",
+        "x-amz-server-side-encryption-customer-key": base64.b64encode(key).decode(),
+        "x-amz-server-side-encryption-customer-key-MD5": base64.b64encode(hashlib.md5(key).digest()).decode(),
+    }
+    both = presigned_post(c, bucket, "post/both", fields={**customer, "x-amz-server-side-encryption": "AES256"})
+    r = post_form(both, b"secret")
+    assert r.status == 400 and r.code == "InvalidArgument", r
+    assert c.list_objects_v2(Bucket=bucket, Prefix="post/both").get("KeyCount") == 0
+    alone = presigned_post(c, bucket, "post/ssec", fields=customer)
+    assert post_form(alone, b"secret").status == 204
+    with pytest.raises(ClientError) as exc:
+        c.get_object(Bucket=bucket, Key="post/ssec")
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    got = c.get_object(Bucket=bucket, Key="post/ssec", SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+    assert got["Body"].read() == b"secret"

@@ -129,6 +129,31 @@ def test_bucket_default_encryption_with_a_kms_key(make_server):
     # A request that asks for SSE-S3 gets it.
     assert c.put_object(Bucket=bucket, Key="s3", Body=b"x", ServerSideEncryption="AES256")["ServerSideEncryption"] == "AES256"
     assert c.get_object(Bucket=bucket, Key="k")["Body"].read() == b"by default"
+    # No bucket key asked for: none answered.
+    assert "BucketKeyEnabled" not in put and got["BucketKeyEnabled"] is False
+
+    # S3 Bucket Keys: asked per request or by the bucket's default, answered on the object's
+    # writes and reads (SSE-KMS only).
+    asked = c.put_object(Bucket=bucket, Key="bk", Body=b"x", BucketKeyEnabled=True, **kms("team-a"))
+    assert asked["BucketKeyEnabled"] is True
+    assert c.head_object(Bucket=bucket, Key="bk")["BucketKeyEnabled"] is True
+    assert c.get_object(Bucket=bucket, Key="bk")["BucketKeyEnabled"] is True
+    copied = c.copy_object(Bucket=bucket, Key="bk-copy", CopySource={"Bucket": bucket, "Key": "bk"},
+                           BucketKeyEnabled=True, **kms("team-a"))
+    assert copied["BucketKeyEnabled"] is True
+    up = c.create_multipart_upload(Bucket=bucket, Key="bk-mp", BucketKeyEnabled=True, **kms("team-a"))
+    assert up["BucketKeyEnabled"] is True
+    part = c.upload_part(Bucket=bucket, Key="bk-mp", UploadId=up["UploadId"], PartNumber=1, Body=b"p")
+    assert part["BucketKeyEnabled"] is True
+    done = c.complete_multipart_upload(Bucket=bucket, Key="bk-mp", UploadId=up["UploadId"],
+                                       MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert done["BucketKeyEnabled"] is True
+    assert "BucketKeyEnabled" not in c.head_object(Bucket=bucket, Key="s3")
+    rule["Rules"][0]["BucketKeyEnabled"] = True
+    c.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=rule)
+    got = c.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert got["BucketKeyEnabled"] is True
+    assert c.put_object(Bucket=bucket, Key="k2", Body=b"by default")["BucketKeyEnabled"] is True
 
 
 def test_master_key_rotation_reseals_the_key_store_and_rewrites_no_data(make_server):

@@ -80,6 +80,9 @@ pub struct BucketRecord {
     /// With `encrypt_by_default`: SSE-KMS under this key of the key store, not SSE-S3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_kms_key: Option<String>,
+    /// With `default_kms_key`: the default rule enables S3 Bucket Keys (`BucketKeyEnabled`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default_bucket_key: bool,
     /// Object lock is enabled (for good: versioning cannot be suspended), with the default
     /// retention new versions get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -263,6 +266,7 @@ impl BucketRecord {
             grants: Vec::new(),
             encrypt_by_default: false,
             default_kms_key: None,
+            default_bucket_key: false,
             object_lock: None,
             lifecycle: Vec::new(),
             notifications: Vec::new(),
@@ -441,6 +445,11 @@ pub struct KmsUse {
     /// `x-amz-server-side-encryption-context` as the client sent it (base64 of a JSON object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// The client asked for an S3 Bucket Key (`x-amz-server-side-encryption-bucket-key-enabled`,
+    /// or the bucket's default). Tessera's chunk keys always come from a key opened once and
+    /// cached, which is what a bucket key is for; the flag is kept to be answered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bucket_key: bool,
 }
 
 /// The keys of the built-in key store (SSE-KMS, and the data key of SSE-S3), by name.

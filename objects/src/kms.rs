@@ -360,6 +360,7 @@ mod tests {
         crate::Encrypt::Kms {
             key: Some(key.into()),
             context: None,
+            bucket_key: false,
         }
     }
 

@@ -127,6 +127,8 @@ pub enum Encrypt {
     Kms {
         key: Option<String>,
         context: Option<String>,
+        /// The client asked for an S3 Bucket Key (recorded and answered).
+        bucket_key: bool,
     },
 }
 
@@ -271,15 +273,26 @@ impl ObjectService {
                 }));
             }
             Encrypt::ServerKey => (kms::SSE_S3_KEY.to_owned(), None),
-            Encrypt::Kms { key, context } => (
+            Encrypt::Kms {
+                key,
+                context,
+                bucket_key,
+            } => (
                 key.clone().unwrap_or_else(|| kms::DEFAULT_KEY.to_owned()),
                 Some(metastore::KmsUse {
                     context: context.clone(),
+                    bucket_key: *bucket_key,
                 }),
             ),
             Encrypt::AsBucketSays if !bucket.encrypt_by_default => return Ok(None),
             Encrypt::AsBucketSays => match &bucket.default_kms_key {
-                Some(key) => (key.clone(), Some(metastore::KmsUse::default())),
+                Some(key) => (
+                    key.clone(),
+                    Some(metastore::KmsUse {
+                        context: None,
+                        bucket_key: bucket.default_bucket_key,
+                    }),
+                ),
                 None => (kms::SSE_S3_KEY.to_owned(), None),
             },
         };

@@ -48,6 +48,7 @@ pub async fn put(
             let encrypt = objects::Encrypt::Kms {
                 key: Some(key.clone()),
                 context: None,
+                bucket_key: false,
             };
             (encrypt, Some(key))
         }
@@ -67,9 +68,12 @@ pub async fn put(
     // Refused now rather than failing every write later.
     let bucket = s.service.bucket(&i.bucket).await.s3()?;
     s.service.encryption_for(&encrypt, &bucket).await.s3()?;
+    // S3 Bucket Keys apply to SSE-KMS only.
+    let bucket_key = kms_key.is_some() && rule.bucket_key_enabled == Some(true);
     change_bucket(s, &i.bucket, move |r| {
         r.encrypt_by_default = true;
         r.default_kms_key = kms_key.clone();
+        r.default_bucket_key = bucket_key;
     })
     .await?;
     Ok(S3Response::new(PutBucketEncryptionOutput {}))
@@ -99,7 +103,7 @@ pub async fn get(
             ),
             kms_master_key_id: record.default_kms_key.clone(),
         }),
-        bucket_key_enabled: Some(false),
+        bucket_key_enabled: Some(record.default_bucket_key),
     };
     Ok(S3Response::new(GetBucketEncryptionOutput {
         server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {
@@ -115,6 +119,7 @@ pub async fn delete(
     change_bucket(s, &req.input.bucket, |r| {
         r.encrypt_by_default = false;
         r.default_kms_key = None;
+        r.default_bucket_key = false;
     })
     .await?;
     Ok(S3Response::new(DeleteBucketEncryptionOutput {}))

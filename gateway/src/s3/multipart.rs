@@ -70,6 +70,7 @@ pub async fn create(
         checksum_algorithm: i.checksum_algorithm,
         server_side_encryption: super::sse::answer(encryption.as_ref()),
         ssekms_key_id: super::sse::kms_key_answer(encryption.as_ref()),
+        bucket_key_enabled: super::sse::bucket_key_answer(encryption.as_ref()),
         ssekms_encryption_context: super::sse::kms_context_answer(encryption.as_ref()),
         sse_customer_algorithm,
         sse_customer_key_md5,
@@ -129,6 +130,7 @@ pub async fn upload_part(
     Ok(S3Response::new(UploadPartOutput {
         server_side_encryption: super::sse::answer(stored.encryption.as_ref()),
         ssekms_key_id: super::sse::kms_key_answer(stored.encryption.as_ref()),
+        bucket_key_enabled: super::sse::bucket_key_answer(stored.encryption.as_ref()),
         sse_customer_algorithm,
         sse_customer_key_md5,
         e_tag: Some(etag(&part.etag)),
@@ -313,6 +315,7 @@ pub async fn complete(
         checksum_type: sums.checksum_type,
         server_side_encryption: super::sse::answer(record.encryption.as_ref()),
         ssekms_key_id: super::sse::kms_key_answer(record.encryption.as_ref()),
+        bucket_key_enabled: super::sse::bucket_key_answer(record.encryption.as_ref()),
         ..Default::default()
     }))
 }

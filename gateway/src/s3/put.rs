@@ -90,6 +90,7 @@ pub async fn put_object(
         version_id: record.version_id.clone(),
         server_side_encryption: super::sse::answer(record.encryption.as_ref()),
         ssekms_key_id: super::sse::kms_key_answer(record.encryption.as_ref()),
+        bucket_key_enabled: super::sse::bucket_key_answer(record.encryption.as_ref()),
         ssekms_encryption_context: super::sse::kms_context_answer(record.encryption.as_ref()),
         sse_customer_algorithm,
         sse_customer_key_md5,
@@ -124,6 +125,7 @@ pub async fn post_object(
     Ok(S3Response::new(PostObjectOutput {
         server_side_encryption: super::sse::answer(record.encryption.as_ref()),
         ssekms_key_id: super::sse::kms_key_answer(record.encryption.as_ref()),
+        bucket_key_enabled: super::sse::bucket_key_answer(record.encryption.as_ref()),
         e_tag: Some(etag(&record.etag)),
         size: Some(record.size as i64),
         ..Default::default()

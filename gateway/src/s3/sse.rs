@@ -158,6 +158,8 @@ pub struct Requested<'a> {
     pub kms_key_id: Option<&'a str>,
     /// `x-amz-server-side-encryption-context`
     pub kms_context: Option<&'a str>,
+    /// `x-amz-server-side-encryption-bucket-key-enabled`
+    pub bucket_key: Option<bool>,
 }
 
 /// The encryption a write asks for: SSE-C when it sent a key, SSE-S3 for `AES256`, SSE-KMS
@@ -173,6 +175,14 @@ pub fn requested(r: Requested<'_>) -> S3Result<Encrypt> {
         ));
     }
     if let Some(k) = r.customer {
+        // Headers were checked on arrival (`refuse_unsupported`); a POST form's fields
+        // are checked here.
+        if r.sse.is_some() {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Server Side Encryption with Customer provided key is incompatible with the encryption method specified"
+            ));
+        }
         return Ok(Encrypt::CustomerKey(k));
     }
     if kms {
@@ -184,6 +194,7 @@ pub fn requested(r: Requested<'_>) -> S3Result<Encrypt> {
                 .kms_key_id
                 .map(|k| objects::kms::key_name_of(k.trim()).to_owned()),
             context: r.kms_context.map(str::to_owned),
+            bucket_key: r.bucket_key == Some(true),
         });
     }
     match r.sse {
@@ -221,6 +232,7 @@ macro_rules! requested_encryption {
             customer: $crate::s3::sse::sse_customer_key!($i)?,
             kms_key_id: $i.ssekms_key_id.as_deref(),
             kms_context: $i.ssekms_encryption_context.as_deref(),
+            bucket_key: $i.bucket_key_enabled,
         })
     };
 }
@@ -242,6 +254,15 @@ pub fn kms_key_answer(encryption: Option<&metastore::Encryption>) -> Option<Stri
     encryption
         .filter(|e| e.kms.is_some())
         .map(|e| e.key_id.clone())
+}
+
+/// The `x-amz-server-side-encryption-bucket-key-enabled` answer: `true` for an SSE-KMS object
+/// written with a bucket key asked for (by the request or the bucket's default), else none.
+pub fn bucket_key_answer(encryption: Option<&metastore::Encryption>) -> Option<bool> {
+    encryption
+        .and_then(|e| e.kms.as_ref())
+        .filter(|k| k.bucket_key)
+        .map(|_| true)
 }
 
 /// The `x-amz-server-side-encryption-context` answer, as the client gave it.
@@ -329,6 +350,7 @@ mod tests {
                 customer: None,
                 kms_key_id: key,
                 kms_context: context,
+                bucket_key: None,
             })
         };
         assert!(matches!(
@@ -342,7 +364,11 @@ mod tests {
             Some("arn:aws:kms:us-east-1:1:key/backups"),
             Some(&context),
         ) {
-            Ok(Encrypt::Kms { key, context: c }) => {
+            Ok(Encrypt::Kms {
+                key,
+                context: c,
+                bucket_key: false,
+            }) => {
                 assert_eq!(key.as_deref(), Some("backups"));
                 assert_eq!(c.as_deref(), Some(context.as_str()));
             }

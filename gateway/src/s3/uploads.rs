@@ -190,6 +190,7 @@ pub async fn upload_part_copy(
     Ok(S3Response::new(UploadPartCopyOutput {
         server_side_encryption: super::sse::answer(stored.encryption.as_ref()),
         ssekms_key_id: super::sse::kms_key_answer(stored.encryption.as_ref()),
+        bucket_key_enabled: super::sse::bucket_key_answer(stored.encryption.as_ref()),
         sse_customer_algorithm,
         sse_customer_key_md5,
         copy_part_result: Some(CopyPartResult {
