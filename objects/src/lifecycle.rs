@@ -251,7 +251,9 @@ impl ObjectService {
         let mut walk = KeyWalk::default();
         loop {
             let page = self.meta.list_versions(bucket, query.clone()).await?;
-            let mut last = None;
+            // The next page resumes after the last version this one kept: one it removed can
+            // no longer be found, and resuming after its key would skip the key's others.
+            let (mut last, mut last_kept) = (None, None);
             for entry in page.entries {
                 let VersionEntry::Version { key, record, .. } = entry else {
                     continue;
@@ -266,11 +268,16 @@ impl ObjectService {
                         ..Default::default()
                     };
                 }
-                self.lifecycle_version(bucket, rules, &mut walk, &record)
+                let removed = self
+                    .lifecycle_version(bucket, rules, &mut walk, &record)
                     .await?;
-                last = Some((key, record.version_id.clone()));
+                let here = Some((key, record.version_id.clone()));
+                if !removed {
+                    last_kept = here.clone();
+                }
+                last = here;
             }
-            let Some((key, version_id)) = last.filter(|_| page.truncated) else {
+            let Some((key, version_id)) = last_kept.or(last).filter(|_| page.truncated) else {
                 break;
             };
             let progress = Progress {
@@ -291,14 +298,15 @@ impl ObjectService {
         self.finish_key(bucket, rules, &walk).await
     }
 
-    /// Applies the rules to one listed version of `walk.key`.
+    /// Applies the rules to one listed version of `walk.key`; true if it removed that
+    /// version (the next page cannot resume after it).
     async fn lifecycle_version(
         &self,
         bucket: &str,
         rules: &[LifecycleRule],
         walk: &mut KeyWalk,
         record: &ObjectRecord,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let (now, day_ms) = (now_ms(), self.lifecycle_day_ms);
         let key = walk.key.clone();
         let position = walk.seen;
@@ -324,10 +332,12 @@ impl ObjectService {
                 } else {
                     "LifecycleExpiration:Delete"
                 };
+                let removed = !outcome.delete_marker;
                 self.notify(expiry_event(name, bucket, &key, outcome.version_id))
                     .await;
+                return Ok(removed);
             }
-            return Ok(());
+            return Ok(false);
         }
         if noncurrent_due(rules, (&key, record), since, position - 1, (now, day_ms)) {
             let id = record.version_id.as_deref().unwrap_or("null");
@@ -346,6 +356,7 @@ impl ObjectService {
                         Some(id.to_owned()),
                     );
                     self.notify(event).await;
+                    return Ok(true);
                 }
                 Err(Error::ObjectLocked) => {
                     self.lifecycle
@@ -355,7 +366,7 @@ impl ObjectService {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// After the last version of `walk.key`: a delete marker that is all the key has left
@@ -595,6 +606,29 @@ mod tests {
         s.lifecycle_pass().await.unwrap();
         assert_eq!((keys(&s, "a").await, keys(&s, "b").await), (0, 0));
         assert_eq!(c.passes.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn one_pass_removes_noncurrent_versions_across_pages() {
+        let s = service();
+        let mut record = BucketRecord::new(0);
+        record.versioning = metastore::Versioning::Enabled;
+        record.lifecycle = vec![rule(|r| r.noncurrent_days = Some(1))];
+        s.meta.create_bucket("v", record).await.unwrap();
+        for i in 0..(PAGE as i64 + 500) {
+            let mut v = version(1, i, &[]);
+            v.data = metastore::ObjectData::Inline(vec![1]);
+            s.meta.put_object("v", "k", v, None).await.unwrap();
+        }
+        // The first page ends on a version the pass removes: the next one still finds the
+        // key's older versions.
+        s.lifecycle_pass().await.unwrap();
+        assert_eq!(keys(&s, "v").await, 1, "only the current version is left");
+        let removed = s
+            .lifecycle_counters()
+            .noncurrent_removed
+            .load(Ordering::Relaxed);
+        assert_eq!(removed, (PAGE + 499) as u64);
     }
 
     #[test]
