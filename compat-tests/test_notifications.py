@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from conftest import free_port, new_bucket_name, s3_client
+from test_lifecycle import eventually
 from test_object_lock import error_of
 from test_observability import scrape
 from test_presigned_post import post_form, presigned_post
@@ -217,11 +218,8 @@ def test_dead_targets_neither_slow_nor_block(srv, hooks):
         return (m.counter("tessera_notify_failed_total", target="down") >= 1
                 and m.counter("tessera_notify_failed_total", target="hang") >= 1
                 and m.counter("tessera_notify_delivered_total", target="hook") >= 20
-                and m.value("tessera_notify_queue_events") >= 20) and m
-    deadline = time.monotonic() + WAIT
-    while not (m := counted()):
-        assert time.monotonic() < deadline, scrape(srv).text
-        time.sleep(0.5)
+                and m.value("tessera_notify_queue_events") >= 20)
+    eventually(counted, "failed attempts to down and hang, 20 deliveries to hook and 20+ queued, in /metrics")
 
 
 def test_nothing_is_lost_while_the_receiver_is_down_or_the_server_restarts(srv, hooks):
@@ -235,10 +233,7 @@ def test_nothing_is_lost_while_the_receiver_is_down_or_the_server_restarts(srv, 
     notify(c, bucket, {"Id": "f", "QueueArn": arn("flaky"), "Events": ["s3:ObjectCreated:*"]})
     for i in range(3):
         c.put_object(Bucket=bucket, Key=f"k{i}", Body=b"x")
-    deadline = time.monotonic() + WAIT
-    while flaky.requests < 2:
-        assert time.monotonic() < deadline, "the flaky target was never tried (and retried)"
-        time.sleep(0.2)
+    eventually(lambda: flaky.requests >= 2, "the flaky target is tried, and retried")
     srv.stop()
     srv.start()
     c = s3_client(srv)
@@ -273,10 +268,7 @@ def test_the_queue_is_bounded(make_server):
     notify(c, bucket, {"Id": "d", "QueueArn": arn("down"), "Events": ["s3:ObjectCreated:*"]})
     for i in range(20):
         c.put_object(Bucket=bucket, Key=f"k{i}", Body=b"x")
-    deadline = time.monotonic() + WAIT
-    while True:
+    def bounded():
         m = scrape(srv)
-        if m.counter("tessera_notify_dropped_total") >= 15 and m.value("tessera_notify_queue_events") <= 5:
-            break
-        assert time.monotonic() < deadline, m.text
-        time.sleep(0.3)
+        return m.counter("tessera_notify_dropped_total") >= 15 and m.value("tessera_notify_queue_events") <= 5
+    eventually(bounded, "15 of 20 events dropped and at most 5 queued, in /metrics")

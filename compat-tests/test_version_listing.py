@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from test_versioning import (
+from test_versioning import (  # noqa: F401 (c is a fixture)
+    c,
     check_real_time_order,
     check_vid,
     enable,
@@ -21,11 +22,6 @@ from test_versioning import (
     raw_versions_all,
     timed_put,
 )
-
-
-@pytest.fixture(scope="module")
-def c(server, s3):
-    return s3(server)
 
 
 @pytest.fixture(scope="module")

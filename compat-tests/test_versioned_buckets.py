@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from test_versioning import (
+from test_versioning import (  # noqa: F401 (c and vbucket are fixtures)
     MiB,
+    c,
     check_real_time_order,
     check_vid,
     code_of,
@@ -28,22 +29,10 @@ from test_versioning import (
     status_of,
     suspend,
     timed_put,
+    vbucket,
     versions_of,
     wait_until,
 )
-
-
-@pytest.fixture(scope="module")
-def c(server, s3):
-    return s3(server)
-
-
-@pytest.fixture
-def vbucket(c, bucket_name):
-    """A fresh bucket with versioning Enabled."""
-    c.create_bucket(Bucket=bucket_name)
-    enable(c, bucket_name)
-    return bucket_name
 
 
 # ----------------------------------------------------------- DeleteObjects ---
