@@ -106,6 +106,9 @@ def test_configuration_round_trip_and_validation(lc):
         return {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, **fields}
 
     assert refused(rule(Expiration={"Days": 0})) == (400, "InvalidArgument")
+    with pytest.raises(ClientError) as exc:
+        c.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [rule(Expiration={"Days": 0})]})
+    assert exc.value.response["Error"]["Message"] == "'Days' for Expiration action must be a positive integer"
     assert refused(rule(Expiration={"Date": datetime.datetime(2030, 1, 1, 12, tzinfo=datetime.timezone.utc)})) == (400, "InvalidArgument")
     assert refused(rule(Expiration={"Days": 1, "Date": datetime.datetime(2030, 1, 1)})) == (400, "MalformedXML")
     assert refused(rule(Expiration={"Days": 1, "ExpiredObjectDeleteMarker": True})) == (400, "MalformedXML")

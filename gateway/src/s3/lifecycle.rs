@@ -23,7 +23,7 @@ fn positive_days(days: Option<i32>, what: &str) -> S3Result<Option<u32>> {
         Some(d) if d > 0 => Ok(Some(d as u32)),
         Some(_) => Err(s3_error!(
             InvalidArgument,
-            "'{what}' action must be a positive integer"
+            "{what} action must be a positive integer"
         )),
     }
 }
@@ -154,7 +154,7 @@ fn rule_of(rule: &LifecycleRule) -> S3Result<Rule> {
                 "Expiration takes exactly one of Days, Date and ExpiredObjectDeleteMarker"
             ));
         }
-        out.expiration_days = positive_days(e.days, "Days' for Expiration")?;
+        out.expiration_days = positive_days(e.days, "'Days' for Expiration")?;
         if let Some(date) = &e.date {
             let ms = millis(date);
             if ms.rem_euclid(DAY_MS) != 0 {
@@ -173,7 +173,7 @@ fn rule_of(rule: &LifecycleRule) -> S3Result<Rule> {
     if let Some(n) = &rule.noncurrent_version_expiration {
         out.noncurrent_days = positive_days(
             n.noncurrent_days,
-            "NoncurrentDays' for NoncurrentVersionExpiration",
+            "'NoncurrentDays' for NoncurrentVersionExpiration",
         )?;
         if out.noncurrent_days.is_none() {
             return Err(s3_error!(
@@ -195,7 +195,7 @@ fn rule_of(rule: &LifecycleRule) -> S3Result<Rule> {
     if let Some(a) = &rule.abort_incomplete_multipart_upload {
         out.abort_incomplete_days = positive_days(
             a.days_after_initiation,
-            "DaysAfterInitiation' for AbortIncompleteMultipartUpload",
+            "'DaysAfterInitiation' for AbortIncompleteMultipartUpload",
         )?;
         if out.abort_incomplete_days.is_none() {
             return Err(s3_error!(
