@@ -60,9 +60,9 @@ ensure_build_deps() {
 
 ensure_test_deps() {
   # `S3` is s3cmd's Python package; the tests run the s3cmd script next to python3.
-  if ! python3 -c 'import boto3, pytest, pytest_timeout, minio, obstore, S3, kubernetes_validate' >/dev/null 2>&1 \
+  if ! python3 -c 'import boto3, pytest, pytest_timeout, minio, obstore, S3, kubernetes_validate, selenium' >/dev/null 2>&1 \
     || ! command -v aws >/dev/null 2>&1 || ! command -v s3cmd >/dev/null 2>&1; then
-    echo "==> installing the test clients (pytest, boto3, aws-cli, minio, s3cmd, obstore, kubernetes-validate)"
+    echo "==> installing the test clients (pytest, boto3, aws-cli, minio, s3cmd, obstore, kubernetes-validate, selenium)"
     python3 -m pip install -q -r "$REPO_ROOT/compat-tests/requirements.txt"
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     hash -r
@@ -82,6 +82,9 @@ ensure_test_deps() {
   # The TLS tests make their CA and certificates with openssl and speak HTTP/2 with curl.
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  # The web console's tests drive headless Chromium through its WebDriver.
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     local log

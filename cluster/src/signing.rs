@@ -81,3 +81,126 @@ pub fn sign_request<B>(
     instructions.apply_to_request_http1x(request);
     Ok(())
 }
+
+/// What SigV4's canonical form leaves unencoded: letters, digits and `-._~`.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` encoded as SigV4's canonical form encodes it (S3's `UriEncode`); `/` is kept when
+/// `encode_slash` is false (object key paths).
+pub fn uri_encode(text: &str, encode_slash: bool) -> String {
+    if encode_slash {
+        return percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string();
+    }
+    text.split('/')
+        .map(|part| percent_encoding::utf8_percent_encode(part, UNRESERVED).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn settings_for_s3() -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    // S3 signs the path as sent (already percent-encoded once, never normalized).
+    settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode =
+        aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
+    settings
+}
+
+/// Signs `request` with `x-amz-content-sha256: UNSIGNED-PAYLOAD`, so its body streams through
+/// unread: the console's requests, made on behalf of the user logged in. `url` must be the
+/// request's path and query in S3's canonical encoding. The host, `content-type`,
+/// `content-md5` and every `x-amz-*` header are covered by the signature.
+pub fn sign_streaming<B>(
+    request: &mut http::Request<B>,
+    url: &str,
+    authority: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> Result<(), String> {
+    let signed: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.as_str();
+            k.starts_with("x-amz-") || k == "content-type" || k == "content-md5"
+        })
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let identity: Identity =
+        aws_credential_types::Credentials::new(access_key, secret_key, None, None, "tessera")
+            .into();
+    let mut settings = settings_for_s3();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name(SERVICE)
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        url,
+        std::iter::once(("host", authority))
+            .chain(signed.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        SignableBody::UnsignedPayload,
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}
+
+/// A presigned GET of `url` (a full URL whose path and query are in S3's canonical encoding;
+/// `authority` its host:port), valid for `expires`: `url` with the SigV4 query parameters.
+pub fn presign_get(
+    url: &str,
+    authority: &str,
+    access_key: &str,
+    secret_key: &str,
+    expires: std::time::Duration,
+) -> Result<String, String> {
+    let identity: Identity =
+        aws_credential_types::Credentials::new(access_key, secret_key, None, None, "tessera")
+            .into();
+    let mut settings = settings_for_s3();
+    settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires);
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name(SERVICE)
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let signable = SignableRequest::new(
+        "GET",
+        url,
+        std::iter::once(("host", authority)),
+        SignableBody::UnsignedPayload,
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    let mut out = url.to_owned();
+    let mut sep = if url.contains('?') { '&' } else { '?' };
+    for (name, value) in instructions.params() {
+        out.push(sep);
+        sep = '&';
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&uri_encode(value, true));
+    }
+    Ok(out)
+}

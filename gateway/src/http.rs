@@ -295,6 +295,8 @@ pub struct Frontend {
     pub auth_limit: crate::auth_limit::AuthFailureLimiter,
     /// Webhook targets of bucket notifications, and their delivery counts.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// The web console at `/console/`, unless it is off.
+    pub console: Option<crate::console::Console>,
 }
 
 impl Frontend {
@@ -309,6 +311,27 @@ impl Frontend {
 }
 
 pub async fn handle(
+    front: Arc<Frontend>,
+    req: Request<Incoming>,
+) -> Result<Response<s3s::Body>, s3s::HttpError> {
+    if let Some(console) = &front.console
+        && crate::console::is_console_path(req.uri().path())
+        && !is_signed(&req)
+    {
+        match console.route(&front, req).await {
+            crate::console::Routed::Answer(resp) => return Ok(resp),
+            crate::console::Routed::Forward(req) => {
+                return handle_s3(front.clone(), req)
+                    .await
+                    .map(crate::console::sandbox);
+            }
+        }
+    }
+    handle_s3(front, req).await
+}
+
+/// Everything but the console: health, metrics, the admin relay, and the S3 service.
+async fn handle_s3(
     front: Arc<Frontend>,
     req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {

@@ -5,6 +5,8 @@
 //!   ([`s3::AccessCheck`]) and the one mapping of tessera errors to S3 error codes.
 //! - [`admin`]: the admin API (`/tessera-admin/v1/`), an s3s custom route.
 //! - [`node`]: a storage node's server side of the shard protocol, an s3s custom route.
+//! - [`console`]: the web console at `/console/`, an S3 client inside the server that acts
+//!   as the user logged in.
 //! - [`auth_limit`]: holding back addresses that fail authentication too often.
 //! - [`client`]: who the client is (its address and transport), through trusted proxies.
 //! - [`http`], [`access`], [`health`], [`metrics`]: the request pipeline around s3s (request
@@ -23,6 +25,7 @@ pub mod admin;
 pub mod auth_limit;
 pub mod client;
 pub mod cluster_view;
+pub mod console;
 mod cors;
 mod governance_metrics;
 pub mod health;

@@ -281,7 +281,10 @@ impl Metrics {
 
     /// Usage and the heal queue's length (both scans of the metadata), reused as described
     /// in the module docs.
-    async fn usage(&self, service: &ObjectService) -> Result<(metastore::Usage, u64), String> {
+    pub(crate) async fn usage(
+        &self,
+        service: &ObjectService,
+    ) -> Result<(metastore::Usage, u64), String> {
         // Held across the scan, so concurrent scrapes share one.
         let mut cached = self.usage.lock().await;
         if let Some(c) = cached.as_ref()

@@ -58,6 +58,8 @@ pub struct FrontendParts {
     pub auth_failures_per_minute: u32,
     /// Webhook targets of bucket notifications (`--notify-webhook`) and their delivery.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// Serve the web console at `/console/` (`--console`).
+    pub console: bool,
 }
 
 impl Frontend {
@@ -84,6 +86,9 @@ impl Frontend {
             s3_config,
         ))));
         builder.set_auth(SecretLookup(authz.clone()));
+        let console = parts
+            .console
+            .then(|| crate::console::Console::new(authz.clone(), parts.root_access_key.clone()));
         builder.set_access(AccessCheck(authz));
         builder.set_route(AdminApi {
             users: parts.users,
@@ -110,6 +115,7 @@ impl Frontend {
                 parts.deployment_id,
             ),
             notifier: parts.notifier,
+            console,
             cluster: parts.cluster,
             domains: parts.domains,
             trusted_proxies: parts.trusted_proxies,

@@ -53,7 +53,9 @@ pub use chunks::{ChunkState, GcItem, PoolHoldings};
 pub use error::{Error, Result};
 pub use kv::{Batch, Entry, KvStore, Op, SnapshotFn, SnapshotRead, Tree};
 pub use listing::{ListEntry, ListPage, ListQuery};
-pub use maintenance::{ChunkEntry, EncryptedVersions, RefMismatch, RefcountCheck, Usage};
+pub use maintenance::{
+    BucketUsage, ChunkEntry, EncryptedVersions, RefMismatch, RefcountCheck, Usage,
+};
 pub use memory::MemoryKv;
 pub use mirror::MirroredKv;
 pub use records::{

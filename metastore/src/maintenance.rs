@@ -85,6 +85,25 @@ pub struct Usage {
     pub chunk_data_bytes: u64,
     /// The same, by the pool holding the chunks.
     pub pools: std::collections::BTreeMap<u32, crate::PoolHoldings>,
+    /// Objects and bytes by bucket (the web console's bucket list).
+    pub by_bucket: std::collections::BTreeMap<String, BucketUsage>,
+}
+
+/// One bucket's share of [`Usage`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BucketUsage {
+    /// Current objects, and the sum of their sizes.
+    pub objects: u64,
+    pub bytes: u64,
+    /// Every version that holds data (current or not), and the sum of their sizes.
+    pub versions: u64,
+    pub version_bytes: u64,
+}
+
+/// The bucket of an Objects or Versions tree key (`bucket 0x00 ...`).
+fn bucket_of(key: &[u8]) -> String {
+    let end = key.iter().position(|&b| b == 0).unwrap_or(key.len());
+    String::from_utf8_lossy(&key[..end]).into_owned()
 }
 
 fn now_ms() -> u64 {
@@ -306,24 +325,37 @@ impl MetaStore {
         self.run(|s| {
             let kv = s.kv.as_ref();
             let mut u = Usage::default();
-            scan_all(kv, Tree::Buckets, |_| {
+            scan_all(kv, Tree::Buckets, |(k, _)| {
                 u.buckets += 1;
+                u.by_bucket.insert(
+                    String::from_utf8_lossy(&k).into_owned(),
+                    BucketUsage::default(),
+                );
                 Ok(())
             })?;
-            scan_all(kv, Tree::Objects, |(_, v)| {
-                if !decode::<ObjectRecord>(&v)?.delete_marker {
+            scan_all(kv, Tree::Objects, |(k, v)| {
+                let r: ObjectRecord = decode(&v)?;
+                if !r.delete_marker {
                     u.objects += 1;
+                    if let Some(b) = u.by_bucket.get_mut(&bucket_of(&k)) {
+                        b.objects += 1;
+                        b.bytes += r.size;
+                    }
                 }
                 Ok(())
             })?;
             // Compressed chunks (data length, stored length), from the manifests: the
             // refcount records know only the stored length.
             let mut compressed: HashMap<[u8; 32], (u32, u32)> = HashMap::new();
-            scan_all(kv, Tree::Versions, |(_, v)| {
+            scan_all(kv, Tree::Versions, |(k, v)| {
                 let r: ObjectRecord = decode(&v)?;
                 u.versions += 1;
                 if !r.delete_marker {
                     u.logical_bytes += r.size;
+                    if let Some(b) = u.by_bucket.get_mut(&bucket_of(&k)) {
+                        b.versions += 1;
+                        b.version_bytes += r.size;
+                    }
                     if let crate::ObjectData::Inline(b) = &r.data {
                         u.inline_bytes += b.len() as u64;
                     }

@@ -64,6 +64,43 @@ pub async fn run(store: MetaStore) {
     crate::suite_check::check_while_writing(&store).await;
     crate::suite_chunks::maintenance(&store).await;
     event_queue(&store).await;
+    usage_by_bucket(&store).await;
+}
+
+/// Usage counts each bucket's current objects and stored versions.
+async fn usage_by_bucket(store: &MetaStore) {
+    for b in ["usage-a", "usage-b", "usage-empty"] {
+        store.create_bucket(b, BucketRecord::new(1)).await.unwrap();
+    }
+    store
+        .put_object("usage-a", "x", inline(b"abc"), None)
+        .await
+        .unwrap();
+    store
+        .put_object("usage-a", "y", inline(b"hello"), None)
+        .await
+        .unwrap();
+    // An overwrite replaces the unversioned object: its old size no longer counts.
+    store
+        .put_object("usage-a", "y", inline(b"hi"), None)
+        .await
+        .unwrap();
+    store
+        .put_object("usage-b", "z", inline(b"0123456789"), None)
+        .await
+        .unwrap();
+    let usage = store.usage().await.unwrap();
+    let of = |b: &str| usage.by_bucket.get(b).cloned();
+    let counts = |objects, bytes| BucketUsage {
+        objects,
+        bytes,
+        versions: objects,
+        version_bytes: bytes,
+    };
+    assert_eq!(of("usage-a"), Some(counts(2, 5)));
+    assert_eq!(of("usage-b"), Some(counts(1, 10)));
+    assert_eq!(of("usage-empty"), Some(BucketUsage::default()));
+    assert_eq!(usage.by_bucket.len() as u64, usage.buckets);
 }
 
 /// The event notification queue: oldest first, retries kept, trimmed from the oldest.
@@ -591,7 +628,7 @@ mod backends {
         for p in [&p1, &p2] {
             let alone = MetaStore::new(RocksKv::open(p).unwrap(), Duration::ZERO);
             assert!(alone.get_object("mp", "big").await.unwrap().is_some());
-            assert_eq!(alone.list_buckets().await.unwrap().len(), 10);
+            assert_eq!(alone.list_buckets().await.unwrap().len(), 13);
         }
     }
 }

@@ -27,6 +27,12 @@ pub fn print(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr, le
             );
         }
     }
+    if cfg.console {
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+        println!(
+            "  console:     {scheme}://{bound}/console/ (log in with an access key and secret)"
+        );
+    }
     println!("  region:      {}", cfg.region);
     if !cfg.domains.is_empty() {
         println!(

@@ -121,6 +121,8 @@ pub struct ServeConfig {
     pub allow_insecure_sse_c: bool,
     /// Compress chunks where it pays.
     pub compression: bool,
+    /// Serve the web console at `/console/`.
+    pub console: bool,
     /// Failed authentications an address may have a minute (0: no limit).
     pub auth_failure_limit: u32,
     /// Serve the newest metadata replicas present even when the data disks record newer ones.
@@ -277,6 +279,9 @@ pub struct ServeArgs {
     /// [default: on].
     #[arg(long, env = "TESSERA_COMPRESSION", value_enum)]
     pub compression: Option<OnOff>,
+    /// Serve the web console at /console/ on the S3 port [default: on].
+    #[arg(long, env = "TESSERA_CONSOLE", value_enum)]
+    pub console: Option<OnOff>,
     /// Failed authentications (bad signature or access key) a client address may have a
     /// minute; past that its signed requests get 503 SlowDown until the budget refills
     /// (0: no limit) [default: 60].
@@ -345,6 +350,7 @@ pub struct FileConfig {
     pub node_ca: Option<PathBuf>,
     pub allow_insecure_sse_c: Option<bool>,
     pub compression: Option<OnOff>,
+    pub console: Option<OnOff>,
     pub auth_failure_limit: Option<u32>,
     pub accept_stale_metadata: Option<bool>,
     pub kms_secret_key: Option<SecretString>,
@@ -610,6 +616,7 @@ impl ServeArgs {
             allow_insecure_sse_c: self.allow_insecure_sse_c
                 || file.allow_insecure_sse_c.unwrap_or(false),
             compression: self.compression.or(file.compression) != Some(OnOff::Off),
+            console: self.console.or(file.console) != Some(OnOff::Off),
             auth_failure_limit: self
                 .auth_failure_limit
                 .or(file.auth_failure_limit)

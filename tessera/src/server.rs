@@ -592,6 +592,7 @@ async fn serve_once(
         allow_insecure_sse_c: cfg.allow_insecure_sse_c,
         auth_failures_per_minute: cfg.auth_failure_limit,
         notifier,
+        console: cfg.console,
     })?;
 
     let kept = match joined {
