@@ -362,7 +362,9 @@ def test_main_pages_at_desktop_and_phone_width(srv, browser, s3, new_bucket_name
 # --- the console's HTTP endpoints, without a browser ---------------------------------------
 
 def request(srv, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    """One HTTP request to `srv` (a server, or a port number) on 127.0.0.1."""
+    port = srv if isinstance(srv, int) else srv.port
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request(method, path, body=body, headers=headers or {})
     resp = conn.getresponse()
     data = resp.read()
@@ -510,3 +512,21 @@ def test_console_off(make_server):
     assert status != 200 or b"app.js" not in out
     assert b"<Error>" in out
     assert "console:" not in off.log_tail(200)
+
+
+def test_the_consoles_own_port(make_server, s3):
+    from conftest import free_port
+    port = free_port()
+    srv = make_server(1, extra_args=["--console-address", f"127.0.0.1:{port}"])
+    assert f"http://127.0.0.1:{port}/ (--console-address)" in srv.log_tail(200)
+    status, headers, _ = request(port, "GET", "/")
+    assert status == 308 and headers["location"] == "/console/"
+    status, _, out = request(port, "GET", "/console/")
+    assert status == 200 and b"app.js" in out
+    # It serves S3 as well, so a share link made there works there.
+    c = s3(f"http://127.0.0.1:{port}")
+    c.create_bucket(Bucket="via-console-port")
+    assert "via-console-port" in {b["Name"] for b in c.list_buckets()["Buckets"]}
+    # The S3 port's own / is S3's, not the console's.
+    status, _, out = request(srv, "GET", "/")
+    assert status == 403 and b"<Code>AccessDenied</Code>" in out

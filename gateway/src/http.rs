@@ -315,7 +315,8 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, s3s::HttpError> {
     if let Some(console) = &front.console
-        && crate::console::is_console_path(req.uri().path())
+        && (crate::console::is_console_path(req.uri().path())
+            || crate::console::opens_console(&req))
         && !is_signed(&req)
     {
         match console.route(&front, req).await {

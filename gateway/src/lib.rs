@@ -41,4 +41,4 @@ pub mod starting;
 pub mod tls;
 
 pub use http::Frontend;
-pub use serve::{FrontendParts, serve, serve_and_keep};
+pub use serve::{FrontendParts, serve, serve_and_keep, serve_console};

@@ -133,7 +133,18 @@ pub async fn serve(
     shutdown: CancellationToken,
     grace: Duration,
 ) {
-    serve_on(listener, front, shutdown, grace, false).await;
+    serve_on(listener, front, shutdown, grace, false, false).await;
+}
+
+/// As [`serve`], for the console's own port (`--console-address`): the same service, and
+/// an unsigned `GET /` there opens the console.
+pub async fn serve_console(
+    listener: TcpListener,
+    front: Arc<Frontend>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    serve_on(listener, front, shutdown, grace, false, true).await;
 }
 
 /// As [`serve`], but the listener stays open and is given back: the process serves again on
@@ -144,7 +155,7 @@ pub async fn serve_and_keep(
     shutdown: CancellationToken,
     grace: Duration,
 ) -> TcpListener {
-    serve_on(listener, front, shutdown, grace, true)
+    serve_on(listener, front, shutdown, grace, true, false)
         .await
         .expect("kept")
 }
@@ -155,6 +166,7 @@ async fn serve_on(
     shutdown: CancellationToken,
     grace: Duration,
     keep: bool,
+    console_port: bool,
 ) -> Option<TcpListener> {
     let http = Arc::new(hyper_util::server::conn::auto::Builder::new(
         TokioExecutor::new(),
@@ -183,6 +195,9 @@ async fn serve_on(
                     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                         let client = front.trusted_proxies.client(peer, secure, req.headers());
                         req.extensions_mut().insert(client);
+                        if console_port {
+                            req.extensions_mut().insert(crate::console::ConsolePort);
+                        }
                         crate::http::handle(front.clone(), req)
                     });
                     let Some(io) = crate::tls::accept(socket, tls.as_ref()).await else {

@@ -32,6 +32,9 @@ pub fn print(cfg: &ServeConfig, opened: &Opened, bound: std::net::SocketAddr, le
         println!(
             "  console:     {scheme}://{bound}/console/ (log in with an access key and secret)"
         );
+        if let Some(address) = cfg.console_address {
+            println!("               and {scheme}://{address}/ (--console-address)");
+        }
     }
     println!("  region:      {}", cfg.region);
     if !cfg.domains.is_empty() {

@@ -123,6 +123,8 @@ pub struct ServeConfig {
     pub compression: bool,
     /// Serve the web console at `/console/`.
     pub console: bool,
+    /// A second port for the console (serving S3 as well), if any.
+    pub console_address: Option<SocketAddr>,
     /// Failed authentications an address may have a minute (0: no limit).
     pub auth_failure_limit: u32,
     /// Serve the newest metadata replicas present even when the data disks record newer ones.
@@ -282,6 +284,10 @@ pub struct ServeArgs {
     /// Serve the web console at /console/ on the S3 port [default: on].
     #[arg(long, env = "TESSERA_CONSOLE", value_enum)]
     pub console: Option<OnOff>,
+    /// Also serve the console on this address, at / (the port serves S3 too, so share links
+    /// made there work) [default: the S3 port only].
+    #[arg(long, env = "TESSERA_CONSOLE_ADDRESS", value_name = "HOST:PORT")]
+    pub console_address: Option<SocketAddr>,
     /// Failed authentications (bad signature or access key) a client address may have a
     /// minute; past that its signed requests get 503 SlowDown until the budget refills
     /// (0: no limit) [default: 60].
@@ -351,6 +357,7 @@ pub struct FileConfig {
     pub allow_insecure_sse_c: Option<bool>,
     pub compression: Option<OnOff>,
     pub console: Option<OnOff>,
+    pub console_address: Option<SocketAddr>,
     pub auth_failure_limit: Option<u32>,
     pub accept_stale_metadata: Option<bool>,
     pub kms_secret_key: Option<SecretString>,
@@ -569,6 +576,11 @@ impl ServeArgs {
             }
             _ => {}
         }
+        let console = self.console.or(file.console) != Some(OnOff::Off);
+        let console_address = self.console_address.or(file.console_address);
+        if !console && console_address.is_some() {
+            return Err("--console-address needs the console on (not --console off)".into());
+        }
         Ok(ServeConfig {
             address: self
                 .address
@@ -616,7 +628,8 @@ impl ServeArgs {
             allow_insecure_sse_c: self.allow_insecure_sse_c
                 || file.allow_insecure_sse_c.unwrap_or(false),
             compression: self.compression.or(file.compression) != Some(OnOff::Off),
-            console: self.console.or(file.console) != Some(OnOff::Off),
+            console,
+            console_address,
             auth_failure_limit: self
                 .auth_failure_limit
                 .or(file.auth_failure_limit)

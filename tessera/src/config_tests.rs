@@ -187,6 +187,35 @@ fn trusted_proxies_from_flags_or_file() {
 }
 
 #[test]
+fn the_console_from_flags_or_file() {
+    let cfg = args(&["/d"])
+        .resolve(FileConfig::default(), EnvSettings::default())
+        .unwrap();
+    assert!(cfg.console);
+    assert_eq!(cfg.console_address, None);
+    let file = || {
+        FileConfig::parse(
+            "disks = [\"/d\"]\nconsole = \"off\"\nconsole_address = \"127.0.0.1:9001\"",
+        )
+        .unwrap()
+    };
+    // Off in the file with a console port: refused, rather than a port that serves nothing.
+    let e = args(&[])
+        .resolve(file(), EnvSettings::default())
+        .unwrap_err();
+    assert!(e.contains("--console-address"), "{e}");
+    let cfg = args(&["--console", "on"])
+        .resolve(file(), EnvSettings::default())
+        .unwrap();
+    assert!(cfg.console);
+    assert_eq!(cfg.console_address.unwrap().to_string(), "127.0.0.1:9001");
+    let cfg = args(&["--console", "off", "/d"])
+        .resolve(FileConfig::default(), EnvSettings::default())
+        .unwrap();
+    assert!(!cfg.console);
+}
+
+#[test]
 fn debug_output_holds_no_secret() {
     let file = FileConfig::parse(
         r#"
@@ -254,6 +283,7 @@ proptest::proptest! {
         "address", "disks", "parity", "region", "domains", "metrics_token", "root_user",
         "root_password", "nodes", "etcd", "trusted_proxies", "certs_dir",
         "allow_insecure_sse_c", "auth_failure_limit", "log_format", "scan_interval_secs",
+        "console", "console_address",
     ]), value in "[ -~]{0,30}") {
         for text in [format!("{key} = {value}"), format!("{key} = \"{value}\""), format!("{key} = [\"{value}\"]")] {
             if let Ok(file) = FileConfig::parse(&text) {

@@ -338,6 +338,26 @@ pub async fn bind(cfg: &ServeConfig) -> Result<TcpListener, String> {
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.address))
 }
 
+/// Serves the console's own port (`--console-address`), if any, until `shutdown`.
+async fn serve_console_port(
+    cfg: &ServeConfig,
+    front: &Arc<gateway::Frontend>,
+    shutdown: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let Some(address) = cfg.console_address else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address} (--console-address): {e}"))?;
+    Ok(Some(tokio::spawn(gateway::serve_console(
+        listener,
+        front.clone(),
+        shutdown.clone(),
+        cfg.shutdown_timeout,
+    ))))
+}
+
 /// How a run of the server ended.
 enum Ended {
     /// A signal, or a gateway stopped while starting.
@@ -598,6 +618,7 @@ async fn serve_once(
     let kept = match joined {
         Some(joined) => {
             let bound = joined.listener.local_addr().map_err(|e| e.to_string())?;
+            let console = serve_console_port(&cfg, &front, &joined.shutdown).await?;
             crate::banner::print(&cfg, &opened, bound, leads);
             let listener = gateway::serve_and_keep(
                 joined.listener,
@@ -606,6 +627,9 @@ async fn serve_once(
                 cfg.shutdown_timeout,
             )
             .await;
+            if let Some(task) = console {
+                let _ = task.await;
+            }
             Some((listener, joined.role))
         }
         None => {
@@ -613,8 +637,12 @@ async fn serve_once(
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             // Before the banner: whoever reads it may signal at once.
             let shutdown = signal.child_token();
+            let console = serve_console_port(&cfg, &front, &shutdown).await?;
             crate::banner::print(&cfg, &opened, bound, leads);
             gateway::serve(listener, front, shutdown, cfg.shutdown_timeout).await;
+            if let Some(task) = console {
+                let _ = task.await;
+            }
             None
         }
     };

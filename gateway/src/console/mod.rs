@@ -64,6 +64,18 @@ pub fn is_console_path(path: &str) -> bool {
     path == PREFIX || path.starts_with("/console/")
 }
 
+/// Marks a request that came in on the console's own port (`--console-address`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConsolePort;
+
+/// Whether the request is an unsigned `GET /` on the console's own port: the console's page.
+pub fn opens_console<B>(req: &Request<B>) -> bool {
+    req.extensions().get::<ConsolePort>().is_some()
+        && req.method() == Method::GET
+        && req.uri().path() == "/"
+        && req.uri().query().is_none()
+}
+
 /// What the console does with a request.
 pub enum Routed {
     /// Answered here.
@@ -217,7 +229,7 @@ impl Console {
 
     pub async fn route(&self, front: &Frontend, req: Request<Incoming>) -> Routed {
         let path = req.uri().path().to_owned();
-        if path == PREFIX {
+        if path == PREFIX || path == "/" {
             let mut resp = Response::new(s3s::Body::empty());
             *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
             resp.headers_mut()
