@@ -85,7 +85,15 @@ def row(d, kind, attr, value, timeout=WAIT):
 
 
 def error_text(d, timeout=WAIT) -> str:
-    return by_testid(d, "message-error", timeout).text
+    """The newest error message on the page."""
+    by_testid(d, "message-error", timeout)
+    return d.find_elements(By.CSS_SELECTOR, "[data-testid='message-error']")[-1].text
+
+
+def wait_error(d, text, timeout=WAIT) -> str:
+    """Waits for an error message containing `text`; returns it."""
+    wait(d, lambda drv: any(text in e.text for e in drv.find_elements(By.CSS_SELECTOR, "[data-testid='message-error']")), timeout)
+    return error_text(d)
 
 
 def login(d, srv, access=ROOT_USER, secret=ROOT_PASSWORD):
@@ -239,6 +247,54 @@ def test_restore_an_older_version(srv, browser, s3, new_bucket_name):
     assert "deleted" in deleted.get_attribute("class")
 
 
+def test_bucket_settings(srv, browser, s3, new_bucket_name):
+    d = browser
+    c = s3(srv)
+    bucket = new_bucket_name("settings")
+    c.create_bucket(Bucket=bucket)
+    c.put_object(Bucket=bucket, Key="public.txt", Body=b"for everyone")
+    login(d, srv)
+    open_hash(d, srv, f"/settings/{bucket}")
+
+    Select(by_testid(d, "versioning-status")).select_by_value("Enabled")
+    clickable(d, "versioning-save").click()
+    poll(lambda: c.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled", 10)
+
+    # A broken policy gets the server's MalformedPolicy message.
+    editor = by_testid(d, "policy-editor")
+    editor.clear()
+    editor.send_keys('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow"}]}')
+    clickable(d, "policy-save").click()
+    assert wait_error(d, "MalformedPolicy: ").startswith("MalformedPolicy: Missing required field Principal")
+    # The canned public-read opens the bucket to anonymous reads.
+    Select(by_testid(d, "policy-canned")).select_by_value("public-read")
+    clickable(d, "policy-save").click()
+    by_testid(d, "message-notice")
+    status, _, body = request(srv, "GET", f"/{bucket}/public.txt")
+    assert (status, body) == (200, b"for everyone")
+    Select(by_testid(d, "policy-canned")).select_by_value("private")
+    clickable(d, "policy-save").click()
+    poll(lambda: request(srv, "GET", f"/{bucket}/public.txt")[0] == 403, 10)
+
+    # Lifecycle as S3 XML: the server checks it, with its own message.
+    d.find_element(By.XPATH, "//section[@aria-label='Lifecycle rules']//summary").click()
+    lifecycle = by_testid(d, "setting-lifecycle")
+    lifecycle.send_keys("<LifecycleConfiguration><Rule><ID>old</ID><Status>Enabled</Status><Filter><Prefix>tmp/</Prefix></Filter>"
+                        "<Expiration><Days>0</Days></Expiration></Rule></LifecycleConfiguration>")
+    clickable(d, "setting-lifecycle-save").click()
+    wait_error(d, "'Days' for Expiration action must be a positive integer")
+    lifecycle.clear()
+    lifecycle.send_keys("<LifecycleConfiguration><Rule><ID>old</ID><Status>Enabled</Status><Filter><Prefix>tmp/</Prefix></Filter>"
+                        "<Expiration><Days>7</Days></Expiration></Rule></LifecycleConfiguration>")
+    clickable(d, "setting-lifecycle-save").click()
+    poll(lambda: c.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]["Expiration"]["Days"] == 7, 10)
+    # What exists shows when the page opens.
+    d.refresh()
+    assert by_testid(d, "setting-lifecycle-state").text == "configured"
+    assert by_testid(d, "setting-cors-state").text == "none"
+    assert "<Days>7</Days>" in by_testid(d, "setting-lifecycle").get_attribute("value")
+
+
 def test_readonly_user_is_refused_with_the_servers_message_and_logs_out(srv, browser, s3, tmp_path, new_bucket_name):
     d = browser
     c = s3(srv)
@@ -264,7 +320,7 @@ def test_readonly_user_is_refused_with_the_servers_message_and_logs_out(srv, bro
     f = tmp_path / "refused.txt"
     f.write_bytes(b"not allowed")
     upload_via_input(d, "object-upload-input", [f])
-    assert "AccessDenied: Access Denied" in error_text(d)
+    wait_error(d, "AccessDenied: Access Denied")
     assert [o["Key"] for o in c.list_objects_v2(Bucket=bucket)["Contents"]] == ["existing.txt"]
 
     clickable(d, "logout").click()
@@ -478,6 +534,24 @@ def test_bucket_usage_covers_only_the_buckets_the_user_may_list(srv, s3, new_buc
     usage = json.loads(request(srv, "GET", "/console/api/usage", headers={"cookie": cookie})[2])
     assert usage[root_bucket]["bytes"] == 5 and usage[mine]["objects"] == 2
     admin(srv, "user", "remove", "tenant-usage")
+
+
+def test_stats_for_the_charts(srv, s3):
+    cookie, _, _ = api_login(srv)
+    c = s3(srv)
+    c.list_buckets()
+    status, _, out = request(srv, "GET", "/console/api/stats", headers={"cookie": cookie})
+    assert status == 200, out
+    doc = json.loads(out)
+    assert doc["intervalSecs"] == 10
+    last = doc["points"][-1]
+    # The live interval holds at least the request just made.
+    assert last["requestsPerSec"] > 0, doc
+    assert last["latencyMeanMs"] > 0, last
+    # The 95th percentile is given as the bound of its latency bucket.
+    assert last["latencyP95Ms"] in (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000), last
+    status, _, _ = request(srv, "GET", "/console/api/stats")
+    assert status == 401
 
 
 def test_the_page_and_its_headers(srv):

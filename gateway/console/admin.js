@@ -2,7 +2,7 @@
 // (disks, nodes, gateways, layout, usage, heal).
 
 import * as s3 from './s3.js';
-import { h, clear, notify, showError, confirmDialog, bytes, when, field, copyText, actionButton } from './ui.js';
+import { h, clear, notify, showError, confirmDialog, bytes, when, field, copyText, actionButton, lineChart } from './ui.js';
 import { link } from './app.js';
 
 function cannedPolicy(bucket, kind) {
@@ -57,6 +57,63 @@ export async function settingsPage(main, bucket) {
         notify('Policy saved', 'notice');
       }
     }, { testid: 'policy-save' })));
+
+  for (const setting of XML_SETTINGS) main.append(await xmlSetting(bucket, setting));
+}
+
+// Bucket settings kept as S3 XML documents: shown as they are, edited as XML, checked by
+// the server (its error message is what the user sees).
+const XML_SETTINGS = [
+  { name: 'object-lock', title: 'Object lock', removable: false,
+    hint: 'Default retention of new objects (the bucket must have been created with object lock).' },
+  { name: 'lifecycle', title: 'Lifecycle rules', removable: true,
+    hint: 'Expiry of objects, noncurrent versions, delete markers and incomplete uploads.' },
+  { name: 'encryption', title: 'Default encryption', removable: true,
+    hint: 'SSE-S3 or SSE-KMS for new objects that ask for none.' },
+  { name: 'cors', title: 'CORS', removable: true, hint: 'Which web origins may call this bucket from a browser.' },
+  { name: 'notification', title: 'Event notifications', removable: false,
+    hint: 'Webhook targets (arn:tessera:sqs::NAME:webhook) for object events; an empty configuration removes them.' },
+];
+
+function pretty(xmlText) {
+  // Indents the one-line documents S3 writes, for reading.
+  let depth = 0;
+  return xmlText.replace(/>\s*</g, '>\n<').split('\n').map((line) => {
+    if (/^<\//.test(line)) depth = Math.max(depth - 1, 0);
+    const out = '  '.repeat(depth) + line;
+    if (/^<[^!?/][^>]*[^/]>$/.test(line) && !/<\/[^>]+>$/.test(line)) depth += 1;
+    return out;
+  }).join('\n');
+}
+
+async function xmlSetting(bucket, setting) {
+  let current = null;
+  let failure = null;
+  try {
+    current = await s3.getConfig(bucket, setting.name);
+  } catch (e) {
+    failure = e;
+  }
+  const editor = h('textarea', { rows: 8, spellcheck: 'false', class: 'code', testid: `setting-${setting.name}`, id: `setting-${setting.name}` });
+  editor.value = current ? pretty(current) : '';
+  const state = failure ? `${failure.code}: ${failure.message}` : current ? 'configured' : 'none';
+  return h('section', { 'aria-label': setting.title, class: 'setting' },
+    h('h2', {}, setting.title, h('span', { class: 'badge', testid: `setting-${setting.name}-state` }, state)),
+    h('p', { class: 'hint' }, setting.hint),
+    failure ? null : h('details', { open: current ? true : null },
+      h('summary', {}, current ? 'Edit the configuration (S3 XML)' : 'Add a configuration (S3 XML)'),
+      field(`${setting.title} (XML)`, editor),
+      h('div', { class: 'actions' },
+        actionButton('Save', async () => {
+          await s3.putConfig(bucket, setting.name, editor.value);
+          notify(`${setting.title} saved`, 'notice');
+        }, { testid: `setting-${setting.name}-save` }),
+        setting.removable && current ? actionButton('Remove', async () => {
+          if (!(await confirmDialog(`Remove the ${setting.title.toLowerCase()} of ${bucket}?`))) return;
+          await s3.deleteConfig(bucket, setting.name);
+          editor.value = '';
+          notify(`${setting.title} removed`, 'notice');
+        }, { class: 'danger' }) : null)));
 }
 
 export async function usersPage(main) {
@@ -143,7 +200,7 @@ export async function clusterPage(main) {
   main.append(h('h1', {}, 'Cluster'), body);
   let timer = null;
   async function render() {
-    const info = await s3.admin('GET', 'info');
+    const [info, stats] = await Promise.all([s3.admin('GET', 'info'), s3.stats()]);
     clear(body);
     const l = info.layout;
     body.append(h('p', {}, `tessera ${info.version}, up ${Math.round(info.uptime_secs / 60)} min. `,
@@ -168,6 +225,15 @@ export async function clusterPage(main) {
       body.append(h('section', { 'aria-label': 'Gateways' }, h('h2', {}, 'Gateways'),
         h('ul', {}, info.gateways.map((g) => h('li', { testid: 'cluster-gateway-row' }, typeof g === 'string' ? g : JSON.stringify(g))))));
     }
+    const pts = stats.points;
+    const series = (name, color, key) => ({ name, color, values: pts.map((p) => ({ t: p.atMs, v: p[key] })) });
+    const rate = (v) => `${v < 10 ? v.toFixed(2) : Math.round(v)}/s`;
+    const ms = (v) => `${v < 10 ? v.toFixed(2) : Math.round(v)} ms`;
+    body.append(h('section', { 'aria-label': 'Activity', class: 'charts' }, h('h2', {}, 'Activity of this gateway, last hour'),
+      h('div', { class: 'chart-grid' },
+        lineChart('Requests', [series('requests', '#2f6f9f', 'requestsPerSec')], rate),
+        lineChart('Bytes', [series('in', '#1a7f37', 'receivedPerSec'), series('out', '#b35900', 'sentPerSec')], (v) => `${bytes(v)}/s`),
+        lineChart('Latency', [series('mean', '#2f6f9f', 'latencyMeanMs'), series('p95', '#b42318', 'latencyP95Ms')], ms))));
     const u = info.usage;
     body.append(h('section', { 'aria-label': 'Usage' }, h('h2', {}, 'Usage'), h('table', { class: 'details', testid: 'cluster-usage' }, h('tbody', {},
       h('tr', {}, h('th', { scope: 'row' }, 'Buckets'), h('td', {}, String(u.buckets))),

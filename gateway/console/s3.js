@@ -112,6 +112,12 @@ export async function bucketUsage() {
   return resp.json();
 }
 
+// This gateway's request rates and latencies over the last hour: {intervalSecs, points}.
+export async function stats() {
+  const resp = await call('GET', '/console/api/stats');
+  return resp.json();
+}
+
 // --- buckets -----------------------------------------------------------------------------
 
 export async function listBuckets() {
@@ -164,6 +170,32 @@ export async function putPolicy(bucket, text) {
 
 export async function deletePolicy(bucket) {
   await call('DELETE', s3Url(bucket, null, { policy: '' }));
+}
+
+// A bucket sub-resource's XML document (lifecycle, cors, encryption, notification,
+// object-lock), or null when the bucket has none.
+const ABSENT = ['NoSuchLifecycleConfiguration', 'NoSuchCORSConfiguration',
+  'ServerSideEncryptionConfigurationNotFoundError', 'ObjectLockConfigurationNotFoundError'];
+
+export async function getConfig(bucket, name) {
+  try {
+    const resp = await call('GET', s3Url(bucket, null, { [name]: '' }));
+    return await resp.text();
+  } catch (e) {
+    if (ABSENT.includes(e.code)) return null;
+    throw e;
+  }
+}
+
+export async function putConfig(bucket, name, xmlText) {
+  await call('PUT', s3Url(bucket, null, { [name]: '' }), {
+    headers: { 'content-type': 'application/xml' },
+    body: xmlText,
+  });
+}
+
+export async function deleteConfig(bucket, name) {
+  await call('DELETE', s3Url(bucket, null, { [name]: '' }));
 }
 
 // --- objects -----------------------------------------------------------------------------

@@ -75,7 +75,7 @@ export function bytes(n) {
     v /= 1024;
     u += 1;
   }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+  return `${u === 0 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
 }
 
 export function when(iso) {
@@ -117,4 +117,53 @@ export function actionButton(label, action, attrs = {}) {
     }
   });
   return button;
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs = {}, ...kids) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  el.append(...kids);
+  return el;
+}
+
+// A line chart of `series` ([{name, color, values: [{t, v}]}]) over time, drawn as SVG with
+// its last values written out (also what a screen reader gets).
+export function lineChart(title, series, format) {
+  const width = 600;
+  const height = 160;
+  const pad = { left: 8, right: 8, top: 10, bottom: 18 };
+  const all = series.flatMap((s) => s.values.filter((p) => p.v !== null));
+  const times = all.map((p) => p.t);
+  const t0 = Math.min(...times, Date.now() - 3600e3);
+  const t1 = Math.max(...times, Date.now());
+  const top = Math.max(...all.map((p) => p.v), 0) || 1;
+  const x = (t) => pad.left + ((t - t0) / (t1 - t0 || 1)) * (width - pad.left - pad.right);
+  const y = (v) => height - pad.bottom - (v / top) * (height - pad.top - pad.bottom);
+  const drawing = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', 'aria-hidden': 'true' },
+    svg('line', { x1: pad.left, x2: width - pad.right, y1: y(0), y2: y(0), class: 'axis' }),
+    svg('text', { x: pad.left, y: pad.top, class: 'scale' }, `max ${format(top)}`),
+    svg('text', { x: pad.left, y: height - 4, class: 'scale' }, new Date(t0).toLocaleTimeString()),
+    svg('text', { x: width - pad.right, y: height - 4, class: 'scale end' }, new Date(t1).toLocaleTimeString()),
+    ...series.map((s) => svg('polyline', {
+      fill: 'none', stroke: s.color, 'stroke-width': 2,
+      points: s.values.filter((p) => p.v !== null).map((p) => `${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' '),
+    })),
+    // The newest point as a dot: visible even while the line has only one point.
+    ...series.flatMap((s) => {
+      const values = s.values.filter((p) => p.v !== null);
+      if (!values.length) return [];
+      const p = values[values.length - 1];
+      return [svg('circle', { cx: x(p.t).toFixed(1), cy: y(p.v).toFixed(1), r: 3, fill: s.color })];
+    }));
+  const last = series.map((s) => {
+    const values = s.values.filter((p) => p.v !== null);
+    const v = values.length ? values[values.length - 1].v : null;
+    const swatch = h('span', { class: 'swatch' });
+    // Through the CSSOM: the page's CSP refuses style attributes.
+    swatch.style.background = s.color;
+    return h('span', { class: 'legend' }, swatch, `${s.name}: ${v === null ? '—' : format(v)}`);
+  });
+  return h('figure', { class: 'chart-box', testid: 'chart' }, h('figcaption', {}, title, ' ', last), drawing);
 }

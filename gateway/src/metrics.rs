@@ -57,6 +57,21 @@ pub struct Metrics {
     deployment_id: String,
 }
 
+/// Cumulative request counters at one moment (see [`Metrics::totals`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub requests: u64,
+    pub received: u64,
+    pub sent: u64,
+    pub latency_count: u64,
+    pub latency_sum_secs: f64,
+    /// Requests answered within each of [`LATENCY_BOUNDS`], cumulative.
+    pub latency_buckets: Vec<u64>,
+}
+
+/// The upper bounds (seconds) of the latency histogram's buckets.
+pub const LATENCY_BOUNDS: &[f64] = &LATENCY_BUCKETS;
+
 struct UsageScan {
     at: Instant,
     took: Duration,
@@ -179,6 +194,41 @@ impl Metrics {
     /// Counts a signed request refused because its address failed too often.
     pub fn auth_throttled(&self) {
         self.auth_throttled.inc();
+    }
+
+    /// Every S3 request's counters summed over operations and statuses, for the console's
+    /// charts.
+    pub fn totals(&self) -> Totals {
+        let sum_counters = |c: &IntCounterVec| -> u64 {
+            c.collect()
+                .iter()
+                .flat_map(|f| f.get_metric())
+                .map(|m| m.get_counter().get_value() as u64)
+                .sum()
+        };
+        let mut t = Totals {
+            requests: sum_counters(&self.requests),
+            received: sum_counters(&self.received),
+            sent: sum_counters(&self.sent),
+            latency_buckets: vec![0; LATENCY_BUCKETS.len()],
+            ..Totals::default()
+        };
+        for family in self.duration.collect() {
+            for m in family.get_metric() {
+                let h = m.get_histogram();
+                t.latency_count += h.get_sample_count();
+                t.latency_sum_secs += h.get_sample_sum();
+                for (i, b) in h
+                    .get_bucket()
+                    .iter()
+                    .enumerate()
+                    .take(LATENCY_BUCKETS.len())
+                {
+                    t.latency_buckets[i] += b.cumulative_count();
+                }
+            }
+        }
+        t
     }
 
     /// The counter a response body adds its bytes to as it is sent.

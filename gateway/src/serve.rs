@@ -86,9 +86,17 @@ impl Frontend {
             s3_config,
         ))));
         builder.set_auth(SecretLookup(authz.clone()));
-        let console = parts
-            .console
-            .then(|| crate::console::Console::new(authz.clone(), parts.root_access_key.clone()));
+        let metrics = Metrics::new(
+            parts.metrics_token.as_ref().map(|t| t.expose_secret()),
+            parts.deployment_id.clone(),
+        );
+        let console = parts.console.then(|| {
+            crate::console::Console::new(
+                authz.clone(),
+                parts.root_access_key.clone(),
+                metrics.clone(),
+            )
+        });
         builder.set_access(AccessCheck(authz));
         builder.set_route(AdminApi {
             users: parts.users,
@@ -110,10 +118,7 @@ impl Frontend {
             s3: builder.build(),
             disks: parts.disks,
             service: parts.service,
-            metrics: Metrics::new(
-                parts.metrics_token.as_ref().map(|t| t.expose_secret()),
-                parts.deployment_id,
-            ),
+            metrics,
             notifier: parts.notifier,
             console,
             cluster: parts.cluster,

@@ -11,7 +11,8 @@
 //!
 //! Its own endpoints: `POST api/login` (JSON `accessKey`, `secretKey`), `GET api/session`,
 //! `POST api/logout`, `POST api/presign` (a share link), `GET api/usage` (objects and bytes of
-//! each bucket the session may list). Answers are JSON; errors are `{"code", "message"}`.
+//! each bucket the session may list), `GET api/stats` (this gateway's request rates and
+//! latencies over the last hour, for the charts). Answers are JSON; errors are `{"code", "message"}`.
 //!
 //! Security: the session token is an HttpOnly, SameSite=Strict cookie (Secure over TLS)
 //! scoped to `/console`; every request that can change something must carry the session's
@@ -26,6 +27,7 @@
 
 mod assets;
 pub mod session;
+mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +43,7 @@ use sha2::{Digest, Sha256};
 
 use crate::client::ClientAddr;
 use crate::http::Frontend;
+use crate::metrics::Metrics;
 use crate::s3::{Authz, SecretLookup};
 use session::{Session, Sessions};
 
@@ -86,6 +89,8 @@ pub enum Routed {
 
 pub struct Console {
     sessions: Sessions,
+    /// This gateway's request rates over the last hour.
+    history: Arc<stats::History>,
     secrets: SecretLookup,
     root_access_key: String,
 }
@@ -219,8 +224,12 @@ pub fn sandbox(mut resp: Response<s3s::Body>) -> Response<s3s::Body> {
 }
 
 impl Console {
-    pub fn new(authz: Arc<Authz>, root_access_key: String) -> Self {
+    /// A console whose charts sample `metrics` (until the console is dropped).
+    pub fn new(authz: Arc<Authz>, root_access_key: String, metrics: Arc<Metrics>) -> Self {
+        let history = Arc::new(stats::History::default());
+        stats::History::spawn_sampler(Arc::downgrade(&history), metrics);
         Console {
+            history,
             sessions: Sessions::default(),
             secrets: SecretLookup(authz),
             root_access_key,
@@ -250,6 +259,16 @@ impl Console {
             (&Method::POST, "logout") => self.logout(req),
             (&Method::POST, "presign") => self.presign(req).await,
             (&Method::GET, "usage") => self.usage(front, req).await,
+            (&Method::GET, "stats") => match self.session(&req) {
+                Some(_) => json_response(
+                    StatusCode::OK,
+                    &json!({
+                        "intervalSecs": stats::INTERVAL.as_secs(),
+                        "points": self.history.points(front.metrics.totals()),
+                    }),
+                ),
+                None => no_session(),
+            },
             (_, a) if a == "s3" || a.starts_with("s3/") => {
                 return self.forward(req, &a[2..], "").await;
             }
