@@ -12,6 +12,7 @@ machines share storage nodes.
 """
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -511,6 +512,23 @@ def test_the_key_store_and_encrypted_objects_are_shared_by_gateways(make_server,
 
     assert poll(refused_everywhere, 10, 0.5), "a disabled key still serves after 10 s"
     assert b.get_object(Bucket="vault", Key="s3")["Body"].read() == data, "other keys serve on"
+
+    # The console on any gateway: its cluster view lists both gateways (the admin request it
+    # makes is passed on to the leader), and a share link made on one opens on the other.
+    from test_console import api_login, request
+    cookie, csrf, _ = api_login(gws[1])
+    status, _, out = request(gws[1], "GET", "/console/api/admin/info", headers={"cookie": cookie})
+    assert status == 200, out
+    assert {g["url"] for g in json.loads(out)["gateways"]} == {g.url for g in gws}
+    body = json.dumps({"bucket": "vault", "key": "s3", "expiresSecs": 60})
+    status, _, out = request(gws[1], "POST", "/console/api/presign", body,
+                             {"cookie": cookie, "x-tessera-csrf": csrf})
+    url = json.loads(out)["url"]
+    assert url.startswith(gws[1].url + "/vault/s3?"), url
+    # As behind a balancer: the other gateway, addressed by the same name (the host is signed).
+    path = url[len(gws[1].url):]
+    status, _, shared = request(gws[0], "GET", path, headers={"host": f"127.0.0.1:{gws[1].port}"})
+    assert (status, shared) == (200, data)
 
 
 def test_lifecycle_and_notifications_across_gateways(make_server, etcd, tmp_path):

@@ -217,13 +217,22 @@ export async function clusterPage(main) {
     body.append(h('section', { 'aria-label': 'Disks' }, h('h2', {}, 'Disks'),
       h('table', { class: 'list' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Disk'), h('th', { scope: 'col' }, 'Set'),
         h('th', { scope: 'col' }, 'State'), h('th', { scope: 'col' }, 'Free'), h('th', { scope: 'col' }, 'Size'))), disks)));
+    const table = (label, heads, rows) => h('section', { 'aria-label': label }, h('h2', {}, label),
+      h('table', { class: 'list' }, h('thead', {}, h('tr', {}, heads.map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, rows)));
     if (info.nodes && info.nodes.length) {
-      body.append(h('section', { 'aria-label': 'Nodes' }, h('h2', {}, 'Nodes'),
-        h('ul', {}, info.nodes.map((n) => h('li', { testid: 'cluster-node-row' }, JSON.stringify(n))))));
+      body.append(table('Nodes', ['Node', 'State', 'Disks', 'Latency', 'Error'], info.nodes.map((n) =>
+        h('tr', { testid: 'cluster-node-row', dataset: { url: n.url, state: n.state }, class: n.state === 'online' ? null : 'bad' },
+          h('td', {}, n.url), h('td', {}, n.state), h('td', {}, n.positions.join(', ')),
+          h('td', { class: 'num' }, n.latency_ms === null ? '—' : `${n.latency_ms.toFixed(1)} ms`),
+          h('td', {}, n.error || '')))));
     }
     if (info.gateways) {
-      body.append(h('section', { 'aria-label': 'Gateways' }, h('h2', {}, 'Gateways'),
-        h('ul', {}, info.gateways.map((g) => h('li', { testid: 'cluster-gateway-row' }, typeof g === 'string' ? g : JSON.stringify(g))))));
+      body.append(table('Gateways', ['Gateway', 'Role', 'Address', 'Alive', 'Jobs'], info.gateways.map((g) =>
+        h('tr', { testid: 'cluster-gateway-row', dataset: { role: g.role } },
+          h('td', {}, g.who), h('td', {}, g.role), h('td', {}, g.url || ''), h('td', {}, g.alive ? 'yes' : 'no'),
+          h('td', {}, g.jobs.join(', '))))));
+    } else if (info.gateways_error) {
+      body.append(h('p', { class: 'message error' }, `Gateways: ${info.gateways_error}`));
     }
     const pts = stats.points;
     const series = (name, color, key) => ({ name, color, values: pts.map((p) => ({ t: p.atMs, v: p[key] })) });
