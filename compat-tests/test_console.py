@@ -196,6 +196,42 @@ def test_share_link_works_until_it_expires(srv, browser, s3, new_bucket_name):
     assert out.stdout == b"403"
 
 
+def test_tags_are_edited_and_a_large_upload_can_be_cancelled(srv, browser, s3, tmp_path, random_bytes, new_bucket_name):
+    d = browser
+    c = s3(srv)
+    bucket = new_bucket_name("tags")
+    c.create_bucket(Bucket=bucket)
+    c.put_object(Bucket=bucket, Key="photo.jpg", Body=b"jpeg", Tagging="team=blue")
+    login(d, srv)
+    open_hash(d, srv, f"/o/{bucket}/photo.jpg")
+    wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "[data-testid='tag-row']")) == 1)
+    d.find_element(By.XPATH, "//button[text()='Add tag']").click()
+    new_key, new_value = d.find_elements(By.CSS_SELECTOR, "[data-testid='tag-row']")[-1].find_elements(By.TAG_NAME, "input")
+    new_key.send_keys("year")
+    new_value.send_keys("2026")
+    clickable(d, "tags-save").click()
+    poll(lambda: len(c.get_object_tagging(Bucket=bucket, Key="photo.jpg")["TagSet"]) == 2, 10)
+    assert {t["Key"]: t["Value"] for t in c.get_object_tagging(Bucket=bucket, Key="photo.jpg")["TagSet"]} == {"team": "blue", "year": "2026"}
+
+    # A multipart upload cancelled half-way leaves neither an object nor an open upload.
+    big = tmp_path / "slow.bin"
+    big.write_bytes(random_bytes(24 * MiB, "slow"))
+    open_hash(d, srv, f"/b/{bucket}/")
+    by_testid(d, "object-upload-input")
+    d.set_network_conditions(offline=False, latency=0, download_throughput=100 * MiB, upload_throughput=2 * MiB)
+    try:
+        upload_via_input(d, "object-upload-input", [big])
+        progress = row(d, "upload-row", "key", "slow.bin").find_element(By.TAG_NAME, "progress")
+        wait(d, lambda _: int(progress.get_attribute("value") or 0) > 0)
+        assert c.list_multipart_uploads(Bucket=bucket).get("Uploads"), "no multipart upload under way"
+        clickable(d, "upload-cancel").click()
+        wait(d, lambda drv: row(drv, "upload-row", "key", "slow.bin").find_element(By.CLASS_NAME, "state").text == "cancelled")
+    finally:
+        d.delete_network_conditions()
+    poll(lambda: not c.list_multipart_uploads(Bucket=bucket).get("Uploads"), 10)
+    assert [o["Key"] for o in c.list_objects_v2(Bucket=bucket)["Contents"]] == ["photo.jpg"]
+
+
 def test_delete_asks_for_confirmation(srv, browser, s3, new_bucket_name):
     d = browser
     c = s3(srv)
