@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -640,3 +641,31 @@ def test_the_consoles_own_port(make_server, s3):
     # The S3 port's own / is S3's, not the console's.
     status, _, out = request(srv, "GET", "/")
     assert status == 403 and b"<Code>AccessDenied</Code>" in out
+
+
+def test_over_https_the_cookie_is_secure_and_share_links_are_https(server_factory, test_ca, tmp_path):
+    import ssl
+    srv = server_factory(tmp_path / "tls", 1, ca=test_ca)
+    context = ssl.create_default_context(cafile=str(test_ca.ca_pem))
+
+    def tls_request(method, path, body=None, headers=None):
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=30, context=context)
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp.status, resp.headers, data
+
+    status, headers, out = tls_request("POST", "/console/api/login",
+                                       json.dumps({"accessKey": ROOT_USER, "secretKey": ROOT_PASSWORD}),
+                                       {"x-tessera-csrf": "login"})
+    assert status == 200, out
+    assert "; Secure" in headers["set-cookie"], headers["set-cookie"]
+    cookie, csrf = headers["set-cookie"].split(";")[0], json.loads(out)["csrf"]
+    assert tls_request("PUT", "/console/api/s3/tls-share", headers={"cookie": cookie, "x-tessera-csrf": csrf})[0] == 200
+    assert tls_request("PUT", "/console/api/s3/tls-share/k", b"over tls", {"cookie": cookie, "x-tessera-csrf": csrf})[0] == 200
+    status, _, out = tls_request("POST", "/console/api/presign", json.dumps({"bucket": "tls-share", "key": "k", "expiresSecs": 60}),
+                                 {"cookie": cookie, "x-tessera-csrf": csrf})
+    url = json.loads(out)["url"]
+    assert url.startswith(f"https://127.0.0.1:{srv.port}/tls-share/k?"), url
+    assert urllib.request.urlopen(url, context=context, timeout=30).read() == b"over tls"
