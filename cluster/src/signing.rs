@@ -50,10 +50,36 @@ pub fn sign_request<B>(
         .filter(|(k, _)| k.as_str().starts_with("x-tessera-"))
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let identity: Identity =
-        aws_credential_types::Credentials::new(access_key, secret_key, None, None, "tessera")
-            .into();
-    let mut settings = SigningSettings::default();
+    let body = match payload {
+        Payload::Sha256(body) => SignableBody::Bytes(body),
+        Payload::Blake3(_) => SignableBody::UnsignedPayload,
+    };
+    sign_with(
+        request,
+        url,
+        authority,
+        &own,
+        body,
+        SigningSettings::default(),
+        (access_key, secret_key),
+    )
+}
+
+fn identity(access_key: &str, secret_key: &str) -> Identity {
+    aws_credential_types::Credentials::new(access_key, secret_key, None, None, "tessera").into()
+}
+
+/// Signs `request` as `url` with the host and `headers` covered, `body` bound as given.
+fn sign_with<B>(
+    request: &mut http::Request<B>,
+    url: &str,
+    authority: &str,
+    headers: &[(String, String)],
+    body: SignableBody<'_>,
+    mut settings: SigningSettings,
+    (access_key, secret_key): (&str, &str),
+) -> Result<(), String> {
+    let identity = identity(access_key, secret_key);
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
     let params = v4::SigningParams::builder()
         .identity(&identity)
@@ -68,11 +94,8 @@ pub fn sign_request<B>(
         request.method().as_str(),
         url,
         std::iter::once(("host", authority))
-            .chain(own.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-        match payload {
-            Payload::Sha256(body) => SignableBody::Bytes(body),
-            Payload::Blake3(_) => SignableBody::UnsignedPayload,
-        },
+            .chain(headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        body,
     )
     .map_err(|e| e.to_string())?;
     let (instructions, _) = sign(signable, &params)
@@ -130,33 +153,15 @@ pub fn sign_streaming<B>(
         })
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let identity: Identity =
-        aws_credential_types::Credentials::new(access_key, secret_key, None, None, "tessera")
-            .into();
-    let mut settings = settings_for_s3();
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name(SERVICE)
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .map_err(|e| e.to_string())?
-        .into();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
+    sign_with(
+        request,
         url,
-        std::iter::once(("host", authority))
-            .chain(signed.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        authority,
+        &signed,
         SignableBody::UnsignedPayload,
+        settings_for_s3(),
+        (access_key, secret_key),
     )
-    .map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| e.to_string())?
-        .into_parts();
-    instructions.apply_to_request_http1x(request);
-    Ok(())
 }
 
 /// A presigned GET of `url` (a full URL whose path and query are in S3's canonical encoding;
@@ -168,9 +173,7 @@ pub fn presign_get(
     secret_key: &str,
     expires: std::time::Duration,
 ) -> Result<String, String> {
-    let identity: Identity =
-        aws_credential_types::Credentials::new(access_key, secret_key, None, None, "tessera")
-            .into();
+    let identity = identity(access_key, secret_key);
     let mut settings = settings_for_s3();
     settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
     settings.expires_in = Some(expires);

@@ -85,7 +85,9 @@ pub struct Usage {
     pub chunk_data_bytes: u64,
     /// The same, by the pool holding the chunks.
     pub pools: std::collections::BTreeMap<u32, crate::PoolHoldings>,
-    /// Objects and bytes by bucket (the web console's bucket list).
+    /// Objects and bytes by bucket (the web console's bucket list). Not in `admin info`'s
+    /// JSON, which stays one small document however many buckets there are.
+    #[serde(skip_serializing)]
     pub by_bucket: std::collections::BTreeMap<String, BucketUsage>,
 }
 
