@@ -52,7 +52,7 @@ mod suite_versions;
 pub use chunks::{ChunkState, GcItem, PoolHoldings};
 pub use error::{Error, Result};
 pub use kv::{Batch, Entry, KvStore, Op, SnapshotFn, SnapshotRead, Tree};
-pub use listing::{ListEntry, ListPage, ListQuery};
+pub use listing::{ListEntry, ListPage, ListQuery, ListedObject};
 pub use maintenance::{
     BucketUsage, ChunkEntry, EncryptedVersions, RefMismatch, RefcountCheck, Usage,
 };
