@@ -78,7 +78,7 @@ pub(crate) fn list(kv: &dyn TxnStore, bucket: &str, q: &ListQuery) -> Result<Lis
         |_, key, v| {
             let record: ListedObject = decode(v)?;
             // A key whose newest version is a delete marker is not listed.
-            Ok((!record.delete_marker).then(|| ListEntry::Object(key, record)))
+            Ok((!record.delete_marker).then_some(ListEntry::Object(key, record)))
         },
     )?;
     let entries = visits

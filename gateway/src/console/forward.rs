@@ -56,7 +56,7 @@ impl Console {
         front: &Frontend,
         req: &Request<Incoming>,
         session: &Session,
-    ) -> Result<Vec<String>, Refused> {
+    ) -> Result<std::collections::HashSet<String>, Refused> {
         let secret = self
             .secrets
             .get_secret_key(&session.access_key)
