@@ -77,10 +77,26 @@ fn sign_with<B>(
     headers: &[(String, String)],
     body: SignableBody<'_>,
     mut settings: SigningSettings,
-    (access_key, secret_key): (&str, &str),
+    keys: (&str, &str),
 ) -> Result<(), String> {
-    let identity = identity(access_key, secret_key);
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    let method = request.method().as_str().to_owned();
+    let instructions = instructions(&method, url, authority, headers, body, settings, keys)?;
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}
+
+/// What SigV4 adds to a request (headers, or query parameters for a presigned URL).
+fn instructions(
+    method: &str,
+    url: &str,
+    authority: &str,
+    headers: &[(String, String)],
+    body: SignableBody<'_>,
+    settings: SigningSettings,
+    (access_key, secret_key): (&str, &str),
+) -> Result<aws_sigv4::http_request::SigningInstructions, String> {
+    let identity = identity(access_key, secret_key);
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(REGION)
@@ -91,7 +107,7 @@ fn sign_with<B>(
         .map_err(|e| e.to_string())?
         .into();
     let signable = SignableRequest::new(
-        request.method().as_str(),
+        method,
         url,
         std::iter::once(("host", authority))
             .chain(headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
@@ -101,8 +117,7 @@ fn sign_with<B>(
     let (instructions, _) = sign(signable, &params)
         .map_err(|e| e.to_string())?
         .into_parts();
-    instructions.apply_to_request_http1x(request);
-    Ok(())
+    Ok(instructions)
 }
 
 /// What SigV4's canonical form leaves unencoded: letters, digits and `-._~`.
@@ -173,29 +188,18 @@ pub fn presign_get(
     secret_key: &str,
     expires: std::time::Duration,
 ) -> Result<String, String> {
-    let identity = identity(access_key, secret_key);
     let mut settings = settings_for_s3();
     settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
     settings.expires_in = Some(expires);
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name(SERVICE)
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .map_err(|e| e.to_string())?
-        .into();
-    let signable = SignableRequest::new(
+    let instructions = instructions(
         "GET",
         url,
-        std::iter::once(("host", authority)),
+        authority,
+        &[],
         SignableBody::UnsignedPayload,
-    )
-    .map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| e.to_string())?
-        .into_parts();
+        settings,
+        (access_key, secret_key),
+    )?;
     let mut out = url.to_owned();
     let mut sep = if url.contains('?') { '&' } else { '?' };
     for (name, value) in instructions.params() {
