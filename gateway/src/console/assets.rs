@@ -7,52 +7,32 @@ pub struct Asset {
     pub bytes: &'static [u8],
 }
 
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+
+/// One entry of [`ASSETS`]: `name` served from `gateway/console/{file}`.
+macro_rules! asset {
+    ($name:literal, $file:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            bytes: include_bytes!(concat!("../../console/", $file)),
+        }
+    };
+}
+
 pub const ASSETS: &[Asset] = &[
-    Asset {
-        name: "",
-        content_type: "text/html; charset=utf-8",
-        bytes: include_bytes!("../../console/index.html"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../console/app.js"),
-    },
-    Asset {
-        name: "ui.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../console/ui.js"),
-    },
-    Asset {
-        name: "s3.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../console/s3.js"),
-    },
-    Asset {
-        name: "browser.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../console/browser.js"),
-    },
-    Asset {
-        name: "object.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../console/object.js"),
-    },
-    Asset {
-        name: "admin.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../console/admin.js"),
-    },
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../../console/app.css"),
-    },
-    Asset {
-        name: "favicon.svg",
-        content_type: "image/svg+xml",
-        bytes: include_bytes!("../../console/favicon.svg"),
-    },
+    asset!("", "index.html", HTML),
+    asset!("app.js", "app.js", JS),
+    asset!("ui.js", "ui.js", JS),
+    asset!("s3.js", "s3.js", JS),
+    asset!("browser.js", "browser.js", JS),
+    asset!("object.js", "object.js", JS),
+    asset!("admin.js", "admin.js", JS),
+    asset!("app.css", "app.css", CSS),
+    asset!("favicon.svg", "favicon.svg", SVG),
 ];
 
 /// The file served at `/console/{name}` (`index.html` is also the directory's page).
