@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::{error, info, warn};
 
-use crate::kv::{Batch, Entry, KvStore, SnapshotFn, Tree, scan_all};
+use crate::kv::{Batch, Entry, KvStore, SnapshotFn, Tree, Visitor, scan_all};
 use crate::{Error, Result};
 
 const SEQ_KEY: &[u8] = b"commit_seq";
@@ -278,6 +278,56 @@ impl KvStore for MirroredKv {
         self.read(|kv| kv.scan(tree, start, end, limit))
     }
 
+    /// As [`MirroredKv::read`], but a replica failing part-way hands over to the next, which
+    /// resumes after the last key visited (no entry is seen twice). An error of the visitor's
+    /// own ends the scan without blaming the replica.
+    fn scan_each(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: Visitor<'_>,
+    ) -> Result<()> {
+        let (mut last_key, mut visited) = (Vec::new(), false);
+        let mut last = None;
+        for r in self
+            .current()
+            .iter()
+            .filter(|r| r.healthy.load(Ordering::Relaxed))
+        {
+            let from = if visited {
+                let mut f = last_key.clone();
+                f.push(0);
+                f
+            } else {
+                start.to_vec()
+            };
+            let mut own = None;
+            let outcome =
+                r.kv.scan_each(tree, &from, end, &mut |k, v| match visit(k, v) {
+                    Ok(more) => {
+                        last_key.clear();
+                        last_key.extend_from_slice(k);
+                        visited = true;
+                        Ok(more)
+                    }
+                    Err(e) => {
+                        own = Some(e);
+                        Err(Error::Backend("the scan's visitor failed".into()))
+                    }
+                });
+            match (outcome, own) {
+                (_, Some(e)) => return Err(e),
+                (Ok(()), None) => return Ok(()),
+                (Err(e), None) => {
+                    self.fail(r, &e);
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Backend("no healthy metadata replica left".into())))
+    }
+
     /// A snapshot of the first healthy replica (they hold the same batches). A replica
     /// failing during the read fails the read; the caller may run it again.
     fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()> {
@@ -464,5 +514,73 @@ mod tests {
         m.release_replica("a").unwrap();
         assert!(m.release_replica("b").is_err());
         assert!(m.release_replica("nope").is_ok());
+    }
+
+    /// A replica whose scans fail after `after` entries (a disk failing mid-listing).
+    struct FailsMidScan(Arc<MemoryKv>, usize);
+    impl KvStore for FailsMidScan {
+        fn get(&self, t: Tree, k: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.0.get(t, k)
+        }
+        fn scan(&self, t: Tree, s: &[u8], e: Option<&[u8]>, l: usize) -> Result<Vec<Entry>> {
+            self.0.scan(t, s, e, l)
+        }
+        fn scan_each(&self, t: Tree, s: &[u8], e: Option<&[u8]>, visit: Visitor<'_>) -> Result<()> {
+            for (k, v) in self.0.scan(t, s, e, self.1)? {
+                if !visit(&k, &v)? {
+                    return Ok(());
+                }
+            }
+            Err(Error::Backend("read error".into()))
+        }
+        fn write(&self, b: Batch) -> Result<()> {
+            self.0.write(b)
+        }
+        fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()> {
+            self.0.with_snapshot(read)
+        }
+    }
+
+    #[test]
+    fn a_scan_resumes_on_the_next_replica_without_repeating_entries() {
+        let (a, b) = (Arc::new(MemoryKv::new()), Arc::new(MemoryKv::new()));
+        let m = MirroredKv::new(vec![
+            ("a".into(), Box::new(FailsMidScan(a, 3)) as Box<dyn KvStore>),
+            ("b".into(), Box::new(Shared(b))),
+        ])
+        .unwrap();
+        for i in 0..10u8 {
+            let mut batch = Batch::default();
+            batch.put(Tree::Buckets, vec![b'k', i], vec![i]);
+            m.write(batch).unwrap();
+        }
+        let mut seen = Vec::new();
+        m.scan_each(Tree::Buckets, b"k", None, &mut |k, v| {
+            assert_eq!(k[1], v[0]);
+            seen.push(v[0]);
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(seen, (0..10).collect::<Vec<u8>>());
+        assert!(!m.is_healthy("a"));
+        assert!(m.is_healthy("b"));
+
+        // The visitor's own error ends the scan and blames no replica.
+        let mut visits = 0;
+        let outcome = m.scan_each(Tree::Buckets, b"k", Some(b"k\x05"), &mut |_, _| {
+            visits += 1;
+            Err(Error::Decode("bad record".into()))
+        });
+        assert!(matches!(outcome, Err(Error::Decode(_))), "{outcome:?}");
+        assert_eq!(visits, 1);
+        assert!(m.is_healthy("b"));
+        // Stopping early is not an error, and the end bound holds.
+        let mut seen = Vec::new();
+        m.scan_each(Tree::Buckets, b"k\x02", Some(b"k\x08"), &mut |_, v| {
+            seen.push(v[0]);
+            Ok(v[0] < 5)
+        })
+        .unwrap();
+        assert_eq!(seen, vec![2, 3, 4, 5]);
     }
 }

@@ -7,7 +7,7 @@ use rocksdb::{
     Snapshot, WriteBatch, WriteOptions,
 };
 
-use crate::kv::{Batch, Entry, KvStore, Op, SnapshotFn, SnapshotRead, Tree};
+use crate::kv::{Batch, Entry, KvStore, Op, SnapshotFn, SnapshotRead, Tree, Visitor};
 use crate::{Error, Result};
 
 pub struct RocksKv {
@@ -131,6 +131,30 @@ impl KvStore for RocksKv {
             .db
             .iterator_cf(self.cf(tree), IteratorMode::From(start, Direction::Forward));
         collect(iter, end, limit)
+    }
+
+    /// RocksDB's raw iterator lends each key and value from its own buffers.
+    fn scan_each(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: Visitor<'_>,
+    ) -> Result<()> {
+        let mut opts = ReadOptions::default();
+        if let Some(e) = end {
+            // Lets RocksDB stop at the bound instead of stepping over deleted keys past it.
+            opts.set_iterate_upper_bound(e.to_vec());
+        }
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(tree), opts);
+        iter.seek(start);
+        while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
+            if !visit(k, v)? {
+                return Ok(());
+            }
+            iter.next();
+        }
+        Ok(iter.status()?)
     }
 
     fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()> {

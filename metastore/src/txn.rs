@@ -26,7 +26,7 @@ use std::ops::Bound;
 use std::sync::Mutex;
 
 use crate::Result;
-use crate::kv::{Batch, Entry, KvStore, Op, SnapshotFn, SnapshotRead, Tree};
+use crate::kv::{Batch, Entry, KvStore, Op, SnapshotFn, SnapshotRead, Tree, Visitor, visit_pages};
 use crate::records::decode;
 
 /// The commit that last wrote a key, or the store's latest commit (see the module docs).
@@ -149,6 +149,16 @@ pub trait TxnStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Entry>> {
         Ok(self.scan_rev(tree, start, end, limit, None)?.0)
+    }
+    /// As [`KvStore::scan_each`]: entries handed to `visit` borrowed, as they are read.
+    fn scan_each(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: Visitor<'_>,
+    ) -> Result<()> {
+        visit_pages(start, |s, limit| self.scan(tree, s, end, limit), visit)
     }
 }
 
@@ -369,6 +379,16 @@ impl<K: KvStore> TxnStore for LocalTxn<K> {
         limit: usize,
     ) -> Result<Vec<Entry>> {
         self.kv.scan(tree, start, end, limit)
+    }
+
+    fn scan_each(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: Visitor<'_>,
+    ) -> Result<()> {
+        self.kv.scan_each(tree, start, end, visit)
     }
 }
 

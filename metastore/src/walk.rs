@@ -24,8 +24,6 @@ pub(crate) struct Walk<'a> {
     pub max: usize,
 }
 
-const PAGE: usize = 256;
-
 /// `key_of` maps a stored key (after the bucket prefix) to its object key; `item` turns an
 /// entry (stored key, object key, value) into a result, or `None` to skip it. Returns the
 /// visits and whether more remain.
@@ -41,12 +39,12 @@ pub(crate) fn walk<T>(
     let mut start = w.start;
     let mut out = Vec::new();
     loop {
-        let batch = kv.scan(w.tree, &start, scope_end.as_deref(), PAGE)?;
-        let exhausted = batch.len() < PAGE;
+        // Set by the visitor: where to seek past a common prefix, or the walk's answer.
         let mut restart = None;
-        for (k, v) in batch {
+        let mut finished = None;
+        kv.scan_each(w.tree, &start, scope_end.as_deref(), &mut |k, v| {
             let Some(key) = key_of(&k[base.len()..]) else {
-                continue;
+                return Ok(true);
             };
             let rollup = delimiter.and_then(|d| {
                 key.get(w.prefix.len()..)
@@ -57,30 +55,31 @@ pub(crate) fn walk<T>(
                 let seek = keys::prefix_end(&keys::object(w.bucket, &cp));
                 if w.resume_prefix != Some(cp.as_str()) {
                     if out.len() == w.max {
-                        return Ok((out, true));
+                        finished = Some(true);
+                        return Ok(false);
                     }
                     out.push(Visit::Prefix(cp));
                 }
                 match seek {
                     Some(s) => restart = Some(s),
-                    None => return Ok((out, false)),
+                    None => finished = Some(false),
                 }
-                break;
+                return Ok(false);
             }
-            start = k.clone();
-            start.push(0);
-            let Some(found) = item(&k, key, &v)? else {
-                continue;
+            let Some(found) = item(k, key, v)? else {
+                return Ok(true);
             };
             if out.len() == w.max {
-                return Ok((out, true));
+                finished = Some(true);
+                return Ok(false);
             }
             out.push(Visit::Item(found));
-        }
-        match restart {
-            Some(s) => start = s,
-            None if exhausted => return Ok((out, false)),
-            None => {}
+            Ok(true)
+        })?;
+        match (finished, restart) {
+            (Some(truncated), _) => return Ok((out, truncated)),
+            (None, Some(s)) => start = s,
+            (None, None) => return Ok((out, false)),
         }
     }
 }
