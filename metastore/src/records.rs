@@ -20,10 +20,13 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    rmp_serde::from_slice(payload(bytes)?).map_err(|e| Error::Decode(e.to_string()))
+}
+
+/// The MessagePack of a stored value, after its version byte.
+pub(crate) fn payload(bytes: &[u8]) -> Result<&[u8]> {
     match bytes.split_first() {
-        Some((&RECORD_VERSION, rest)) => {
-            rmp_serde::from_slice(rest).map_err(|e| Error::Decode(e.to_string()))
-        }
+        Some((&RECORD_VERSION, rest)) => Ok(rest),
         Some((v, _)) => Err(Error::Decode(format!("unknown record version {v}"))),
         None => Err(Error::Decode("empty record".into())),
     }
