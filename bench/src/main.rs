@@ -10,6 +10,7 @@ mod check;
 mod client;
 mod garage;
 mod rebalance;
+mod scaling;
 mod server;
 mod workload;
 
@@ -98,8 +99,17 @@ struct Args {
     /// Seconds of 4 KiB PUTs without a check, and at least as long with checks.
     #[arg(long, default_value_t = 20.0)]
     check_secs: f64,
-    /// Phases to run (comma-separated): large, small, list, dedup, parallel; rebalance and
-    /// check (tessera only) are not run unless named.
+    /// Client counts of the scaling phase's large PUT and GET (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    scaling_clients: Vec<usize>,
+    /// Size of the object each of those clients writes and reads.
+    #[arg(long, default_value_t = 64)]
+    scaling_mib: u64,
+    /// Client counts of the scaling phase's 4 KiB PUT (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64")]
+    scaling_small_clients: Vec<usize>,
+    /// Phases to run (comma-separated): large, small, list, dedup, parallel; scaling, and
+    /// rebalance and check (tessera only), are not run unless named.
     #[arg(
         long,
         value_delimiter = ',',
@@ -490,6 +500,17 @@ async fn run(args: Args) -> Result<(), String> {
 
     if phase("parallel") && plan.parallel_puts > 0 && plan.parallel_bytes > 0 {
         read_peaks(&mut report, &servers, "parallel PUTs");
+    }
+
+    if phase("scaling") {
+        let plan = scaling::Plan {
+            large_clients: args.scaling_clients.clone(),
+            large_bytes: args.scaling_mib * MIB,
+            small_clients: args.scaling_small_clients.clone(),
+            small_ops: args.small_ops,
+        };
+        let mut set = |phase: &str, unit, i, v| report.set(phase, unit, i, v);
+        scaling::run(&clients, &pattern, &plan, &mut set).await?;
     }
 
     if phase("check") {
