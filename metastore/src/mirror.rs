@@ -8,8 +8,8 @@
 //! also join or leave while running (the deployment's home pool being decommissioned moves
 //! them to other disks).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak, mpsc};
 
 use tracing::{error, info, warn};
 
@@ -22,6 +22,52 @@ struct Replica {
     name: String,
     kv: Box<dyn KvStore>,
     healthy: AtomicBool,
+    /// Asks this replica's flusher thread for a flush; the answer comes back on the channel
+    /// sent. `None` when the thread could not be started (flushes then run in the caller).
+    flusher: Option<mpsc::Sender<mpsc::SyncSender<Result<()>>>>,
+}
+
+impl Replica {
+    /// A replica with its flusher: a thread that lives as long as the replica, so that the
+    /// replicas of a group commit are flushed at once without creating threads per commit
+    /// (creating them was 9% of the server's CPU during 4 KiB DELETEs, BENCHMARKS).
+    fn new(name: String, kv: Box<dyn KvStore>) -> Arc<Self> {
+        Arc::new_cyclic(|me: &Weak<Replica>| {
+            let (requests, incoming) = mpsc::channel::<mpsc::SyncSender<Result<()>>>();
+            let me = me.clone();
+            let flusher = std::thread::Builder::new()
+                .name(format!("meta-flush-{name}"))
+                .spawn(move || {
+                    // Ends when the replica (holding the sender) is dropped.
+                    for reply in incoming {
+                        let Some(replica) = me.upgrade() else { return };
+                        let _ = reply.send(replica.kv.sync());
+                    }
+                })
+                .map_err(|e| warn!(replica = %name, "no flusher thread, flushing inline: {e}"))
+                .ok()
+                .map(|_| requests);
+            Replica {
+                name,
+                kv,
+                healthy: AtomicBool::new(true),
+                flusher,
+            }
+        })
+    }
+
+    /// Starts a flush on the flusher thread; the receiver yields its outcome.
+    fn start_flush(&self) -> mpsc::Receiver<Result<()>> {
+        let (reply, outcome) = mpsc::sync_channel(1);
+        let inline = match &self.flusher {
+            Some(f) => f.send(reply).err().map(|e| e.0),
+            None => Some(reply),
+        };
+        if let Some(reply) = inline {
+            let _ = reply.send(self.kv.sync());
+        }
+        outcome
+    }
 }
 
 pub struct MirroredKv {
@@ -98,13 +144,7 @@ impl MirroredKv {
             replicas: std::sync::RwLock::new(
                 replicas
                     .into_iter()
-                    .map(|(name, kv)| {
-                        Arc::new(Replica {
-                            name,
-                            kv,
-                            healthy: AtomicBool::new(true),
-                        })
-                    })
+                    .map(|(name, kv)| Replica::new(name, kv))
                     .collect(),
             ),
             seq: std::sync::Mutex::new(best_seq),
@@ -153,11 +193,7 @@ impl MirroredKv {
         self.replicas
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::new(Replica {
-                name,
-                kv,
-                healthy: AtomicBool::new(true),
-            }));
+            .push(Replica::new(name, kv));
         Ok(())
     }
 
@@ -355,22 +391,17 @@ impl KvStore for MirroredKv {
             .filter(|r| r.healthy.load(Ordering::Relaxed))
             .map(|r| r.as_ref())
             .collect();
-        // The first replica is flushed on this thread, the others on helper threads alongside.
-        let results: Vec<Result<()>> = std::thread::scope(|scope| {
-            let others: Vec<_> = healthy
-                .iter()
-                .skip(1)
-                .map(|r| scope.spawn(|| r.kv.sync()))
-                .collect();
-            let first = healthy.first().map(|r| r.kv.sync());
-            first
-                .into_iter()
-                .chain(others.into_iter().map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::Backend("replica flush panicked".into())))
-                }))
-                .collect()
-        });
+        // The first replica is flushed on this thread, the others by their flushers alongside.
+        let others: Vec<_> = healthy.iter().skip(1).map(|r| r.start_flush()).collect();
+        let first = healthy.first().map(|r| r.kv.sync());
+        let results: Vec<Result<()>> = first
+            .into_iter()
+            .chain(others.into_iter().map(|outcome| {
+                outcome
+                    .recv()
+                    .unwrap_or_else(|_| Err(Error::Backend("replica flusher stopped".into())))
+            }))
+            .collect();
         self.tally(healthy.into_iter().zip(results)).map(drop)
     }
 }
@@ -582,5 +613,57 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, vec![2, 3, 4, 5]);
+    }
+
+    /// Records the thread each flush ran on.
+    struct FlushLog(Arc<MemoryKv>, Arc<std::sync::Mutex<Vec<String>>>);
+    impl KvStore for FlushLog {
+        fn get(&self, t: Tree, k: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.0.get(t, k)
+        }
+        fn scan(&self, t: Tree, s: &[u8], e: Option<&[u8]>, l: usize) -> Result<Vec<Entry>> {
+            self.0.scan(t, s, e, l)
+        }
+        fn write(&self, b: Batch) -> Result<()> {
+            self.0.write(b)
+        }
+        fn sync(&self) -> Result<()> {
+            let thread = std::thread::current().name().unwrap_or("").to_string();
+            self.1.lock().unwrap().push(thread);
+            Ok(())
+        }
+        fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()> {
+            self.0.with_snapshot(read)
+        }
+    }
+
+    #[test]
+    fn replicas_are_flushed_together_by_their_own_threads() {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let replica = |name: &str| -> (String, Box<dyn KvStore>) {
+            let kv = FlushLog(Arc::new(MemoryKv::new()), log.clone());
+            (name.into(), Box::new(kv))
+        };
+        let m = MirroredKv::new(vec![replica("a"), replica("b"), replica("c")]).unwrap();
+        for _ in 0..3 {
+            m.sync().unwrap();
+        }
+        let mut threads = log.lock().unwrap().clone();
+        threads.sort();
+        let caller = std::thread::current().name().unwrap_or("").to_string();
+        let mut expected = vec![caller; 3];
+        expected.extend(
+            ["meta-flush-b", "meta-flush-c"]
+                .repeat(3)
+                .into_iter()
+                .map(String::from),
+        );
+        expected.sort();
+        assert_eq!(threads, expected);
+        // A released replica's flusher ends with it; the others still flush.
+        m.release_replica("c").unwrap();
+        log.lock().unwrap().clear();
+        m.sync().unwrap();
+        assert_eq!(log.lock().unwrap().len(), 2);
     }
 }
