@@ -33,7 +33,7 @@ impl RocksKv {
         opts.set_keep_log_file_num(4);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         // Memtables of all trees together, per database: RocksDB's default is 64 MiB per
-        // tree, and a server on 4 disks keeps 4 replicas. Small objects' inline data sat in
+        // tree, and a server keeps a replica on each of parity + 1 disks. Small objects' inline data sat in
         // them and made most of the resident memory a run of 4 KiB PUTs leaves behind
         // (BENCHMARKS "Memory").
         opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
