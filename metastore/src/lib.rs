@@ -22,6 +22,7 @@ mod group_commit;
 pub mod keys;
 mod kv;
 mod listing;
+mod local_txn;
 mod maintenance;
 mod memory;
 mod mirror;
