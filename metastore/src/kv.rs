@@ -97,30 +97,43 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 /// returns `false` to stop the scan.
 pub type Visitor<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<bool>;
 
+/// Reads `start..` page by page through `page(start, limit)`, handing each page to `each`
+/// until it returns `false` or a page comes back short (the end bound is `page`'s).
+fn pages(
+    start: &[u8],
+    limit: usize,
+    mut page: impl FnMut(&[u8], usize) -> Result<Vec<Entry>>,
+    mut each: impl FnMut(Vec<Entry>) -> Result<bool>,
+) -> Result<()> {
+    let mut start = start.to_vec();
+    loop {
+        let entries = page(&start, limit)?;
+        let full = entries.len() == limit;
+        if let Some((last, _)) = entries.last() {
+            start.clone_from(last);
+            start.push(0);
+        }
+        if !each(entries)? || !full {
+            return Ok(());
+        }
+    }
+}
+
 /// `scan_each` for a store that reads in pages: `page(start, limit)` returns up to `limit`
 /// entries from `start` on (the end bound is the caller's).
 pub(crate) fn visit_pages(
     start: &[u8],
-    mut page: impl FnMut(&[u8], usize) -> Result<Vec<Entry>>,
+    page: impl FnMut(&[u8], usize) -> Result<Vec<Entry>>,
     visit: Visitor<'_>,
 ) -> Result<()> {
-    const PAGE: usize = 256;
-    let mut start = start.to_vec();
-    loop {
-        let entries = page(&start, PAGE)?;
+    pages(start, 256, page, |entries| {
         for (k, v) in &entries {
             if !visit(k, v)? {
-                return Ok(());
+                return Ok(false);
             }
         }
-        match entries.last() {
-            Some((last, _)) if entries.len() == PAGE => {
-                start.clone_from(last);
-                start.push(0);
-            }
-            _ => return Ok(()),
-        }
-    }
+        Ok(true)
+    })
 }
 
 /// Reads of a store frozen at one moment (see [`KvStore::with_snapshot`]).
@@ -242,17 +255,13 @@ pub(crate) fn scan_all<S: ScanPages + ?Sized>(
     tree: Tree,
     mut visit: impl FnMut(Entry) -> Result<()>,
 ) -> Result<()> {
-    let mut start = Vec::new();
-    loop {
-        let page = kv.page(tree, &start, 1024)?;
-        let done = page.len() < 1024;
-        for (k, v) in page {
-            start = k.clone();
-            start.push(0);
-            visit((k, v))?;
-        }
-        if done {
-            return Ok(());
-        }
-    }
+    pages(
+        b"",
+        1024,
+        |s, limit| kv.page(tree, s, limit),
+        |entries| {
+            entries.into_iter().try_for_each(&mut visit)?;
+            Ok(true)
+        },
+    )
 }

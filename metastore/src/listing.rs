@@ -1,6 +1,9 @@
 //! Listing the current objects of a bucket with prefix, delimiter and a resume point.
 
-use rmp::decode::{MessageLen, read_bool, read_int, read_map_len, read_str_len};
+use rmp::Marker;
+use rmp::decode::{
+    MessageLen, read_bool, read_int, read_map_len, read_str_from_slice, read_str_len,
+};
 
 use crate::kv::Tree;
 use crate::records::payload;
@@ -47,7 +50,7 @@ impl ListedObject {
                     modified_ms = Some(read_int::<i64, _>(&mut rd).map_err(|e| bad(&e))?)
                 }
                 b"storage_class" => {
-                    storage_class = Some(if rd.first() == Some(&0xc0) {
+                    storage_class = Some(if rd.first() == Some(&Marker::Null.to_u8()) {
                         rd = &rd[1..];
                         None
                     } else {
@@ -92,8 +95,10 @@ fn read_str<'a>(rd: &mut &'a [u8]) -> Result<&'a [u8]> {
 }
 
 fn read_string(rd: &mut &[u8]) -> Result<String> {
-    let s = read_str(rd)?;
-    String::from_utf8(s.to_vec()).map_err(|e| Error::Decode(format!("object record: {e}")))
+    let (s, rest) =
+        read_str_from_slice(*rd).map_err(|e| Error::Decode(format!("object record: {e}")))?;
+    *rd = rest;
+    Ok(s.to_owned())
 }
 
 #[derive(Debug, Clone, PartialEq)]
