@@ -212,23 +212,8 @@ impl<K: KvStore> TxnStore for LocalTxn<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryKv;
-    use crate::kv::Batch;
+    use crate::txn::tests::{put, store};
     use crate::txn::{Reader, Tx};
-
-    fn store() -> LocalTxn<MemoryKv> {
-        LocalTxn::optimistic(MemoryKv::new())
-    }
-
-    fn put(s: &LocalTxn<MemoryKv>, key: &[u8]) {
-        let mut batch = Batch::default();
-        batch.put(Tree::Buckets, key.to_vec(), b"v".to_vec());
-        let txn = Txn {
-            guards: vec![],
-            batch,
-        };
-        assert_eq!(s.commit(txn).unwrap(), Commit::Done);
-    }
 
     #[test]
     fn pruned_history_fails_older_guards_instead_of_passing_them() {

@@ -468,15 +468,17 @@ pub(crate) fn backoff(n: u32) -> std::time::Duration {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::MemoryKv;
 
-    fn store() -> LocalTxn<MemoryKv> {
+    /// A local store whose transactions run optimistically (as on etcd).
+    pub(crate) fn store() -> LocalTxn<MemoryKv> {
         LocalTxn::optimistic(MemoryKv::new())
     }
 
-    fn put(s: &LocalTxn<MemoryKv>, key: &[u8]) {
+    /// Puts `key` in the buckets tree, unguarded.
+    pub(crate) fn put(s: &LocalTxn<MemoryKv>, key: &[u8]) {
         let mut b = Batch::default();
         b.put(Tree::Buckets, key.to_vec(), b"v".to_vec());
         assert_eq!(
