@@ -4,7 +4,7 @@
 //!
 //! | method | path under `/tessera-node/v1/disks/{disk}/` | does |
 //! |---|---|---|
-//! | PUT | `shards/{sha256 hex}.{index}` (`?unsynced` for a bulk write) | stores a shard |
+//! | PUT | `shards/{sha256 hex}.{index}` (`?unsynced` for a bulk write, `?unsynced&cold` for a parity shard of one, written past the page cache) | stores a shard |
 //! | GET / DELETE | `shards/{id}` (DELETE: `?fence=N`, the leader's fencing token) | reads / deletes one (412 for a token older than one seen) |
 //! | GET | `shards` | lists them, one id per line |
 //! | POST | `quarantine/{id}` | moves one aside |

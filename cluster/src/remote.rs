@@ -310,6 +310,12 @@ impl ShardStore for RemoteNode {
         self.call(Method::PUT, &path, file).await.map(drop)
     }
 
+    async fn put_unsynced_cold(&self, key: ShardKey, file: Bytes) -> Result<()> {
+        // A node from before `cold` reads this as a durable put: slower, never less safe.
+        let path = format!("{}?unsynced&cold", self.shard_path("shards", &key));
+        self.call(Method::PUT, &path, file).await.map(drop)
+    }
+
     async fn sync(&self) -> Result<()> {
         self.call(Method::POST, &self.path("sync"), Bytes::new())
             .await

@@ -116,7 +116,13 @@ impl ChunkStore {
                 index: i as u8,
             };
             // Durable later, by `sync_disks`, once the writer has stored all its chunks.
-            async move { disk.put_unsynced(key, file).await }
+            let parity = i >= codec.data_shards();
+            async move {
+                match parity {
+                    true => disk.put_unsynced_cold(key, file).await,
+                    false => disk.put_unsynced(key, file).await,
+                }
+            }
         });
         let results = join_all(writes).await;
         let mut failed_positions = Vec::new();

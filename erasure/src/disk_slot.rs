@@ -109,6 +109,9 @@ impl ShardStore for DiskSlot {
     async fn put_unsynced(&self, key: ShardKey, file: Bytes) -> Result<()> {
         self.store().put_unsynced(key, file).await
     }
+    async fn put_unsynced_cold(&self, key: ShardKey, file: Bytes) -> Result<()> {
+        self.store().put_unsynced_cold(key, file).await
+    }
     async fn sync(&self) -> Result<()> {
         self.store().sync().await
     }

@@ -18,6 +18,7 @@
 
 mod chunk_store;
 mod codec;
+mod direct_write;
 pub mod disk_format;
 mod disk_slot;
 mod error;

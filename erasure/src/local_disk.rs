@@ -6,8 +6,10 @@
 //! state or the complete new shard; whatever a crash leaves in the temp area is removed at the
 //! next open. Bulk writers (`put_unsynced`) skip the fsyncs and then make everything durable
 //! with one `syncfs` (`sync`) before they acknowledge; a shard torn by a crash before that
-//! belongs to a write nobody was told succeeded, fails its checksum, and is healed or swept. Shards that fail their checksum are moved to `<root>/.tessera/quarantine`, kept
-//! for inspection. All file I/O runs on the blocking pool.
+//! belongs to a write nobody was told succeeded, fails its checksum, and is healed or swept.
+//! Parity shards (`put_unsynced_cold`) are written past the page cache where the file system
+//! allows it ([`crate::direct_write`]). Shards that fail their checksum are moved to
+//! `<root>/.tessera/quarantine`, kept for inspection. All file I/O runs on the blocking pool.
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::direct_write::{self, Direct};
 use crate::{ChunkHash, Error, FenceMark, Result, ShardKey, ShardStore};
 
 pub const SHARDS_DIR: &str = "shards";
@@ -78,9 +81,10 @@ impl LocalDiskStore {
         tokio::task::spawn_blocking(move || f(&me)).await?
     }
 
-    /// Writes a shard through a temp file and a rename; with `durable`, fsyncs the file and
-    /// its directory too (else [`LocalDiskStore::sync_all`] makes it durable later).
-    fn write_shard(&self, key: &ShardKey, file: &[u8], durable: bool) -> Result<()> {
+    /// Writes a shard through a temp file and a rename; a durable write fsyncs the file and
+    /// its directory too (else [`ShardStore::sync`] makes it durable later).
+    fn write_shard(&self, key: &ShardKey, file: &[u8], how: ShardWrite) -> Result<()> {
+        let durable = how == ShardWrite::Durable;
         let dest = self.shard_path(key);
         let dir = dest.parent().expect("shard path has a parent");
         if !dir.exists() {
@@ -112,10 +116,18 @@ impl LocalDiskStore {
             .join(TMP_DIR)
             .join(format!("{}.{}", uuid::Uuid::new_v4(), key.index));
         let result = (|| {
-            let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            f.write_all(file).map_err(|e| Error::io(&tmp, e))?;
-            if durable {
-                f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            let direct = match how {
+                ShardWrite::Cold => {
+                    direct_write::write_new(&tmp, file).map_err(|e| Error::io(&tmp, e))?
+                }
+                _ => Direct::Refused,
+            };
+            if direct == Direct::Refused {
+                let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+                f.write_all(file).map_err(|e| Error::io(&tmp, e))?;
+                if durable {
+                    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+                }
             }
             fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
             if !durable {
@@ -133,6 +145,17 @@ impl LocalDiskStore {
         }
         result
     }
+}
+
+/// How [`LocalDiskStore::write_shard`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShardWrite {
+    /// Fsynced with its directory before the write returns.
+    Durable,
+    /// Durable after the next [`ShardStore::sync`].
+    Unsynced,
+    /// As `Unsynced`, past the page cache where the file system allows it.
+    Cold,
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -156,12 +179,17 @@ impl ShardStore for LocalDiskStore {
     }
 
     async fn put(&self, key: ShardKey, file: Bytes) -> Result<()> {
-        self.blocking(move |me| me.write_shard(&key, &file, true))
+        self.blocking(move |me| me.write_shard(&key, &file, ShardWrite::Durable))
             .await
     }
 
     async fn put_unsynced(&self, key: ShardKey, file: Bytes) -> Result<()> {
-        self.blocking(move |me| me.write_shard(&key, &file, false))
+        self.blocking(move |me| me.write_shard(&key, &file, ShardWrite::Unsynced))
+            .await
+    }
+
+    async fn put_unsynced_cold(&self, key: ShardKey, file: Bytes) -> Result<()> {
+        self.blocking(move |me| me.write_shard(&key, &file, ShardWrite::Cold))
             .await
     }
 

@@ -44,6 +44,13 @@ pub trait ShardStore: Send + Sync + fmt::Debug + 'static {
     async fn put_unsynced(&self, key: ShardKey, file: Bytes) -> Result<()> {
         self.put(key, file).await
     }
+    /// [`ShardStore::put_unsynced`] for a shard no read is expected to want soon (parity: a
+    /// healthy read never touches it). A local disk writes it past the page cache, which
+    /// spares the copy into the cache (the largest cost of a large PUT) and leaves the cache
+    /// to data shards.
+    async fn put_unsynced_cold(&self, key: ShardKey, file: Bytes) -> Result<()> {
+        self.put_unsynced(key, file).await
+    }
     /// Makes every shard stored with `put_unsynced` before this call durable.
     async fn sync(&self) -> Result<()> {
         Ok(())

@@ -85,6 +85,26 @@ pub async fn run(store: &dyn ShardStore) {
     );
     store.delete(c).await.unwrap();
 
+    // A cold (parity) write reads back the same, whatever its length, and replaces as well.
+    let d = ShardKey {
+        chunk: ChunkHash::of(b"d"),
+        index: 3,
+    };
+    let odd: Bytes = (0..200_001u32).map(|i| (i % 251) as u8).collect();
+    store.put_unsynced_cold(d, odd.clone()).await.unwrap();
+    store
+        .put_unsynced_cold(d, odd.clone())
+        .await
+        .expect("an identical shard again");
+    assert_eq!(store.get(d).await.unwrap(), odd);
+    store
+        .put_unsynced_cold(d, Bytes::from_static(b"short"))
+        .await
+        .unwrap();
+    store.sync().await.expect("sync");
+    assert_eq!(store.get(d).await.unwrap(), Bytes::from_static(b"short"));
+    store.delete(d).await.unwrap();
+
     // Fencing: once a delete carried token 20, one carrying 19 (a deposed leader) is refused
     // and the shard stays; the same or a newer token, or none, deletes.
     let f = ShardKey {

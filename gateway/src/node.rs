@@ -261,11 +261,10 @@ impl S3Route for NodeApi {
                 let disk = self.disk(disk)?;
                 let key = parse_shard_id(id).ok_or_else(|| bad("invalid shard id"))?;
                 let body = Self::body(&mut req).await?;
-                let unsynced = req.uri.query().is_some_and(|q| q == "unsynced");
-                let put = if unsynced {
-                    disk.put_unsynced(key, body).await
-                } else {
-                    disk.put(key, body).await
+                let put = match req.uri.query() {
+                    Some("unsynced") => disk.put_unsynced(key, body).await,
+                    Some("unsynced&cold") => disk.put_unsynced_cold(key, body).await,
+                    _ => disk.put(key, body).await,
                 };
                 put.map_err(from_store)?;
                 reply(Body::empty())
