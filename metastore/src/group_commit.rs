@@ -189,28 +189,11 @@ mod tests {
     }
 
     impl KvStore for Gated {
-        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
-            self.inner.get(tree, key)
-        }
-        fn scan(
-            &self,
-            tree: Tree,
-            start: &[u8],
-            end: Option<&[u8]>,
-            limit: usize,
-        ) -> Result<Vec<Entry>> {
-            self.inner.scan(tree, start, end, limit)
-        }
-        fn write(&self, batch: Batch) -> Result<()> {
-            self.inner.write(batch)
-        }
+        crate::memory::delegate_to_memory!(inner);
         fn sync(&self) -> Result<()> {
             self.started.send(()).unwrap();
             self.release.lock().unwrap().recv().unwrap();
             Ok(())
-        }
-        fn with_snapshot(&self, read: crate::kv::SnapshotFn<'_>) -> Result<()> {
-            self.inner.with_snapshot(read)
         }
     }
 

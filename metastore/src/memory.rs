@@ -20,6 +20,34 @@ impl MemoryKv {
     }
 }
 
+/// For test stores that wrap a `MemoryKv` (in field `$field`) and change only `sync` or
+/// other provided methods: passes the required [`KvStore`] methods on unchanged.
+#[cfg(test)]
+macro_rules! delegate_to_memory {
+    ($field:tt) => {
+        fn get(&self, t: $crate::kv::Tree, k: &[u8]) -> $crate::Result<Option<Vec<u8>>> {
+            self.$field.get(t, k)
+        }
+        fn scan(
+            &self,
+            t: $crate::kv::Tree,
+            s: &[u8],
+            e: Option<&[u8]>,
+            l: usize,
+        ) -> $crate::Result<Vec<$crate::kv::Entry>> {
+            self.$field.scan(t, s, e, l)
+        }
+        fn write(&self, b: $crate::kv::Batch) -> $crate::Result<()> {
+            self.$field.write(b)
+        }
+        fn with_snapshot(&self, read: $crate::kv::SnapshotFn<'_>) -> $crate::Result<()> {
+            self.$field.with_snapshot(read)
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use delegate_to_memory;
+
 /// A copy of every tree: the memory store is for tests, where copying is cheap enough.
 struct Frozen(Trees);
 

@@ -444,27 +444,11 @@ mod tests {
     use crate::MemoryKv;
     use std::sync::Arc;
 
-    /// The methods a test replica passes on to its `MemoryKv` (`self.0`) unchanged.
-    macro_rules! delegate_to_memory {
-        () => {
-            fn get(&self, t: Tree, k: &[u8]) -> Result<Option<Vec<u8>>> {
-                self.0.get(t, k)
-            }
-            fn scan(&self, t: Tree, s: &[u8], e: Option<&[u8]>, l: usize) -> Result<Vec<Entry>> {
-                self.0.scan(t, s, e, l)
-            }
-            fn write(&self, b: Batch) -> Result<()> {
-                self.0.write(b)
-            }
-            fn with_snapshot(&self, read: SnapshotFn<'_>) -> Result<()> {
-                self.0.with_snapshot(read)
-            }
-        };
-    }
+    use crate::memory::delegate_to_memory;
 
     struct Shared(Arc<MemoryKv>);
     impl KvStore for Shared {
-        delegate_to_memory!();
+        delegate_to_memory!(0);
     }
 
     #[test]
@@ -557,7 +541,7 @@ mod tests {
     /// A replica whose scans fail after `after` entries (a disk failing mid-listing).
     struct FailsMidScan(Arc<MemoryKv>, usize);
     impl KvStore for FailsMidScan {
-        delegate_to_memory!();
+        delegate_to_memory!(0);
         fn scan_each(&self, t: Tree, s: &[u8], e: Option<&[u8]>, visit: Visitor<'_>) -> Result<()> {
             for (k, v) in self.0.scan(t, s, e, self.1)? {
                 if !visit(&k, &v)? {
@@ -614,7 +598,7 @@ mod tests {
     /// Records the thread each flush ran on.
     struct FlushLog(Arc<MemoryKv>, Arc<std::sync::Mutex<Vec<String>>>);
     impl KvStore for FlushLog {
-        delegate_to_memory!();
+        delegate_to_memory!(0);
         fn sync(&self) -> Result<()> {
             let thread = std::thread::current().name().unwrap_or("").to_string();
             self.1.lock().unwrap().push(thread);
